@@ -1,1 +1,4 @@
-export {};
+export * from './step.js';
+export * from './worker.js';
+export * from './config.js';
+export * from './start.js';

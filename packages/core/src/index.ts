@@ -1,1 +1,6 @@
 export * from './geometry.js';
+export * from './target.js';
+export * from './prompt.js';
+export * from './ranking.js';
+export * from './progress.js';
+export * from './plan.js';

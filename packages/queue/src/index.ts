@@ -1,1 +1,5 @@
-export {};
+export * from './contract.js';
+export * from './store.js';
+export * from './redis.js';
+export * from './submit.js';
+export * from './settings.js';

@@ -1,1 +1,2 @@
-export {};
+export * from './driver.js';
+export * from './local.js';

@@ -1,1 +1,2 @@
-export {};
+export * from './provider.js';
+export * from './offline.js';

@@ -1,0 +1,289 @@
+/**
+ * `triage run <folder>`: a triage of a folder of photos through the same queue and worker the service
+ * uses. The photos are linked (never copied, moved or changed) into the local storage folder, one job is
+ * submitted, a worker is started for the run when none is consuming, and the picks come back as links.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { copyFile, mkdir, readdir, stat, symlink } from 'node:fs/promises';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { MAX_PHOTOS } from '@triage/core';
+import {
+  connectRedis,
+  createTriageQueue,
+  eventsChannel,
+  loadSelection,
+  prepareTriage,
+  redisOptions,
+  submitTriage,
+  TriageStore,
+  type SharedSettings,
+  type TriageStatus,
+} from '@triage/queue';
+import { LocalStorage } from '@triage/storage';
+import { ensureRedis } from './redis-server.js';
+import { ProgressView } from './progress.js';
+
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.heic', '.heif', '.gif', '.tif', '.tiff', '.avif']);
+
+export interface RunOptions {
+  folder: string;
+  top: string;
+  criteria: string;
+  passes: number;
+  out?: string;
+  grids: boolean;
+  json: boolean;
+}
+
+export interface RunSummary {
+  job_id: string;
+  status: string;
+  total_input: number;
+  pass1_survivors: number | null;
+  final_selected: number;
+  failed: number;
+  selected: string[];
+  failures: { path: string; reason: string }[];
+  seconds: number;
+  grids: number;
+  tokens: { input: number; output: number };
+  cost_usd: number;
+}
+
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+/** Image files under `folder`, sorted by path so that a run is reproducible; hidden entries skipped. */
+export async function listPhotos(folder: string): Promise<string[]> {
+  const found: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    const entries = await readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if ((entry.isFile() || entry.isSymbolicLink()) && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) found.push(full);
+    }
+  }
+  await walk(folder);
+  return found.sort();
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(-120) || 'photo';
+}
+
+/** `name.jpg`, then `name (2).jpg`, … for names already used. */
+export function uniqueName(name: string, used: Set<string>): string {
+  const ext = extname(name);
+  const stem = name.slice(0, name.length - ext.length);
+  let candidate = name;
+  for (let n = 2; used.has(candidate.toLowerCase()); n++) candidate = `${stem} (${n})${ext}`;
+  used.add(candidate.toLowerCase());
+  return candidate;
+}
+
+const WORKER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../worker/dist/main.js');
+
+export async function runTriage(options: RunOptions, settings: SharedSettings): Promise<RunSummary> {
+  const folder = resolve(options.folder);
+  const info = await stat(folder).catch(() => null);
+  if (!info?.isDirectory()) throw new CliError(`not a folder: ${options.folder}`);
+  const files = await listPhotos(folder);
+  if (files.length === 0) throw new CliError(`no photos in ${options.folder} (looked for ${[...IMAGE_EXTENSIONS].join(' ')})`);
+  if (files.length > MAX_PHOTOS) {
+    throw new CliError(`${files.length} photos in ${options.folder}: at most ${MAX_PHOTOS} per triage; split the folder`);
+  }
+
+  const triageId = randomUUID();
+  const userId = 'local';
+  const storage = new LocalStorage({ root: settings.storageDir });
+  const photos = files.map((file, i) => ({
+    name: relative(folder, file),
+    path: `triage/${userId}/${triageId}/${String(i).padStart(4, '0')}-${safeName(basename(file))}`,
+    original: file,
+  }));
+  // Validate before touching anything.
+  const prepared = prepareTriage(
+    {
+      triageId,
+      userId,
+      bucket: settings.bucket,
+      photos: photos.map(({ name, path }) => ({ name, path })),
+      target: options.top,
+      criteria: options.criteria,
+      passes: options.passes,
+      saveGrids: options.grids,
+    },
+    settings.profile,
+    settings.layouts,
+  );
+
+  const redisForRun = await ensureRedis(settings.redisUrl);
+  const cleanups: (() => Promise<unknown>)[] = [() => redisForRun.stop()];
+  const progress = new ProgressView(process.stderr, options.json);
+  let interrupted = false;
+  try {
+    const redis = await connectRedis(redisForRun.url, 'producer');
+    cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
+    const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+    const queue = createTriageQueue({ connection: redis, prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+    cleanups.unshift(() => queue.close());
+
+    for (const p of photos) {
+      const target = storage.filePath(settings.bucket, p.path);
+      await mkdir(dirname(target), { recursive: true });
+      await symlink(p.original, target);
+    }
+    cleanups.unshift(() => storage.remove(settings.bucket, photos.map((p) => p.path)));
+
+    const started = Date.now();
+    await submitTriage(queue, store, prepared);
+
+    if ((await queue.getWorkersCount()) === 0) {
+      const worker = await startWorkerProcess(redisForRun.url, settings);
+      cleanups.unshift(() => worker.stop());
+    }
+
+    const onSigint = () => {
+      if (interrupted) return;
+      interrupted = true;
+      progress.note('interrupted: cancelling the triage…');
+      void store.requestCancel(triageId);
+    };
+    process.on('SIGINT', onSigint);
+    cleanups.unshift(async () => process.off('SIGINT', onSigint));
+
+    const final = await follow(redisForRun.url, settings.prefix, store, triageId, (s) => progress.update(s));
+    progress.done();
+    const seconds = (Date.now() - started) / 1000;
+    if (final.status !== 'completed') {
+      throw new CliError(`triage ${final.status}${final.error_message ? `: ${final.error_message}` : ''}`);
+    }
+
+    const selection = await loadSelection(store, triageId);
+    const byPath = new Map(photos.map((p) => [p.path, p.original]));
+    const selected = selection.map((s) => byPath.get(s.path)!);
+    const coarse = await store.coarseVerdicts(triageId);
+    const failures = [...coarse]
+      .filter(([, v]) => v.failure !== undefined)
+      .sort(([a], [b]) => a - b)
+      .map(([index, v]) => ({ path: photos[index]!.original, reason: v.failure! }));
+
+    if (options.out) await writeOut(resolve(options.out), selected, options.grids ? await gridFiles(storage, settings, photos[0]!.path) : []);
+    if (options.grids) cleanups.unshift(() => removeGrids(storage, settings, photos[0]!.path));
+
+    return {
+      job_id: triageId,
+      status: final.status,
+      total_input: final.total_input,
+      pass1_survivors: final.pass1_survivors,
+      final_selected: selected.length,
+      failed: final.photos_failed,
+      selected,
+      failures,
+      seconds,
+      grids: final.grids_done,
+      tokens: final.tokens,
+      cost_usd: final.cost_usd,
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
+  }
+}
+
+/** Follows a triage's progress by its events, with a slow poll as a safety net, until it ends. */
+async function follow(
+  url: string,
+  prefix: string,
+  store: TriageStore,
+  triageId: string,
+  onStatus: (status: TriageStatus) => void,
+): Promise<TriageStatus> {
+  const subscriber = new Redis(url, redisOptions('worker'));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<TriageStatus>((resolvePromise, reject) => {
+      const check = async () => {
+        const status = await store.status(triageId);
+        if (!status) return reject(new CliError(`triage ${triageId} disappeared from Redis`));
+        onStatus(status);
+        if (['completed', 'failed', 'cancelled'].includes(status.status)) resolvePromise(status);
+      };
+      const checkOrFail = () => void check().catch(reject);
+      subscriber.on('message', checkOrFail);
+      subscriber.subscribe(eventsChannel(prefix, triageId)).then(checkOrFail, reject);
+      timer = setInterval(checkOrFail, 1000);
+    });
+  } finally {
+    clearInterval(timer);
+    subscriber.disconnect();
+  }
+}
+
+interface WorkerProcess {
+  stop(): Promise<void>;
+}
+
+async function startWorkerProcess(redisUrl: string, settings: SharedSettings): Promise<WorkerProcess> {
+  const logPath = join(settings.storageDir, '..', 'worker.log');
+  await mkdir(dirname(logPath), { recursive: true });
+  const logStream = createWriteStream(logPath, { flags: 'a' });
+  await new Promise((r) => logStream.once('open', r));
+  const child: ChildProcess = spawn(process.execPath, [WORKER_MAIN], {
+    env: {
+      ...process.env,
+      REDIS_URL: redisUrl,
+      STORAGE_DIR: settings.storageDir,
+      TRIAGE_PREFIX: settings.prefix,
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+    },
+    stdio: ['ignore', logStream, logStream],
+  });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  return {
+    async stop() {
+      if (!exited) {
+        const done = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await done;
+      }
+      logStream.end();
+    },
+  };
+}
+
+async function writeOut(out: string, selected: string[], grids: { name: string; file: string }[]): Promise<void> {
+  await mkdir(out, { recursive: true });
+  const used = new Set((await readdir(out)).map((n) => n.toLowerCase()));
+  for (const original of selected) {
+    await symlink(original, join(out, uniqueName(basename(original), used)));
+  }
+  if (grids.length > 0) {
+    await mkdir(join(out, 'grids'), { recursive: true });
+    for (const g of grids) await copyFile(g.file, join(out, 'grids', g.name));
+  }
+}
+
+function gridsFolder(storage: LocalStorage, settings: SharedSettings, anyPhotoPath: string): string {
+  return join(dirname(storage.filePath(settings.bucket, anyPhotoPath)), 'grids');
+}
+
+async function gridFiles(storage: LocalStorage, settings: SharedSettings, anyPhotoPath: string) {
+  const dir = gridsFolder(storage, settings, anyPhotoPath);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.jpg')).sort();
+  return names.map((name) => ({ name, file: join(dir, name) }));
+}
+
+async function removeGrids(storage: LocalStorage, settings: SharedSettings, anyPhotoPath: string): Promise<void> {
+  const prefix = dirname(anyPhotoPath);
+  const files = await gridFiles(storage, settings, anyPhotoPath);
+  await storage.remove(settings.bucket, files.map((f) => `${prefix}/grids/${f.name}`));
+}
+

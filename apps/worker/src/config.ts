@@ -1,0 +1,27 @@
+/** The worker's settings, read once from the environment and validated. */
+import { readSharedSettings, SettingsError, type SharedSettings } from '@triage/queue';
+
+export interface WorkerSettings extends SharedSettings {
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  shutdownDeadlineMs: number;
+  logLevel: string;
+}
+
+function ms(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n >= 100)) throw new SettingsError(`${name} must be a whole number of milliseconds ≥ 100, got "${raw}"`);
+  return n;
+}
+
+export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
+  return {
+    ...readSharedSettings(env),
+    lockDurationMs: ms(env, 'WORKER_LOCK_MS', 30_000),
+    stalledIntervalMs: ms(env, 'WORKER_STALLED_INTERVAL_MS', 30_000),
+    shutdownDeadlineMs: ms(env, 'SHUTDOWN_DEADLINE_MS', 10_000),
+    logLevel: env.LOG_LEVEL?.trim() || 'info',
+  };
+}

@@ -1,0 +1,46 @@
+/** Builds a worker from settings with the embedded defaults: local storage, the offline provider. */
+import { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import { composeGrid, thumbnailFromFile } from '@triage/images';
+import { connectRedis, redactUrl, redisOptions, TriageStore } from '@triage/queue';
+import { LocalStorage } from '@triage/storage';
+import { OfflineProvider } from '@triage/vision';
+import type { WorkerSettings } from './config.js';
+import { createTriageWorker, type TriageWorker } from './worker.js';
+
+export interface RunningWorker extends TriageWorker {
+  store: TriageStore;
+  /** Closes the worker within its deadline, then every connection. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(settings: WorkerSettings, log: Logger = pino({ level: settings.logLevel })): Promise<RunningWorker> {
+  const redis = await connectRedis(settings.redisUrl, 'worker');
+  const subscriber = new Redis(settings.redisUrl, redisOptions('worker'));
+  const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+  const worker = await createTriageWorker({
+    connection: redis,
+    subscriber,
+    prefix: settings.prefix,
+    store,
+    storage: new LocalStorage({ root: settings.storageDir }),
+    vision: new OfflineProvider({ profile: settings.profile }),
+    images: { thumbnail: thumbnailFromFile, composeGrid },
+    log,
+    lockDurationMs: settings.lockDurationMs,
+    stalledIntervalMs: settings.stalledIntervalMs,
+  });
+  log.info(
+    { redis: redactUrl(settings.redisUrl), prefix: settings.prefix, storage: settings.storageDriver, vision: settings.visionProvider },
+    'worker ready',
+  );
+  return {
+    ...worker,
+    store,
+    async stop() {
+      await worker.close(settings.shutdownDeadlineMs);
+      subscriber.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

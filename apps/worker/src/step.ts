@@ -1,0 +1,259 @@
+/**
+ * One step of a triage: exactly one grid (read its photos one at a time, compose, ask the provider, record
+ * the grid and advance the step atomically), or the pass transitions and the final ranking. A step is
+ * idempotent: a grid already recorded is never sent to the provider again, so a redelivered step after a
+ * crash simply resumes at the first unfinished grid.
+ */
+import {
+  capacity,
+  coarsePercent,
+  finalCount,
+  finePercent,
+  fitGeometry,
+  gridStarts,
+  labelsFor,
+  parseTarget,
+  picksForGrid,
+  selectFinal,
+  splitIntoGrids,
+  survivesCoarse,
+  targetPercent,
+  type GridGeometry,
+  type Pass,
+  type PhotoVerdict,
+} from '@triage/core';
+import type { GridCell, Thumbnail } from '@triage/images';
+import type { CoarseVerdict, FineVerdict, GridRecord, PhotoFailure, TriageMeta, TriageStore } from '@triage/queue';
+import type { StorageDriver } from '@triage/storage';
+import { NO_USAGE, type GridAnswer, type VisionProvider } from '@triage/vision';
+import type { Logger } from 'pino';
+
+/** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
+export interface ImageOps {
+  thumbnail(path: string, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
+  composeGrid(geometry: GridGeometry, cells: readonly GridCell[], labels: readonly string[]): Promise<Buffer>;
+}
+
+export interface StepDeps {
+  store: TriageStore;
+  storage: StorageDriver;
+  vision: VisionProvider;
+  images: ImageOps;
+  log: Logger;
+  /** Lines an operator should see beside the job in the dashboard. */
+  jobLog?: (line: string) => Promise<unknown>;
+}
+
+export type StepOutcome =
+  | { kind: 'grid'; pass: Pass; grid: number; recorded: boolean }
+  | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
+
+export class TriageNotFoundError extends Error {
+  override name = 'TriageNotFoundError';
+}
+
+export async function runStep(deps: StepDeps, triageId: string, signal: AbortSignal): Promise<StepOutcome> {
+  const { store } = deps;
+  let meta = await store.meta(triageId);
+  if (!meta) throw new TriageNotFoundError(`triage ${triageId} has no record in Redis (expired or deleted)`);
+  if (meta.status === 'completed' || meta.status === 'failed' || meta.status === 'cancelled') {
+    return { kind: 'done', status: meta.status };
+  }
+  if (meta.cancelRequested) {
+    await store.finish(triageId, { status: 'cancelled' });
+    return { kind: 'done', status: 'cancelled' };
+  }
+  if (meta.status === 'pending') {
+    await store.start(triageId);
+    meta = await reload(store, triageId);
+  }
+  if (meta.phase === 'coarse_pass') {
+    if (meta.coarseDone < meta.plan.coarseSizes.length) return runGrid(deps, meta, 'coarse', meta.coarseDone, signal);
+    const verdicts = await store.coarseVerdicts(triageId);
+    const survivors = coarseSurvivors(meta.total, verdicts);
+    if (meta.passes === 1 || survivors.length === 0) return finalize(deps, meta, survivors.length);
+    await store.beginFine(triageId, survivors, splitIntoGrids(survivors.length, capacity(meta.plan.fine)));
+    meta = await reload(store, triageId);
+  }
+  if (meta.phase === 'fine_pass' && meta.fineDone < meta.fineSizes.length) {
+    return runGrid(deps, meta, 'fine', meta.fineDone, signal);
+  }
+  return finalize(deps, meta, undefined);
+}
+
+async function reload(store: TriageStore, triageId: string): Promise<TriageMeta> {
+  const meta = await store.meta(triageId);
+  if (!meta) throw new TriageNotFoundError(`triage ${triageId} disappeared while running`);
+  return meta;
+}
+
+function coarseSurvivors(total: number, verdicts: Map<number, CoarseVerdict>): number[] {
+  const survivors: number[] = [];
+  for (let i = 0; i < total; i++) {
+    const v = verdicts.get(i);
+    if (v && survivesCoarse(toVerdict(i, v, undefined))) survivors.push(i);
+  }
+  return survivors;
+}
+
+function toVerdict(index: number, coarse: CoarseVerdict | undefined, fine: FineVerdict | undefined): PhotoVerdict {
+  return {
+    index,
+    failed: coarse === undefined || coarse.failure !== undefined,
+    quality: fine?.quality ?? coarse?.quality ?? null,
+    coarseVotes: coarse?.votes ?? 0,
+    coarseReviewed: coarse?.reviewed ?? false,
+    fineVotes: fine ? fine.votes : null,
+    fineReviewed: fine?.reviewed ?? false,
+  };
+}
+
+function percentOf(meta: TriageMeta): number {
+  return targetPercent(parseTarget(meta.target, meta.total), meta.total);
+}
+
+/** Why a photo could not be used, in words for the user. */
+function failureReason(err: unknown): string {
+  const e = err as { reason?: unknown; message?: unknown; name?: unknown };
+  if (typeof e.reason === 'string') return e.reason;
+  if (e.name === 'ObjectNotFoundError') return 'missing from storage';
+  return typeof e.message === 'string' ? e.message : String(err);
+}
+
+async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: number, signal: AbortSignal): Promise<StepOutcome> {
+  const { store, storage, vision, images, log } = deps;
+  const started = performance.now();
+  const sizes = pass === 'coarse' ? meta.plan.coarseSizes : meta.fineSizes;
+  const starts = gridStarts(sizes);
+  const [start, end] = [starts[grid]!, starts[grid + 1]!];
+  const indexes =
+    pass === 'coarse' ? Array.from({ length: end - start }, (_, i) => start + i) : await store.survivors(meta.triageId, start, end);
+  const photos = await store.photos(meta.triageId, indexes);
+  const geometry = fitGeometry(meta.plan[pass], indexes.length);
+  const labels = labelsFor(indexes.length, geometry.cols);
+
+  // One photo at a time: only this grid's thumbnails are ever held, never an original's pixels.
+  const cells: GridCell[] = [];
+  const thumbs: (Thumbnail | null)[] = [];
+  const failures: PhotoFailure[] = [];
+  for (let i = 0; i < photos.length; i++) {
+    signal.throwIfAborted();
+    try {
+      const file = await storage.readToFile(meta.bucket, photos[i]!.path, { signal });
+      try {
+        const thumb = await images.thumbnail(file.path, geometry.thumb, { signal });
+        cells.push({ thumb: thumb.rgb });
+        thumbs.push(thumb);
+      } finally {
+        await file.release();
+      }
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const reason = failureReason(err);
+      cells.push({ thumb: null, reason });
+      thumbs.push(null);
+      failures.push({ index: indexes[i]!, reason });
+    }
+  }
+  signal.throwIfAborted();
+  const image = await images.composeGrid(geometry, cells, labels);
+  if (meta.saveGrids) {
+    await storage.write(meta.bucket, gridPath(meta, pass, grid), image, { contentType: 'image/jpeg' });
+  }
+
+  const percent = percentOf(meta);
+  const readable = indexes.length - failures.length;
+  const share = pass === 'coarse' ? coarsePercent(percent) : finePercent(percent, meta.total, meta.pass1Survivors ?? meta.total);
+  const asked = picksForGrid(share, readable);
+  const unreadable = labels.filter((_, i) => thumbs[i] === null);
+  let answer: GridAnswer;
+  if (readable === 0) {
+    answer = { picks: [], votes: {}, reviewed: true, models: [], usage: NO_USAGE };
+  } else {
+    await store.countAttempt(meta.triageId, `${pass}:${grid}`);
+    try {
+      answer = await vision.judge({ image, geometry, labels, pass, criteria: meta.criteria, pick: asked, unreadable, signal });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      log.warn({ err, pass, grid }, 'vision provider failed: the grid survives this pass unreviewed');
+      answer = { picks: [], votes: {}, reviewed: false, error: (err as Error).message, models: [], usage: NO_USAGE };
+    }
+  }
+
+  const votes: Record<string, number> = {};
+  const verdicts = new Map<number, CoarseVerdict | FineVerdict>();
+  labels.forEach((label, i) => {
+    const index = indexes[i]!;
+    const thumb = thumbs[i];
+    // A placeholder can never be picked, whatever an answer says.
+    const v = thumb ? (answer.votes[label] ?? 0) : 0;
+    if (v > 0) votes[String(index)] = v;
+    const failure = failures.find((f) => f.index === index)?.reason;
+    if (pass === 'coarse') {
+      verdicts.set(index, {
+        votes: v,
+        reviewed: answer.reviewed,
+        quality: thumb ? round(thumb.signals.quality) : null,
+        ...(thumb && { sharpness: round(thumb.signals.sharpness), exposure: round(thumb.signals.exposure), hash: thumb.signals.hash }),
+        ...(failure !== undefined && { failure }),
+      });
+    } else {
+      // A photo read in the coarse pass but not now is not lost: it stays in, unreviewed.
+      verdicts.set(index, {
+        votes: v,
+        reviewed: answer.reviewed && thumb !== null,
+        quality: thumb ? round(thumb.signals.quality) : null,
+        ...(failure !== undefined && { failure }),
+      });
+    }
+  });
+  const errorText = answer.error ?? answer.models.find((m) => m.error)?.error;
+  const record: GridRecord = {
+    pass,
+    grid,
+    photos: indexes,
+    labels,
+    votes,
+    reviewed: answer.reviewed,
+    ...(errorText !== undefined && { error: errorText }),
+    failures,
+    usage: answer.usage,
+    asked,
+    models: answer.models.map((m) => m.model),
+    durationMs: Math.round(performance.now() - started),
+  };
+  const recorded = await store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? failures.length : 0);
+  const line =
+    `${pass} grid ${grid + 1}/${sizes.length}: ${indexes.length} photos, ${failures.length} unreadable, ` +
+    `${Object.keys(votes).length} picked of ${asked} asked${answer.reviewed ? '' : ' (not reviewed: provider failed)'}`;
+  log.info({ pass, grid, photos: indexes.length, failed: failures.length, picked: Object.keys(votes).length, ms: record.durationMs }, line);
+  await deps.jobLog?.(line);
+  return { kind: 'grid', pass, grid, recorded };
+}
+
+export function gridPath(meta: Pick<TriageMeta, 'userId' | 'triageId'>, pass: Pass, grid: number): string {
+  return `triage/${meta.userId}/${meta.triageId}/grids/${pass}-${String(grid + 1).padStart(3, '0')}.jpg`;
+}
+
+async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number | undefined): Promise<StepOutcome> {
+  const { store } = deps;
+  const [coarse, fine] = await Promise.all([store.coarseVerdicts(meta.triageId), store.fineVerdicts(meta.triageId)]);
+  const verdicts = Array.from({ length: meta.total }, (_, i) => toVerdict(i, coarse.get(i), fine.get(i)));
+  const keep = finalCount(percentOf(meta), meta.total);
+  const { selected, fallback, ranks } = selectFinal(verdicts, keep, meta.passes);
+  await store.finish(meta.triageId, {
+    status: 'completed',
+    selected,
+    ranks,
+    fallback,
+    ...(pass1Survivors !== undefined && { pass1Survivors }),
+  });
+  const line = `complete: ${selected.length} selected of ${meta.total}${fallback ? ' (last pass picked none: top of the ranking)' : ''}`;
+  deps.log.info({ selected: selected.length, fallback }, line);
+  await deps.jobLog?.(line);
+  return { kind: 'done', status: 'completed' };
+}
+
+function round(n: number): number {
+  return Math.round(n * 1e4) / 1e4;
+}

@@ -1,0 +1,137 @@
+/**
+ * The BullMQ side of the worker: one triage job per photo set, one grid per processor invocation. After
+ * each grid the job is parked (moved to delayed, due now) so that other jobs' grids run in between: a
+ * 16-photo job never waits behind a 2,000-photo one. Concurrency is 1: one photo, one sharp pipeline.
+ */
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { cancelChannel, TRIAGE_QUEUE, type TriageJobData, type TriageStore } from '@triage/queue';
+import type { StorageDriver } from '@triage/storage';
+import type { VisionProvider } from '@triage/vision';
+import { runStep, TriageNotFoundError, type ImageOps } from './step.js';
+
+export interface TriageWorkerOptions {
+  /** A connection for BullMQ's worker (created with `maxRetriesPerRequest: null`). */
+  connection: ConnectionOptions;
+  /** A dedicated connection for cancel messages (a subscribed connection can do nothing else). */
+  subscriber: Redis;
+  prefix: string;
+  store: TriageStore;
+  storage: StorageDriver;
+  vision: VisionProvider;
+  images: ImageOps;
+  log: Logger;
+  /** How long a job stays locked to this worker without a renewal, ms. */
+  lockDurationMs?: number;
+  /** How often stalled jobs (their worker died) are looked for, ms. */
+  stalledIntervalMs?: number;
+  /** Start consuming at once (default) or wait for `run()`. */
+  autorun?: boolean;
+}
+
+export type StopReason = 'cancel' | 'shutdown';
+
+export interface TriageWorker {
+  readonly worker: Worker<TriageJobData>;
+  /** Stops taking jobs; the grid in progress may finish until `deadlineMs`, then it is handed back. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+class StopSignal extends Error {
+  constructor(readonly reason: StopReason) {
+    super(reason === 'cancel' ? 'cancelled by request' : 'worker shutting down');
+  }
+}
+
+export async function createTriageWorker(options: TriageWorkerOptions): Promise<TriageWorker> {
+  const { store, log } = options;
+  const active = new Map<string, AbortController>();
+
+  await options.subscriber.subscribe(cancelChannel(options.prefix));
+  options.subscriber.on('message', (_channel: string, triageId: string) => {
+    const controller = active.get(triageId);
+    if (controller) {
+      log.info({ triageId }, 'cancel requested: stopping the running step');
+      controller.abort(new StopSignal('cancel'));
+    }
+  });
+
+  async function park(job: Job<TriageJobData>, token: string | undefined): Promise<never> {
+    // Back to the queue, due now, without counting an attempt: other jobs' grids get their turn first.
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
+
+  async function process(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
+    const { triageId } = job.data;
+    const controller = new AbortController();
+    bullSignal?.addEventListener('abort', () => controller.abort(new StopSignal('cancel')), { once: true });
+    active.set(triageId, controller);
+    const jobLog = log.child({ triageId });
+    try {
+      const outcome = await runStep(
+        { store, storage: options.storage, vision: options.vision, images: options.images, log: jobLog, jobLog: (line) => job.log(line) },
+        triageId,
+        controller.signal,
+      );
+      if (outcome.kind === 'grid') return await park(job, token);
+      return outcome.status;
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      const stop = controller.signal.reason;
+      if (controller.signal.aborted && stop instanceof StopSignal) {
+        if (stop.reason === 'cancel') {
+          await store.finish(triageId, { status: 'cancelled' });
+          jobLog.info('cancelled');
+          return 'cancelled';
+        }
+        jobLog.info('handing the grid back: shutting down');
+        return await park(job, token);
+      }
+      if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
+      jobLog.error({ err }, 'step failed');
+      throw err;
+    } finally {
+      active.delete(triageId);
+    }
+  }
+
+  const worker = new Worker<TriageJobData>(TRIAGE_QUEUE, process, {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: 1,
+    autorun: options.autorun ?? true,
+    lockDuration: options.lockDurationMs ?? 30_000,
+    stalledInterval: options.stalledIntervalMs ?? 30_000,
+    // Each grid is a new start of the same job: a crash-looping host must not fail a long job for good.
+    maxStalledCount: 100,
+    name: 'triage-worker',
+  });
+
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final) return;
+    log.error({ triageId: job.data.triageId, err }, 'triage failed');
+    store
+      .finish(job.data.triageId, { status: 'failed', errorMessage: `Triage failed: ${err.message}` })
+      .catch((e: unknown) => log.error({ err: e }, 'could not record the failure'));
+  });
+  worker.on('error', (err) => log.error({ err }, 'worker error'));
+
+  return {
+    worker,
+    async close(deadlineMs = 10_000) {
+      const timer = setTimeout(() => {
+        for (const controller of active.values()) controller.abort(new StopSignal('shutdown'));
+      }, deadlineMs);
+      try {
+        await worker.close();
+      } finally {
+        clearTimeout(timer);
+        await options.subscriber.unsubscribe().catch(() => {});
+      }
+    },
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * The contract the API, the CLI and the worker share: queue name, job payload, Redis keys, and the shapes
+ * of a triage's state, progress and result as they are stored in Redis.
+ */
+import type { GridPlan, JobStatus, Pass, Phase, Progress } from '@triage/core';
+
+export const TRIAGE_QUEUE = 'triage';
+export const TRIAGE_JOB = 'triage';
+export const DEFAULT_PREFIX = 'triage';
+export const DEFAULT_BUCKET = 'photos';
+
+/** The BullMQ payload. Only the id: photos, settings and state live in Redis under our own keys. */
+export interface TriageJobData {
+  triageId: string;
+}
+
+/** One photo as accepted: where it is stored, and the name the user knows it by. */
+export interface PhotoInput {
+  /** The user's file name. */
+  name: string;
+  /** Object path inside the bucket. */
+  path: string;
+  size?: number;
+}
+
+
+/** What a caller asks for; validated by `prepareTriage` before anything is stored. */
+export interface TriageRequest {
+  triageId: string;
+  userId: string;
+  bucket: string;
+  photos: PhotoInput[];
+  target: string;
+  criteria: string;
+  passes: 1 | 2;
+  plan: GridPlan;
+  /** Keep a copy of every grid sent to the provider, beside the photos. */
+  saveGrids?: boolean;
+}
+
+/** The Redis keys of one triage. Every key carries the prefix; see the README for Redis Cluster hash tags. */
+export function triageKeys(prefix: string, triageId: string) {
+  const base = `${prefix}:t:${triageId}`;
+  return {
+    /** Hash: settings, status, phase and counters. */
+    meta: base,
+    /** Hash: photo index → PhotoInput JSON. */
+    photos: `${base}:photos`,
+    /** Hash: `coarse:N` / `fine:N` → GridRecord JSON. Written once per grid, atomically with the counters. */
+    grids: `${base}:grids`,
+    /** Hash: photo index → CoarseVerdict JSON. */
+    coarse: `${base}:coarse`,
+    /** Hash: photo index → FineVerdict JSON. */
+    fine: `${base}:fine`,
+    /** List: indexes of the photos that survived the coarse pass, in input order. */
+    survivors: `${base}:survivors`,
+    /** Hash: `coarse:N` / `fine:N` → how many times the grid was sent to the provider. */
+    attempts: `${base}:attempts`,
+    /** Hash: photo index → final rank (1 = best), for readable photos. */
+    ranks: `${base}:ranks`,
+    /** List: selected photo indexes, best first. */
+    selected: `${base}:selected`,
+  };
+}
+
+export function allKeys(prefix: string, triageId: string): string[] {
+  return Object.values(triageKeys(prefix, triageId));
+}
+
+/** Sorted set of a user's triage ids, by creation time. */
+export function userJobsKey(prefix: string, userId: string): string {
+  return `${prefix}:user:${userId}:jobs`;
+}
+
+/** Pub/sub channel carrying a triage's progress whenever it changes. */
+export function eventsChannel(prefix: string, triageId: string): string {
+  return `${prefix}:events:${triageId}`;
+}
+
+/** Pub/sub channel carrying cancel requests (the triage id) to every worker process. */
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:cancel`;
+}
+
+export interface PhotoFailure {
+  index: number;
+  reason: string;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+/** What one grid produced. Stored once; a resumed job never sends a recorded grid again. */
+export interface GridRecord {
+  pass: Pass;
+  grid: number;
+  /** Photo indexes, in cell order (cell i shows photos[i], label labels[i]). */
+  photos: number[];
+  labels: string[];
+  /** Picked photo indexes, with the number of models that picked each. */
+  votes: Record<string, number>;
+  /** False when every model call failed: the grid's photos survive the pass, not reviewed. */
+  reviewed: boolean;
+  error?: string;
+  failures: PhotoFailure[];
+  usage: Usage;
+  asked: number;
+  models: string[];
+  durationMs: number;
+}
+
+export interface CoarseVerdict {
+  votes: number;
+  reviewed: boolean;
+  quality: number | null;
+  sharpness?: number;
+  exposure?: number;
+  hash?: string;
+  failure?: string;
+}
+
+export interface FineVerdict {
+  votes: number;
+  reviewed: boolean;
+  quality: number | null;
+  failure?: string;
+}
+
+/** The status a client sees, built from the meta hash in O(1). */
+export interface TriageStatus {
+  job_id: string;
+  status: JobStatus;
+  progress: Progress | null;
+  total_input: number;
+  pass1_survivors: number | null;
+  final_selected: number | null;
+  error_message: string | null;
+  created_at: string;
+  completed_at: string | null;
+  target: string;
+  criteria: string;
+  passes: 1 | 2;
+  photos_failed: number;
+  grids_done: number;
+  grids_total: number;
+  tokens: { input: number; output: number };
+  cost_usd: number;
+}
+
+export interface SelectedPhoto {
+  index: number;
+  rank: number;
+  name: string;
+  path: string;
+}
+
+export interface PhotoFate {
+  index: number;
+  name: string;
+  path: string;
+  selected: boolean;
+  rank: number | null;
+  coarse: CoarseVerdict | null;
+  fine: FineVerdict | null;
+  /** Why it was left out, or why it could not be read. */
+  reason: string;
+}
+
+export interface TriageResult {
+  status: TriageStatus;
+  selected: SelectedPhoto[];
+  /** The last pass picked nothing, so the selection is the top of the ranking. */
+  fallback: boolean;
+}
+
+export type { Phase, JobStatus };

@@ -1,0 +1,61 @@
+/** Redis connections, configured for their role as BullMQ recommends. */
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type RedisRole = 'worker' | 'producer';
+
+/**
+ * Worker connections wait out a Redis restart (BullMQ needs `maxRetriesPerRequest: null` for blocking
+ * commands); producer connections fail fast so an HTTP request or a CLI never hangs on a dead Redis.
+ */
+export function redisOptions(role: RedisRole): RedisOptions {
+  return role === 'worker'
+    ? { maxRetriesPerRequest: null, enableReadyCheck: true }
+    : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000 };
+}
+
+export class RedisUnavailableError extends Error {
+  override name = 'RedisUnavailableError';
+}
+
+/** Connects and waits until Redis answers, or fails with a message naming the URL (never its password). */
+export async function connectRedis(url: string, role: RedisRole, timeoutMs = 3000): Promise<Redis> {
+  const redis = new Redis(url, { ...redisOptions(role), lazyConnect: true, retryStrategy: role === 'worker' ? undefined : () => null });
+  try {
+    await withTimeout(redis.connect(), timeoutMs);
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new RedisUnavailableError(`No Redis answers at ${redactUrl(url)}: ${(err as Error).message}`);
+  }
+  if (role === 'producer') {
+    // Reconnect after the first success, but keep failing fast while Redis is away.
+    redis.options.retryStrategy = (times: number) => Math.min(times * 200, 2000);
+  }
+  return redis;
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid Redis URL)';
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

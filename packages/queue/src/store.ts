@@ -1,0 +1,437 @@
+/**
+ * Where Redis is written: a triage's settings, photos, per-grid records, verdicts and result. Every state
+ * change that must not be half-done (accepting a job, recording a grid, starting the fine pass, finishing)
+ * is one Lua script, so a worker killed at any moment leaves either the old state or the new one.
+ */
+import type { Redis } from 'ioredis';
+import { progressOf, type GridPlan, type JobStatus, type Phase } from '@triage/core';
+import {
+  allKeys,
+  cancelChannel,
+  eventsChannel,
+  triageKeys,
+  userJobsKey,
+  type CoarseVerdict,
+  type FineVerdict,
+  type GridRecord,
+  type PhotoInput,
+  type SelectedPhoto,
+  type TriageRequest,
+  type TriageStatus,
+} from './contract.js';
+
+const TERMINAL = "local st = redis.call('HGET', KEYS[1], 'status')\n" +
+  "if st == false or st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end\n";
+
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
+local photos = cjson.decode(ARGV[4])
+local args = {}
+for i, p in ipairs(photos) do
+  args[#args + 1] = tostring(i - 1)
+  args[#args + 1] = p
+  if #args >= 1000 then redis.call('HSET', KEYS[2], unpack(args)); args = {} end
+end
+if #args > 0 then redis.call('HSET', KEYS[2], unpack(args)) end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1`;
+
+const RECORD_GRID = `
+${TERMINAL}
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+redis.call('HINCRBY', KEYS[1], 'failed', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'tokens_in', ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'tokens_out', ARGV[6])
+redis.call('HINCRBYFLOAT', KEYS[1], 'cost_usd', ARGV[7])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
+local verdicts = cjson.decode(ARGV[9])
+if #verdicts > 0 then redis.call('HSET', KEYS[3], unpack(verdicts)) end
+return 1`;
+
+const START = `
+${TERMINAL}
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'processing', 'phase', 'coarse_pass', 'started_at', ARGV[1], 'updated_at', ARGV[1])
+return 1`;
+
+const BEGIN_FINE = `
+${TERMINAL}
+if redis.call('HGET', KEYS[1], 'phase') ~= 'coarse_pass' then return 0 end
+redis.call('DEL', KEYS[2])
+local survivors = cjson.decode(ARGV[2])
+for i = 1, #survivors, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(survivors, i, math.min(i + 999, #survivors)))
+end
+local sizes = cjson.decode(ARGV[1])
+redis.call('HSET', KEYS[1], 'phase', 'fine_pass', 'fine_sizes', ARGV[1], 'fine_total', #sizes, 'fine_done', 0,
+  'pass1_survivors', #survivors, 'updated_at', ARGV[3])
+return 1`;
+
+/** KEYS: meta, selected, ranks, then every key to expire. ARGV: fields JSON, selected JSON, ranks JSON, ttl. */
+const FINISH = `
+${TERMINAL}
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
+local selected = cjson.decode(ARGV[2])
+redis.call('DEL', KEYS[2])
+for i = 1, #selected, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(selected, i, math.min(i + 999, #selected)))
+end
+local ranks = cjson.decode(ARGV[3])
+for i = 1, #ranks, 1000 do
+  redis.call('HSET', KEYS[3], unpack(ranks, i, math.min(i + 999, #ranks)))
+end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return 1`;
+
+/** The meta hash fields a status needs: read with one HMGET. */
+const STATUS_FIELDS = [
+  'status', 'phase', 'total_input', 'pass1_survivors', 'final_selected', 'error_message', 'created_at',
+  'completed_at', 'target', 'criteria', 'passes', 'failed', 'coarse_total', 'coarse_done', 'fine_total',
+  'fine_done', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated_grids', 'user_id',
+] as const;
+
+export interface TriageMeta {
+  triageId: string;
+  userId: string;
+  bucket: string;
+  status: JobStatus;
+  phase: Phase | null;
+  target: string;
+  criteria: string;
+  passes: 1 | 2;
+  total: number;
+  plan: GridPlan;
+  saveGrids: boolean;
+  coarseDone: number;
+  fineDone: number;
+  fineSizes: number[];
+  /** Photos that survived the coarse pass, once it has ended. */
+  pass1Survivors: number | null;
+  cancelRequested: boolean;
+  failed: number;
+  createdAt: string;
+}
+
+export interface FinishOutcome {
+  status: Extract<JobStatus, 'completed' | 'failed' | 'cancelled'>;
+  errorMessage?: string;
+  selected?: number[];
+  ranks?: Map<number, number>;
+  pass1Survivors?: number;
+  fallback?: boolean;
+}
+
+export interface TriageStoreOptions {
+  prefix: string;
+  /** How long a finished triage's records are kept, seconds (0 = forever). */
+  retentionSeconds: number;
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function int(value: string | null | undefined): number {
+  const n = Number(value);
+  return Number.isFinite(n) ? n : 0;
+}
+
+export class TriageStore {
+  readonly prefix: string;
+  readonly retentionSeconds: number;
+
+  constructor(
+    readonly redis: Redis,
+    options: TriageStoreOptions,
+  ) {
+    this.prefix = options.prefix;
+    this.retentionSeconds = options.retentionSeconds;
+  }
+
+  keys(triageId: string) {
+    return triageKeys(this.prefix, triageId);
+  }
+
+  /** Stores a validated request. Returns false when the id is already taken (nothing is changed then). */
+  async create(request: TriageRequest, estimatedGrids: number): Promise<boolean> {
+    const k = this.keys(request.triageId);
+    const created = nowIso();
+    const fields: Record<string, string | number> = {
+      user_id: request.userId,
+      bucket: request.bucket,
+      status: 'pending',
+      target: request.target,
+      criteria: request.criteria,
+      passes: request.passes,
+      total_input: request.photos.length,
+      plan: JSON.stringify(request.plan),
+      coarse_total: request.plan.coarseSizes.length,
+      coarse_done: 0,
+      fine_total: 0,
+      fine_done: 0,
+      failed: 0,
+      tokens_in: 0,
+      tokens_out: 0,
+      cost_usd: 0,
+      estimated_grids: estimatedGrids,
+      save_grids: request.saveGrids ? 1 : 0,
+      created_at: created,
+      updated_at: created,
+    };
+    const flat = Object.entries(fields).flatMap(([key, value]) => [key, String(value)]);
+    const photos = request.photos.map((p) => JSON.stringify(p));
+    const ok = await this.redis.eval(
+      CREATE,
+      3,
+      k.meta,
+      k.photos,
+      userJobsKey(this.prefix, request.userId),
+      request.triageId,
+      String(Date.now()),
+      JSON.stringify(flat),
+      JSON.stringify(photos),
+    );
+    return ok === 1;
+  }
+
+  async meta(triageId: string): Promise<TriageMeta | null> {
+    const m = await this.redis.hgetall(this.keys(triageId).meta);
+    if (!m.status) return null;
+    return {
+      triageId,
+      userId: m.user_id ?? '',
+      bucket: m.bucket ?? '',
+      status: m.status as JobStatus,
+      phase: (m.phase as Phase | undefined) ?? null,
+      target: m.target ?? '',
+      criteria: m.criteria ?? 'standout',
+      passes: m.passes === '1' ? 1 : 2,
+      total: int(m.total_input),
+      plan: JSON.parse(m.plan ?? '{}') as GridPlan,
+      saveGrids: m.save_grids === '1',
+      coarseDone: int(m.coarse_done),
+      fineDone: int(m.fine_done),
+      fineSizes: m.fine_sizes ? (JSON.parse(m.fine_sizes) as number[]) : [],
+      pass1Survivors: m.pass1_survivors === undefined ? null : int(m.pass1_survivors),
+      cancelRequested: m.cancel_requested === '1',
+      failed: int(m.failed),
+      createdAt: m.created_at ?? '',
+    };
+  }
+
+  /** Photos by index, in the order asked. */
+  async photos(triageId: string, indexes: readonly number[]): Promise<PhotoInput[]> {
+    if (indexes.length === 0) return [];
+    const raw = await this.redis.hmget(this.keys(triageId).photos, ...indexes.map(String));
+    return raw.map((r, i) => {
+      if (r === null) throw new Error(`photo ${indexes[i]} of triage ${triageId} is missing from Redis`);
+      return JSON.parse(r) as PhotoInput;
+    });
+  }
+
+  async survivors(triageId: string, start: number, end: number): Promise<number[]> {
+    const raw = await this.redis.lrange(this.keys(triageId).survivors, start, end - 1);
+    return raw.map(Number);
+  }
+
+  async start(triageId: string): Promise<boolean> {
+    const ok = await this.redis.eval(START, 1, this.keys(triageId).meta, nowIso());
+    if (ok === 1) await this.publish(triageId);
+    return ok === 1;
+  }
+
+  /** Counts one more send of a grid to the provider (an operator sees retries and resumes). */
+  async countAttempt(triageId: string, field: string): Promise<number> {
+    return this.redis.hincrby(this.keys(triageId).attempts, field, 1);
+  }
+
+  async attempts(triageId: string): Promise<Record<string, number>> {
+    const raw = await this.redis.hgetall(this.keys(triageId).attempts);
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+  }
+
+  /**
+   * Records a grid and advances the job's step in one atomic script. Returns false when the grid was
+   * already recorded (a duplicate delivery) or the job has ended: nothing is changed then.
+   */
+  async recordGrid(
+    triageId: string,
+    record: GridRecord,
+    verdicts: ReadonlyMap<number, CoarseVerdict | FineVerdict>,
+    newlyFailed: number,
+  ): Promise<boolean> {
+    const k = this.keys(triageId);
+    const flat = [...verdicts].flatMap(([index, v]) => [String(index), JSON.stringify(v)]);
+    const ok = await this.redis.eval(
+      RECORD_GRID,
+      3,
+      k.meta,
+      k.grids,
+      record.pass === 'coarse' ? k.coarse : k.fine,
+      `${record.pass}:${record.grid}`,
+      JSON.stringify(record),
+      `${record.pass}_done`,
+      String(newlyFailed),
+      String(record.usage.inputTokens),
+      String(record.usage.outputTokens),
+      String(record.usage.costUsd),
+      nowIso(),
+      JSON.stringify(flat),
+    );
+    if (ok === 1) await this.publish(triageId);
+    return ok === 1;
+  }
+
+  async gridRecords(triageId: string): Promise<GridRecord[]> {
+    const raw = await this.redis.hgetall(this.keys(triageId).grids);
+    return Object.values(raw)
+      .map((r) => JSON.parse(r) as GridRecord)
+      .sort((a, b) => (a.pass === b.pass ? a.grid - b.grid : a.pass === 'coarse' ? -1 : 1));
+  }
+
+  async coarseVerdicts(triageId: string): Promise<Map<number, CoarseVerdict>> {
+    return this.verdictMap<CoarseVerdict>(this.keys(triageId).coarse);
+  }
+
+  async fineVerdicts(triageId: string): Promise<Map<number, FineVerdict>> {
+    return this.verdictMap<FineVerdict>(this.keys(triageId).fine);
+  }
+
+  private async verdictMap<T>(key: string): Promise<Map<number, T>> {
+    const raw = await this.redis.hgetall(key);
+    return new Map(Object.entries(raw).map(([k, v]) => [Number(k), JSON.parse(v) as T]));
+  }
+
+  /** Starts the fine pass over `survivors` (photo indexes) in grids of `sizes`. Idempotent. */
+  async beginFine(triageId: string, survivors: readonly number[], sizes: readonly number[]): Promise<boolean> {
+    const k = this.keys(triageId);
+    const ok = await this.redis.eval(BEGIN_FINE, 2, k.meta, k.survivors, JSON.stringify(sizes), JSON.stringify(survivors), nowIso());
+    if (ok === 1) await this.publish(triageId);
+    return ok === 1;
+  }
+
+  /** Ends a triage (once: a finished triage is never changed again) and starts its retention clock. */
+  async finish(triageId: string, outcome: FinishOutcome): Promise<boolean> {
+    const k = this.keys(triageId);
+    const now = nowIso();
+    const fields: Record<string, string | number> = { status: outcome.status, completed_at: now, updated_at: now };
+    if (outcome.status === 'completed') {
+      fields.phase = 'complete';
+      fields.final_selected = outcome.selected?.length ?? 0;
+      fields.fallback = outcome.fallback ? 1 : 0;
+    }
+    if (outcome.pass1Survivors !== undefined) fields.pass1_survivors = outcome.pass1Survivors;
+    if (outcome.errorMessage) fields.error_message = outcome.errorMessage;
+    const ranks = [...(outcome.ranks ?? [])].flatMap(([index, rank]) => [String(index), String(rank)]);
+    const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks].includes(key));
+    const ok = await this.redis.eval(
+      FINISH,
+      3 + others.length,
+      k.meta,
+      k.selected,
+      k.ranks,
+      ...others,
+      JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
+      JSON.stringify((outcome.selected ?? []).map(String)),
+      JSON.stringify(ranks),
+      String(this.retentionSeconds),
+    );
+    if (ok === 1) await this.publish(triageId);
+    return ok === 1;
+  }
+
+  async selected(triageId: string): Promise<number[]> {
+    return (await this.redis.lrange(this.keys(triageId).selected, 0, -1)).map(Number);
+  }
+
+  async ranks(triageId: string): Promise<Map<number, number>> {
+    const raw = await this.redis.hgetall(this.keys(triageId).ranks);
+    return new Map(Object.entries(raw).map(([k, v]) => [Number(k), Number(v)]));
+  }
+
+  /**
+   * Asks every worker to stop the triage: the flag is seen at the next step, the message stops a step in
+   * progress within one photo. A pending job is marked cancelled at once.
+   */
+  async requestCancel(triageId: string): Promise<void> {
+    const k = this.keys(triageId);
+    await this.redis.hset(k.meta, 'cancel_requested', '1');
+    await this.redis.publish(cancelChannel(this.prefix), triageId);
+  }
+
+  /** Deletes every record of a triage (its stored photos are the caller's to remove). */
+  async forget(triageId: string, userId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(...allKeys(this.prefix, triageId))
+      .zrem(userJobsKey(this.prefix, userId), triageId)
+      .exec();
+  }
+
+  /** The client's view of a triage, from one HMGET: O(1) whatever the job's size. */
+  async status(triageId: string): Promise<TriageStatus | null> {
+    const values = await this.redis.hmget(this.keys(triageId).meta, ...STATUS_FIELDS);
+    const m = Object.fromEntries(STATUS_FIELDS.map((f, i) => [f, values[i] ?? null])) as Record<
+      (typeof STATUS_FIELDS)[number],
+      string | null
+    >;
+    if (!m.status) return null;
+    return buildStatus(triageId, m);
+  }
+
+  async publish(triageId: string): Promise<void> {
+    const status = await this.status(triageId);
+    if (status) await this.redis.publish(eventsChannel(this.prefix, triageId), JSON.stringify(status));
+  }
+}
+
+function buildStatus(triageId: string, m: Record<(typeof STATUS_FIELDS)[number], string | null>): TriageStatus {
+  const status = m.status as JobStatus;
+  const coarseTotal = int(m.coarse_total);
+  const fineTotal = int(m.fine_total);
+  const coarseDone = int(m.coarse_done);
+  const fineDone = int(m.fine_done);
+  const phase = m.phase as Phase | null;
+  let progress = null;
+  if (status === 'processing' && phase) {
+    progress =
+      phase === 'fine_pass'
+        ? progressOf('fine_pass', fineDone, fineTotal)
+        : progressOf(phase, phase === 'coarse_pass' ? coarseDone : 0, phase === 'coarse_pass' ? coarseTotal : 0);
+  }
+  const gridsDone = coarseDone + fineDone;
+  // Until the coarse pass ends, the fine pass's size is the estimate made when the job was accepted.
+  const gridsTotal = m.phase === 'coarse_pass' || status === 'pending' ? Math.max(int(m.estimated_grids), coarseTotal) : coarseTotal + fineTotal;
+  return {
+    job_id: triageId,
+    status,
+    progress,
+    total_input: int(m.total_input),
+    pass1_survivors: m.pass1_survivors === null ? null : int(m.pass1_survivors),
+    final_selected: m.final_selected === null ? null : int(m.final_selected),
+    error_message: m.error_message,
+    created_at: m.created_at ?? '',
+    completed_at: m.completed_at,
+    target: m.target ?? '',
+    criteria: m.criteria ?? '',
+    passes: m.passes === '1' ? 1 : 2,
+    photos_failed: int(m.failed),
+    grids_done: gridsDone,
+    grids_total: gridsTotal,
+    tokens: { input: int(m.tokens_in), output: int(m.tokens_out) },
+    cost_usd: Math.round(Number(m.cost_usd ?? 0) * 1e6) / 1e6,
+  };
+}
+
+/** The selected photos of a finished triage, best first, with the names and paths they were given. */
+export async function loadSelection(store: TriageStore, triageId: string): Promise<SelectedPhoto[]> {
+  const indexes = await store.selected(triageId);
+  const [photos, ranks] = await Promise.all([store.photos(triageId, indexes), store.ranks(triageId)]);
+  return indexes.map((index, i) => ({ index, rank: ranks.get(index) ?? i + 1, name: photos[i]!.name, path: photos[i]!.path }));
+}

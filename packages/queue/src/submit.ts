@@ -1,0 +1,111 @@
+/** Accepting a triage: validate everything first, then store it and add its one BullMQ job. */
+import { Queue, type ConnectionOptions } from 'bullmq';
+import {
+  estimateGrids,
+  finalCount,
+  MAX_PHOTOS,
+  normaliseCriteria,
+  parsePasses,
+  parseTarget,
+  planTriage,
+  targetPercent,
+  TriageInputError,
+  type Pass,
+  type PassLayout,
+  type VisionProfile,
+} from '@triage/core';
+import { TRIAGE_JOB, TRIAGE_QUEUE, type PhotoInput, type TriageJobData, type TriageRequest } from './contract.js';
+import type { TriageStore } from './store.js';
+
+export interface TriageInput {
+  triageId: string;
+  userId: string;
+  bucket: string;
+  photos: PhotoInput[];
+  target?: string;
+  criteria?: string;
+  passes?: unknown;
+  saveGrids?: boolean;
+}
+
+export interface PreparedTriage {
+  request: TriageRequest;
+  /** The target as a share of the input, percent. */
+  percent: number;
+  /** The most photos the result keeps. */
+  keep: number;
+  estimatedGrids: number;
+}
+
+/** Validates a request completely (a bad target is refused now, not failed later in the worker). */
+export function prepareTriage(
+  input: TriageInput,
+  profile: VisionProfile,
+  layouts: Partial<Record<Pass, PassLayout>> = {},
+): PreparedTriage {
+  const n = input.photos.length;
+  if (n === 0) throw new TriageInputError('No files provided');
+  if (n > MAX_PHOTOS) throw new TriageInputError(`Maximum ${MAX_PHOTOS} photos allowed per triage`);
+  const passes = parsePasses(input.passes ?? 2);
+  const targetText = input.target ?? '10%';
+  const target = parseTarget(targetText, n);
+  const criteria = normaliseCriteria(input.criteria);
+  const percent = targetPercent(target, n);
+  const plan = planTriage(profile, n, layouts);
+  return {
+    request: {
+      triageId: input.triageId,
+      userId: input.userId,
+      bucket: input.bucket,
+      photos: input.photos,
+      target: targetText.trim(),
+      criteria,
+      passes,
+      plan,
+      saveGrids: input.saveGrids ?? false,
+    },
+    percent,
+    keep: finalCount(percent, n),
+    estimatedGrids: estimateGrids(plan, percent, passes),
+  };
+}
+
+export class TriageExistsError extends Error {
+  override name = 'TriageExistsError';
+}
+
+export interface QueueOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  /** Seconds BullMQ keeps a finished job (our own records follow the store's retention). */
+  retentionSeconds: number;
+}
+
+export function createTriageQueue(options: QueueOptions): Queue<TriageJobData> {
+  return new Queue<TriageJobData>(TRIAGE_QUEUE, {
+    connection: options.connection,
+    prefix: options.prefix,
+    defaultJobOptions: {
+      // Attempts cover unexpected errors of a whole step; photo and model failures are handled inside it.
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 2000 },
+      removeOnComplete: { age: options.retentionSeconds },
+      removeOnFail: { age: options.retentionSeconds },
+    },
+  });
+}
+
+/** Stores the triage and adds its job: the only place a triage job is added to the queue. */
+export async function submitTriage(queue: Queue<TriageJobData>, store: TriageStore, prepared: PreparedTriage): Promise<void> {
+  const { request } = prepared;
+  if (!(await store.create(request, prepared.estimatedGrids))) {
+    throw new TriageExistsError(`Triage job ${request.triageId} already exists`);
+  }
+  try {
+    await queue.add(TRIAGE_JOB, { triageId: request.triageId }, { jobId: request.triageId });
+  } catch (err) {
+    // Nothing half-accepted: without its job the stored triage would wait forever.
+    await store.forget(request.triageId, request.userId);
+    throw err;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The storage interface every driver implements. Objects are addressed by bucket and path, as in Supabase
+ * Storage; the local driver maps them onto a folder.
+ */
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  size: number;
+  contentType?: string;
+  modifiedAt?: Date;
+}
+
+/** A readable file on local disk holding an object's bytes; `release` deletes it when it was a copy. */
+export interface LocalFile {
+  path: string;
+  size: number;
+  release(): Promise<void>;
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+export interface SignedUrlOptions {
+  /** Ask for a resized image where the storage can make one. */
+  transform?: { width: number; height: number; resize?: 'cover' | 'contain' | 'fill' };
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  /** Size and type of an object, or null when there is none. */
+  stat(bucket: string, path: string): Promise<ObjectInfo | null>;
+  /** The object as a file sharp can read by path (never a whole Buffer in memory). */
+  readToFile(bucket: string, path: string, options?: ReadOptions): Promise<LocalFile>;
+  /** A stream of the object's bytes, for callers that pass them on (a ZIP, an HTTP reply). */
+  readStream(bucket: string, path: string, options?: ReadOptions): Promise<Readable>;
+  /** Bytes [start, end) of an object: a file's head without reading the rest. */
+  readRange(bucket: string, path: string, start: number, end: number, options?: ReadOptions): Promise<Buffer>;
+  write(bucket: string, path: string, body: Buffer | Readable, options: { contentType: string }): Promise<void>;
+  /** A URL that gives the object (or a resized copy) to whoever holds it, for `expiresIn` seconds. */
+  signedUrl(bucket: string, path: string, expiresIn: number, options?: SignedUrlOptions): Promise<string>;
+  /** Removes objects; missing ones are not an error. */
+  remove(bucket: string, paths: readonly string[]): Promise<void>;
+}
+
+/** The object does not exist: a permanent failure for that photo. */
+export class ObjectNotFoundError extends Error {
+  override name = 'ObjectNotFoundError';
+  constructor(
+    readonly bucket: string,
+    readonly path: string,
+  ) {
+    super(`object not found: ${bucket}/${path}`);
+  }
+}
+
+/** A bucket or path that is malformed or tries to leave its bucket. */
+export class InvalidPathError extends Error {
+  override name = 'InvalidPathError';
+}
+
+/**
+ * Checks an object path: relative, no `..` or `.` segments, no empty segments, no backslashes or control
+ * characters, no percent-encoded escapes. Returns the path unchanged when it is safe.
+ */
+export function checkObjectPath(path: string): string {
+  if (typeof path !== 'string' || path.length === 0 || path.length > 1024) {
+    throw new InvalidPathError('object path must be 1–1024 characters');
+  }
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) throw new InvalidPathError(`absolute paths are not allowed: ${path}`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\\\u0000-\u001f\u007f]/.test(path)) throw new InvalidPathError(`invalid characters in path: ${JSON.stringify(path)}`);
+  if (/%2e|%2f|%5c|%00/i.test(path)) throw new InvalidPathError(`encoded separators are not allowed: ${path}`);
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      throw new InvalidPathError(`path segments may not be empty, "." or "..": ${path}`);
+    }
+  }
+  return path;
+}
+
+export function checkBucket(bucket: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(bucket)) throw new InvalidPathError(`invalid bucket name: ${bucket}`);
+  return bucket;
+}

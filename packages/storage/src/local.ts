@@ -1,0 +1,181 @@
+/**
+ * The embedded storage driver: bucket B, path P live at `$STORAGE_DIR/B/P`. It needs no account and no
+ * network, and it is what `triage run` and a single-machine deployment use.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Readable } from 'node:stream';
+import {
+  checkBucket,
+  checkObjectPath,
+  InvalidPathError,
+  ObjectNotFoundError,
+  type LocalFile,
+  type ObjectInfo,
+  type ReadOptions,
+  type SignedUrlOptions,
+  type StorageDriver,
+} from './driver.js';
+
+export interface LocalStorageOptions {
+  /** The folder holding one sub-folder per bucket. */
+  root: string;
+  /** Extra latency per read, ms: lets a benchmark imitate a remote store. */
+  readLatencyMs?: number;
+  /**
+   * Base URL under which an HTTP server serves this folder (e.g. the API's `/storage`). Signed URLs are then
+   * `{publicUrl}/{bucket}/{path}?expires=…&signature=…`; without it they are `file:` URLs.
+   */
+  publicUrl?: string;
+  /** Key for signing URLs (required with publicUrl). */
+  signingKey?: string;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  heic: 'image/heic',
+  heif: 'image/heif',
+  gif: 'image/gif',
+  tif: 'image/tiff',
+  tiff: 'image/tiff',
+  avif: 'image/avif',
+};
+
+export function contentTypeOf(path: string): string {
+  const ext = path.slice(path.lastIndexOf('.') + 1).toLowerCase();
+  return CONTENT_TYPES[ext] ?? 'application/octet-stream';
+}
+
+export class LocalStorage implements StorageDriver {
+  readonly name = 'local';
+  readonly root: string;
+
+  constructor(private readonly options: LocalStorageOptions) {
+    this.root = resolve(options.root);
+    if (options.publicUrl && !options.signingKey) throw new Error('a signing key is required to sign local storage URLs');
+  }
+
+  /** The file behind an object; refuses anything that would land outside the bucket's folder. */
+  filePath(bucket: string, path: string): string {
+    const bucketDir = join(this.root, checkBucket(bucket));
+    const full = resolve(bucketDir, checkObjectPath(path));
+    if (!full.startsWith(bucketDir + sep)) throw new InvalidPathError(`path escapes its bucket: ${path}`);
+    return full;
+  }
+
+  async stat(bucket: string, path: string): Promise<ObjectInfo | null> {
+    try {
+      const s = await stat(this.filePath(bucket, path));
+      if (!s.isFile()) return null;
+      return { size: s.size, contentType: contentTypeOf(path), modifiedAt: s.mtime };
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async readToFile(bucket: string, path: string, options: ReadOptions = {}): Promise<LocalFile> {
+    const file = this.filePath(bucket, path);
+    await this.latency(options.signal);
+    const info = await this.stat(bucket, path);
+    if (!info) throw new ObjectNotFoundError(bucket, path);
+    // Already a file on disk: hand it over as it is, nothing to copy and nothing to delete afterwards.
+    return { path: file, size: info.size, release: async () => {} };
+  }
+
+  async readStream(bucket: string, path: string, options: ReadOptions = {}): Promise<Readable> {
+    await this.latency(options.signal);
+    const handle = await this.openOrThrow(bucket, path);
+    return handle.createReadStream({ signal: options.signal } as Parameters<typeof handle.createReadStream>[0]);
+  }
+
+  async readRange(bucket: string, path: string, start: number, end: number, options: ReadOptions = {}): Promise<Buffer> {
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
+      throw new RangeError(`invalid byte range [${start}, ${end})`);
+    }
+    await this.latency(options.signal);
+    const handle = await this.openOrThrow(bucket, path);
+    try {
+      const buffer = Buffer.alloc(end - start);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async write(bucket: string, path: string, body: Buffer | Readable, _options: { contentType: string }): Promise<void> {
+    const file = this.filePath(bucket, path);
+    await mkdir(dirname(file), { recursive: true });
+    // Write beside, then rename: a reader never sees half a file.
+    const partial = `${file}.partial-${process.pid}-${Date.now()}`;
+    try {
+      await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, createWriteStream(partial));
+      await rename(partial, file);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
+  }
+
+  async signedUrl(bucket: string, path: string, expiresIn: number, _options: SignedUrlOptions = {}): Promise<string> {
+    const file = this.filePath(bucket, path);
+    const { publicUrl, signingKey } = this.options;
+    if (!publicUrl || !signingKey) return pathToFileURL(file).toString();
+    const expires = Math.floor(Date.now() / 1000) + expiresIn;
+    const signature = signLocal(signingKey, bucket, path, expires);
+    const encoded = path.split('/').map(encodeURIComponent).join('/');
+    return `${publicUrl.replace(/\/$/, '')}/${encodeURIComponent(bucket)}/${encoded}?expires=${expires}&signature=${signature}`;
+  }
+
+  /** Checks a URL made by signedUrl: true while it has not expired and its signature matches. */
+  verifySignedUrl(bucket: string, path: string, expires: number, signature: string): boolean {
+    const { signingKey } = this.options;
+    if (!signingKey || !(expires * 1000 > Date.now())) return false;
+    const expected = Buffer.from(signLocal(signingKey, bucket, path, expires));
+    const given = Buffer.from(signature);
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+
+  async remove(bucket: string, paths: readonly string[]): Promise<void> {
+    for (const path of paths) {
+      try {
+        await unlink(this.filePath(bucket, path));
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
+  }
+
+  private async openOrThrow(bucket: string, path: string) {
+    try {
+      return await open(this.filePath(bucket, path), 'r');
+    } catch (err) {
+      if (isMissing(err)) throw new ObjectNotFoundError(bucket, path);
+      throw err;
+    }
+  }
+
+  private async latency(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    const ms = this.options.readLatencyMs ?? 0;
+    if (ms > 0) await sleep(ms, undefined, { signal });
+  }
+}
+
+function signLocal(key: string, bucket: string, path: string, expires: number): string {
+  return createHmac('sha256', key).update(`${bucket}\n${path}\n${expires}`).digest('base64url');
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
