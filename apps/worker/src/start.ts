@@ -23,7 +23,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     subscriber,
     prefix: settings.prefix,
     store,
-    storage: new LocalStorage({ root: settings.storageDir }),
+    storage: new LocalStorage({ root: settings.storageDir, readLatencyMs: settings.storageReadLatencyMs }),
     vision: new OfflineProvider({ profile: settings.profile }),
     images: { thumbnail: thumbnailFromFile, composeGrid },
     log,

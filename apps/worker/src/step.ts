@@ -26,7 +26,10 @@ import type { GridCell, Thumbnail } from '@triage/images';
 import type { CoarseVerdict, FineVerdict, GridRecord, PhotoFailure, TriageMeta, TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import { NO_USAGE, type GridAnswer, type VisionProvider } from '@triage/vision';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+
+const WORKER_ID = `${hostname()}:${process.pid}`;
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
@@ -221,6 +224,8 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
     asked,
     models: answer.models.map((m) => m.model),
     durationMs: Math.round(performance.now() - started),
+    finishedAt: Date.now(),
+    worker: WORKER_ID,
   };
   const recorded = await store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? failures.length : 0);
   const line =

@@ -110,6 +110,10 @@ export interface GridRecord {
   asked: number;
   models: string[];
   durationMs: number;
+  /** When the grid was recorded (ms since the epoch). */
+  finishedAt: number;
+  /** The worker process that made it: `host:pid`. */
+  worker: string;
 }
 
 export interface CoarseVerdict {

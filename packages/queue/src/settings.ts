@@ -12,6 +12,8 @@ export interface SharedSettings {
   retentionSeconds: number;
   storageDriver: 'local';
   storageDir: string;
+  /** Extra latency per storage read, ms (imitates a remote store in benchmarks and tests). */
+  storageReadLatencyMs: number;
   bucket: string;
   visionProvider: 'offline';
   profile: VisionProfile;
@@ -63,6 +65,7 @@ export function readSharedSettings(env: Env = process.env): SharedSettings {
     retentionSeconds: Math.round(positiveNumber(env, 'RETENTION_HOURS', 24) * 3600),
     storageDriver,
     storageDir: resolve(env.STORAGE_DIR?.trim() || '.triage/storage'),
+    storageReadLatencyMs: env.STORAGE_READ_LATENCY_MS ? positiveNumber(env, 'STORAGE_READ_LATENCY_MS', 0) : 0,
     bucket: env.STORAGE_BUCKET?.trim() || 'photos',
     visionProvider,
     profile: OFFLINE_PROFILE,

@@ -1,0 +1,197 @@
+/**
+ * Shared by the worker's integration tests: real Redis (each test on its own key prefix, cleaned up),
+ * real sharp, the local storage driver in a temp folder, worker processes started from the built app.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { OFFLINE_PROFILE, type Pass, type PassLayout } from '@triage/core';
+import { generateSampleSet, type SampleFile } from '@triage/images';
+import {
+  createTriageQueue,
+  eventsChannel,
+  prepareTriage,
+  redisOptions,
+  submitTriage,
+  TriageStore,
+  type TriageJobData,
+  type TriageStatus,
+} from '@triage/queue';
+import { LocalStorage } from '@triage/storage';
+import type { Queue } from 'bullmq';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const WORKER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
+export const BUCKET = 'photos';
+
+/** 12 photos per coarse grid, so that a 60-photo job has several grids. */
+export const SMALL_GRIDS: Partial<Record<Pass, PassLayout>> = { coarse: { minThumb: 84, rows: 3, cols: 4 } };
+
+export interface Env {
+  prefix: string;
+  dir: string;
+  storageDir: string;
+  redis: Redis;
+  store: TriageStore;
+  queue: Queue<TriageJobData>;
+  storage: LocalStorage;
+  close(): Promise<void>;
+}
+
+export async function setup(): Promise<Env> {
+  const prefix = `test-${randomUUID().slice(0, 8)}`;
+  const dir = await mkdtemp(join(tmpdir(), 'triage-test-'));
+  const storageDir = join(dir, 'storage');
+  const redis = new Redis(REDIS_URL, redisOptions('worker'));
+  const store = new TriageStore(redis, { prefix, retentionSeconds: 600 });
+  const queue = createTriageQueue({ connection: redis, prefix, retentionSeconds: 600 });
+  return {
+    prefix,
+    dir,
+    storageDir,
+    redis,
+    store,
+    queue,
+    storage: new LocalStorage({ root: storageDir }),
+    async close() {
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      await redis.quit();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let samples: Promise<{ dir: string; files: SampleFile[] }> | undefined;
+
+/** The default 60-photo sample set (good shots, bursts, blurred, dark, blown out, unreadable), made once per file. */
+export function sampleSet(): Promise<{ dir: string; files: SampleFile[] }> {
+  samples ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'triage-samples-'));
+    return { dir, files: await generateSampleSet(dir) };
+  })();
+  return samples;
+}
+
+export async function removeSampleSet(): Promise<void> {
+  if (samples) await rm((await samples).dir, { recursive: true, force: true });
+  samples = undefined;
+}
+
+export interface StagedJob {
+  triageId: string;
+  /** The sample behind each photo index. */
+  files: SampleFile[];
+}
+
+/** Links photos into storage at `triage/{user}/{id}/…` and submits a triage over them. */
+export async function stageJob(
+  env: Env,
+  files: SampleFile[],
+  options: { target?: string; passes?: 1 | 2; layouts?: Partial<Record<Pass, PassLayout>>; userId?: string } = {},
+): Promise<StagedJob> {
+  const triageId = randomUUID();
+  const userId = options.userId ?? 'user-1';
+  const photos = [];
+  for (const [i, file] of files.entries()) {
+    const path = `triage/${userId}/${triageId}/${String(i).padStart(4, '0')}-${basename(file.path)}`;
+    const target = env.storage.filePath(BUCKET, path);
+    await mkdir(dirname(target), { recursive: true });
+    await symlink(file.path, target);
+    photos.push({ name: file.name, path });
+  }
+  const prepared = prepareTriage(
+    { triageId, userId, bucket: BUCKET, photos, target: options.target ?? '10%', passes: options.passes ?? 2 },
+    OFFLINE_PROFILE,
+    options.layouts ?? {},
+  );
+  await submitTriage(env.queue, env.store, prepared);
+  return { triageId, files };
+}
+
+/** Resolves with the first status that satisfies `predicate`, following the triage's events. */
+export async function waitForStatus(
+  env: Env,
+  triageId: string,
+  predicate: (s: TriageStatus) => boolean,
+  timeoutMs = 60_000,
+): Promise<TriageStatus> {
+  const sub = new Redis(REDIS_URL, redisOptions('worker'));
+  let timer: NodeJS.Timeout | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<TriageStatus>((resolvePromise, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out waiting for triage ${triageId}`)), timeoutMs);
+      const check = async () => {
+        const s = await env.store.status(triageId);
+        if (s && predicate(s)) resolvePromise(s);
+      };
+      sub.on('message', () => void check().catch(reject));
+      void sub.subscribe(eventsChannel(env.prefix, triageId)).then(check, reject);
+      poll = setInterval(() => void check().catch(reject), 250);
+    });
+  } finally {
+    clearTimeout(timer);
+    clearInterval(poll);
+    sub.disconnect();
+  }
+}
+
+export const ended = (s: TriageStatus) => ['completed', 'failed', 'cancelled'].includes(s.status);
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the worker app as its own process, as an operator would. */
+export function spawnWorker(env: Env, extra: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, [WORKER_MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      REDIS_URL,
+      TRIAGE_PREFIX: env.prefix,
+      STORAGE_DIR: env.storageDir,
+      LOG_LEVEL: 'info',
+      MALLOC_ARENA_MAX: '2',
+      WORKER_LOCK_MS: '2000',
+      WORKER_STALLED_INTERVAL_MS: '1000',
+      ...extra,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
+  return { child, output: () => out, exited };
+}
+
+export async function stopWorker(worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode === null && worker.child.signalCode === null) {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }
+}
+
+/** Waits until a worker process has registered with the queue. */
+export async function waitForWorkers(env: Env, count: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await env.queue.getWorkersCount()) < count) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} workers registered within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

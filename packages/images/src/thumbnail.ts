@@ -1,0 +1,141 @@
+import { stat } from 'node:fs/promises';
+import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp } from './sharp.js';
+import { resampleSquare } from './resample.js';
+import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
+
+export interface Thumbnail {
+  /** Square side, px. */
+  size: number;
+  /** Raw sRGB, 3 channels, row-major, size × size × 3 bytes. */
+  rgb: Buffer;
+  /** Measured at SIGNAL_SIDE px whatever `size` is, so coarse- and fine-pass signals compare. */
+  signals: QualitySignals;
+  /** Of the original file, after auto-orientation. */
+  source: { width: number; height: number; format: string };
+}
+
+/** A photo that cannot be read: a permanent failure to record against the photo, never worth a retry. */
+export class ImageReadError extends Error {
+  override name = 'ImageReadError';
+  /** Short human sentence fit for the job log and the result, e.g. "empty file (0 bytes)". */
+  readonly reason: string;
+
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(reason, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * Transparent areas are flattened onto white, as browsers and photo viewers show them, so a logo or a cut-out
+ * looks to the model as it would to the user (and stands apart from the grid's dark background).
+ */
+const FLATTEN_BACKGROUND = { r: 255, g: 255, b: 255 };
+
+/**
+ * A centre-cropped square thumbnail of the photo at `path`, as raw sRGB, with its quality signals.
+ *
+ * The pipeline renders at least SIGNAL_SIDE px and the thumbnail is derived from that in JS: focus blur
+ * that ruins a photo (σ ≈ 3 px on a 1600 px original) is a fifth of a pixel at 84 px, invisible to any
+ * measure, but plain at 320 px. For camera-sized JPEGs this costs no extra decode: shrink-on-load still
+ * picks the 1/8 scale.
+ *
+ * Reads the file by path, never a Buffer: libvips then streams the file and JPEG shrink-on-load decodes
+ * at a fraction of full size. Exactly one sharp operation is in flight at a time: a header-only metadata
+ * read (source size and format; sharp refuses images over the pixel limit here, before any decode), then
+ * one pipeline.
+ *
+ * Throws ImageReadError for files that are not readable images; file-system errors (missing file,
+ * permissions) pass through unchanged because they are the caller's problem, not the photo's.
+ */
+export async function thumbnailFromFile(path: string, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
+  if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+  options.signal?.throwIfAborted();
+
+  const stats = await stat(path);
+  if (!stats.isFile()) throw new ImageReadError('not a regular file');
+  if (stats.size === 0) throw new ImageReadError('empty file (0 bytes)');
+  options.signal?.throwIfAborted();
+
+  const image = sharp(path, INPUT_OPTIONS);
+  let metadata: Awaited<ReturnType<typeof image.metadata>>;
+  try {
+    metadata = await image.metadata();
+  } catch (error) {
+    throw await toReadError(error, path);
+  }
+  // Header fields are stored pre-rotation; autoOrient carries the size the user actually sees.
+  const width = metadata.autoOrient?.width ?? metadata.width;
+  const height = metadata.autoOrient?.height ?? metadata.height;
+  if (metadata.format === 'heif' && metadata.compression === 'hevc') {
+    // The prebuilt libheif has no HEVC decoder: say so instead of surfacing a decoder error.
+    throw new ImageReadError('unsupported format: HEIC (HEVC-compressed HEIF) cannot be decoded');
+  }
+  options.signal?.throwIfAborted();
+
+  const side = Math.max(size, SIGNAL_SIDE);
+  let data: Buffer;
+  let info: { width: number; height: number; channels: number };
+  try {
+    // Nothing may come before resize but auto-orientation, or JPEG shrink-on-load is lost.
+    ({ data, info } = await image
+      .autoOrient()
+      .resize(side, side, { fit: 'cover', position: 'centre' })
+      .flatten({ background: FLATTEN_BACKGROUND })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true }));
+  } catch (error) {
+    throw await toReadError(error, path);
+  }
+  if (info.width !== side || info.height !== side || info.channels !== 3 || data.length !== side * side * 3) {
+    throw new Error(`thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}, expected ${side} × ${side} × 3`);
+  }
+
+  const analysis = side === SIGNAL_SIDE ? data : resampleSquare(data, side, SIGNAL_SIDE);
+  return {
+    size,
+    rgb: side === size ? data : resampleSquare(data, side, size),
+    signals: computeSignals(analysis, SIGNAL_SIDE, SIGNAL_SIDE),
+    source: { width, height, format: metadata.format },
+  };
+}
+
+/** Maps libvips' messages to a reason a user can act on; the original error stays as the cause. */
+async function toReadError(error: unknown, path: string): Promise<Error> {
+  if (!(error instanceof Error)) return new ImageReadError(`unreadable image: ${String(error)}`, { cause: error });
+  const message = error.message;
+  if (/Input file is missing/i.test(message)) return error;
+  if (/unsupported image format/i.test(message)) {
+    return new ImageReadError('not an image: unsupported or unrecognised format', { cause: error });
+  }
+  if (/exceeds pixel limit/i.test(message)) {
+    const limit = `${MAX_INPUT_PIXELS / 1_000_000} MP limit`;
+    const size = await headerSize(path);
+    const reason = size ? `image too large: ${size.width} × ${size.height} pixels exceeds the ${limit}` : `image too large: exceeds the ${limit}`;
+    return new ImageReadError(reason, { cause: error });
+  }
+  return new ImageReadError(`corrupt or truncated image: ${firstLine(message)}`, { cause: error });
+}
+
+/**
+ * The size an oversized image claims, for the error message. sharp refuses to read even the header past
+ * the pixel limit, so this opens it again without one; metadata() reads the header only and decodes nothing.
+ */
+async function headerSize(path: string): Promise<{ width: number; height: number } | undefined> {
+  try {
+    const metadata = await sharp(path, { ...INPUT_OPTIONS, limitInputPixels: false }).metadata();
+    return metadata.autoOrient ?? { width: metadata.width, height: metadata.height };
+  } catch {
+    return undefined;
+  }
+}
+
+/** libvips' first line, joined to the next when it only introduces it ("…corrupt header:"). */
+function firstLine(message: string): string {
+  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
+  const first = lines[0] ?? 'unknown error';
+  const line = first.endsWith(':') && lines[1] ? `${first} ${lines[1]}` : first;
+  return line.replace(/:$/, '');
+}
