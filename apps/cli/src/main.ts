@@ -6,12 +6,14 @@ import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
 import { readSharedSettings, SettingsError } from '@triage/queue';
 import { CliError, runTriage, type RunOptions, type RunSummary } from './run.js';
-import { NoRedisError } from './redis-server.js';
+import { ensureRedis, NoRedisError } from './redis-server.js';
+import { readWorkerSettings, startWorker } from '@triage/worker';
 
 const USAGE = `Usage:
   triage run <folder> [--top 10%] [--criteria standout|quality|"free text"] [--passes 1|2]
                       [--out <dir>] [--grids] [--json]
   triage demo         generate a sample set of 60 photos with known flaws and triage it
+  triage start        run a worker on the embedded defaults until Ctrl-C (starts Redis if needed)
   triage help
 
 Options of run:
@@ -113,6 +115,26 @@ async function demo(): Promise<void> {
   );
 }
 
+/** A long-running worker on the embedded defaults: what `npm start` runs on one machine. */
+async function serve(): Promise<void> {
+  const settings = readWorkerSettings();
+  const redis = await ensureRedis(settings.redisUrl);
+  if (redis.started) process.stderr.write(`No Redis at ${settings.redisUrl}: started one for this session at ${redis.url}\n`);
+  const worker = await startWorker({ ...settings, redisUrl: redis.url });
+  process.stderr.write(`Worker running (storage ${settings.storageDir}, provider ${settings.visionProvider}). Ctrl-C stops it.\n`);
+  await new Promise<void>((resolvePromise) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolvePromise();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await worker.stop();
+  await redis.stop();
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -123,6 +145,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'demo':
       await demo();
+      return 0;
+    case 'start':
+      await serve();
       return 0;
     case undefined:
     case 'help':

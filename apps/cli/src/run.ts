@@ -206,6 +206,7 @@ async function follow(
   onStatus: (status: TriageStatus) => void,
 ): Promise<TriageStatus> {
   const subscriber = new Redis(url, redisOptions('worker'));
+  subscriber.on('error', () => {}); // the poll below keeps going and reports a Redis that stays away
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<TriageStatus>((resolvePromise, reject) => {

@@ -17,6 +17,9 @@ export interface RunningWorker extends TriageWorker {
 export async function startWorker(settings: WorkerSettings, log: Logger = pino({ level: settings.logLevel })): Promise<RunningWorker> {
   const redis = await connectRedis(settings.redisUrl, 'worker');
   const subscriber = new Redis(settings.redisUrl, redisOptions('worker'));
+  // Both reconnect by themselves; say so once per failure instead of letting ioredis print a stack.
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
+  subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
   const worker = await createTriageWorker({
     connection: redis,

@@ -20,6 +20,9 @@ export class RedisUnavailableError extends Error {
 /** Connects and waits until Redis answers, or fails with a message naming the URL (never its password). */
 export async function connectRedis(url: string, role: RedisRole, timeoutMs = 3000): Promise<Redis> {
   const redis = new Redis(url, { ...redisOptions(role), lazyConnect: true, retryStrategy: role === 'worker' ? undefined : () => null });
+  // Connection errors surface as rejected commands (or the message below); without a listener ioredis
+  // would also print each one as "Unhandled error event".
+  redis.on('error', () => {});
   try {
     await withTimeout(redis.connect(), timeoutMs);
     await redis.ping();
