@@ -191,6 +191,10 @@ describe('planGeometry', () => {
     }
   });
 
+  it('refuses a fractional minimum thumbnail rather than drawing thumbnails below it', () => {
+    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84.5 })).toThrow(/whole number/);
+  });
+
   it('throws a clear GeometryError for bad rows/cols overrides', () => {
     expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, rows: 0 })).toThrow(/rows must be a positive integer, got 0/);
     expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, cols: -2 })).toThrow(/cols must be a positive integer, got -2/);

@@ -92,7 +92,9 @@ export function canvasSide(profile: VisionProfile): number {
 
 /** Plans the full-capacity grid of one pass. */
 export function planGeometry(profile: VisionProfile, layout: PassLayout): GridGeometry {
-  if (!(layout.minThumb >= 16)) throw new GeometryError(`minimum thumbnail size must be at least 16 px, got ${layout.minThumb}`);
+  if (!(Number.isInteger(layout.minThumb) && layout.minThumb >= 16)) {
+    throw new GeometryError(`minimum thumbnail size must be a whole number, at least 16 px, got ${layout.minThumb}`);
+  }
   for (const key of ['rows', 'cols'] as const) {
     const v = layout[key];
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new GeometryError(`${key} must be a positive integer, got ${v}`);

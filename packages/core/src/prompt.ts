@@ -18,7 +18,7 @@ export interface GridQuestion {
 }
 
 export const SYSTEM_PROMPT =
-  'You are a photo editor triaging a large set of photos. You are shown a grid of numbered thumbnails and pick ' +
+  'You are a photo editor triaging a large set of photos. You are shown a grid of labelled thumbnails and pick ' +
   'the best ones. You answer only with the labels of the cells you pick, exactly as printed under each cell.';
 
 export function buildPrompt(question: GridQuestion): string {

@@ -92,7 +92,7 @@ export function normaliseCriteria(input: string | undefined): string {
 }
 
 export function describeCriteria(criteria: string): string {
-  return criteria in CRITERIA_PRESETS ? CRITERIA_PRESETS[criteria as CriteriaPreset] : criteria;
+  return Object.hasOwn(CRITERIA_PRESETS, criteria) ? CRITERIA_PRESETS[criteria as CriteriaPreset] : criteria;
 }
 
 export function parsePasses(input: unknown): 1 | 2 {

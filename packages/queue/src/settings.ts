@@ -44,7 +44,7 @@ function optionalInt(env: Env, name: string): number | undefined {
 
 function layoutFromEnv(env: Env, pass: Pass): PassLayout {
   const p = `GRID_${pass.toUpperCase()}`;
-  const layout: PassLayout = { minThumb: positiveNumber(env, `${p}_MIN_THUMB`, DEFAULT_LAYOUTS[pass].minThumb) };
+  const layout: PassLayout = { minThumb: optionalInt(env, `${p}_MIN_THUMB`) ?? DEFAULT_LAYOUTS[pass].minThumb };
   const rows = optionalInt(env, `${p}_ROWS`);
   const cols = optionalInt(env, `${p}_COLS`);
   if (rows !== undefined) layout.rows = rows;

@@ -2,7 +2,7 @@
  * The embedded storage driver: bucket B, path P live at `$STORAGE_DIR/B/P`. It needs no account and no
  * network, and it is what `triage run` and a single-machine deployment use.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -116,7 +116,7 @@ export class LocalStorage implements StorageDriver {
     const file = this.filePath(bucket, path);
     await mkdir(dirname(file), { recursive: true });
     // Write beside, then rename: a reader never sees half a file.
-    const partial = `${file}.partial-${process.pid}-${Date.now()}`;
+    const partial = `${file}.partial-${randomUUID()}`;
     try {
       await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, createWriteStream(partial));
       await rename(partial, file);
@@ -155,13 +155,20 @@ export class LocalStorage implements StorageDriver {
     }
   }
 
+  /** Opens an object for reading; a folder (a prefix of other objects) is no object either. */
   private async openOrThrow(bucket: string, path: string) {
+    let handle;
     try {
-      return await open(this.filePath(bucket, path), 'r');
+      handle = await open(this.filePath(bucket, path), 'r');
     } catch (err) {
       if (isMissing(err)) throw new ObjectNotFoundError(bucket, path);
       throw err;
     }
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new ObjectNotFoundError(bucket, path);
+    }
+    return handle;
   }
 
   private async latency(signal?: AbortSignal): Promise<void> {
@@ -177,5 +184,6 @@ function signLocal(key: string, bucket: string, path: string, expires: number): 
 
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
+  // EISDIR: a folder, which is a prefix of objects, not an object.
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
 }
