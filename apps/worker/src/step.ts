@@ -183,6 +183,7 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
     }
   }
 
+  const failureOf = new Map(failures.map((f) => [f.index, f.reason]));
   const votes: Record<string, number> = {};
   const verdicts = new Map<number, CoarseVerdict | FineVerdict>();
   labels.forEach((label, i) => {
@@ -191,7 +192,7 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
     // A placeholder can never be picked, whatever an answer says.
     const v = thumb ? (answer.votes[label] ?? 0) : 0;
     if (v > 0) votes[String(index)] = v;
-    const failure = failures.find((f) => f.index === index)?.reason;
+    const failure = failureOf.get(index);
     if (pass === 'coarse') {
       verdicts.set(index, {
         votes: v,

@@ -67,11 +67,17 @@ describe('a two-pass triage of 60 generated photos', () => {
     let maxInFlight = 0;
     let samples = 0;
     let busy = 0;
-    const sampler = setInterval(() => {
+    // counters() reads its two atomics one after the other while a libuv thread may move a task from
+    // `queue` to `process` in between, so a single read can count one pipeline twice. A real second
+    // pipeline lasts milliseconds: it shows in two reads back to back, a torn read does not.
+    const inFlight = () => {
       const { queue, process } = sharpCounters();
-      maxInFlight = Math.max(maxInFlight, queue + process);
+      return queue + process;
+    };
+    const sampler = setInterval(() => {
+      maxInFlight = Math.max(maxInFlight, Math.min(inFlight(), inFlight()));
       samples++;
-      if (process > 0) busy++;
+      if (sharpCounters().process > 0) busy++;
     }, 1);
     await startInProcessWorker();
     const status = await waitForStatus(env, job.triageId, ended);

@@ -399,12 +399,9 @@ function buildStatus(triageId: string, m: Record<(typeof STATUS_FIELDS)[number],
   const fineDone = int(m.fine_done);
   const phase = m.phase as Phase | null;
   let progress = null;
-  if (status === 'processing' && phase) {
-    progress =
-      phase === 'fine_pass'
-        ? progressOf('fine_pass', fineDone, fineTotal)
-        : progressOf(phase, phase === 'coarse_pass' ? coarseDone : 0, phase === 'coarse_pass' ? coarseTotal : 0);
-  }
+  if (status === 'processing' && phase === 'coarse_pass') progress = progressOf(phase, coarseDone, coarseTotal);
+  else if (status === 'processing' && phase === 'fine_pass') progress = progressOf(phase, fineDone, fineTotal);
+  else if (status === 'processing' && phase) progress = progressOf(phase, 0, 0);
   const gridsDone = coarseDone + fineDone;
   // Until the coarse pass ends, the fine pass's size is the estimate made when the job was accepted.
   const gridsTotal = m.phase === 'coarse_pass' || status === 'pending' ? Math.max(int(m.estimated_grids), coarseTotal) : coarseTotal + fineTotal;
