@@ -4,3 +4,4 @@ export * from './prompt.js';
 export * from './ranking.js';
 export * from './progress.js';
 export * from './plan.js';
+export * from './profiles.js';

@@ -3,19 +3,41 @@
  * variable is listed with its default in `.env.example` and the README.
  */
 import { resolve } from 'node:path';
-import { DEFAULT_LAYOUTS, OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from '@triage/core';
+import {
+  combinedProfile,
+  DEFAULT_LAYOUTS,
+  DEFAULT_MODEL,
+  OFFLINE_PROFILE,
+  profileFor,
+  UnknownModelError,
+  type Pass,
+  type PassLayout,
+  type VisionProfile,
+} from '@triage/core';
 import { DEFAULT_PREFIX } from './contract.js';
 
 export interface SharedSettings {
   redisUrl: string;
   prefix: string;
   retentionSeconds: number;
-  storageDriver: 'local';
+  storageDriver: 'local' | 'supabase';
   storageDir: string;
   /** Extra latency per storage read, ms (imitates a remote store in benchmarks and tests). */
   storageReadLatencyMs: number;
+  /** Supabase project URL (the JWKS and Storage live under it). */
+  supabaseUrl: string | undefined;
+  /** Secret: never logged, never in job data. */
+  supabaseServiceRoleKey: string | undefined;
+  /** Ask storage for images already resized to the cell (Supabase image transforms). */
+  storageTransforms: boolean;
   bucket: string;
-  visionProvider: 'offline';
+  visionProvider: 'offline' | 'anthropic';
+  /** Secret: never logged, never in job data. */
+  anthropicApiKey: string | undefined;
+  anthropicBaseUrl: string | undefined;
+  /** Models that vote on each grid (union). */
+  visionModels: string[];
+  /** What the provider sees: grids are planned to exactly this (the smallest of the voting models'). */
   profile: VisionProfile;
   layouts: Record<Pass, PassLayout>;
 }
@@ -34,12 +56,27 @@ function positiveNumber(env: Env, name: string, fallback: number): number {
   return n;
 }
 
+function nonNegativeNumber(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!(Number.isFinite(n) && n >= 0)) throw new SettingsError(`${name} must be a number ≥ 0, got "${raw}"`);
+  return n;
+}
+
 function optionalInt(env: Env, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const n = Number(raw);
   if (!(Number.isInteger(n) && n > 0)) throw new SettingsError(`${name} must be a positive integer, got "${raw}"`);
   return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new SettingsError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return raw as T;
 }
 
 function layoutFromEnv(env: Env, pass: Pass): PassLayout {
@@ -55,20 +92,44 @@ function layoutFromEnv(env: Env, pass: Pass): PassLayout {
 export function readSharedSettings(env: Env = process.env): SharedSettings {
   const prefix = env.TRIAGE_PREFIX?.trim() || DEFAULT_PREFIX;
   if (!/^[A-Za-z0-9{}_.-]+$/.test(prefix)) throw new SettingsError(`TRIAGE_PREFIX may hold letters, digits, {}, _, . and - only, got "${prefix}"`);
-  const storageDriver = env.STORAGE_DRIVER?.trim() || 'local';
-  if (storageDriver !== 'local') throw new SettingsError(`STORAGE_DRIVER "${storageDriver}" is not available; use "local"`);
-  const visionProvider = env.VISION_PROVIDER?.trim() || 'offline';
-  if (visionProvider !== 'offline') throw new SettingsError(`VISION_PROVIDER "${visionProvider}" is not available; use "offline"`);
+  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'supabase'], 'local');
+  const supabaseUrl = env.SUPABASE_URL?.trim() || undefined;
+  const supabaseServiceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY?.trim() || undefined;
+  if (storageDriver === 'supabase') {
+    for (const [name, value] of [['SUPABASE_URL', supabaseUrl], ['SUPABASE_SERVICE_ROLE_KEY', supabaseServiceRoleKey]] as const) {
+      if (!value) throw new SettingsError(`STORAGE_DRIVER=supabase needs ${name}`);
+    }
+  }
+  const anthropicApiKey = env.ANTHROPIC_API_KEY?.trim() || undefined;
+  // A key alone selects the model: whoever sets one means to use it.
+  const visionProvider = oneOf(env, 'VISION_PROVIDER', ['offline', 'anthropic'], anthropicApiKey ? 'anthropic' : 'offline');
+  if (visionProvider === 'anthropic' && !anthropicApiKey) throw new SettingsError('VISION_PROVIDER=anthropic needs ANTHROPIC_API_KEY');
+  const visionModels = (env.VISION_MODELS?.trim() || DEFAULT_MODEL).split(',').map((m) => m.trim()).filter(Boolean);
+  let profile = OFFLINE_PROFILE;
+  if (visionProvider === 'anthropic') {
+    try {
+      profile = combinedProfile(visionModels.map((m) => profileFor(m)));
+    } catch (err) {
+      if (err instanceof UnknownModelError) throw new SettingsError(`VISION_MODELS: ${err.message}`);
+      throw err;
+    }
+  }
   return {
     redisUrl: env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379',
     prefix,
     retentionSeconds: Math.round(positiveNumber(env, 'RETENTION_HOURS', 24) * 3600),
     storageDriver,
     storageDir: resolve(env.STORAGE_DIR?.trim() || '.triage/storage'),
-    storageReadLatencyMs: env.STORAGE_READ_LATENCY_MS ? positiveNumber(env, 'STORAGE_READ_LATENCY_MS', 0) : 0,
+    storageReadLatencyMs: nonNegativeNumber(env, 'STORAGE_READ_LATENCY_MS', 0),
+    supabaseUrl,
+    supabaseServiceRoleKey,
+    storageTransforms: oneOf(env, 'STORAGE_TRANSFORMS', ['on', 'off'], 'off') === 'on',
     bucket: env.STORAGE_BUCKET?.trim() || 'photos',
     visionProvider,
-    profile: OFFLINE_PROFILE,
+    anthropicApiKey,
+    anthropicBaseUrl: env.ANTHROPIC_BASE_URL?.trim() || undefined,
+    visionModels,
+    profile,
     layouts: { coarse: layoutFromEnv(env, 'coarse'), fine: layoutFromEnv(env, 'fine') },
   };
 }

@@ -41,6 +41,43 @@ export interface StorageDriver {
   signedUrl(bucket: string, path: string, expiresIn: number, options?: SignedUrlOptions): Promise<string>;
   /** Removes objects; missing ones are not an error. */
   remove(bucket: string, paths: readonly string[]): Promise<void>;
+  /**
+   * Size and type of many objects at once (null where there is none), in the order given. Optional: callers
+   * fall back to `stat` one by one.
+   */
+  statMany(bucket: string, paths: readonly string[], options?: ReadOptions): Promise<(ObjectInfo | null)[]>;
+  /** Signed URLs for many objects at once (null where there is none), in the order given. Optional. */
+  signedUrls?(bucket: string, paths: readonly string[], expiresIn: number): Promise<(string | null)[]>;
+  /**
+   * The object resized by the storage service itself, as a local file (phase 4). Optional: only drivers
+   * whose storage can transform images have it. Throws TransformRefusedError when the service will not make
+   * this copy (source too large, unreadable format, any error): the caller then reads the original.
+   */
+  readTransformed?(bucket: string, path: string, transform: ImageTransform, options?: ReadOptions): Promise<LocalFile>;
+}
+
+/** A resize the storage service performs: width and height in px, clamped to what the service accepts. */
+export interface ImageTransform {
+  width: number;
+  height: number;
+  resize?: 'cover' | 'contain' | 'fill';
+  /** 20–100; the service's default when absent. */
+  quality?: number;
+}
+
+/** The storage service would not make a transformed copy: read the original instead. */
+export class TransformRefusedError extends Error {
+  override name = 'TransformRefusedError';
+  constructor(
+    readonly bucket: string,
+    readonly path: string,
+    /** Why, in words (the service's message where it gave one). */
+    readonly reason: string,
+    /** HTTP status of the refusal, when there was one. */
+    readonly status?: number,
+  ) {
+    super(`transform refused for ${bucket}/${path}: ${reason}`);
+  }
 }
 
 /** The object does not exist: a permanent failure for that photo. */

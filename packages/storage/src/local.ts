@@ -21,6 +21,7 @@ import {
   type SignedUrlOptions,
   type StorageDriver,
 } from './driver.js';
+import { mapBounded } from './bounded.js';
 
 export interface LocalStorageOptions {
   /** The folder holding one sub-folder per bucket. */
@@ -80,6 +81,10 @@ export class LocalStorage implements StorageDriver {
       if (isMissing(err)) return null;
       throw err;
     }
+  }
+
+  async statMany(bucket: string, paths: readonly string[], options: ReadOptions = {}): Promise<(ObjectInfo | null)[]> {
+    return mapBounded(paths, 16, (path) => this.stat(bucket, path), options.signal);
   }
 
   async readToFile(bucket: string, path: string, options: ReadOptions = {}): Promise<LocalFile> {

@@ -1,2 +1,5 @@
 export * from './provider.js';
 export * from './offline.js';
+export * from './image-size.js';
+export * from './anthropic.js';
+export * from './factory.js';

@@ -30,6 +30,12 @@ export interface ModelAnswer {
   /** Set when this model's call failed for good (after retries). */
   error?: string;
   usage: Usage;
+  /** Labels the model gave that are not selectable in this grid (not present, or unreadable): dropped. */
+  ignored?: string[];
+  /** The API's stop_reason of the answer used. */
+  stopReason?: string;
+  /** The answer was not valid JSON; its labels were read from the text. */
+  malformed?: boolean;
 }
 
 export interface GridAnswer {
