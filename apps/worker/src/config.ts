@@ -5,6 +5,8 @@ export interface WorkerSettings extends SharedSettings {
   lockDurationMs: number;
   stalledIntervalMs: number;
   shutdownDeadlineMs: number;
+  /** How often finished triages past their retention are removed (storage, then records). */
+  sweepEveryMs: number;
   logLevel: string;
 }
 
@@ -22,6 +24,7 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     lockDurationMs: ms(env, 'WORKER_LOCK_MS', 30_000),
     stalledIntervalMs: ms(env, 'WORKER_STALLED_INTERVAL_MS', 30_000),
     shutdownDeadlineMs: ms(env, 'SHUTDOWN_DEADLINE_MS', 10_000),
+    sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
   };
 }

@@ -2,3 +2,4 @@ export * from './step.js';
 export * from './worker.js';
 export * from './config.js';
 export * from './start.js';
+export * from './expiry.js';

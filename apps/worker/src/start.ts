@@ -1,10 +1,10 @@
 /** Builds a worker from settings with the embedded defaults: local storage, the offline provider. */
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import { composeGrid, thumbnailFromFile } from '@triage/images';
+import { composeGrid, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
 import { connectRedis, redactUrl, redisOptions, TriageStore } from '@triage/queue';
-import { LocalStorage } from '@triage/storage';
-import { OfflineProvider } from '@triage/vision';
+import { createStorageDriver } from '@triage/storage';
+import { createVisionProvider } from '@triage/vision';
 import type { WorkerSettings } from './config.js';
 import { createTriageWorker, type TriageWorker } from './worker.js';
 
@@ -26,15 +26,24 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     subscriber,
     prefix: settings.prefix,
     store,
-    storage: new LocalStorage({ root: settings.storageDir, readLatencyMs: settings.storageReadLatencyMs }),
-    vision: new OfflineProvider({ profile: settings.profile }),
-    images: { thumbnail: thumbnailFromFile, composeGrid },
+    storage: createStorageDriver(settings),
+    vision: createVisionProvider(settings),
+    storageTransforms: settings.storageTransforms,
+    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
     log,
     lockDurationMs: settings.lockDurationMs,
+    sweepEveryMs: settings.sweepEveryMs,
     stalledIntervalMs: settings.stalledIntervalMs,
   });
   log.info(
-    { redis: redactUrl(settings.redisUrl), prefix: settings.prefix, storage: settings.storageDriver, vision: settings.visionProvider },
+    {
+      redis: redactUrl(settings.redisUrl),
+      prefix: settings.prefix,
+      storage: settings.storageDriver,
+      transforms: settings.storageTransforms,
+      vision: settings.visionProvider,
+      models: settings.visionProvider === 'anthropic' ? settings.visionModels : undefined,
+    },
     'worker ready',
   );
   return {

@@ -22,9 +22,10 @@ import {
   type Pass,
   type PhotoVerdict,
 } from '@triage/core';
-import type { GridCell, Thumbnail } from '@triage/images';
-import type { CoarseVerdict, FineVerdict, GridRecord, PhotoFailure, TriageMeta, TriageStore } from '@triage/queue';
+import type { EmbeddedThumbnail, GridCell, Thumbnail } from '@triage/images';
+import { gridPath, type CoarseVerdict, type FineVerdict, type GridRecord, type PhotoFailure, type TriageMeta, type TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
+import { readThumbnails } from './photos.js';
 import { NO_USAGE, type GridAnswer, type VisionProvider } from '@triage/vision';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -34,6 +35,7 @@ const WORKER_ID = `${hostname()}:${process.pid}`;
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
   thumbnail(path: string, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
+  thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
   composeGrid(geometry: GridGeometry, cells: readonly GridCell[], labels: readonly string[]): Promise<Buffer>;
 }
 
@@ -42,6 +44,8 @@ export interface StepDeps {
   storage: StorageDriver;
   vision: VisionProvider;
   images: ImageOps;
+  /** Ask storage for images already resized to the cell, where it can make them. */
+  storageTransforms?: boolean;
   log: Logger;
   /** Lines an operator should see beside the job in the dashboard. */
   jobLog?: (line: string) => Promise<unknown>;
@@ -136,28 +140,16 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
   const labels = labelsFor(indexes.length, geometry.cols);
 
   // One photo at a time: only this grid's thumbnails are ever held, never an original's pixels.
-  const cells: GridCell[] = [];
-  const thumbs: (Thumbnail | null)[] = [];
-  const failures: PhotoFailure[] = [];
-  for (let i = 0; i < photos.length; i++) {
-    signal.throwIfAborted();
-    try {
-      const file = await storage.readToFile(meta.bucket, photos[i]!.path, { signal });
-      try {
-        const thumb = await images.thumbnail(file.path, geometry.thumb, { signal });
-        cells.push({ thumb: thumb.rgb });
-        thumbs.push(thumb);
-      } finally {
-        await file.release();
-      }
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      const reason = failureReason(err);
-      cells.push({ thumb: null, reason });
-      thumbs.push(null);
-      failures.push({ index: indexes[i]!, reason });
-    }
-  }
+  const reads = await readThumbnails(
+    { storage, images, bucket: meta.bucket, pass, size: geometry.thumb, transforms: deps.storageTransforms ?? false, signal },
+    photos,
+    failureReason,
+  );
+  const thumbs = reads.map((r) => r.thumb);
+  const cells: GridCell[] = reads.map((r) => (r.thumb ? { thumb: r.thumb.rgb } : { thumb: null, reason: r.reason ?? 'unreadable' }));
+  const failures: PhotoFailure[] = reads.flatMap((r, i) => (r.thumb ? [] : [{ index: indexes[i]!, reason: r.reason ?? 'unreadable' }]));
+  const sources: Record<string, number> = {};
+  for (const r of reads) if (r.source) sources[r.source] = (sources[r.source] ?? 0) + 1;
   signal.throwIfAborted();
   const image = await images.composeGrid(geometry, cells, labels);
   if (meta.saveGrids) {
@@ -167,7 +159,7 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
   const percent = percentOf(meta);
   const readable = indexes.length - failures.length;
   const share = pass === 'coarse' ? coarsePercent(percent) : finePercent(percent, meta.total, meta.pass1Survivors ?? meta.total);
-  const asked = picksForGrid(share, readable);
+  const asked = Math.min(readable, picksForGrid(share, indexes.length, start));
   const unreadable = labels.filter((_, i) => thumbs[i] === null);
   let answer: GridAnswer;
   if (readable === 0) {
@@ -227,6 +219,8 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
     durationMs: Math.round(performance.now() - started),
     finishedAt: Date.now(),
     worker: WORKER_ID,
+    bytesRead: reads.reduce((sum, r) => sum + r.bytes, 0),
+    sources,
   };
   const recorded = await store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? failures.length : 0);
   const line =
@@ -235,10 +229,6 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
   log.info({ pass, grid, photos: indexes.length, failed: failures.length, picked: Object.keys(votes).length, ms: record.durationMs }, line);
   await deps.jobLog?.(line);
   return { kind: 'grid', pass, grid, recorded };
-}
-
-export function gridPath(meta: Pick<TriageMeta, 'userId' | 'triageId'>, pass: Pass, grid: number): string {
-  return `triage/${meta.userId}/${meta.triageId}/grids/${pass}-${String(grid + 1).padStart(3, '0')}.jpg`;
 }
 
 async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number | undefined): Promise<StepOutcome> {

@@ -3,12 +3,13 @@
  * each grid the job is parked (moved to delayed, due now) so that other jobs' grids run in between: a
  * 16-photo job never waits behind a 2,000-photo one. Concurrency is 1: one photo, one sharp pipeline.
  */
-import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { cancelChannel, TRIAGE_QUEUE, type TriageJobData, type TriageStore } from '@triage/queue';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, type TriageJobData, type TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
+import { sweepExpired } from './expiry.js';
 import { runStep, TriageNotFoundError, type ImageOps } from './step.js';
 
 export interface TriageWorkerOptions {
@@ -21,6 +22,8 @@ export interface TriageWorkerOptions {
   storage: StorageDriver;
   vision: VisionProvider;
   images: ImageOps;
+  /** Ask storage for images already resized to the cell, where it can make them. */
+  storageTransforms?: boolean;
   log: Logger;
   /** How long a job stays locked to this worker without a renewal, ms. */
   lockDurationMs?: number;
@@ -28,6 +31,8 @@ export interface TriageWorkerOptions {
   stalledIntervalMs?: number;
   /** Start consuming at once (default) or wait for `run()`. */
   autorun?: boolean;
+  /** How often the retention sweep runs, ms (one scheduler per queue, whatever the number of workers); 0 = never. */
+  sweepEveryMs?: number;
 }
 
 export type StopReason = 'cancel' | 'shutdown';
@@ -71,7 +76,15 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     const jobLog = log.child({ triageId });
     try {
       const outcome = await runStep(
-        { store, storage: options.storage, vision: options.vision, images: options.images, log: jobLog, jobLog: (line) => job.log(line) },
+        {
+          store,
+          storage: options.storage,
+          vision: options.vision,
+          images: options.images,
+          storageTransforms: options.storageTransforms ?? false,
+          log: jobLog,
+          jobLog: (line) => job.log(line),
+        },
         triageId,
         controller.signal,
       );
@@ -120,6 +133,27 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   });
   worker.on('error', (err) => log.error({ err }, 'worker error'));
 
+  // The retention sweep: a BullMQ job scheduler, so that however many workers run it fires once per period.
+  const maintenance: { queue: Queue; worker: Worker } | null = options.sweepEveryMs
+    ? {
+        queue: new Queue(MAINTENANCE_QUEUE, { connection: options.connection, prefix: options.prefix }),
+        worker: new Worker(MAINTENANCE_QUEUE, () => sweepExpired({ store, storage: options.storage, log }), {
+          connection: options.connection,
+          prefix: options.prefix,
+          concurrency: 1,
+          autorun: options.autorun ?? true,
+        }),
+      }
+    : null;
+  if (maintenance) {
+    await maintenance.queue.upsertJobScheduler(
+      'retention-sweep',
+      { every: options.sweepEveryMs! },
+      { name: 'sweep', opts: { removeOnComplete: 50, removeOnFail: 50 } },
+    );
+    maintenance.worker.on('error', (err) => log.error({ err }, 'maintenance worker error'));
+  }
+
   return {
     worker,
     async close(deadlineMs = 10_000) {
@@ -127,7 +161,8 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
         for (const controller of active.values()) controller.abort(new StopSignal('shutdown'));
       }, deadlineMs);
       try {
-        await worker.close();
+        await Promise.all([worker.close(), maintenance?.worker.close()]);
+        await maintenance?.queue.close();
       } finally {
         clearTimeout(timer);
         await options.subscriber.unsubscribe().catch(() => {});

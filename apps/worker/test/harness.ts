@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { OFFLINE_PROFILE, type Pass, type PassLayout } from '@triage/core';
+import { OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from '@triage/core';
 import { generateSampleSet, type SampleFile } from '@triage/images';
 import {
   createTriageQueue,
@@ -18,6 +18,7 @@ import {
   redisOptions,
   submitTriage,
   TriageStore,
+  type PhotoInput,
   type TriageJobData,
   type TriageStatus,
 } from '@triage/queue';
@@ -94,28 +95,37 @@ export interface StagedJob {
   files: SampleFile[];
 }
 
-/** Links photos into storage at `triage/{user}/{id}/…` and submits a triage over them. */
-export async function stageJob(
-  env: Env,
-  files: SampleFile[],
-  options: { target?: string; passes?: 1 | 2; layouts?: Partial<Record<Pass, PassLayout>>; userId?: string } = {},
-): Promise<StagedJob> {
+export interface JobOptions {
+  target?: string;
+  passes?: 1 | 2;
+  layouts?: Partial<Record<Pass, PassLayout>>;
+  userId?: string;
+  profile?: VisionProfile;
+}
+
+/** Submits a triage over photos already in storage. */
+export async function submit(env: Env, triageId: string, photos: PhotoInput[], options: JobOptions = {}): Promise<string> {
+  const prepared = prepareTriage(
+    { triageId, userId: options.userId ?? 'user-1', bucket: BUCKET, photos, target: options.target ?? '10%', passes: options.passes ?? 2 },
+    options.profile ?? OFFLINE_PROFILE,
+    options.layouts ?? {},
+  );
+  await submitTriage(env.queue, env.store, prepared);
+  return triageId;
+}
+
+/** Links photos into the local storage folder at `triage/{user}/{id}/…` and submits a triage over them. */
+export async function stageJob(env: Env, files: SampleFile[], options: JobOptions = {}): Promise<StagedJob> {
   const triageId = randomUUID();
-  const userId = options.userId ?? 'user-1';
   const photos = [];
   for (const [i, file] of files.entries()) {
-    const path = `triage/${userId}/${triageId}/${String(i).padStart(4, '0')}-${basename(file.path)}`;
+    const path = `triage/${options.userId ?? 'user-1'}/${triageId}/${String(i).padStart(4, '0')}-${basename(file.path)}`;
     const target = env.storage.filePath(BUCKET, path);
     await mkdir(dirname(target), { recursive: true });
     await symlink(file.path, target);
     photos.push({ name: file.name, path });
   }
-  const prepared = prepareTriage(
-    { triageId, userId, bucket: BUCKET, photos, target: options.target ?? '10%', passes: options.passes ?? 2 },
-    OFFLINE_PROFILE,
-    options.layouts ?? {},
-  );
-  await submitTriage(env.queue, env.store, prepared);
+  await submit(env, triageId, photos, options);
   return { triageId, files };
 }
 

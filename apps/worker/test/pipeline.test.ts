@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { composeGrid, sharpCounters, thumbnailFromFile } from '@triage/images';
+import { composeGrid, sharpCounters, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
 import { loadSelection, redisOptions } from '@triage/queue';
 import { OfflineProvider } from '@triage/vision';
 import { createTriageWorker, type TriageWorker } from '../src/index.js';
@@ -34,7 +34,7 @@ async function startInProcessWorker(options: { readLatencyMs?: number } = {}): P
     store: env.store,
     storage: (storage = new TimedStorage({ root: env.storageDir, readLatencyMs: options.readLatencyMs ?? 0 })),
     vision: new OfflineProvider(),
-    images: { thumbnail: thumbnailFromFile, composeGrid },
+    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
     log: pino({ level: 'silent' }),
   });
   return worker;

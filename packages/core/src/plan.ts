@@ -2,6 +2,7 @@
 import {
   capacity,
   DEFAULT_LAYOUTS,
+  gridStarts,
   planGeometry,
   splitIntoGrids,
   type GridGeometry,
@@ -36,6 +37,7 @@ export function planTriage(
 export function estimateGrids(plan: GridPlan, percent: number, passes: 1 | 2): number {
   const total = plan.coarseSizes.reduce((a, b) => a + b, 0);
   if (passes === 1 || total === 0) return plan.coarseSizes.length;
-  const survivors = plan.coarseSizes.reduce((sum, n) => sum + picksForGrid(coarsePercent(percent), n), 0);
+  const starts = gridStarts(plan.coarseSizes);
+  const survivors = plan.coarseSizes.reduce((sum, n, g) => sum + picksForGrid(coarsePercent(percent), n, starts[g]), 0);
   return plan.coarseSizes.length + Math.ceil(survivors / capacity(plan.fine));
 }

@@ -64,10 +64,15 @@ export function finePercent(percent: number, total: number, survivors: number): 
   return Math.min(100, (percent * total) / survivors);
 }
 
-/** How many cells of a grid of `cells` photos to ask for: at least one, never more than the grid. */
-export function picksForGrid(percent: number, cells: number): number {
+/**
+ * How many cells of a grid of `cells` photos to ask for: at least one, never more than the grid. `before`
+ * is how many photos of the pass came in earlier grids: the asks are apportioned over the whole pass, so
+ * they add up to the pass's share of all its photos instead of losing a fraction to rounding in each grid.
+ */
+export function picksForGrid(percent: number, cells: number, before = 0): number {
   if (cells <= 0) return 0;
-  return Math.min(cells, Math.max(1, Math.round((cells * percent) / 100)));
+  const ask = Math.round(((before + cells) * percent) / 100) - Math.round((before * percent) / 100);
+  return Math.min(cells, Math.max(1, ask));
 }
 
 export type CriteriaPreset = 'standout' | 'quality';

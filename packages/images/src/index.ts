@@ -1,6 +1,22 @@
 export { sharpCounters } from './sharp.js';
 export { computeSignals, hashDistance, SIGNAL_SIDE, type QualitySignals } from './signals.js';
-export { thumbnailFromFile, ImageReadError, type Thumbnail } from './thumbnail.js';
+export { thumbnailFromFile, thumbnailFromBytes, thumbnailFromEmbedded, bareThumbnail, ImageReadError, type Thumbnail } from './thumbnail.js';
+export {
+  JPEG_HEAD_BYTES,
+  ASPECT_TOLERANCE,
+  isJpeg,
+  parseJpegHead,
+  findEmbeddedThumbnail,
+  embeddedThumbnailFits,
+  orientedSize,
+  orientSquare,
+  withExif,
+  type JpegHeader,
+  type EmbeddedThumbnail,
+} from './exif.js';
+export { decodeHeic, decodeHeicFile, isHeic, HeicDecodeError, type DecodedHeic } from './heic.js';
 export { GLYPHS, textWidth, drawText, fillRect, type Rgb } from './font.js';
 export { renderGridRaw, composeGrid, decodeRaw, type GridCell } from './grid.js';
 export { generateSampleSet, writeSample, DEFAULT_SAMPLE_COUNT, type SampleFile, type SampleKind, type SampleSpec } from './samples.js';
+/** sharp with this package's process-wide settings applied, for tools (the benchmark's corpus generator). */
+export { sharp } from './sharp.js';

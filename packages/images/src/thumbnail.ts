@@ -1,4 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
+import { decodeHeic, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp } from './sharp.js';
 import { resampleSquare } from './resample.js';
 import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
@@ -12,6 +14,12 @@ export interface Thumbnail {
   signals: QualitySignals;
   /** Of the original file, after auto-orientation. */
   source: { width: number; height: number; format: string };
+  /**
+   * What the pixels came from: the full image (shrink-on-load included), or the small image embedded in the
+   * file (EXIF thumbnail, HEIC thumbnail item). Signals from an embedded image are measured at its own
+   * short side (≤ SIGNAL_SIDE), so they read somewhat less sharp than a decode's. Absent means 'image'.
+   */
+  from?: 'image' | 'embedded';
 }
 
 /** A photo that cannot be read: a permanent failure to record against the photo, never worth a retry. */
@@ -68,8 +76,8 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
   const width = metadata.autoOrient?.width ?? metadata.width;
   const height = metadata.autoOrient?.height ?? metadata.height;
   if (metadata.format === 'heif' && metadata.compression === 'hevc') {
-    // The prebuilt libheif has no HEVC decoder: say so instead of surfacing a decoder error.
-    throw new ImageReadError('unsupported format: HEIC (HEVC-compressed HEIF) cannot be decoded');
+    // The prebuilt libheif has no HEVC decoder: libheif-js (WebAssembly) decodes it instead.
+    return heicThumbnail(path, size, options);
   }
   options.signal?.throwIfAborted();
 
@@ -100,6 +108,109 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
     signals: computeSignals(analysis, SIGNAL_SIDE, SIGNAL_SIDE),
     source: { width, height, format: metadata.format },
   };
+}
+
+/**
+ * A HEIC photo's thumbnail through libheif-js: the embedded thumbnail item when its short side covers the
+ * cell (and it has the photo's aspect ratio), otherwise the full image. The file is read whole (HEIC files
+ * are a few MB); the decoded RGBA stays in WebAssembly memory and sharp reads a view of it.
+ */
+async function heicThumbnail(path: string, size: number, options: { signal?: AbortSignal }): Promise<Thumbnail> {
+  const bytes = await readFile(path, { signal: options.signal });
+  let decoded: Awaited<ReturnType<typeof decodeHeic>>;
+  try {
+    decoded = await decodeHeic(bytes, { minSide: size });
+  } catch (error) {
+    if (error instanceof HeicDecodeError) throw new ImageReadError(`corrupt or unsupported HEIC: ${error.message}`, { cause: error });
+    throw error;
+  }
+  try {
+    options.signal?.throwIfAborted();
+    const side = Math.max(size, decoded.fromThumbnail ? Math.min(SIGNAL_SIDE, decoded.width, decoded.height) : SIGNAL_SIDE);
+    const data = await sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } })
+      .resize(side, side, { fit: 'cover', position: 'centre' })
+      .flatten({ background: FLATTEN_BACKGROUND })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+    return finish(data, side, size, { ...decoded.primary, format: 'heif' }, decoded.fromThumbnail ? 'embedded' : 'image');
+  } finally {
+    decoded.release();
+  }
+}
+
+/** Derives the thumbnail and the signals from a side × side square rendered by one pipeline. */
+function finish(square: Buffer, side: number, size: number, source: Thumbnail['source'], from: 'image' | 'embedded'): Thumbnail {
+  if (square.length !== side * side * 3) throw new Error(`thumbnail pipeline returned ${square.length} bytes, expected ${side * side * 3}`);
+  const signalSide = Math.min(side, SIGNAL_SIDE);
+  const analysis = side === signalSide ? square : resampleSquare(square, side, signalSide);
+  return {
+    size,
+    rgb: side === size ? square : resampleSquare(square, side, size),
+    signals: computeSignals(analysis, signalSide, signalSide),
+    source,
+    ...(from === 'embedded' && { from }),
+  };
+}
+
+/**
+ * A thumbnail from a small JPEG held in memory: the EXIF thumbnail embedded in a camera JPEG's head
+ * (see `findEmbeddedThumbnail` / `embeddedThumbnailFits` in exif.ts). The embedded JPEG has no EXIF of its
+ * own, so the main image's `orientation` is applied here (on the square, after the centre crop). `source`
+ * is the main image's stored size, reported upright; without it the embedded image's is used.
+ *
+ * Signals are measured at the embedded image's short side (e.g. 120 px for 160 × 120) when it is below
+ * SIGNAL_SIDE: a coarse-pass hint, less sensitive to blur than a decode's. The fine pass decodes the file.
+ */
+export async function thumbnailFromBytes(
+  jpeg: Buffer,
+  size: number,
+  options: { orientation?: number; source?: { width: number; height: number }; signal?: AbortSignal } = {},
+): Promise<Thumbnail> {
+  if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+  options.signal?.throwIfAborted();
+  const orientation = options.orientation ?? 1;
+  const image = sharp(jpeg, INPUT_OPTIONS);
+  let square: Buffer;
+  let info: { width: number; height: number; channels: number };
+  let side: number;
+  try {
+    const metadata = parseJpegHead(jpeg);
+    if (!metadata) throw new Error('not a JPEG, or no frame header');
+    side = Math.max(size, Math.min(SIGNAL_SIDE, metadata.width, metadata.height));
+    ({ data: square, info } = await image
+      .resize(side, side, { fit: 'cover', position: 'centre' })
+      .flatten({ background: FLATTEN_BACKGROUND })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true }));
+    options.signal?.throwIfAborted();
+    if (info.width !== side || info.height !== side || info.channels !== 3) {
+      throw new Error(`embedded thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}`);
+    }
+    const stored = options.source ?? { width: metadata.width, height: metadata.height };
+    const upright = orientedSize(stored.width, stored.height, orientation);
+    return finish(orientSquare(square, side, orientation), side, size, { ...upright, format: 'jpeg' }, 'embedded');
+  } catch (error) {
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (error instanceof Error && /thumbnail pipeline/.test(error.message)) throw error;
+    throw new ImageReadError(`corrupt embedded thumbnail: ${firstLine(error instanceof Error ? error.message : String(error))}`, { cause: error });
+  }
+}
+
+/** `thumbnailFromBytes` for what `findEmbeddedThumbnail` returned: orientation and source size included. */
+export function thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
+  return thumbnailFromBytes(embedded.jpeg, size, { orientation: embedded.orientation, source: embedded.image, ...options });
+}
+
+/**
+ * The benchmark's reference floor: the barest sharp thumbnail of a file (path input, auto-orient, centre
+ * crop, raw RGB), with this module's process-wide sharp settings. No signals, no checks.
+ */
+export async function bareThumbnail(path: string, size: number): Promise<Buffer> {
+  return sharp(path, INPUT_OPTIONS).autoOrient().resize(size, size, { fit: 'cover', position: 'centre' }).raw().toBuffer();
 }
 
 /** Maps libvips' messages to a reason a user can act on; the original error stays as the cause. */

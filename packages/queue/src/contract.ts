@@ -21,6 +21,8 @@ export interface PhotoInput {
   /** Object path inside the bucket. */
   path: string;
   size?: number;
+  /** A smaller copy the client uploaded beside the original, used when it is big enough for a pass. */
+  thumbnailPath?: string;
 }
 
 
@@ -72,6 +74,14 @@ export function userJobsKey(prefix: string, userId: string): string {
   return `${prefix}:user:${userId}:jobs`;
 }
 
+/** Sorted set of finished triages (completed, failed or cancelled), by when they ended (ms). */
+export function finishedKey(prefix: string): string {
+  return `${prefix}:finished`;
+}
+
+/** The queue of the worker's maintenance jobs (the retention sweep). */
+export const MAINTENANCE_QUEUE = 'triage-maintenance';
+
 /** Pub/sub channel carrying a triage's progress whenever it changes. */
 export function eventsChannel(prefix: string, triageId: string): string {
   return `${prefix}:events:${triageId}`;
@@ -114,6 +124,10 @@ export interface GridRecord {
   finishedAt: number;
   /** The worker process that made it: `host:pid`. */
   worker: string;
+  /** Bytes fetched from storage for this grid's photos. */
+  bytesRead: number;
+  /** How many photos came from each source: embedded, thumbnail, transform, original. */
+  sources: Record<string, number>;
 }
 
 export interface CoarseVerdict {

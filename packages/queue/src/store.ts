@@ -9,6 +9,7 @@ import {
   allKeys,
   cancelChannel,
   eventsChannel,
+  finishedKey,
   triageKeys,
   userJobsKey,
   type CoarseVerdict,
@@ -70,9 +71,13 @@ redis.call('HSET', KEYS[1], 'phase', 'fine_pass', 'fine_sizes', ARGV[1], 'fine_t
   'pass1_survivors', #survivors, 'updated_at', ARGV[3])
 return 1`;
 
-/** KEYS: meta, selected, ranks, then every key to expire. ARGV: fields JSON, selected JSON, ranks JSON, ttl. */
+/**
+ * KEYS: meta, selected, ranks, finished index, then every key to expire.
+ * ARGV: fields JSON, selected JSON, ranks JSON, ttl, triage id, ended at (ms).
+ */
 const FINISH = `
 ${TERMINAL}
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
 local selected = cjson.decode(ARGV[2])
 redis.call('DEL', KEYS[2])
@@ -85,7 +90,9 @@ for i = 1, #ranks, 1000 do
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
-  for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+  for i = 1, #KEYS do
+    if i ~= 4 then redis.call('EXPIRE', KEYS[i], ttl) end
+  end
 end
 return 1`;
 
@@ -129,9 +136,16 @@ export interface FinishOutcome {
 
 export interface TriageStoreOptions {
   prefix: string;
-  /** How long a finished triage's records are kept, seconds (0 = forever). */
+  /**
+   * How long a finished triage is kept, seconds (0 = forever). The retention sweep then removes its stored
+   * photos and its records; the records also carry a TTL of a week more, so that Redis never grows without
+   * bound even where no sweep runs.
+   */
   retentionSeconds: number;
 }
+
+/** How long records outlive the retention, as a safety net behind the sweep. */
+export const RECORD_GRACE_SECONDS = 7 * 24 * 3600;
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -332,15 +346,18 @@ export class TriageStore {
     const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks].includes(key));
     const ok = await this.redis.eval(
       FINISH,
-      3 + others.length,
+      4 + others.length,
       k.meta,
       k.selected,
       k.ranks,
+      finishedKey(this.prefix),
       ...others,
       JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
       JSON.stringify((outcome.selected ?? []).map(String)),
       JSON.stringify(ranks),
-      String(this.retentionSeconds),
+      String(this.retentionSeconds > 0 ? this.retentionSeconds + RECORD_GRACE_SECONDS : 0),
+      triageId,
+      String(Date.now()),
     );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
@@ -371,7 +388,13 @@ export class TriageStore {
       .multi()
       .del(...allKeys(this.prefix, triageId))
       .zrem(userJobsKey(this.prefix, userId), triageId)
+      .zrem(finishedKey(this.prefix), triageId)
       .exec();
+  }
+
+  /** Triages that ended before `endedBefore` (ms), oldest first: the retention sweep's work list. */
+  async finishedBefore(endedBefore: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(finishedKey(this.prefix), '-inf', `(${endedBefore}`, 'LIMIT', 0, limit);
   }
 
   /** The client's view of a triage, from one HMGET: O(1) whatever the job's size. */
@@ -431,4 +454,17 @@ export async function loadSelection(store: TriageStore, triageId: string): Promi
   const indexes = await store.selected(triageId);
   const [photos, ranks] = await Promise.all([store.photos(triageId, indexes), store.ranks(triageId)]);
   return indexes.map((index, i) => ({ index, rank: ranks.get(index) ?? i + 1, name: photos[i]!.name, path: photos[i]!.path }));
+}
+
+/** Where a grid sent to the provider is kept when the triage asked for it (beside its photos). */
+export function gridPath(meta: Pick<TriageMeta, 'userId' | 'triageId'>, pass: 'coarse' | 'fine', grid: number): string {
+  return `triage/${meta.userId}/${meta.triageId}/grids/${pass}-${String(grid + 1).padStart(3, '0')}.jpg`;
+}
+
+/** Every grid path a triage may have written. */
+export function gridPaths(meta: Pick<TriageMeta, 'userId' | 'triageId' | 'plan' | 'fineSizes'>): string[] {
+  return [
+    ...meta.plan.coarseSizes.map((_, i) => gridPath(meta, 'coarse', i)),
+    ...meta.fineSizes.map((_, i) => gridPath(meta, 'fine', i)),
+  ];
 }

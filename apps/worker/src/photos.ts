@@ -1,0 +1,171 @@
+/**
+ * Reading one grid's photos: each becomes a thumbnail from the cheapest source that is good enough, one
+ * decode at a time, while the next photo's bytes are already being fetched.
+ *
+ * Sources, cheapest first:
+ *   1. embedded — coarse pass: the EXIF thumbnail in a JPEG's head (one range read of ~68 KB instead of
+ *      the whole file), when it covers the cell and has the photo's aspect ratio (a stale thumbnail left by
+ *      a crop has not);
+ *   2. thumbnail — a smaller copy the client uploaded beside the original (`thumbnailPath`), when it covers
+ *      the cell and has the original's aspect ratio;
+ *   3. transform — with storage transforms on, an image the storage service resized for us;
+ *   4. original — the whole file, decoded with shrink-on-load.
+ * Prefetch is bounded: at most two photos' bytes are held (the one decoding, the next one arriving), and
+ * there is still only one sharp pipeline, since fetching involves no decoding.
+ */
+import {
+  ASPECT_TOLERANCE,
+  embeddedThumbnailFits,
+  findEmbeddedThumbnail,
+  JPEG_HEAD_BYTES,
+  orientedSize,
+  parseJpegHead,
+  SIGNAL_SIDE,
+  type EmbeddedThumbnail,
+  type JpegHeader,
+  type Thumbnail,
+} from '@triage/images';
+import type { PhotoInput } from '@triage/queue';
+import { TransformRefusedError, type LocalFile, type StorageDriver } from '@triage/storage';
+import type { Pass } from '@triage/core';
+import type { ImageOps } from './step.js';
+
+export type PhotoSource = 'embedded' | 'thumbnail' | 'transform' | 'original';
+
+export interface PhotoRead {
+  thumb: Thumbnail | null;
+  /** Why there is no thumbnail. */
+  reason?: string;
+  error?: unknown;
+  source: PhotoSource | null;
+  /** Bytes fetched from storage for this photo. */
+  bytes: number;
+}
+
+export interface ReadContext {
+  storage: StorageDriver;
+  images: ImageOps;
+  bucket: string;
+  pass: Pass;
+  /** Thumbnail side for this pass. */
+  size: number;
+  transforms: boolean;
+  signal: AbortSignal;
+}
+
+type Fetched =
+  | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
+  | { kind: 'file'; file: LocalFile; source: PhotoSource; bytes: number }
+  | { kind: 'failed'; error: unknown; bytes: number };
+
+const JPEG_NAME = /\.jpe?g$/i;
+
+function sameAspect(a: { width: number; height: number }, b: { width: number; height: number }): boolean {
+  return Math.abs(a.width / a.height - b.width / b.height) <= ASPECT_TOLERANCE * (a.width / a.height);
+}
+
+function upright(header: JpegHeader): { width: number; height: number } {
+  return orientedSize(header.width, header.height, header.orientation);
+}
+
+async function head(ctx: ReadContext, path: string): Promise<{ bytes: Buffer; header: JpegHeader | null }> {
+  const bytes = await ctx.storage.readRange(ctx.bucket, path, 0, JPEG_HEAD_BYTES, { signal: ctx.signal });
+  return { bytes, header: parseJpegHead(bytes) };
+}
+
+/** Finds the cheapest good-enough source for a photo and fetches its bytes (no decoding here). */
+async function fetchPhoto(ctx: ReadContext, photo: PhotoInput): Promise<Fetched> {
+  let bytes = 0;
+  try {
+    let original: JpegHeader | null = null;
+    if (JPEG_NAME.test(photo.path) && (ctx.pass === 'coarse' || photo.thumbnailPath)) {
+      const h = await head(ctx, photo.path);
+      bytes += h.bytes.length;
+      original = h.header;
+      const embedded = ctx.pass === 'coarse' ? findEmbeddedThumbnail(h.bytes) : null;
+      if (embedded && embeddedThumbnailFits(embedded, ctx.size)) return { kind: 'embedded', embedded, bytes };
+    }
+    if (photo.thumbnailPath && original) {
+      try {
+        const t = await head(ctx, photo.thumbnailPath);
+        bytes += t.bytes.length;
+        const small = t.header && upright(t.header);
+        if (small && Math.min(small.width, small.height) >= ctx.size && sameAspect(small, upright(original))) {
+          const file = await ctx.storage.readToFile(ctx.bucket, photo.thumbnailPath, { signal: ctx.signal });
+          return { kind: 'file', file, source: 'thumbnail', bytes: bytes + file.size };
+        }
+      } catch (err) {
+        // A missing or unreadable client thumbnail costs nothing but the shortcut: the original is read.
+        if (ctx.signal.aborted) throw err;
+      }
+    }
+    if (ctx.transforms && ctx.storage.readTransformed) {
+      // Quality signals are measured at SIGNAL_SIDE px: ask for no less, or blur goes unseen.
+      const side = Math.max(ctx.size, SIGNAL_SIDE);
+      try {
+        const file = await ctx.storage.readTransformed(ctx.bucket, photo.path, { width: side, height: side, resize: 'cover' }, { signal: ctx.signal });
+        return { kind: 'file', file, source: 'transform', bytes: bytes + file.size };
+      } catch (err) {
+        if (!(err instanceof TransformRefusedError)) throw err;
+      }
+    }
+    const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal: ctx.signal });
+    return { kind: 'file', file, source: 'original', bytes: bytes + file.size };
+  } catch (error) {
+    return { kind: 'failed', error, bytes };
+  }
+}
+
+async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Promise<PhotoRead> {
+  const { images, size, signal } = ctx;
+  if (fetched.kind === 'failed') throw fetched.error;
+  if (fetched.kind === 'embedded') {
+    try {
+      return { thumb: await images.thumbnailFromEmbedded(fetched.embedded, size, { signal }), source: 'embedded', bytes: fetched.bytes };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // A damaged embedded thumbnail says nothing about the photo itself: decode the original.
+      const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal });
+      return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size });
+    }
+  }
+  try {
+    return { thumb: await images.thumbnail(fetched.file.path, size, { signal }), source: fetched.source, bytes: fetched.bytes };
+  } finally {
+    await fetched.file.release();
+  }
+}
+
+async function discard(fetched: Promise<Fetched> | undefined): Promise<void> {
+  const f = await fetched;
+  if (f?.kind === 'file') await f.file.release();
+}
+
+/**
+ * Thumbnails of `photos` in order. A photo that cannot be read yields `thumb: null` and a reason; an abort
+ * stops at once (releasing the prefetched file) and rethrows the signal's reason.
+ */
+export async function readThumbnails(
+  ctx: ReadContext,
+  photos: readonly PhotoInput[],
+  describe: (error: unknown) => string,
+): Promise<PhotoRead[]> {
+  const results: PhotoRead[] = [];
+  let next: Promise<Fetched> | undefined = photos.length > 0 ? fetchPhoto(ctx, photos[0]!) : undefined;
+  try {
+    for (let i = 0; i < photos.length; i++) {
+      ctx.signal.throwIfAborted();
+      const fetched: Fetched = await next!;
+      next = i + 1 < photos.length ? fetchPhoto(ctx, photos[i + 1]!) : undefined;
+      try {
+        results.push(await decode(ctx, photos[i]!, fetched));
+      } catch (error) {
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        results.push({ thumb: null, reason: describe(error), error, source: null, bytes: fetched.bytes });
+      }
+    }
+    return results;
+  } finally {
+    await discard(next).catch(() => {});
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * Reads what a photo's first bytes say about it, in plain JS (no sharp, no decode): a JPEG's size from its
+ * SOF marker, its EXIF orientation, whether it is progressive, and where its embedded EXIF thumbnail (IFD1
+ * JPEGInterchangeFormat / Length) lies. Cameras put that thumbnail (about 160 × 120) in the APP1 segment at
+ * the very start of the file, so a range read of the head is enough for the coarse pass.
+ *
+ * Also writes such an APP1 segment (`withExif`), for the benchmark corpus and the tests: sharp cannot embed
+ * an IFD1 thumbnail.
+ */
+
+/** How much of a file's head to read for the fast path: APP1 is at most 64 KB, and SOF follows it. */
+export const JPEG_HEAD_BYTES = 65_536 + 4_096;
+
+export interface JpegHeader {
+  /** Stored size (before orientation), from the SOF marker. */
+  width: number;
+  height: number;
+  /** EXIF orientation 1–8 (1 when absent or invalid). */
+  orientation: number;
+  progressive: boolean;
+  /** Where the embedded EXIF thumbnail lies in the file, when IFD1 names one. */
+  thumbnail?: { offset: number; length: number };
+}
+
+export interface EmbeddedThumbnail {
+  /** The embedded JPEG's bytes (a view into the head). */
+  jpeg: Buffer;
+  /** The embedded JPEG's stored size. */
+  width: number;
+  height: number;
+  /** The main image's EXIF orientation, which applies to the thumbnail too. */
+  orientation: number;
+  /** The main image's stored size (before orientation). */
+  image: { width: number; height: number };
+}
+
+const SOI = 0xd8;
+const EOI = 0xd9;
+const SOS = 0xda;
+const APP1 = 0xe1;
+
+/** SOF markers that carry a frame size: C0–CF except DHT (C4), JPG (C8) and DAC (CC). */
+function isSof(marker: number): boolean {
+  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+}
+
+function isProgressiveSof(marker: number): boolean {
+  return marker === 0xc2 || marker === 0xc6 || marker === 0xca || marker === 0xce;
+}
+
+export function isJpeg(head: Uint8Array): boolean {
+  return head.length >= 3 && head[0] === 0xff && head[1] === SOI && head[2] === 0xff;
+}
+
+/**
+ * Parses a JPEG's head. Returns null when `head` is not a JPEG or ends before the SOF marker (a head that
+ * is too short, or a file whose metadata is bigger than the head).
+ */
+export function parseJpegHead(head: Uint8Array): JpegHeader | null {
+  if (!isJpeg(head)) return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let orientation = 1;
+  let thumbnail: JpegHeader['thumbnail'];
+  let pos = 2;
+  while (pos + 4 <= head.length) {
+    if (head[pos] !== 0xff) return null;
+    let marker = head[pos + 1]!;
+    // Fill bytes: any number of 0xFF before a marker.
+    while (marker === 0xff && pos + 2 < head.length) marker = head[++pos + 1]!;
+    if (marker === SOI || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+      pos += 2;
+      continue;
+    }
+    if (marker === EOI || marker === SOS) return null;
+    if (pos + 4 > head.length) return null;
+    const length = view.getUint16(pos + 2);
+    if (length < 2) return null;
+    const start = pos + 4;
+    const end = pos + 2 + length;
+    if (isSof(marker)) {
+      if (start + 5 > head.length) return null;
+      const height = view.getUint16(start + 1);
+      const width = view.getUint16(start + 3);
+      if (width === 0 || height === 0) return null;
+      return { width, height, orientation, progressive: isProgressiveSof(marker), ...(thumbnail && { thumbnail }) };
+    }
+    if (marker === APP1 && end <= head.length && isExifHeader(head, start)) {
+      const exif = parseTiff(head.subarray(start + 6, end));
+      if (exif) {
+        orientation = exif.orientation;
+        if (exif.thumbnail) thumbnail = { offset: start + 6 + exif.thumbnail.offset, length: exif.thumbnail.length };
+      }
+    }
+    pos = end;
+  }
+  return null;
+}
+
+function isExifHeader(bytes: Uint8Array, at: number): boolean {
+  // "Exif\0\0"
+  return (
+    bytes[at] === 0x45 && bytes[at + 1] === 0x78 && bytes[at + 2] === 0x69 && bytes[at + 3] === 0x66 && bytes[at + 4] === 0 && bytes[at + 5] === 0
+  );
+}
+
+interface TiffInfo {
+  orientation: number;
+  /** Relative to the TIFF header. */
+  thumbnail?: { offset: number; length: number };
+}
+
+/** Reads IFD0's Orientation and IFD1's thumbnail pointers from a TIFF block ("II*\0" or "MM\0*"). */
+function parseTiff(tiff: Uint8Array): TiffInfo | null {
+  if (tiff.length < 8) return null;
+  const view = new DataView(tiff.buffer, tiff.byteOffset, tiff.byteLength);
+  const little = tiff[0] === 0x49 && tiff[1] === 0x49;
+  if (!little && !(tiff[0] === 0x4d && tiff[1] === 0x4d)) return null;
+  if (view.getUint16(2, little) !== 42) return null;
+  const u16 = (at: number) => view.getUint16(at, little);
+  const u32 = (at: number) => view.getUint32(at, little);
+
+  /** Entries of the IFD at `offset` as tag → value (SHORT/LONG scalars only), plus the next IFD's offset. */
+  const readIfd = (offset: number): { tags: Map<number, number>; next: number } | null => {
+    if (offset < 8 || offset + 2 > tiff.length) return null;
+    const count = u16(offset);
+    if (offset + 2 + count * 12 + 4 > tiff.length) return null;
+    const tags = new Map<number, number>();
+    for (let i = 0; i < count; i++) {
+      const entry = offset + 2 + i * 12;
+      const type = u16(entry + 2);
+      const n = u32(entry + 4);
+      if (n !== 1) continue;
+      if (type === 3) tags.set(u16(entry), u16(entry + 8));
+      else if (type === 4) tags.set(u16(entry), u32(entry + 8));
+    }
+    return { tags, next: u32(offset + 2 + count * 12) };
+  };
+
+  const ifd0 = readIfd(u32(4));
+  if (!ifd0) return null;
+  const rawOrientation = ifd0.tags.get(0x0112) ?? 1;
+  const orientation = rawOrientation >= 1 && rawOrientation <= 8 ? rawOrientation : 1;
+  const ifd1 = ifd0.next !== 0 ? readIfd(ifd0.next) : null;
+  const offset = ifd1?.tags.get(0x0201);
+  const length = ifd1?.tags.get(0x0202);
+  if (offset === undefined || length === undefined || offset === 0 || length === 0) return { orientation };
+  return { orientation, thumbnail: { offset, length } };
+}
+
+/**
+ * The embedded EXIF thumbnail, when the head holds all of it and it is a JPEG with a readable size; null
+ * otherwise (no EXIF, no IFD1, a thumbnail beyond the head, a non-JPEG thumbnail).
+ */
+export function findEmbeddedThumbnail(head: Buffer): EmbeddedThumbnail | null {
+  const header = parseJpegHead(head);
+  if (!header?.thumbnail) return null;
+  const { offset, length } = header.thumbnail;
+  if (offset + length > head.length) return null;
+  const jpeg = head.subarray(offset, offset + length);
+  const own = parseJpegHead(jpeg);
+  if (!own) return null;
+  return {
+    jpeg,
+    width: own.width,
+    height: own.height,
+    orientation: header.orientation,
+    image: { width: header.width, height: header.height },
+  };
+}
+
+/** Largest relative difference of aspect ratios for a thumbnail to count as the same picture (not stale). */
+export const ASPECT_TOLERANCE = 0.02;
+
+/**
+ * Whether an embedded thumbnail can stand in for a full decode at a `cell` px square: its short side is at
+ * least the cell (a centre crop needs no upscaling), and it has the main image's aspect ratio, so a stale
+ * thumbnail left behind by an in-camera or editor crop (or a letterboxed one) is not used.
+ */
+export function embeddedThumbnailFits(thumb: Pick<EmbeddedThumbnail, 'width' | 'height' | 'image'>, cell: number): boolean {
+  if (Math.min(thumb.width, thumb.height) < cell) return false;
+  const own = thumb.width / thumb.height;
+  const main = thumb.image.width / thumb.image.height;
+  return Math.abs(own - main) / main <= ASPECT_TOLERANCE;
+}
+
+/** Size after applying an EXIF orientation: 5–8 swap width and height. */
+export function orientedSize(width: number, height: number, orientation: number): { width: number; height: number } {
+  return orientation >= 5 ? { width: height, height: width } : { width, height };
+}
+
+/**
+ * Applies EXIF orientation 1–8 to a square raw RGB image (side × side × 3), returning a new buffer: what
+ * an auto-orienting viewer shows. On a square, centre-cropping commutes with every orientation.
+ */
+export function orientSquare(rgb: Uint8Array, side: number, orientation: number): Buffer {
+  if (rgb.length !== side * side * 3) throw new RangeError(`expected ${side * side * 3} bytes, got ${rgb.length}`);
+  const out = Buffer.allocUnsafe(rgb.length);
+  if (orientation < 2 || orientation > 8) {
+    out.set(rgb);
+    return out;
+  }
+  const n = side - 1;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      // (sx, sy): the stored pixel shown at (x, y).
+      let sx: number;
+      let sy: number;
+      switch (orientation) {
+        case 2: [sx, sy] = [n - x, y]; break; // mirrored horizontally
+        case 3: [sx, sy] = [n - x, n - y]; break; // turned 180°
+        case 4: [sx, sy] = [x, n - y]; break; // mirrored vertically
+        case 5: [sx, sy] = [y, x]; break; // transposed
+        case 6: [sx, sy] = [y, n - x]; break; // stored turned 90° anticlockwise: show turned 90° clockwise
+        case 7: [sx, sy] = [n - y, n - x]; break; // transversed
+        default: [sx, sy] = [n - y, x]; break; // 8: show turned 90° anticlockwise
+      }
+      const o = (y * side + x) * 3;
+      const s = (sy * side + sx) * 3;
+      out[o] = rgb[s]!;
+      out[o + 1] = rgb[s + 1]!;
+      out[o + 2] = rgb[s + 2]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * Returns `jpeg` with an EXIF APP1 segment inserted right after SOI: IFD0 with the orientation, and, when
+ * `thumbnail` (a small JPEG) is given, IFD1 pointing at it, as cameras write it. Any APP1 already present is
+ * kept after it; readers use the first.
+ */
+export function withExif(jpeg: Buffer, options: { orientation?: number; thumbnail?: Buffer }): Buffer {
+  if (!isJpeg(jpeg)) throw new Error('withExif needs a JPEG');
+  const orientation = options.orientation ?? 1;
+  const thumb = options.thumbnail;
+  // Little-endian TIFF: header (8), IFD0 with one entry (2 + 12 + 4), IFD1 with three entries (2 + 36 + 4).
+  const ifd0 = 8;
+  const ifd0Size = 2 + 12 + 4;
+  const ifd1 = ifd0 + ifd0Size;
+  const ifd1Size = thumb ? 2 + 3 * 12 + 4 : 0;
+  const thumbAt = ifd1 + ifd1Size;
+  const tiffSize = thumbAt + (thumb?.length ?? 0);
+  const segmentLength = 2 + 6 + tiffSize;
+  if (segmentLength > 0xffff) throw new Error(`EXIF segment too large (${segmentLength} bytes): shrink the thumbnail`);
+
+  const app1 = Buffer.alloc(4 + 6 + tiffSize);
+  app1.writeUInt16BE(0xffe1, 0);
+  app1.writeUInt16BE(segmentLength, 2);
+  app1.write('Exif\0\0', 4, 'latin1');
+  const t = app1.subarray(10);
+  t.write('II', 0, 'latin1');
+  t.writeUInt16LE(42, 2);
+  t.writeUInt32LE(ifd0, 4);
+  const entry = (at: number, tag: number, type: 3 | 4, value: number) => {
+    t.writeUInt16LE(tag, at);
+    t.writeUInt16LE(type, at + 2);
+    t.writeUInt32LE(1, at + 4);
+    if (type === 3) t.writeUInt16LE(value, at + 8);
+    else t.writeUInt32LE(value, at + 8);
+  };
+  t.writeUInt16LE(1, ifd0);
+  entry(ifd0 + 2, 0x0112, 3, orientation);
+  t.writeUInt32LE(thumb ? ifd1 : 0, ifd0 + 2 + 12);
+  if (thumb) {
+    t.writeUInt16LE(3, ifd1);
+    entry(ifd1 + 2, 0x0103, 3, 6); // Compression: JPEG
+    entry(ifd1 + 14, 0x0201, 4, thumbAt); // JPEGInterchangeFormat
+    entry(ifd1 + 26, 0x0202, 4, thumb.length); // JPEGInterchangeFormatLength
+    t.writeUInt32LE(0, ifd1 + 38);
+    thumb.copy(t, thumbAt);
+  }
+  return Buffer.concat([jpeg.subarray(0, 2), app1, jpeg.subarray(2)]);
+}

@@ -1,0 +1,201 @@
+/**
+ * HEIC (HEVC in HEIF, as iPhones write it) through libheif compiled to WebAssembly (libheif-js): sharp's
+ * prebuilt libheif has no HEVC decoder. Decodes to interleaved RGBA inside the WebAssembly heap and hands
+ * sharp a view of it, so the pixels are never copied into a JS Buffer.
+ *
+ * HEIC files carry a small embedded thumbnail item (320 × 240 on iPhones); when it is at least as large as
+ * asked and has the primary image's aspect ratio, it is decoded instead of the primary image: a few
+ * hundred KB of WebAssembly memory instead of ~48 MB for 12 MP.
+ *
+ * Memory: the module is instantiated once per process and reused; WebAssembly memory grows to the largest
+ * image decoded so far and never shrinks, so a process that decodes one 12 MP primary image keeps about
+ * 70 MB of it (file + YCbCr + RGBA). Decodes are serialised (one at a time).
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { ASPECT_TOLERANCE } from './exif.js';
+
+/** The C API of libheif as exported by libheif-js's wasm build (raw pointers, struct returns via sret). */
+interface HeifModule {
+  HEAPU8: Uint8Array;
+  HEAPU32: Uint32Array;
+  HEAP32: Int32Array;
+  _malloc(size: number): number;
+  _free(ptr: number): void;
+  _heif_context_alloc(): number;
+  _heif_context_free(ctx: number): void;
+  _heif_context_read_from_memory_without_copy(err: number, ctx: number, data: number, size: number, options: number): void;
+  _heif_context_get_primary_image_handle(err: number, ctx: number, out: number): void;
+  _heif_image_handle_get_width(handle: number): number;
+  _heif_image_handle_get_height(handle: number): number;
+  _heif_image_handle_get_number_of_thumbnails(handle: number): number;
+  _heif_image_handle_get_list_of_thumbnail_IDs(handle: number, ids: number, count: number): number;
+  _heif_image_handle_get_thumbnail(err: number, handle: number, id: number, out: number): void;
+  _heif_image_handle_release(handle: number): void;
+  _heif_decode_image(err: number, handle: number, out: number, colorspace: number, chroma: number, options: number): void;
+  _heif_image_get_plane_readonly(image: number, channel: number, stride: number): number;
+  _heif_image_get_width(image: number, channel: number): number;
+  _heif_image_get_height(image: number, channel: number): number;
+  _heif_image_release(image: number): void;
+}
+
+// libheif enum values (heif_colorspace_RGB, heif_chroma_interleaved_RGBA, heif_channel_interleaved).
+const COLORSPACE_RGB = 1;
+const CHROMA_INTERLEAVED_RGBA = 11;
+const CHANNEL_INTERLEAVED = 10;
+
+let modulePromise: Promise<HeifModule> | undefined;
+
+/** Instantiates libheif-js's wasm build once (its `wasm.js` entry resolves the .wasm against the cwd: avoided). */
+function heif(): Promise<HeifModule> {
+  modulePromise ??= (async () => {
+    const require = createRequire(import.meta.url);
+    const dir = join(dirname(require.resolve('libheif-js/package.json')), 'libheif-wasm');
+    const wasmBinary = await readFile(join(dir, 'libheif.wasm'));
+    const factory = require(join(dir, 'libheif.js')) as (options: { wasmBinary: Buffer }) => HeifModule & { ready?: Promise<unknown> };
+    const module = factory({ wasmBinary });
+    if (module.ready) await module.ready;
+    return module;
+  })();
+  return modulePromise;
+}
+
+/** ISO BMFF `ftyp` with a HEIF brand (heic, heix, mif1, msf1, hevc…). AVIF is left to sharp. */
+export function isHeic(head: Uint8Array): boolean {
+  if (head.length < 12) return false;
+  if (String.fromCharCode(...head.subarray(4, 8)) !== 'ftyp') return false;
+  const size = Math.min(new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(0), head.length);
+  const brands: string[] = [];
+  for (let at = 8; at + 4 <= size; at += 4) if (at !== 12) brands.push(String.fromCharCode(...head.subarray(at, at + 4)));
+  if (brands.includes('avif') || brands.includes('avis')) return false;
+  return brands.some((b) => ['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1'].includes(b));
+}
+
+export class HeicDecodeError extends Error {
+  override name = 'HeicDecodeError';
+}
+
+export interface DecodedHeic {
+  /** Interleaved RGBA, width × height × 4 bytes, upright (libheif applies irot/imir). A view into WebAssembly memory: valid until `release()`. */
+  rgba: Buffer;
+  width: number;
+  height: number;
+  /** The primary image's size, upright. */
+  primary: { width: number; height: number };
+  /** Whether the embedded thumbnail was decoded instead of the primary image. */
+  fromThumbnail: boolean;
+  /** Frees the decoded image; `rgba` must not be used afterwards. */
+  release(): void;
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Decodes a HEIC file's bytes: the embedded thumbnail when its short side is at least `minSide` and its
+ * aspect ratio matches the primary image's, otherwise the primary image. One decode at a time per process:
+ * the call waits for the previous one's `release()`.
+ */
+export async function decodeHeic(bytes: Uint8Array, options: { minSide?: number } = {}): Promise<DecodedHeic> {
+  const previous = queue;
+  let done!: () => void;
+  queue = new Promise<void>((r) => (done = r));
+  await previous;
+  try {
+    const decoded = decodeLocked(await heif(), bytes, options.minSide ?? Infinity);
+    let released = false;
+    return {
+      ...decoded,
+      release() {
+        if (released) return;
+        released = true;
+        decoded.release();
+        done();
+      },
+    };
+  } catch (error) {
+    done();
+    throw error;
+  }
+}
+
+function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<DecodedHeic, 'release'> & { release(): void } {
+  const scratch = m._malloc(64);
+  const err = scratch; // struct heif_error: {code, subcode, message*}
+  const out = scratch + 16;
+  const ids = scratch + 32;
+  const data = m._malloc(bytes.length);
+  if (!data) {
+    m._free(scratch);
+    throw new HeicDecodeError('out of WebAssembly memory for the file');
+  }
+  m.HEAPU8.set(bytes, data);
+  const ctx = m._heif_context_alloc();
+  const handles: number[] = [];
+  let image = 0;
+  const cleanup = () => {
+    if (image) m._heif_image_release(image);
+    for (const h of handles) m._heif_image_handle_release(h);
+    m._heif_context_free(ctx);
+    m._free(data);
+    m._free(scratch);
+  };
+  const check = (what: string) => {
+    const code = m.HEAP32[err >> 2]!;
+    if (code !== 0) throw new HeicDecodeError(`${what} failed (libheif error ${code}/${m.HEAP32[(err >> 2) + 1]})`);
+  };
+  try {
+    m._heif_context_read_from_memory_without_copy(err, ctx, data, bytes.length, 0);
+    check('reading the HEIF container');
+    m._heif_context_get_primary_image_handle(err, ctx, out);
+    check('finding the primary image');
+    const primaryHandle = m.HEAPU32[out >> 2]!;
+    handles.push(primaryHandle);
+    const primary = { width: m._heif_image_handle_get_width(primaryHandle), height: m._heif_image_handle_get_height(primaryHandle) };
+
+    let handle = primaryHandle;
+    if (Number.isFinite(minSide) && m._heif_image_handle_get_number_of_thumbnails(primaryHandle) > 0) {
+      const n = m._heif_image_handle_get_list_of_thumbnail_IDs(primaryHandle, ids, 4);
+      let best: { handle: number; short: number } | undefined;
+      for (let i = 0; i < n; i++) {
+        m._heif_image_handle_get_thumbnail(err, primaryHandle, m.HEAPU32[(ids >> 2) + i]!, out);
+        if (m.HEAP32[err >> 2] !== 0) continue;
+        const th = m.HEAPU32[out >> 2]!;
+        handles.push(th);
+        const w = m._heif_image_handle_get_width(th);
+        const h = m._heif_image_handle_get_height(th);
+        const sameShape = Math.abs(w / h - primary.width / primary.height) / (primary.width / primary.height) <= ASPECT_TOLERANCE;
+        const short = Math.min(w, h);
+        if (sameShape && short >= minSide && (!best || short < best.short)) best = { handle: th, short };
+      }
+      if (best) handle = best.handle;
+    }
+
+    m._heif_decode_image(err, handle, out, COLORSPACE_RGB, CHROMA_INTERLEAVED_RGBA, 0);
+    check('decoding the image');
+    image = m.HEAPU32[out >> 2]!;
+    const width = m._heif_image_get_width(image, CHANNEL_INTERLEAVED);
+    const height = m._heif_image_get_height(image, CHANNEL_INTERLEAVED);
+    const stridePtr = scratch + 48;
+    const plane = m._heif_image_get_plane_readonly(image, CHANNEL_INTERLEAVED, stridePtr);
+    const stride = m.HEAP32[stridePtr >> 2]!;
+    if (!plane || width <= 0 || height <= 0) throw new HeicDecodeError('decoding gave no RGBA plane');
+    let rgba: Buffer;
+    if (stride === width * 4) {
+      // Valid while no other WebAssembly call runs (memory could grow and detach it): decodes are serialised.
+      rgba = Buffer.from(m.HEAPU8.buffer, m.HEAPU8.byteOffset + plane, width * height * 4);
+    } else {
+      rgba = Buffer.allocUnsafe(width * height * 4);
+      for (let y = 0; y < height; y++) rgba.set(m.HEAPU8.subarray(plane + y * stride, plane + y * stride + width * 4), y * width * 4);
+    }
+    return { rgba, width, height, primary, fromThumbnail: handle !== primaryHandle, release: cleanup };
+  } catch (error) {
+    cleanup();
+    throw error;
+  }
+}
+
+/** Convenience for tests and tools: decodes a HEIC file by path. */
+export async function decodeHeicFile(path: string, options: { minSide?: number } = {}): Promise<DecodedHeic> {
+  return decodeHeic(await readFile(path), options);
+}
