@@ -4,16 +4,17 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
-import { readSharedSettings, SettingsError } from '@triage/queue';
+import { readSharedSettings, redactUrl, SettingsError } from '@triage/queue';
 import { CliError, runTriage, type RunOptions, type RunSummary } from './run.js';
 import { ensureRedis, NoRedisError } from './redis-server.js';
-import { readWorkerSettings, startWorker } from '@triage/worker';
+import { spawn } from 'node:child_process';
+import { APP_MAINS } from './run.js';
 
 const USAGE = `Usage:
   triage run <folder> [--top 10%] [--criteria standout|quality|"free text"] [--passes 1|2]
                       [--out <dir>] [--grids] [--json]
   triage demo         generate a sample set of 60 photos with known flaws and triage it
-  triage start        run a worker on the embedded defaults until Ctrl-C (starts Redis if needed)
+  triage start        run the API and a worker until Ctrl-C (starts Redis if none answers)
   triage help
 
 Options of run:
@@ -115,24 +116,26 @@ async function demo(): Promise<void> {
   );
 }
 
-/** A long-running worker on the embedded defaults: what `npm start` runs on one machine. */
+/**
+ * The service on one machine: the API and a worker, each its own process (as they are deployed), sharing
+ * the environment and a Redis (a private one for the session when none answers). Ctrl-C stops both.
+ */
 async function serve(): Promise<void> {
-  const settings = readWorkerSettings();
+  const settings = readSharedSettings();
   const redis = await ensureRedis(settings.redisUrl);
-  if (redis.started) process.stderr.write(`No Redis at ${settings.redisUrl}: started one for this session at ${redis.url}\n`);
-  const worker = await startWorker({ ...settings, redisUrl: redis.url });
-  process.stderr.write(`Worker running (storage ${settings.storageDir}, provider ${settings.visionProvider}). Ctrl-C stops it.\n`);
-  await new Promise<void>((resolvePromise) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolvePromise();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  await worker.stop();
+  if (redis.started) process.stderr.write(`No Redis at ${redactUrl(settings.redisUrl)}: started one for this session at ${redis.url}\n`);
+  const env = { ...process.env, REDIS_URL: redis.url, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  const children = [APP_MAINS.worker, APP_MAINS.api].map((main) => spawn(process.execPath, [main], { env, stdio: 'inherit' }));
+  const exits = children.map((child) => new Promise<number | null>((r) => child.once('exit', (code) => r(code))));
+  const stop = () => children.forEach((child) => child.exitCode === null && child.kill('SIGTERM'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  // One of them stopping (a crash, a bad setting) stops the other: half a service is no service.
+  await Promise.race(exits);
+  stop();
+  const codes = await Promise.all(exits);
   await redis.stop();
+  if (codes.some((c) => c !== 0 && c !== null)) throw new CliError(`the service stopped (exit codes ${codes.join(', ')})`);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -88,7 +88,9 @@ export function uniqueName(name: string, used: Set<string>): string {
   return candidate;
 }
 
-const WORKER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../worker/dist/main.js');
+const APPS = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The built entry points of the service's processes. */
+export const APP_MAINS = { worker: join(APPS, 'worker/dist/main.js'), api: join(APPS, 'api/dist/server.js') };
 
 export async function runTriage(options: RunOptions, settings: SharedSettings): Promise<RunSummary> {
   const folder = resolve(options.folder);
@@ -236,7 +238,7 @@ async function startWorkerProcess(redisUrl: string, settings: SharedSettings): P
   await mkdir(dirname(logPath), { recursive: true });
   const logStream = createWriteStream(logPath, { flags: 'a' });
   await new Promise((r) => logStream.once('open', r));
-  const child: ChildProcess = spawn(process.execPath, [WORKER_MAIN], {
+  const child: ChildProcess = spawn(process.execPath, [APP_MAINS.worker], {
     env: {
       ...process.env,
       REDIS_URL: redisUrl,

@@ -3,3 +3,4 @@ export * from './store.js';
 export * from './redis.js';
 export * from './submit.js';
 export * from './settings.js';
+export * from './queries.js';

@@ -109,3 +109,34 @@ export async function submitTriage(queue: Queue<TriageJobData>, store: TriageSto
     throw err;
   }
 }
+
+/**
+ * The hand-off to the next stage (`proceed`): which photos of a finished triage go on. Only ids, names and
+ * object paths: never a signed URL or a secret, since job data is visible in the dashboard.
+ */
+export interface HandOffJobData {
+  triageId: string;
+  userId: string;
+  bucket: string;
+  photos: { id: string; name: string; path: string }[];
+}
+
+export const HANDOFF_JOB = 'proceed';
+export const DEFAULT_HANDOFF_QUEUE = 'triage-proceed';
+
+export function createHandOffQueue(name: string, options: QueueOptions): Queue<HandOffJobData> {
+  return new Queue<HandOffJobData>(name, {
+    connection: options.connection,
+    prefix: options.prefix,
+    defaultJobOptions: {
+      removeOnComplete: { age: options.retentionSeconds },
+      removeOnFail: { age: options.retentionSeconds },
+    },
+  });
+}
+
+/** Adds one job carrying the chosen photos to the next stage's queue; returns its job id. */
+export async function handOff(queue: Queue<HandOffJobData>, data: HandOffJobData): Promise<string> {
+  const job = await queue.add(HANDOFF_JOB, data);
+  return job.id ?? '';
+}

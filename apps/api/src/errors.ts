@@ -1,0 +1,51 @@
+/** Errors a route throws to answer with a status and `{detail}`; and how a failure of Redis is recognised. */
+import { RedisUnavailableError } from '@triage/queue';
+
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    /** Extra fields beside `detail` in the reply (e.g. the parts an upload skipped). */
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const JOB_NOT_FOUND = 'Triage job not found';
+export const REDIS_DOWN = 'Service unavailable: the job store (Redis) is not answering; try again shortly';
+
+export function jobNotFound(): HttpError {
+  return new HttpError(404, JOB_NOT_FOUND);
+}
+
+/** ioredis and BullMQ failures that mean "Redis is away", not "this request is wrong". */
+export function isRedisDown(err: unknown): boolean {
+  if (err instanceof RedisUnavailableError) return true;
+  const e = err as { name?: string; message?: string; code?: string };
+  if (e?.name === 'MaxRetriesPerRequestError') return true;
+  const message = e?.message ?? '';
+  return (
+    /Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Redis is not answering/.test(message) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(e?.code ?? '')
+  );
+}
+
+/** Rejects with a RedisUnavailableError when `promise` takes longer than `ms` (BullMQ waits for a connection). */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RedisUnavailableError(`Redis is not answering (${what} took over ${ms} ms)`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

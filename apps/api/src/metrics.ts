@@ -1,0 +1,99 @@
+/**
+ * Prometheus metrics, gathered on each scrape from what the API process can see: BullMQ's counts, and the
+ * grid records of triages that finished since this process started watching (read once per finished job).
+ * What it cannot see: the workers' own memory (workers publish none; scrape them or their host for that).
+ * Several API replicas each report the same finished jobs, so aggregate the job counters with max, not sum.
+ */
+import type { Queue } from 'bullmq';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { TriageStore } from '@triage/queue';
+
+export interface MetricsDeps {
+  store: TriageStore;
+  queues: Queue[];
+  triageQueue: Queue;
+}
+
+/** Finished jobs looked at per scrape; older ones were counted by an earlier scrape (or never will be). */
+const SCAN = 200;
+
+export function createMetrics(deps: MetricsDeps) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'triage_api_' });
+  const seen = new Set<string>();
+
+  const queueJobs = new Gauge({
+    name: 'triage_queue_jobs',
+    help: 'Jobs in each BullMQ state, per queue',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      const counts = await Promise.all(deps.queues.map((q) => q.getJobCounts()));
+      this.reset();
+      deps.queues.forEach((q, i) => {
+        for (const [state, n] of Object.entries(counts[i] ?? {})) this.set({ queue: q.name, state }, n);
+      });
+    },
+  });
+  const workers = new Gauge({
+    name: 'triage_workers',
+    help: 'Worker connections consuming the triage queue',
+    registers: [registry],
+    async collect() {
+      this.set(await deps.triageQueue.getWorkersCount());
+    },
+  });
+  const jobDuration = new Histogram({
+    name: 'triage_job_duration_seconds',
+    help: 'From acceptance to the end, of triages seen finishing',
+    labelNames: ['status'],
+    buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 3600],
+    registers: [registry],
+  });
+  const gridDuration = new Histogram({
+    name: 'triage_grid_duration_seconds',
+    help: 'Time a worker spent on one grid (read, thumbnail, compose, judge, record)',
+    labelNames: ['pass'],
+    buckets: [0.5, 1, 2, 5, 10, 20, 40, 80],
+    registers: [registry],
+  });
+  const jobsFinished = new Counter({ name: 'triage_jobs_finished_total', help: 'Triages seen finishing', labelNames: ['status'], registers: [registry] });
+  const photosProcessed = new Counter({ name: 'triage_photos_processed_total', help: 'Photos of finished triages', registers: [registry] });
+  const photosFailed = new Counter({ name: 'triage_photos_failed_total', help: 'Photos that could not be read', registers: [registry] });
+  const tokens = new Counter({ name: 'triage_tokens_total', help: 'Vision model tokens of finished triages', labelNames: ['direction'], registers: [registry] });
+  const cost = new Counter({ name: 'triage_cost_usd_total', help: 'Vision model cost of finished triages, USD', registers: [registry] });
+  void queueJobs;
+  void workers;
+
+  async function observeFinished(): Promise<void> {
+    const jobs = await deps.triageQueue.getJobs(['completed', 'failed'], 0, SCAN - 1);
+    for (const job of jobs) {
+      const id = job.id;
+      if (!id || seen.has(id)) continue;
+      seen.add(id);
+      const status = await deps.store.status(id);
+      if (!status || !['completed', 'failed', 'cancelled'].includes(status.status)) continue;
+      const records = await deps.store.gridRecords(id);
+      for (const r of records) gridDuration.observe({ pass: r.pass }, r.durationMs / 1000);
+      if (status.completed_at && status.created_at) {
+        jobDuration.observe({ status: status.status }, (Date.parse(status.completed_at) - Date.parse(status.created_at)) / 1000);
+      }
+      jobsFinished.inc({ status: status.status });
+      photosProcessed.inc(status.total_input);
+      photosFailed.inc(status.photos_failed);
+      tokens.inc({ direction: 'input' }, status.tokens.input);
+      tokens.inc({ direction: 'output' }, status.tokens.output);
+      cost.inc(status.cost_usd);
+    }
+    // Bound the memory of ids: keep the most recent ones (a Set iterates in insertion order).
+    if (seen.size > 10 * SCAN) for (const id of [...seen].slice(0, seen.size - 5 * SCAN)) seen.delete(id);
+  }
+
+  return {
+    registry,
+    async render(): Promise<string> {
+      await observeFinished();
+      return registry.metrics();
+    },
+  };
+}
