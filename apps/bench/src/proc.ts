@@ -1,0 +1,63 @@
+/** What the operating system says about a process: memory from /proc/<pid>/status, bytes read from /proc/<pid>/io. */
+import { readFileSync } from 'node:fs';
+
+export interface MemorySample {
+  /** Peak resident set size so far, bytes (VmHWM). */
+  hwm: number;
+  /** Current resident set size, bytes (VmRSS). */
+  rss: number;
+}
+
+function kbField(status: string, name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/** null once the process is gone. */
+export function memoryOf(pid: number | 'self'): MemorySample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return { hwm: kbField(status, 'VmHWM'), rss: kbField(status, 'VmRSS') };
+  } catch {
+    return null;
+  }
+}
+
+/** Bytes the process asked read() for (rchar: page cache hits included, sockets too), or null. */
+export function bytesReadBy(pid: number): number | null {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const match = /^rchar:\s+(\d+)/m.exec(io);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Samples a process every `intervalMs` and keeps the peaks. */
+export class MemorySampler {
+  peakHwm = 0;
+  peakRss = 0;
+  samples = 0;
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly pid: number,
+    intervalMs = 50,
+  ) {
+    this.timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  sample(): void {
+    const m = memoryOf(this.pid);
+    if (!m) return;
+    this.samples++;
+    this.peakHwm = Math.max(this.peakHwm, m.hwm);
+    this.peakRss = Math.max(this.peakRss, m.rss);
+  }
+
+  stop(): void {
+    this.sample();
+    clearInterval(this.timer);
+  }
+}

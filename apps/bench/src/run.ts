@@ -1,0 +1,201 @@
+/**
+ * One benchmark job through the real worker: `node apps/worker/dist/main.js` as its own process on real
+ * Redis (a private key prefix, removed afterwards), the local storage driver and the offline provider.
+ * The photos are linked into the storage folder and one triage job is submitted; the worker's memory is
+ * sampled from /proc/<pid>/status and the bytes it read from /proc/<pid>/io, never from inside V8.
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { OFFLINE_PROFILE } from '@triage/core';
+import { createTriageQueue, prepareTriage, redisOptions, submitTriage, TriageStore, type GridRecord, type TriageStatus } from '@triage/queue';
+import { LocalStorage } from '@triage/storage';
+import { Redis } from 'ioredis';
+import type { CorpusFile } from './corpus.js';
+import { bytesReadBy, memoryOf, MemorySampler } from './proc.js';
+
+export interface RunOptions {
+  repoRoot: string;
+  redisUrl: string;
+  /** Where the local driver's folder is (links to the corpus go there). */
+  storageDir: string;
+  /** The job's photos, in order (the corpus cycled to the job size). */
+  photos: readonly CorpusFile[];
+  /** STORAGE_READ_LATENCY_MS for the worker. */
+  latencyMs: number;
+  passes: 1 | 2;
+  timeoutMs: number;
+  log(line: string): void;
+}
+
+export interface PassFigures {
+  grids: number;
+  photos: number;
+  ms: number;
+  msPerPhoto: number;
+  /** File bytes of the photos this pass read, per photo (what a whole-file read would cost). */
+  fileBytesPerPhoto: number;
+  /** Bytes the worker says it read from storage (GridRecord.bytesRead), per photo; null if not recorded. */
+  bytesReadPerPhoto: number | null;
+  /** Where the thumbnails came from (GridRecord.sources summed), e.g. {embedded: 160, original: 40}. */
+  sources: Record<string, number>;
+}
+
+export interface RunResult {
+  status: TriageStatus['status'];
+  photos: number;
+  wallMs: number;
+  photosPerSecond: number;
+  /** Worker's peak RSS (VmHWM) over the whole job, and its RSS when idle before the job. */
+  peakRss: number;
+  idleRss: number;
+  /** rchar of the worker during the job (files, Redis replies), per photo read (coarse + fine). */
+  bytesReadPerPhoto: number;
+  coarse: PassFigures;
+  fine: PassFigures | null;
+  failed: number;
+  selected: number;
+  samples: number;
+}
+
+export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
+  const { redisUrl, photos, log } = options;
+  const prefix = `bench-${randomUUID().slice(0, 8)}`;
+  const triageId = randomUUID();
+  const redis = new Redis(redisUrl, redisOptions('worker'));
+  const store = new TriageStore(redis, { prefix, retentionSeconds: 3600 });
+  const queue = createTriageQueue({ connection: redis, prefix, retentionSeconds: 3600 });
+  const storage = new LocalStorage({ root: options.storageDir });
+  const bucket = 'photos';
+  const jobDir = `bench/${triageId}`;
+
+  const worker = spawn(process.execPath, [join(options.repoRoot, 'apps/worker/dist/main.js')], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      REDIS_URL: redisUrl,
+      TRIAGE_PREFIX: prefix,
+      STORAGE_DIR: options.storageDir,
+      // Only when set: the shared settings refuse an explicit 0 (see the report).
+      ...(options.latencyMs > 0 && { STORAGE_READ_LATENCY_MS: String(options.latencyMs) }),
+      LOG_LEVEL: 'warn',
+      MALLOC_ARENA_MAX: '2',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  worker.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+
+  try {
+    const stagedPhotos = [];
+    for (const [i, file] of photos.entries()) {
+      const path = `${jobDir}/${String(i).padStart(5, '0')}-${file.name}`;
+      const target = storage.filePath(bucket, path);
+      await mkdir(dirname(target), { recursive: true });
+      await symlink(file.path, target);
+      stagedPhotos.push({ name: file.name, path });
+    }
+    const deadline = Date.now() + 20_000;
+    while ((await queue.getWorkersCount()) < 1) {
+      if (worker.exitCode !== null) throw new Error(`worker exited at start:\n${stderr}`);
+      if (Date.now() > deadline) throw new Error(`worker did not register within 20 s:\n${stderr}`);
+      await sleep(100);
+    }
+    await sleep(500);
+    const pid = worker.pid!;
+    const idleRss = memoryOf(pid)?.rss ?? 0;
+    const readBefore = bytesReadBy(pid) ?? 0;
+    const sampler = new MemorySampler(pid, 50);
+    const started = performance.now();
+    const prepared = prepareTriage(
+      { triageId, userId: 'bench', bucket, photos: stagedPhotos, target: '10%', passes: options.passes },
+      OFFLINE_PROFILE,
+      {},
+    );
+    await submitTriage(queue, store, prepared);
+    log(`worker ${pid}: job ${triageId} submitted (${photos.length} photos, latency ${options.latencyMs} ms)`);
+
+    let status: TriageStatus | null = null;
+    let lastLine = '';
+    for (;;) {
+      status = await store.status(triageId);
+      if (status && ['completed', 'failed', 'cancelled'].includes(status.status)) break;
+      if (worker.exitCode !== null) throw new Error(`worker died mid-job:\n${stderr}`);
+      if (performance.now() - started > options.timeoutMs) throw new Error(`job not done within ${options.timeoutMs / 1000} s`);
+      const line = status ? `grids ${status.grids_done}/${status.grids_total}` : '';
+      if (line !== lastLine) {
+        log(`  ${line} (${Math.round((performance.now() - started) / 1000)} s, RSS ${mb(sampler.peakRss)} MB peak)`);
+        lastLine = line;
+      }
+      await sleep(200);
+    }
+    const wallMs = performance.now() - started;
+    sampler.stop();
+    const readAfter = bytesReadBy(pid) ?? readBefore;
+
+    const records = await store.gridRecords(triageId);
+    const sizeOf = (index: number) => photos[index]!.size;
+    const coarse = passFigures(records.filter((r) => r.pass === 'coarse'), sizeOf);
+    const fineRecords = records.filter((r) => r.pass === 'fine');
+    const fine = fineRecords.length > 0 ? passFigures(fineRecords, sizeOf) : null;
+    const photosRead = coarse.photos + (fine?.photos ?? 0);
+    return {
+      status: status!.status,
+      photos: photos.length,
+      wallMs,
+      photosPerSecond: photos.length / (wallMs / 1000),
+      peakRss: Math.max(sampler.peakHwm, memoryOf(pid)?.hwm ?? 0),
+      idleRss,
+      bytesReadPerPhoto: (readAfter - readBefore) / Math.max(1, photosRead),
+      coarse,
+      fine,
+      failed: status!.photos_failed,
+      selected: status!.final_selected ?? 0,
+      samples: sampler.samples,
+    };
+  } finally {
+    if (worker.exitCode === null) worker.kill('SIGTERM');
+    await Promise.race([exited, sleep(15_000)]);
+    if (worker.exitCode === null) worker.kill('SIGKILL');
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await redis.quit();
+    await rm(join(options.storageDir, bucket, jobDir), { recursive: true, force: true });
+  }
+}
+
+function passFigures(records: readonly GridRecord[], sizeOf: (index: number) => number): PassFigures {
+  const photos = records.reduce((n, r) => n + r.photos.length, 0);
+  const ms = records.reduce((n, r) => n + r.durationMs, 0);
+  const bytes = records.reduce((n, r) => n + r.photos.reduce((m, i) => m + sizeOf(i), 0), 0);
+  const withBytes = records.filter((r) => typeof (r as { bytesRead?: unknown }).bytesRead === 'number');
+  const bytesRead = withBytes.reduce((n, r) => n + (r as { bytesRead: number }).bytesRead, 0);
+  const sources: Record<string, number> = {};
+  for (const r of records) {
+    for (const [k, v] of Object.entries((r as { sources?: Record<string, number> }).sources ?? {})) sources[k] = (sources[k] ?? 0) + v;
+  }
+  return {
+    grids: records.length,
+    photos,
+    ms,
+    msPerPhoto: ms / Math.max(1, photos),
+    fileBytesPerPhoto: bytes / Math.max(1, photos),
+    bytesReadPerPhoto: withBytes.length === records.length && photos > 0 ? bytesRead / photos : null,
+    sources,
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function mb(bytes: number): string {
+  return (bytes / 1048576).toFixed(0);
+}
