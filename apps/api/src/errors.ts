@@ -1,6 +1,8 @@
 /** Errors a route throws to answer with a status and `{detail}`; and how a failure of Redis is recognised. */
 import { RedisUnavailableError } from '@triage/queue';
 
+export { withDeadline } from '@triage/queue';
+
 export class HttpError extends Error {
   override name = 'HttpError';
   constructor(
@@ -31,21 +33,4 @@ export function isRedisDown(err: unknown): boolean {
     /Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Redis is not answering/.test(message) ||
     ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(e?.code ?? '')
   );
-}
-
-/** Rejects with a RedisUnavailableError when `promise` takes longer than `ms` (BullMQ waits for a connection). */
-export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RedisUnavailableError(`Redis is not answering (${what} took over ${ms} ms)`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { composeGrid, generateSampleSet, thumbnailFromFile, type SampleFile } from '@triage/images';
+import { composeGrid, generateSampleSet, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
+import type { Results, TriageStatus } from '@triage/client';
 import { redisOptions } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { OfflineProvider } from '@triage/vision';
@@ -43,7 +44,7 @@ beforeAll(async () => {
     store: env.store,
     storage: new LocalStorage({ root: env.storageDir, readLatencyMs: 20 }),
     vision: new OfflineProvider(),
-    images: { thumbnail: thumbnailFromFile, composeGrid },
+    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
     log: pino({ level: 'silent' }),
     lockDurationMs: 5000,
   });
@@ -109,7 +110,7 @@ describe('the whole flow over a real socket', () => {
     // The webapp's way: poll every 2 s until the job ends.
     const polled: string[] = [];
     for (;;) {
-      const s = await (await api(`/api/triage/${jobId}/status`)).json();
+      const s = (await (await api(`/api/triage/${jobId}/status`)).json()) as TriageStatus;
       polled.push(s.status);
       if (['completed', 'failed', 'cancelled'].includes(s.status)) break;
       expect(s.status === 'pending' || s.progress !== null).toBe(true);
@@ -123,16 +124,18 @@ describe('the whole flow over a real socket', () => {
     const done = statuses.map((s) => s.grids_done);
     expect(done).toEqual([...done].sort((a, b) => a - b));
 
-    const results = await (await api(`/api/triage/${jobId}/results?include=all`)).json();
+    const results = (await (await api(`/api/triage/${jobId}/results?include=all`)).json()) as Results;
     expect(results.status).toBe('completed');
     expect(results.selected_photos.length).toBe(results.final_selected);
     expect(results.selected_photos.length).toBeGreaterThan(0);
-    expect(results.photos).toHaveLength(30);
-    const failed = results.photos.filter((p: { fate: string }) => p.fate === 'failed');
+    const photos = results.photos ?? [];
+    expect(photos).toHaveLength(30);
+    const failed = photos.filter((p) => p.fate === 'failed');
     for (const p of failed) expect(p.reason).toMatch(/^could not be read: /);
-    for (const p of results.photos) expect(p.reason).toEqual(expect.any(String));
+    for (const p of photos) expect(p.reason).toEqual(expect.any(String));
+    const first = results.selected_photos[0]!;
     // The signed thumbnail URL points at this API and serves the image without a token.
-    const thumb = results.selected_photos[0].thumbnail_url.replace('http://api.test', base);
+    const thumb = first.thumbnail_url.replace('http://api.test', base);
     const image = await fetch(thumb);
     expect(image.status).toBe(200);
     expect(Buffer.from(await image.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
@@ -148,7 +151,7 @@ describe('the whole flow over a real socket', () => {
     const test = await promisify(execFile)('unzip', ['-t', zipPath]);
     expect(test.stdout).toMatch(/No errors detected/);
 
-    const proceed = await api(`/api/triage/${jobId}/proceed`, { method: 'POST', body: JSON.stringify({ photo_ids: [results.selected_photos[0].id] }) });
+    const proceed = await api(`/api/triage/${jobId}/proceed`, { method: 'POST', body: JSON.stringify({ photo_ids: [first.id] }) });
     expect(await proceed.json()).toEqual({ queued_count: 1, credits_deducted: 0, credits_required: 1 });
 
     const del = await api(`/api/triage/${jobId}`, { method: 'DELETE' });

@@ -20,6 +20,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { mulberry32 } from '@triage/images';
 
 export type CorpusKind = 'jpeg' | 'png' | 'webp' | 'heic';
 
@@ -45,17 +46,6 @@ const CROPPED = { width: 5664, height: 3776 };
 const JPEG_QUALITY = 92;
 /** Noise amplitude (± levels): with JPEG_QUALITY it puts 24 MP files at 6–10 MB. */
 const NOISE = 14;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The spec of corpus photo `index`: deterministic, the same on every machine. */
 export function specOf(index: number): CorpusSpec {

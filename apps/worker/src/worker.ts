@@ -5,26 +5,16 @@
  */
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, type TriageJobData, type TriageStore } from '@triage/queue';
-import type { StorageDriver } from '@triage/storage';
-import type { VisionProvider } from '@triage/vision';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, type TriageJobData } from '@triage/queue';
 import { sweepExpired } from './expiry.js';
-import { runStep, TriageNotFoundError, type ImageOps } from './step.js';
+import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
 
-export interface TriageWorkerOptions {
+export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
   /** A connection for BullMQ's worker (created with `maxRetriesPerRequest: null`). */
   connection: ConnectionOptions;
   /** A dedicated connection for cancel messages (a subscribed connection can do nothing else). */
   subscriber: Redis;
   prefix: string;
-  store: TriageStore;
-  storage: StorageDriver;
-  vision: VisionProvider;
-  images: ImageOps;
-  /** Ask storage for images already resized to the cell, where it can make them. */
-  storageTransforms?: boolean;
-  log: Logger;
   /** How long a job stays locked to this worker without a renewal, ms. */
   lockDurationMs?: number;
   /** How often stalled jobs (their worker died) are looked for, ms. */
@@ -76,15 +66,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     const jobLog = log.child({ triageId });
     try {
       const outcome = await runStep(
-        {
-          store,
-          storage: options.storage,
-          vision: options.vision,
-          images: options.images,
-          storageTransforms: options.storageTransforms ?? false,
-          log: jobLog,
-          jobLog: (line) => job.log(line),
-        },
+        { ...options, log: jobLog, jobLog: (line) => job.log(line) },
         triageId,
         controller.signal,
       );

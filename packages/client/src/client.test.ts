@@ -120,7 +120,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, body: string) {
   return send(res, 405, { detail: 'Method not allowed' });
 }
 
-async function events(req: IncomingMessage, res: ServerResponse) {
+async function events(_req: IncomingMessage, res: ServerResponse) {
   switch (eventsMode) {
     case '404':
       return send(res, 404, { detail: 'Not Found' });

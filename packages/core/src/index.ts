@@ -5,3 +5,4 @@ export * from './ranking.js';
 export * from './progress.js';
 export * from './plan.js';
 export * from './profiles.js';
+export * from './image-size.js';

@@ -20,3 +20,4 @@ export { renderGridRaw, composeGrid, decodeRaw, type GridCell } from './grid.js'
 export { generateSampleSet, writeSample, DEFAULT_SAMPLE_COUNT, type SampleFile, type SampleKind, type SampleSpec } from './samples.js';
 /** sharp with this package's process-wide settings applied, for tools (the benchmark's corpus generator). */
 export { sharp } from './sharp.js';
+export { mulberry32 } from './random.js';

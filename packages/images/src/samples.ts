@@ -8,6 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { sharp } from './sharp.js';
+import { mulberry32 } from './random.js';
 
 export type SampleKind = 'good' | 'blurred' | 'dark' | 'overexposed' | 'burst';
 
@@ -40,17 +41,6 @@ const MAX_SIDE = 12_000;
 
 // ---------------------------------------------------------------------------------------------------------
 // Randomness: mulberry32 for sequences, an integer hash for position-based texture.
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** 32-bit integer hash of up to three integers (lowbias32 mixing). */
 function hash3(a: number, b: number, c: number): number {

@@ -6,23 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharp } from './sharp.js';
+import { mulberry32 as prng } from './random.js';
+
+export { prng };
 
 export interface RawImage {
   data: Buffer;
   width: number;
   height: number;
-}
-
-/** mulberry32: a tiny seeded PRNG, so every run draws the same scene. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

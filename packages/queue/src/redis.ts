@@ -24,7 +24,7 @@ export async function connectRedis(url: string, role: RedisRole, timeoutMs = 300
   // would also print each one as "Unhandled error event".
   redis.on('error', () => {});
   try {
-    await withTimeout(redis.connect(), timeoutMs);
+    await withDeadline(redis.connect(), timeoutMs, 'connecting');
     await redis.ping();
   } catch (err) {
     redis.disconnect();
@@ -47,9 +47,10 @@ export function redactUrl(url: string): string {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** Rejects with a RedisUnavailableError when `promise` takes longer than `ms` (ioredis and BullMQ wait for a connection). */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new RedisUnavailableError(`Redis is not answering (${what} took over ${ms} ms)`)), ms);
     promise.then(
       (v) => {
         clearTimeout(timer);

@@ -22,7 +22,7 @@ import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError } fr
 import type { MessageCreateParamsNonStreaming, Usage as ApiUsage } from '@anthropic-ai/sdk/resources/messages/messages';
 import { answerSchema, buildPrompt, parseAnswer, SYSTEM_PROMPT, visualTokens, type VisionProfile } from '@triage/core';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodedImageInfo } from './image-size.js';
+import { encodedImageInfo } from '@triage/core';
 import { combinedProfile, DEFAULT_MODEL, profileFor, type ProfileOverrides } from '@triage/core';
 import { addUsage, NO_USAGE, unionAnswers, type GridAnswer, type GridRequest, type ModelAnswer, type Usage, type VisionProvider } from './provider.js';
 

@@ -1,5 +1,4 @@
 export * from './provider.js';
 export * from './offline.js';
-export * from './image-size.js';
 export * from './anthropic.js';
 export * from './factory.js';

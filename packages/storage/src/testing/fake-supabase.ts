@@ -14,6 +14,7 @@
  *   new SupabaseStorage({ url: fake.url, serviceRoleKey: 'test-key', ... });
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { encodedImageInfo } from '@triage/core';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -162,11 +163,11 @@ export class FakeSupabase {
   // ------------------------------------------------------------ objects
 
   put(bucket: string, path: string, body: Buffer, options: { contentType?: string; width?: number; height?: number } = {}): StoredObject {
-    const size = imageSize(body);
+    const size = encodedImageInfo(body);
     const now = new Date();
     const object: StoredObject = {
       body,
-      contentType: options.contentType ?? size?.type ?? 'application/octet-stream',
+      contentType: options.contentType ?? size?.mediaType ?? 'application/octet-stream',
       id: randomUUID(),
       createdAt: now,
       updatedAt: now,
@@ -550,39 +551,3 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Pixel size and type of a JPEG, PNG or WebP from its header, or null. */
-export function imageSize(buf: Buffer): { width: number; height: number; type: string } | null {
-  if (buf.length >= 24 && buf.readUInt32BE(0) === 0x89504e47) {
-    return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20), type: 'image/png' };
-  }
-  if (buf.length >= 30 && buf.toString('ascii', 0, 4) === 'RIFF' && buf.toString('ascii', 8, 12) === 'WEBP') {
-    const chunk = buf.toString('ascii', 12, 16);
-    if (chunk === 'VP8X') return { width: 1 + buf.readUIntLE(24, 3), height: 1 + buf.readUIntLE(27, 3), type: 'image/webp' };
-    if (chunk === 'VP8 ') return { width: buf.readUInt16LE(26) & 0x3fff, height: buf.readUInt16LE(28) & 0x3fff, type: 'image/webp' };
-    if (chunk === 'VP8L') {
-      const b = buf.readUInt32LE(21);
-      return { width: (b & 0x3fff) + 1, height: ((b >> 14) & 0x3fff) + 1, type: 'image/webp' };
-    }
-    return null;
-  }
-  if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8) return null;
-  let i = 2;
-  while (i + 9 < buf.length) {
-    if (buf[i] !== 0xff) return null;
-    const marker = buf[i + 1]!;
-    if (marker === 0xff) {
-      i++;
-      continue;
-    }
-    if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
-      i += 2;
-      continue;
-    }
-    const length = buf.readUInt16BE(i + 2);
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      return { height: buf.readUInt16BE(i + 5), width: buf.readUInt16BE(i + 7), type: 'image/jpeg' };
-    }
-    i += 2 + length;
-  }
-  return null;
-}

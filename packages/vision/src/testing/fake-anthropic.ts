@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { encodedImageInfo } from '../image-size.js';
+import { encodedImageInfo } from '@triage/core';
 import { catalogEntry } from '@triage/core';
 
 export type AnthropicFault =

@@ -1,4 +1,4 @@
-/** Pixel size of an encoded image read from its header (JPEG, PNG, WebP, GIF), without decoding it. */
+/** Pixel size of an encoded image read from its header (JPEG, PNG, WebP, GIF), without decoding it: pure byte parsing. */
 export interface EncodedImageInfo {
   width: number;
   height: number;
