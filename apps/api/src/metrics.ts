@@ -1,12 +1,12 @@
 /**
  * Prometheus metrics, gathered on each scrape from what the API process can see: BullMQ's counts, and the
  * grid records of triages that finished since this process started watching (read once per finished job).
- * What it cannot see: the workers' own memory (workers publish none; scrape them or their host for that).
+ * Workers' memory comes from the heartbeats they write to Redis (RSS and peak RSS from the operating system).
  * Several API replicas each report the same finished jobs, so aggregate the job counters with max, not sum.
  */
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { TriageStore } from '@triage/queue';
+import { workersKey, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
 
 export interface MetricsDeps {
   store: TriageStore;
@@ -43,6 +43,28 @@ export function createMetrics(deps: MetricsDeps) {
       this.set(await deps.triageQueue.getWorkersCount());
     },
   });
+  const workerMemory = new Gauge({
+    name: 'triage_worker_memory_bytes',
+    help: 'Resident memory of each live worker process (kind: rss now, peak since start), from its heartbeat',
+    labelNames: ['worker', 'kind'],
+    registers: [registry],
+    async collect() {
+      const key = workersKey(deps.store.prefix);
+      const beats = await deps.store.redis.hgetall(key);
+      const now = Date.now();
+      this.reset();
+      const gone: string[] = [];
+      for (const [worker, json] of Object.entries(beats)) {
+        const beat = JSON.parse(json) as WorkerHeartbeat;
+        // Silent for a minute: not live. Silent for ten: dead (killed, crashed), forgotten.
+        if (now - beat.at > 600_000) gone.push(worker);
+        if (now - beat.at > 60_000) continue;
+        this.set({ worker, kind: 'rss' }, beat.rssBytes);
+        this.set({ worker, kind: 'peak' }, beat.peakRssBytes);
+      }
+      if (gone.length > 0) await deps.store.redis.hdel(key, ...gone);
+    },
+  });
   const jobDuration = new Histogram({
     name: 'triage_job_duration_seconds',
     help: 'From acceptance to the end, of triages seen finishing',
@@ -64,6 +86,7 @@ export function createMetrics(deps: MetricsDeps) {
   const cost = new Counter({ name: 'triage_cost_usd_total', help: 'Vision model cost of finished triages, USD', registers: [registry] });
   void queueJobs;
   void workers;
+  void workerMemory;
 
   async function observeFinished(): Promise<void> {
     const jobs = await deps.triageQueue.getJobs(['completed', 'failed'], 0, SCAN - 1);

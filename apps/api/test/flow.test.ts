@@ -161,6 +161,15 @@ describe('the whole flow over a real socket', () => {
     expect((await api(`/api/triage/${jobId}`, { method: 'DELETE' })).status).toBe(404);
   });
 
+  it('reports each live worker’s memory, as the operating system counts it, in /metrics', async () => {
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const line = (kind: string) => new RegExp(`triage_worker_memory_bytes\\{worker="[^"]+:${process.pid}",kind="${kind}"\\} (\\d+)`).exec(metrics);
+    const rss = Number(line('rss')?.[1]);
+    const peak = Number(line('peak')?.[1]);
+    expect(rss).toBeGreaterThan(10 * 1024 * 1024);
+    expect(peak).toBeGreaterThanOrEqual(rss);
+  });
+
   it('DELETE of a running job stops the worker promptly and forgets the job', async () => {
     const jobId = randomUUID();
     const all = [...samples.files, ...samples.files, ...samples.files];

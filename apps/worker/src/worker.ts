@@ -5,7 +5,8 @@
  */
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, type TriageJobData } from '@triage/queue';
+import { hostname } from 'node:os';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type WorkerHeartbeat } from '@triage/queue';
 import { sweepExpired } from './expiry.js';
 import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
 
@@ -23,6 +24,8 @@ export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
   autorun?: boolean;
   /** How often the retention sweep runs, ms (one scheduler per queue, whatever the number of workers); 0 = never. */
   sweepEveryMs?: number;
+  /** How often this process publishes its memory for the metrics, ms. */
+  heartbeatMs?: number;
 }
 
 export type StopReason = 'cancel' | 'shutdown';
@@ -58,7 +61,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     throw new DelayedError();
   }
 
-  async function process(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
+  async function processStep(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
     const { triageId } = job.data;
     const controller = new AbortController();
     bullSignal?.addEventListener('abort', () => controller.abort(new StopSignal('cancel')), { once: true });
@@ -92,7 +95,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     }
   }
 
-  const worker = new Worker<TriageJobData>(TRIAGE_QUEUE, process, {
+  const worker = new Worker<TriageJobData>(TRIAGE_QUEUE, processStep, {
     connection: options.connection,
     prefix: options.prefix,
     concurrency: 1,
@@ -136,15 +139,33 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     maintenance.worker.on('error', (err) => log.error({ err }, 'maintenance worker error'));
   }
 
+  // Memory as the operating system counts it, for the API's /metrics: the figure the budget is about.
+  const id = `${hostname()}:${process.pid}`;
+  const startedAt = Date.now();
+  const heartbeat = async () => {
+    const beat: WorkerHeartbeat = {
+      rssBytes: process.memoryUsage.rss(),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      startedAt,
+      at: Date.now(),
+    };
+    await store.redis.hset(workersKey(options.prefix), id, JSON.stringify(beat));
+  };
+  const beating = setInterval(() => void heartbeat().catch(() => {}), options.heartbeatMs ?? 10_000);
+  beating.unref();
+  await heartbeat().catch(() => {});
+
   return {
     worker,
     async close(deadlineMs = 10_000) {
+      clearInterval(beating);
       const timer = setTimeout(() => {
         for (const controller of active.values()) controller.abort(new StopSignal('shutdown'));
       }, deadlineMs);
       try {
         await Promise.all([worker.close(), maintenance?.worker.close()]);
         await maintenance?.queue.close();
+        await store.redis.hdel(workersKey(options.prefix), id).catch(() => {});
       } finally {
         clearTimeout(timer);
         await options.subscriber.unsubscribe().catch(() => {});

@@ -79,6 +79,20 @@ export function finishedKey(prefix: string): string {
   return `${prefix}:finished`;
 }
 
+/** Hash of worker processes (`host:pid`) → WorkerHeartbeat JSON, refreshed every few seconds by each worker. */
+export function workersKey(prefix: string): string {
+  return `${prefix}:workers`;
+}
+
+/** What a worker process says of itself, for the metrics: memory as the operating system counts it. */
+export interface WorkerHeartbeat {
+  rssBytes: number;
+  /** Highest RSS since the process started. */
+  peakRssBytes: number;
+  startedAt: number;
+  at: number;
+}
+
 /** The queue of the worker's maintenance jobs (the retention sweep). */
 export const MAINTENANCE_QUEUE = 'triage-maintenance';
 
