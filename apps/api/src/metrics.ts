@@ -22,7 +22,7 @@ export function createMetrics(deps: MetricsDeps) {
   collectDefaultMetrics({ register: registry, prefix: 'triage_api_' });
   const seen = new Set<string>();
 
-  const queueJobs = new Gauge({
+  new Gauge({
     name: 'triage_queue_jobs',
     help: 'Jobs in each BullMQ state, per queue',
     labelNames: ['queue', 'state'],
@@ -35,7 +35,7 @@ export function createMetrics(deps: MetricsDeps) {
       });
     },
   });
-  const workers = new Gauge({
+  new Gauge({
     name: 'triage_workers',
     help: 'Worker connections consuming the triage queue',
     registers: [registry],
@@ -43,7 +43,7 @@ export function createMetrics(deps: MetricsDeps) {
       this.set(await deps.triageQueue.getWorkersCount());
     },
   });
-  const workerMemory = new Gauge({
+  new Gauge({
     name: 'triage_worker_memory_bytes',
     help: 'Resident memory of each live worker process (kind: rss now, peak since start), from its heartbeat',
     labelNames: ['worker', 'kind'],
@@ -84,9 +84,6 @@ export function createMetrics(deps: MetricsDeps) {
   const photosFailed = new Counter({ name: 'triage_photos_failed_total', help: 'Photos that could not be read', registers: [registry] });
   const tokens = new Counter({ name: 'triage_tokens_total', help: 'Vision model tokens of finished triages', labelNames: ['direction'], registers: [registry] });
   const cost = new Counter({ name: 'triage_cost_usd_total', help: 'Vision model cost of finished triages, USD', registers: [registry] });
-  void queueJobs;
-  void workers;
-  void workerMemory;
 
   async function observeFinished(): Promise<void> {
     const jobs = await deps.triageQueue.getJobs(['completed', 'failed'], 0, SCAN - 1);

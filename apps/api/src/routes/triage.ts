@@ -47,7 +47,7 @@ function notComplete(status: JobStatus): HttpError {
 }
 
 export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async (app, opts) => {
-  const { store, storage, settings } = opts;
+  const { store, storage } = opts;
   const tags = ['triage'];
   const security = [{ bearer: [] }];
 
@@ -369,5 +369,4 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
     }
   }
 
-  void settings;
 };
