@@ -11,6 +11,7 @@ import {
   profileFor,
   UnknownModelError,
   type Pass,
+  type ProfileOverrides,
   type PassLayout,
   type VisionProfile,
 } from '@triage/core';
@@ -37,6 +38,8 @@ export interface SharedSettings {
   anthropicBaseUrl: string | undefined;
   /** Models that vote on each grid (union). */
   visionModels: string[];
+  /** Operator corrections to every model's profile (VISION_MAX_EDGE, VISION_MAX_TOKENS, VISION_PATCH, prices). */
+  visionProfileOverrides: ProfileOverrides;
   /** What the provider sees: grids are planned to exactly this (the smallest of the voting models'). */
   profile: VisionProfile;
   layouts: Record<Pass, PassLayout>;
@@ -105,12 +108,27 @@ export function readSharedSettings(env: Env = process.env): SharedSettings {
   const visionProvider = oneOf(env, 'VISION_PROVIDER', ['offline', 'anthropic'], anthropicApiKey ? 'anthropic' : 'offline');
   if (visionProvider === 'anthropic' && !anthropicApiKey) throw new SettingsError('VISION_PROVIDER=anthropic needs ANTHROPIC_API_KEY');
   const visionModels = (env.VISION_MODELS?.trim() || DEFAULT_MODEL).split(',').map((m) => m.trim()).filter(Boolean);
+  const visionProfileOverrides: ProfileOverrides = {};
+  for (const [name, key] of [
+    ['VISION_MAX_EDGE', 'maxEdge'],
+    ['VISION_MAX_TOKENS', 'maxTokens'],
+    ['VISION_PATCH', 'patch'],
+  ] as const) {
+    const v = optionalInt(env, name);
+    if (v !== undefined) visionProfileOverrides[key] = v;
+  }
+  for (const [name, key] of [
+    ['VISION_PRICE_INPUT', 'inputPerMTok'],
+    ['VISION_PRICE_OUTPUT', 'outputPerMTok'],
+  ] as const) {
+    if (env[name]?.trim()) visionProfileOverrides[key] = nonNegativeNumber(env, name, 0);
+  }
   let profile = OFFLINE_PROFILE;
   if (visionProvider === 'anthropic') {
     try {
-      profile = combinedProfile(visionModels.map((m) => profileFor(m)));
+      profile = combinedProfile(visionModels.map((m) => profileFor(m, visionProfileOverrides)));
     } catch (err) {
-      if (err instanceof UnknownModelError) throw new SettingsError(`VISION_MODELS: ${err.message}`);
+      if (err instanceof UnknownModelError || err instanceof RangeError) throw new SettingsError(`VISION_MODELS: ${err.message}`);
       throw err;
     }
   }
@@ -129,6 +147,7 @@ export function readSharedSettings(env: Env = process.env): SharedSettings {
     anthropicApiKey,
     anthropicBaseUrl: env.ANTHROPIC_BASE_URL?.trim() || undefined,
     visionModels,
+    visionProfileOverrides,
     profile,
     layouts: { coarse: layoutFromEnv(env, 'coarse'), fine: layoutFromEnv(env, 'fine') },
   };

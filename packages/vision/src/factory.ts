@@ -1,5 +1,5 @@
 /** The vision provider a deployment selects with VISION_PROVIDER (or ANTHROPIC_API_KEY). */
-import type { VisionProfile } from '@triage/core';
+import type { ProfileOverrides, VisionProfile } from '@triage/core';
 import { AnthropicProvider } from './anthropic.js';
 import { OfflineProvider } from './offline.js';
 import type { VisionProvider } from './provider.js';
@@ -9,6 +9,7 @@ export interface VisionSettings {
   anthropicApiKey?: string | undefined;
   anthropicBaseUrl?: string | undefined;
   visionModels: string[];
+  visionProfileOverrides?: ProfileOverrides;
   profile: VisionProfile;
 }
 
@@ -17,6 +18,7 @@ export function createVisionProvider(settings: VisionSettings): VisionProvider {
     return new AnthropicProvider({
       apiKey: settings.anthropicApiKey ?? '',
       models: settings.visionModels,
+      profileOverrides: settings.visionProfileOverrides ?? {},
       ...(settings.anthropicBaseUrl !== undefined && { baseURL: settings.anthropicBaseUrl }),
     });
   }
