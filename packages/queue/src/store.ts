@@ -399,12 +399,17 @@ export class TriageStore {
 
   /** The client's view of a triage, from one HMGET: O(1) whatever the job's size. */
   async status(triageId: string): Promise<TriageStatus | null> {
+    return this.ownedStatus(triageId, null);
+  }
+
+  /** The status, only when `userId` owns the triage (null otherwise): still one HMGET. */
+  async ownedStatus(triageId: string, userId: string | null): Promise<TriageStatus | null> {
     const values = await this.redis.hmget(this.keys(triageId).meta, ...STATUS_FIELDS);
     const m = Object.fromEntries(STATUS_FIELDS.map((f, i) => [f, values[i] ?? null])) as Record<
       (typeof STATUS_FIELDS)[number],
       string | null
     >;
-    if (!m.status) return null;
+    if (!m.status || (userId !== null && m.user_id !== userId)) return null;
     return buildStatus(triageId, m);
   }
 

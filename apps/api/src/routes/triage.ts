@@ -112,8 +112,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
     { schema: { tags, security, params: S.JobParams, response: { 200: S.StatusReply, ...S.errors(401, 404, 503) } } },
     async (request) => {
       const { job_id } = request.params;
-      await assertOwner(store, job_id, request.identity.userId);
-      const status = await store.status(job_id);
+      const status = await store.ownedStatus(job_id, request.identity.userId);
       if (!status) throw jobNotFound();
       return status;
     },
