@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The API process: reads the settings once, connects Redis as a producer, listens; drains on SIGTERM/SIGINT. */
 import { pino } from 'pino';
-import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageStore } from '@triage/queue';
+import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createStorageDriver, LocalStorage } from '@triage/storage';
 import { buildApp } from './app.js';
 import { createAuthenticator } from './auth.js';
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     log.warn('STORAGE_SIGNING_KEY is not set: a random key signs storage URLs, so they stop working when the API restarts');
   }
   const redis = await connectRedis(settings.redisUrl, 'producer');
+  await warnAboutRedisConfig(redis, log);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
   const queueOptions = { connection: redis, prefix: settings.prefix, retentionSeconds: settings.retentionSeconds };

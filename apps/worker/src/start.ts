@@ -2,7 +2,7 @@
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { composeGrid, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
-import { connectRedis, redactUrl, redisOptions, TriageStore } from '@triage/queue';
+import { connectRedis, redactUrl, redisOptions, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createStorageDriver } from '@triage/storage';
 import { createVisionProvider } from '@triage/vision';
 import type { WorkerSettings } from './config.js';
@@ -16,6 +16,7 @@ export interface RunningWorker extends TriageWorker {
 
 export async function startWorker(settings: WorkerSettings, log: Logger = pino({ level: settings.logLevel })): Promise<RunningWorker> {
   const redis = await connectRedis(settings.redisUrl, 'worker');
+  await warnAboutRedisConfig(redis, log);
   const subscriber = new Redis(settings.redisUrl, redisOptions('worker'));
   // Both reconnect by themselves; say so once per failure instead of letting ioredis print a stack.
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));

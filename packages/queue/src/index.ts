@@ -4,3 +4,5 @@ export * from './redis.js';
 export * from './submit.js';
 export * from './settings.js';
 export * from './queries.js';
+export * from './redis-check.js';
+export * from './runtime.js';

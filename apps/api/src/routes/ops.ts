@@ -19,13 +19,13 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
   const tags = ['operations'];
   app.get(
     '/healthz',
-    { schema: { tags, summary: 'The process answers', response: { 200: Type.Object({ status: Type.String(), uptime_s: Type.Number() }) } } },
+    { logLevel: 'warn', schema: { tags, summary: 'The process answers', response: { 200: Type.Object({ status: Type.String(), uptime_s: Type.Number() }) } } },
     async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }),
   );
 
   app.get(
     '/readyz',
-    { schema: { tags, summary: 'Redis answers', response: { 200: Type.Object({ status: Type.String(), redis: Type.String() }), 503: ErrorReply } } },
+    { logLevel: 'warn', schema: { tags, summary: 'Redis answers', response: { 200: Type.Object({ status: Type.String(), redis: Type.String() }), 503: ErrorReply } } },
     async () => {
       try {
         await withDeadline(opts.redis.ping(), 2000, 'PING');
@@ -36,7 +36,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
     },
   );
 
-  app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_request, reply) => {
+  app.get('/metrics', { logLevel: 'warn', schema: { tags, summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_request, reply) => {
     const text = await withDeadline(opts.metrics.render(), 5000, 'collecting metrics');
     return reply.type(opts.metrics.registry.contentType).send(text);
   });

@@ -1,0 +1,36 @@
+/**
+ * How a worker process is started, in one place for every spawn site (the `triage` command, `triage start`,
+ * the benchmark) and the README's command. Each setting is justified by a measurement in docs/benchmarks.md
+ * ("Memory settings of the worker process"); none of them changes behaviour, only where memory goes.
+ */
+
+/**
+ * Node flags of the worker process.
+ * - `--max-semi-space-size=1` (MB): V8's young generation defaults to 16 MB semi-spaces on this machine,
+ *   which the worker's short-lived Buffers fill before each scavenge; sharp's output Buffers are only freed
+ *   when their JS objects are collected, so frequent small scavenges also return libvips memory sooner.
+ * - `--max-old-space-size=96` (MB): a ceiling on V8's old generation; the worker's live JS heap is ~20 MB
+ *   whatever the job size, so this only stops the heap from growing lazily towards V8's default limit.
+ */
+export const WORKER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1', '--max-old-space-size=96'];
+
+/**
+ * glibc malloc settings of the worker process (read by glibc when the process starts, so they are set in
+ * its environment by whoever spawns it; values already in the environment win).
+ * - `MALLOC_ARENA_MAX=2`: fewer per-thread arenas, less fragmentation.
+ * - `MALLOC_MMAP_THRESHOLD_=131072`: every allocation of 128 KB or more (libjpeg's coefficient buffers of a
+ *   progressive JPEG, libvips' region buffers, libheif's planes) gets its own mapping that goes back to the OS
+ *   on free. Setting it also turns off glibc's dynamic threshold, which otherwise rises to 32 MB after the
+ *   first large free and lets the next decodes' buffers fragment the heap.
+ * - `MALLOC_TRIM_THRESHOLD_=131072`: free memory at the top of the heap is returned above 128 KB, not 64 MB+.
+ */
+export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '131072',
+  MALLOC_TRIM_THRESHOLD_: '131072',
+};
+
+/** `env` with the worker's malloc settings added where `env` does not set them. */
+export function workerEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string | undefined> {
+  return { ...WORKER_MALLOC_ENV, ...env };
+}
