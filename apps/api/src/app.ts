@@ -56,6 +56,32 @@ export interface AppDeps {
   cancelWaitMs?: number;
 }
 
+/** Log fields that may carry credentials. */
+const REDACTED_LOG_PATHS = ['busboyOptions.headers', 'headers.authorization', 'headers.cookie', '*.headers.authorization', '*.headers.cookie'];
+
+/** Query parameters whose values are worth logging; every other value is masked. */
+const LOGGED_QUERY_PARAMS = new Set(['include']);
+
+/** A request URL fit for the logs: the path, and the query with every value but the harmless ones masked. */
+export function loggableUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      const name = pair.slice(0, eq);
+      return LOGGED_QUERY_PARAMS.has(name) ? pair : `${name}=[REDACTED]`;
+    });
+  return `${url.slice(0, q)}?${query.join('&')}`;
+}
+
+function serializeRequest(request: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return { method: request.method, url: loggableUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort };
+}
+
 /** Largest JSON body: 2,000 file entries with long names and paths fit easily. */
 const JSON_BODY_LIMIT = 4 * 1024 * 1024;
 
@@ -66,7 +92,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Requests carrying ids are traced in the logs by this id.
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
-    ...(deps.logger ? { loggerInstance: deps.logger as unknown as FastifyBaseLogger } : { logger: false }),
+    // Request URLs are logged with their query values masked (a signed storage URL's signature, or a token a
+    // client put in the query, must never reach the logs), and request headers never: @fastify/multipart traces
+    // the whole header set, Authorization included.
+    ...(deps.logger
+      ? {
+          loggerInstance: deps.logger.child({}, {
+            serializers: { req: serializeRequest },
+            redact: { paths: REDACTED_LOG_PATHS, censor: '[REDACTED]' },
+          }) as unknown as FastifyBaseLogger,
+        }
+      : { logger: false }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('identity', null as unknown as Identity);
@@ -165,13 +201,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         authMode: deps.authenticator.mode,
         heartbeatMs: deps.heartbeatMs ?? 15_000,
         cancelWaitMs: deps.cancelWaitMs ?? 5_000,
-        createLimit: {
-          rateLimit: {
-            max: settings.rateLimitPerMinute,
-            timeWindow: 60_000,
-            keyGenerator: (request: { identity?: Identity; ip: string }) => `user:${request.identity?.userId ?? request.ip}`,
-          },
-        },
+        // One budget per user for both job-creating routes (a per-route limit would give each route its own).
+        createLimit: app.rateLimit({
+          max: settings.rateLimitPerMinute,
+          timeWindow: 60_000,
+          keyGenerator: (request) => `user:${(request as { identity?: Identity }).identity?.userId ?? request.ip}`,
+        }),
       });
     },
     { prefix: API_PREFIX },

@@ -166,7 +166,7 @@ export interface WorkerProcess {
 }
 
 /** Starts the worker app as its own process, as an operator would. */
-export function spawnWorker(env: Env, extra: Record<string, string> = {}): WorkerProcess {
+export function spawnWorker(env: Pick<Env, 'prefix' | 'storageDir'>, extra: Record<string, string> = {}): WorkerProcess {
   const child = spawn(process.execPath, [WORKER_MAIN], {
     env: {
       PATH: process.env.PATH ?? '',

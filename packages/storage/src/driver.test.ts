@@ -28,6 +28,8 @@ describe('checkObjectPath', () => {
       'a%2fb',
       'a%5cb',
       'a%00b',
+      'a/%252e%252e/b',
+      'a%252fb',
       'a\\b',
       '..\\x',
       'a\u0000b',

@@ -98,7 +98,7 @@ export class InvalidPathError extends Error {
 
 /**
  * Checks an object path: relative, no `..` or `.` segments, no empty segments, no backslashes or control
- * characters, no percent-encoded escapes. Returns the path unchanged when it is safe.
+ * characters, no percent-encoded escapes (double-encoded ones included). Returns the path unchanged when it is safe.
  */
 export function checkObjectPath(path: string): string {
   if (typeof path !== 'string' || path.length === 0 || path.length > 1024) {
@@ -107,7 +107,8 @@ export function checkObjectPath(path: string): string {
   if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) throw new InvalidPathError(`absolute paths are not allowed: ${path}`);
   // eslint-disable-next-line no-control-regex
   if (/[\\\u0000-\u001f\u007f]/.test(path)) throw new InvalidPathError(`invalid characters in path: ${JSON.stringify(path)}`);
-  if (/%2e|%2f|%5c|%00/i.test(path)) throw new InvalidPathError(`encoded separators are not allowed: ${path}`);
+  // %25 too: a double-encoded escape (%252e%252e) becomes one wherever a path is decoded twice.
+  if (/%2e|%2f|%5c|%00|%25/i.test(path)) throw new InvalidPathError(`encoded separators are not allowed: ${path}`);
   for (const segment of path.split('/')) {
     if (segment === '' || segment === '.' || segment === '..') {
       throw new InvalidPathError(`path segments may not be empty, "." or "..": ${path}`);

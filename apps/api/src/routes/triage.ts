@@ -1,6 +1,7 @@
 /** The contract's routes under /api/triage (see the API contract), plus the events stream. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Queue } from 'bullmq';
+import type { preHandlerAsyncHookHandler } from 'fastify';
 import {
   storedObjects,
   activeJobs,
@@ -31,8 +32,8 @@ export interface TriageRouteOptions extends JobDeps {
   heartbeatMs: number;
   /** How long DELETE waits for a running job's worker to stop. */
   cancelWaitMs: number;
-  /** Route config of the job-creating routes (the per-user rate limit). */
-  createLimit: Record<string, unknown>;
+  /** The per-user rate limit of job creation, shared by the job-creating routes (a preHandler hook). */
+  createLimit: preHandlerAsyncHookHandler;
 }
 
 const THUMBNAIL = { width: 400, height: 400, resize: 'cover' as const };
@@ -66,7 +67,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
   app.post(
     '/start-from-storage',
     {
-      config: opts.createLimit,
+      preHandler: opts.createLimit,
       schema: {
         tags,
         security,
@@ -95,7 +96,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
   app.post(
     '/start',
     {
-      config: opts.createLimit,
+      preHandler: opts.createLimit,
       schema: {
         tags,
         security,
