@@ -1,5 +1,5 @@
 /** What the operating system says about a process: memory from /proc/<pid>/status, bytes read from /proc/<pid>/io. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface MemorySample {
   /** Peak resident set size so far, bytes (VmHWM). */
@@ -59,5 +59,18 @@ export class MemorySampler {
   stop(): void {
     this.sample();
     clearInterval(this.timer);
+  }
+}
+
+/**
+ * Resets a process's VmHWM to its current RSS (Linux ≥ 4.0: `5` to /proc/<pid>/clear_refs), so that the next
+ * reading is the peak of what follows, not of the start-up. Returns false where that is not allowed.
+ */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
 import type { FloorResult } from './floor.js';
 import type { RunResult } from './run.js';
 
@@ -36,7 +37,8 @@ export interface Machine {
   libheifJs: string;
 }
 
-export function describeMachine(versions: { sharp: string; vips: string; libheifJs: string }): Machine {
+/** The host alone (cores, CPU, memory, Node), for reports that do not involve the image libraries. */
+export function describeHost(): Pick<Machine, 'cores' | 'cpu' | 'memoryGiB' | 'node'> {
   let cpu = cpus()[0]?.model ?? 'unknown';
   try {
     cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu;
@@ -49,15 +51,16 @@ export function describeMachine(versions: { sharp: string; vips: string; libheif
   } catch {
     // no nproc
   }
-  return {
-    cores,
-    cpu,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    sharp: versions.sharp,
-    libvips: versions.vips,
-    libheifJs: versions.libheifJs,
-  };
+  return { cores, cpu, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+}
+
+export function describeMachine(versions: { sharp: string; vips: string; libheifJs: string }): Machine {
+  return { ...describeHost(), sharp: versions.sharp, libvips: versions.vips, libheifJs: versions.libheifJs };
+}
+
+/** The "Machine: …" line every section starts with. */
+export function hostLine(m: Pick<Machine, 'cores' | 'cpu' | 'memoryGiB' | 'node'>, extra = ''): string {
+  return `Machine: ${m.cores} cores (\`nproc\`), ${m.cpu}, ${m.memoryGiB} GiB; Node ${m.node}${extra}.`;
 }
 
 const MB = 1048576;
@@ -177,14 +180,14 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     status: result.corpus.heic > 0 && run.failed === 0 && peak <= 192 ? 'met' : result.corpus.heic > 0 ? 'not met' : 'not measured here',
     limits:
       'thumbnailFromFile routes HEVC HEIF to libheif-js and takes the 320 × 240 thumbnail item for cells up to 240 px (both passes here); ' +
-      'a HEIC without a usable thumbnail costs a full WebAssembly decode (~1.1 s, ~70 MB of WebAssembly memory kept for 12 MP)',
+      'a HEIC without a usable thumbnail costs a full WebAssembly decode (~1.1 s, +130–150 MB for 12 MP while it runs) in a short-lived thread whose memory is returned when it ends',
   });
   rows.push({
     id: '6',
     target: 'API: 200 × 8 MB upload and 200-file ZIP under 128 MB; status route ≥ 10,000 req/s, p99 ≤ 20 ms',
     measured: '—',
     status: 'not measured here',
-    limits: 'this benchmark measures the worker; the API has no load benchmark yet',
+    limits: 'this benchmark measures the worker; `npm run load` measures the API (its sections below)',
   });
   return rows;
 }
@@ -219,13 +222,13 @@ export function renderSection(result: BenchResult, others: readonly BenchResult[
     `<!-- bench:${result.key} -->`,
     title,
     '',
-    `Machine: ${m.cores} cores (\`nproc\`), ${m.cpu}, ${m.memoryGiB} GiB; Node ${m.node}, sharp ${m.sharp} (libvips ${m.libvips}), libheif-js ${m.libheifJs}.`,
+    hostLine(m, `, sharp ${m.sharp} (libvips ${m.libvips}), libheif-js ${m.libheifJs}`),
     '',
     `Corpus: ${result.photos} photos cycled over ${result.unique} distinct files (mean ${f1(corpus.meanBytes / MB)} MB): ` +
       `${corpus.jpeg} JPEG 24 MP (${corpus.progressive} progressive, ${corpus.withThumbnail} with an EXIF thumbnail of which ${corpus.staleThumbnail} stale), ` +
       `${corpus.png} PNG, ${corpus.webp} WebP, ${corpus.heic} HEIC` +
       (corpus.heicSkipped > 0 ? ` (${corpus.heicSkipped} HEIC left out: heif-enc not installed)` : '') +
-      '. Worker: `node apps/worker/dist/main.js`, MALLOC_ARENA_MAX=2, local storage, offline provider, two passes, target 10 %.',
+      `. Worker: \`${Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, local storage, offline provider, two passes, target 10 %.`,
     '',
     '| figure | worker | floor (bare sharp loop, 84 px) | ratio |',
     '|---|---|---|---|',
@@ -254,19 +257,27 @@ export function renderSection(result: BenchResult, others: readonly BenchResult[
 
 const HEADER = `# Benchmarks
 
-Written by \`npm run bench\` (apps/bench): one section per job size, replaced when the same size runs again.
+Written by \`npm run bench\` and \`npm run load\` (apps/bench): one section per job size (or load scenario), replaced when the same one runs again.
 See the README for the options. Figures are from the operating system (VmHWM, rchar), never from inside V8.
 `;
 
 /** Puts the section into docs/benchmarks.md, replacing the one with the same key. */
 export async function writeReport(docPath: string, result: BenchResult, others: readonly BenchResult[]): Promise<string> {
   const section = renderSection(result, others);
+  await writeSection(docPath, result.key, section);
+  return section;
+}
+
+/**
+ * Puts a section (which starts with `<!-- bench:KEY -->` and ends with `<!-- /bench:KEY -->`) into the
+ * document, replacing the one with the same key, or appending it.
+ */
+export async function writeSection(docPath: string, key: string, section: string): Promise<void> {
   let doc = existsSync(docPath) ? await readFile(docPath, 'utf8') : HEADER;
-  const re = new RegExp(`<!-- bench:${result.key} -->[\\s\\S]*?<!-- /bench:${result.key} -->`);
-  doc = re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${section}\n`;
+  const re = new RegExp(`<!-- bench:${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -->[\\s\\S]*?<!-- /bench:${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -->`);
+  doc = re.test(doc) ? doc.replace(re, () => section) : `${doc.trimEnd()}\n\n${section}\n`;
   await mkdir(dirname(docPath), { recursive: true });
   await writeFile(docPath, doc);
-  return section;
 }
 
 export async function saveResult(dir: string, result: BenchResult): Promise<void> {

@@ -9,7 +9,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OFFLINE_PROFILE } from '@triage/core';
-import { createTriageQueue, prepareTriage, redisOptions, submitTriage, TriageStore, type GridRecord, type TriageStatus } from '@triage/queue';
+import {
+  createTriageQueue,
+  prepareTriage,
+  redisOptions,
+  submitTriage,
+  TriageStore,
+  WORKER_NODE_ARGS,
+  workerEnv,
+  type GridRecord,
+  type TriageStatus,
+} from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { Redis } from 'ioredis';
 import type { CorpusFile } from './corpus.js';
@@ -27,6 +37,10 @@ export interface RunOptions {
   passes: 1 | 2;
   timeoutMs: number;
   log(line: string): void;
+  /** Node flags of the worker; default WORKER_NODE_ARGS, as every start script uses. */
+  nodeArgs?: readonly string[];
+  /** Extra environment of the worker (e.g. malloc settings under test), over workerEnv()'s defaults. */
+  env?: Record<string, string | undefined>;
 }
 
 export interface PassFigures {
@@ -70,8 +84,9 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
   const bucket = 'photos';
   const jobDir = `bench/${triageId}`;
 
-  const worker = spawn(process.execPath, [join(options.repoRoot, 'apps/worker/dist/main.js')], {
-    env: {
+  const worker = spawn(process.execPath, [...(options.nodeArgs ?? WORKER_NODE_ARGS), join(options.repoRoot, 'apps/worker/dist/main.js')], {
+    // The worker's own start settings (Node flags, malloc), as the start scripts give them.
+    env: definedOnly(workerEnv({
       PATH: process.env.PATH ?? '',
       REDIS_URL: redisUrl,
       TRIAGE_PREFIX: prefix,
@@ -79,8 +94,8 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
       // Only when set: the shared settings refuse an explicit 0 (see the report).
       ...(options.latencyMs > 0 && { STORAGE_READ_LATENCY_MS: String(options.latencyMs) }),
       LOG_LEVEL: 'warn',
-      MALLOC_ARENA_MAX: '2',
-    },
+      ...options.env,
+    })),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -190,6 +205,11 @@ function passFigures(records: readonly GridRecord[], sizeOf: (index: number) => 
     bytesReadPerPhoto: withBytes.length === records.length && photos > 0 ? bytesRead / photos : null,
     sources,
   };
+}
+
+/** An environment without the variables set to undefined (to leave one of the defaults out). */
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
-import { readSharedSettings, redactUrl, SettingsError } from '@triage/queue';
+import { readSharedSettings, redactUrl, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
 import { CliError, runTriage, type RunOptions, type RunSummary } from './run.js';
 import { ensureRedis, NoRedisError } from './redis-server.js';
 import { spawn } from 'node:child_process';
@@ -125,7 +125,11 @@ async function serve(): Promise<void> {
   const redis = await ensureRedis(settings.redisUrl);
   if (redis.started) process.stderr.write(`No Redis at ${redactUrl(settings.redisUrl)}: started one for this session at ${redis.url}\n`);
   const env = { ...process.env, REDIS_URL: redis.url, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
-  const children = [APP_MAINS.worker, APP_MAINS.api].map((main) => spawn(process.execPath, [main], { env, stdio: 'inherit' }));
+  // The worker with its start settings (Node flags, malloc) measured in docs/benchmarks.md.
+  const children = [
+    spawn(process.execPath, [...WORKER_NODE_ARGS, APP_MAINS.worker], { env: workerEnv(env), stdio: 'inherit' }),
+    spawn(process.execPath, [APP_MAINS.api], { env, stdio: 'inherit' }),
+  ];
   const exits = children.map((child) => new Promise<number | null>((r) => child.once('exit', (code) => r(code))));
   const stop = () => children.forEach((child) => child.exitCode === null && child.kill('SIGTERM'));
   process.once('SIGINT', stop);

@@ -20,6 +20,8 @@ import {
   redisOptions,
   submitTriage,
   TriageStore,
+  WORKER_NODE_ARGS,
+  workerEnv,
   type SharedSettings,
   type TriageStatus,
 } from '@triage/queue';
@@ -238,14 +240,14 @@ async function startWorkerProcess(redisUrl: string, settings: SharedSettings): P
   await mkdir(dirname(logPath), { recursive: true });
   const logStream = createWriteStream(logPath, { flags: 'a' });
   await new Promise((r) => logStream.once('open', r));
-  const child: ChildProcess = spawn(process.execPath, [APP_MAINS.worker], {
-    env: {
+  // The worker's start settings (Node flags, malloc) measured in docs/benchmarks.md; the environment's win.
+  const child: ChildProcess = spawn(process.execPath, [...WORKER_NODE_ARGS, APP_MAINS.worker], {
+    env: workerEnv({
       ...process.env,
       REDIS_URL: redisUrl,
       STORAGE_DIR: settings.storageDir,
       TRIAGE_PREFIX: settings.prefix,
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
-    },
+    }),
     stdio: ['ignore', logStream, logStream],
   });
   let exited = false;

@@ -9,10 +9,9 @@
  * - `--max-semi-space-size=1` (MB): V8's young generation defaults to 16 MB semi-spaces on this machine,
  *   which the worker's short-lived Buffers fill before each scavenge; sharp's output Buffers are only freed
  *   when their JS objects are collected, so frequent small scavenges also return libvips memory sooner.
- * - `--max-old-space-size=96` (MB): a ceiling on V8's old generation; the worker's live JS heap is ~20 MB
- *   whatever the job size, so this only stops the heap from growing lazily towards V8's default limit.
+ * (`--max-old-space-size` was measured too and left out: the old generation stays ~16 MB, a cap changed nothing.)
  */
-export const WORKER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1', '--max-old-space-size=96'];
+export const WORKER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1'];
 
 /**
  * glibc malloc settings of the worker process (read by glibc when the process starts, so they are set in

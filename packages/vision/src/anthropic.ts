@@ -18,7 +18,8 @@
  * the reasons — judge() does not throw for that. It throws only when aborted (the job's signal) and for a grid
  * image outside the model's profile (a bug in the caller: grids must be built to `provider.profile`).
  */
-import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError } from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
+import type { ClientOptions } from '@anthropic-ai/sdk';
 import type { MessageCreateParamsNonStreaming, Usage as ApiUsage } from '@anthropic-ai/sdk/resources/messages/messages';
 import { answerSchema, buildPrompt, parseAnswer, SYSTEM_PROMPT, visualTokens, type VisionProfile } from '@triage/core';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -83,7 +84,8 @@ export class AnthropicProvider implements VisionProvider {
   readonly profile: VisionProfile;
   readonly models: readonly string[];
   readonly modelProfiles: ReadonlyMap<string, VisionProfile>;
-  private readonly client: Anthropic;
+  private client: Promise<Anthropic> | undefined;
+  private readonly clientOptions: ClientOptions;
   private readonly maxRetries: number;
   private readonly timeoutMs: number;
   private readonly overloadedRetries: number;
@@ -104,14 +106,20 @@ export class AnthropicProvider implements VisionProvider {
     this.overloadedRetries = options.overloadedRetries ?? 3;
     this.overloadedBackoffMs = options.overloadedBackoffMs ?? 15_000;
     this.tokensPerLabel = options.tokensPerLabel ?? 8;
-    this.client = new Anthropic({
+    this.clientOptions = {
       apiKey: options.apiKey,
       ...(options.baseURL && { baseURL: options.baseURL }),
       maxRetries: this.maxRetries,
       timeout: this.timeoutMs,
       ...(options.fetch && { fetch: options.fetch }),
       logLevel: 'off',
-    });
+    };
+  }
+
+  /** The SDK is loaded on first use: a worker on the offline provider never pays its ~12 MB. */
+  private sdkClient(): Promise<Anthropic> {
+    this.client ??= loadSdk().then((m) => new m.default(this.clientOptions));
+    return this.client;
   }
 
   toJSON(): Record<string, unknown> {
@@ -188,7 +196,7 @@ export class AnthropicProvider implements VisionProvider {
     const failed = (error: string): ModelAnswer => ({ model, picks: [], error, usage });
     for (;;) {
       try {
-        const message = await this.client.messages.create(params(model, maxTokens), {
+        const message = await (await this.sdkClient()).messages.create(params(model, maxTokens), {
           ...(signal && { signal }),
           maxRetries: this.maxRetries,
           timeout: this.timeoutMs,
@@ -247,8 +255,16 @@ export class AnthropicProvider implements VisionProvider {
   }
 }
 
+type Sdk = typeof import('@anthropic-ai/sdk');
+let sdk: Sdk | undefined;
+async function loadSdk(): Promise<Sdk> {
+  sdk ??= await import('@anthropic-ai/sdk');
+  return sdk;
+}
+
 function isOverloaded(err: unknown): boolean {
-  return err instanceof APIError && (err.status === 529 || err.type === 'overloaded_error');
+  const APIError = sdk?.APIError;
+  return APIError !== undefined && err instanceof APIError && (err.status === 529 || err.type === 'overloaded_error');
 }
 
 /** Tokens and cost of one response; cache writes cost 1.25× input, cache reads 0.1×. */
@@ -266,6 +282,8 @@ export function usageOf(profile: VisionProfile, usage: Partial<ApiUsage> | null 
 
 function describeError(err: unknown, maxRetries: number, overloadedRounds: number, timeoutMs: number): string {
   const attempts = `after ${maxRetries + 1} attempt${maxRetries === 0 ? '' : 's'}${overloadedRounds > 0 ? ` × ${overloadedRounds + 1} overloaded rounds` : ''}`;
+  if (!sdk) return (err as Error)?.message ?? String(err);
+  const { APIConnectionError, APIConnectionTimeoutError, APIError } = sdk;
   if (err instanceof APIConnectionTimeoutError) return `timed out (${timeoutMs} ms) ${attempts}`;
   if (err instanceof APIConnectionError) return `connection error ${attempts}: ${err.message}`;
   if (err instanceof APIError) {
