@@ -144,12 +144,15 @@ function parseTiff(tiff: Uint8Array): TiffInfo | null {
   const offset = ifd1?.tags.get(0x0201);
   const length = ifd1?.tags.get(0x0202);
   if (offset === undefined || length === undefined || offset === 0 || length === 0) return { orientation };
+  // The thumbnail lies inside the EXIF segment: pointers past it (into the image data, or beyond the file)
+  // are damaged or hostile, and what they point at is not the thumbnail.
+  if (offset < 8 || offset + length > tiff.length) return { orientation };
   return { orientation, thumbnail: { offset, length } };
 }
 
 /**
  * The embedded EXIF thumbnail, when the head holds all of it and it is a JPEG with a readable size; null
- * otherwise (no EXIF, no IFD1, a thumbnail beyond the head, a non-JPEG thumbnail).
+ * otherwise (no EXIF, no IFD1, a thumbnail outside its EXIF segment or beyond the head, a non-JPEG thumbnail).
  */
 export function findEmbeddedThumbnail(head: Buffer): EmbeddedThumbnail | null {
   const header = parseJpegHead(head);

@@ -199,3 +199,116 @@ function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<D
 export async function decodeHeicFile(path: string, options: { minSide?: number } = {}): Promise<DecodedHeic> {
   return decodeHeic(await readFile(path), options);
 }
+
+/** A HEIC photo decoded in a short-lived thread and reduced there by whole-pixel box averaging. */
+export interface ShrunkHeic {
+  /** Interleaved RGBA, width × height × 4 bytes, upright; an ordinary Buffer (no release needed). */
+  rgba: Buffer;
+  width: number;
+  height: number;
+  /** The primary image's size, upright. */
+  primary: { width: number; height: number };
+  fromThumbnail: boolean;
+}
+
+/** What the decoding thread is given and what it answers (see heic-thread.ts). */
+export interface HeicThreadRequest {
+  bytes: Uint8Array;
+  minSide: number;
+  /** The decoded image is box-reduced by the largest whole factor that keeps its short side ≥ this. */
+  keepSide: number;
+}
+export type HeicThreadAnswer =
+  | { ok: true; rgba: ArrayBuffer; width: number; height: number; primary: { width: number; height: number }; fromThumbnail: boolean }
+  | { ok: false; heic: boolean; message: string };
+
+/**
+ * The thread's script: dist/heic-thread.js beside this module once built. Under a TS-running test runner this
+ * module is src/heic.ts and the thread still runs the built script (tests run after the build).
+ */
+function threadScript(): URL {
+  return import.meta.url.endsWith('.ts') ? new URL('../dist/heic-thread.js', import.meta.url) : new URL('./heic-thread.js', import.meta.url);
+}
+
+let threadQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * `decodeHeic` without keeping libheif's WebAssembly memory in this process: the decode runs in a
+ * worker_thread that is torn down before this resolves, so its WebAssembly memory (≈70 MB after a 12 MP
+ * decode) and compiled code (≈30 MB) are returned to the OS instead of staying for the life of the process.
+ * Same process, so the memory is still counted in its RSS while the decode runs. The image is reduced in
+ * the thread by whole-pixel box averaging (libvips' own first step of a resize) to the largest size whose
+ * short side is still ≥ `keepSide`, so only a few hundred KB cross back. One decode at a time.
+ */
+export async function decodeHeicInThread(bytes: Uint8Array, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic> {
+  const previous = threadQueue;
+  let done!: () => void;
+  threadQueue = new Promise<void>((r) => (done = r));
+  await previous;
+  const { Worker } = await import('node:worker_threads');
+  const request: HeicThreadRequest = { bytes, minSide: options.minSide, keepSide: options.keepSide };
+  const worker = new Worker(threadScript(), {
+    workerData: request,
+    // The thread's JS heap holds next to nothing (the WebAssembly memory is outside it): keep V8's share small.
+    resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
+    stdout: false,
+    stderr: false,
+  });
+  try {
+    const answer = await new Promise<HeicThreadAnswer>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`HEIC decoding thread exited (${code}) without an answer`)));
+    });
+    if (!answer.ok) throw answer.heic ? new HeicDecodeError(answer.message) : new Error(answer.message);
+    return {
+      rgba: Buffer.from(answer.rgba),
+      width: answer.width,
+      height: answer.height,
+      primary: answer.primary,
+      fromThumbnail: answer.fromThumbnail,
+    };
+  } finally {
+    await worker.terminate();
+    done();
+  }
+}
+
+/**
+ * Box-reduces interleaved RGBA by `factor` (partial blocks at the right and bottom edges averaged over what
+ * they hold), averaging colour weighted by alpha as libvips does for images with transparency.
+ */
+export function boxShrinkRgba(rgba: Uint8Array, width: number, height: number, factor: number): { rgba: Uint8Array; width: number; height: number } {
+  const w = Math.ceil(width / factor);
+  const h = Math.ceil(height / factor);
+  const out = new Uint8Array(w * h * 4);
+  const acc = new Float64Array(w * 5); // r·a, g·a, b·a, a, count per output column of the current output row
+  for (let oy = 0; oy < h; oy++) {
+    acc.fill(0);
+    const yEnd = Math.min(height, (oy + 1) * factor);
+    for (let y = oy * factor; y < yEnd; y++) {
+      let i = y * width * 4;
+      for (let x = 0; x < width; x++, i += 4) {
+        const a = rgba[i + 3]!;
+        const o = ((x / factor) | 0) * 5;
+        acc[o]! += rgba[i]! * a;
+        acc[o + 1]! += rgba[i + 1]! * a;
+        acc[o + 2]! += rgba[i + 2]! * a;
+        acc[o + 3]! += a;
+        acc[o + 4]! += 1;
+      }
+    }
+    for (let ox = 0; ox < w; ox++) {
+      const o = ox * 5;
+      const alpha = acc[o + 3]!;
+      const p = (oy * w + ox) * 4;
+      if (alpha > 0) {
+        out[p] = Math.round(acc[o]! / alpha);
+        out[p + 1] = Math.round(acc[o + 1]! / alpha);
+        out[p + 2] = Math.round(acc[o + 2]! / alpha);
+      }
+      out[p + 3] = Math.round(alpha / acc[o + 4]!);
+    }
+  }
+  return { rgba: out, width: w, height: h };
+}

@@ -14,10 +14,21 @@ export {
   type JpegHeader,
   type EmbeddedThumbnail,
 } from './exif.js';
-export { decodeHeic, decodeHeicFile, isHeic, HeicDecodeError, type DecodedHeic } from './heic.js';
+export { decodeHeic, decodeHeicFile, decodeHeicInThread, isHeic, HeicDecodeError, type DecodedHeic, type ShrunkHeic } from './heic.js';
 export { GLYPHS, textWidth, drawText, fillRect, type Rgb } from './font.js';
 export { renderGridRaw, composeGrid, decodeRaw, type GridCell } from './grid.js';
 export { generateSampleSet, writeSample, DEFAULT_SAMPLE_COUNT, type SampleFile, type SampleKind, type SampleSpec } from './samples.js';
 /** sharp with this package's process-wide settings applied, for tools (the benchmark's corpus generator). */
 export { sharp } from './sharp.js';
 export { mulberry32 } from './random.js';
+export {
+  writeHostileSet,
+  quadrantImage,
+  quadrantColours,
+  colourDistance,
+  storedFor,
+  QUADRANTS,
+  type HostilePhoto,
+  type HostileExpectation,
+  type Quadrants,
+} from './hostile.js';

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
-import { decodeHeic, HeicDecodeError } from './heic.js';
+import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp } from './sharp.js';
 import { resampleSquare } from './resample.js';
 import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
@@ -41,6 +41,12 @@ export class ImageReadError extends Error {
 const FLATTEN_BACKGROUND = { r: 255, g: 255, b: 255 };
 
 /**
+ * The formats read as photos. sharp opens others too (SVG, libvips' own format), which no camera or phone
+ * writes: an SVG is text that renders, so it is refused like any other text that is not a photo.
+ */
+const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
+
+/**
  * A centre-cropped square thumbnail of the photo at `path`, as raw sRGB, with its quality signals.
  *
  * The pipeline renders at least SIGNAL_SIDE px and the thumbnail is derived from that in JS: focus blur
@@ -52,6 +58,9 @@ const FLATTEN_BACKGROUND = { r: 255, g: 255, b: 255 };
  * at a fraction of full size. Exactly one sharp operation is in flight at a time: a header-only metadata
  * read (source size and format; sharp refuses images over the pixel limit here, before any decode), then
  * one pipeline.
+ *
+ * An animated GIF or WebP is read as its first frame (sharp reads one page unless asked for more), and
+ * `source` is that frame's size: the first frame is what a photo viewer shows before playing it.
  *
  * Throws ImageReadError for files that are not readable images; file-system errors (missing file,
  * permissions) pass through unchanged because they are the caller's problem, not the photo's.
@@ -75,6 +84,7 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
   // Header fields are stored pre-rotation; autoOrient carries the size the user actually sees.
   const width = metadata.autoOrient?.width ?? metadata.width;
   const height = metadata.autoOrient?.height ?? metadata.height;
+  if (!PHOTO_FORMATS.has(metadata.format)) throw new ImageReadError(`unsupported format: ${metadata.format}`);
   if (metadata.format === 'heif' && metadata.compression === 'hevc') {
     // The prebuilt libheif has no HEVC decoder: libheif-js (WebAssembly) decodes it instead.
     return heicThumbnail(path, size, options);
@@ -113,31 +123,28 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
 /**
  * A HEIC photo's thumbnail through libheif-js: the embedded thumbnail item when its short side covers the
  * cell (and it has the photo's aspect ratio), otherwise the full image. The file is read whole (HEIC files
- * are a few MB); the decoded RGBA stays in WebAssembly memory and sharp reads a view of it.
+ * are a few MB); it is decoded and box-reduced in a short-lived thread (see decodeHeicInThread).
  */
 async function heicThumbnail(path: string, size: number, options: { signal?: AbortSignal }): Promise<Thumbnail> {
   const bytes = await readFile(path, { signal: options.signal });
-  let decoded: Awaited<ReturnType<typeof decodeHeic>>;
+  let decoded: Awaited<ReturnType<typeof decodeHeicInThread>>;
   try {
-    decoded = await decodeHeic(bytes, { minSide: size });
+    // In a short-lived thread: libheif-js's WebAssembly memory is not kept for the life of the process.
+    decoded = await decodeHeicInThread(bytes, { minSide: size, keepSide: Math.max(size, SIGNAL_SIDE) });
   } catch (error) {
     if (error instanceof HeicDecodeError) throw new ImageReadError(`corrupt or unsupported HEIC: ${error.message}`, { cause: error });
     throw error;
   }
-  try {
-    options.signal?.throwIfAborted();
-    const side = Math.max(size, decoded.fromThumbnail ? Math.min(SIGNAL_SIDE, decoded.width, decoded.height) : SIGNAL_SIDE);
-    const data = await sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } })
-      .resize(side, side, { fit: 'cover', position: 'centre' })
-      .flatten({ background: FLATTEN_BACKGROUND })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer();
-    return finish(data, side, size, { ...decoded.primary, format: 'heif' }, decoded.fromThumbnail ? 'embedded' : 'image');
-  } finally {
-    decoded.release();
-  }
+  options.signal?.throwIfAborted();
+  const side = Math.max(size, decoded.fromThumbnail ? Math.min(SIGNAL_SIDE, decoded.width, decoded.height) : SIGNAL_SIDE);
+  const data = await sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } })
+    .resize(side, side, { fit: 'cover', position: 'centre' })
+    .flatten({ background: FLATTEN_BACKGROUND })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer();
+  return finish(data, side, size, { ...decoded.primary, format: 'heif' }, decoded.fromThumbnail ? 'embedded' : 'image');
 }
 
 /** Derives the thumbnail and the signals from a side × side square rendered by one pipeline. */
@@ -171,7 +178,9 @@ export async function thumbnailFromBytes(
   if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   options.signal?.throwIfAborted();
   const orientation = options.orientation ?? 1;
-  const image = sharp(jpeg, INPUT_OPTIONS);
+  // Strict: libjpeg only warns about corrupt entropy data and would decode noise. A doubtful embedded
+  // thumbnail is refused, and the caller falls back to the file itself.
+  const image = sharp(jpeg, { ...INPUT_OPTIONS, failOn: 'warning' });
   let square: Buffer;
   let info: { width: number; height: number; channels: number };
   let side: number;
@@ -200,8 +209,14 @@ export async function thumbnailFromBytes(
   }
 }
 
-/** `thumbnailFromBytes` for what `findEmbeddedThumbnail` returned: orientation and source size included. */
-export function thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
+/**
+ * `thumbnailFromBytes` for what `findEmbeddedThumbnail` returned: orientation and source size included.
+ * Refuses the thumbnail of an image over the pixel limit, as thumbnailFromFile refuses the image: a photo
+ * that can never be decoded must not pass for a readable one on its thumbnail alone.
+ */
+export async function thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
+  const { width, height } = embedded.image;
+  if (width * height > MAX_INPUT_PIXELS) throw new ImageReadError(tooLarge(orientedSize(width, height, embedded.orientation)));
   return thumbnailFromBytes(embedded.jpeg, size, { orientation: embedded.orientation, source: embedded.image, ...options });
 }
 
@@ -222,12 +237,15 @@ async function toReadError(error: unknown, path: string): Promise<Error> {
     return new ImageReadError('not an image: unsupported or unrecognised format', { cause: error });
   }
   if (/exceeds pixel limit/i.test(message)) {
-    const limit = `${MAX_INPUT_PIXELS / 1_000_000} MP limit`;
-    const size = await headerSize(path);
-    const reason = size ? `image too large: ${size.width} × ${size.height} pixels exceeds the ${limit}` : `image too large: exceeds the ${limit}`;
-    return new ImageReadError(reason, { cause: error });
+    return new ImageReadError(tooLarge(await headerSize(path)), { cause: error });
   }
   return new ImageReadError(`corrupt or truncated image: ${firstLine(message)}`, { cause: error });
+}
+
+/** The reason given for an image over the pixel limit, with its (upright) size when known. */
+function tooLarge(size: { width: number; height: number } | undefined): string {
+  const limit = `${MAX_INPUT_PIXELS / 1_000_000} MP limit`;
+  return size ? `image too large: ${size.width} × ${size.height} pixels exceeds the ${limit}` : `image too large: exceeds the ${limit}`;
 }
 
 /**
