@@ -15,6 +15,7 @@
  */
 import {
   ASPECT_TOLERANCE,
+  checkPixelLimit,
   embeddedThumbnailFits,
   findEmbeddedThumbnail,
   JPEG_HEAD_BYTES,
@@ -82,6 +83,8 @@ async function fetchPhoto(ctx: ReadContext, photo: PhotoInput): Promise<Fetched>
       const h = await head(ctx, photo.path);
       bytes += h.bytes.length;
       original = h.header;
+      // A bomb (or a giant) is refused from its header, before its bytes are fetched.
+      if (original) checkPixelLimit(original.width, original.height, original.orientation);
       const embedded = ctx.pass === 'coarse' ? findEmbeddedThumbnail(h.bytes) : null;
       if (embedded && embeddedThumbnailFits(embedded, ctx.size)) return { kind: 'embedded', embedded, bytes };
     }

@@ -28,6 +28,7 @@ import {
   type HostilePhoto,
 } from '@triage/images';
 import { redisOptions, type GridRecord } from '@triage/queue';
+import { LocalStorage } from '@triage/storage';
 import { OfflineProvider } from '@triage/vision';
 import { createTriageWorker, type TriageWorker } from '../src/index.js';
 import { BUCKET, ended, REDIS_URL, setup, submit, waitForStatus, type Env } from './harness.js';
@@ -41,7 +42,17 @@ const RSS_GROWTH_LIMIT = 192 * 1024 * 1024;
 /** Coarse cells small enough (under 240 px) for the 320 × 240 EXIF thumbnails; 24 photos per coarse grid. */
 const LAYOUTS = { coarse: { minThumb: 84, rows: 3, cols: 8 } };
 
+/** The real local driver, noting which objects were fetched whole. */
+class CountingStorage extends LocalStorage {
+  readonly fetched: string[] = [];
+  override async readToFile(...args: Parameters<LocalStorage['readToFile']>) {
+    this.fetched.push(args[1]);
+    return super.readToFile(...args);
+  }
+}
+
 let env: Env;
+let storage: CountingStorage;
 let dir: string;
 let photos: HostilePhoto[];
 let worker: TriageWorker | undefined;
@@ -59,7 +70,7 @@ beforeAll(async () => {
     subscriber,
     prefix: env.prefix,
     store: env.store,
-    storage: env.storage,
+    storage: (storage = new CountingStorage({ root: env.storageDir })),
     vision: new OfflineProvider(),
     images: {
       thumbnail: thumbnailFromFile,
@@ -136,6 +147,12 @@ describe('a two-pass triage of hostile photos', () => {
         matrix.push(`${photo.label.padEnd(64)} ${verdict.failure ? `failed: ${verdict.failure}` : 'thumbnailed'}`);
       });
       console.info(`hostile photos, coarse pass:\n${matrix.join('\n')}`);
+
+      // A JPEG bomb is refused from its head (one range read): its bytes are never fetched whole.
+      const bombs = photos.flatMap((p, i) => (p.name.startsWith('bomb') && p.name.endsWith('.jpg') ? [i] : []));
+      expect(bombs.length).toBeGreaterThan(0);
+      const inputs = await env.store.photos(triageId, bombs);
+      for (const input of inputs) expect(storage.fetched, input.name).not.toContain(input.path);
 
       // Every photo in its own cell, in order; failures listed in their grid, never voted for.
       const records = inComposeOrder(await env.store.gridRecords(triageId));

@@ -1,6 +1,14 @@
 export { sharpCounters } from './sharp.js';
 export { computeSignals, hashDistance, SIGNAL_SIDE, type QualitySignals } from './signals.js';
-export { thumbnailFromFile, thumbnailFromBytes, thumbnailFromEmbedded, bareThumbnail, ImageReadError, type Thumbnail } from './thumbnail.js';
+export {
+  thumbnailFromFile,
+  thumbnailFromBytes,
+  thumbnailFromEmbedded,
+  bareThumbnail,
+  checkPixelLimit,
+  ImageReadError,
+  type Thumbnail,
+} from './thumbnail.js';
 export {
   JPEG_HEAD_BYTES,
   ASPECT_TOLERANCE,

@@ -215,8 +215,7 @@ export async function thumbnailFromBytes(
  * that can never be decoded must not pass for a readable one on its thumbnail alone.
  */
 export async function thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
-  const { width, height } = embedded.image;
-  if (width * height > MAX_INPUT_PIXELS) throw new ImageReadError(tooLarge(orientedSize(width, height, embedded.orientation)));
+  checkPixelLimit(embedded.image.width, embedded.image.height, embedded.orientation);
   return thumbnailFromBytes(embedded.jpeg, size, { orientation: embedded.orientation, source: embedded.image, ...options });
 }
 
@@ -240,6 +239,14 @@ async function toReadError(error: unknown, path: string): Promise<Error> {
     return new ImageReadError(tooLarge(await headerSize(path)), { cause: error });
   }
   return new ImageReadError(`corrupt or truncated image: ${firstLine(message)}`, { cause: error });
+}
+
+/**
+ * Refuses an image whose header claims more pixels than the limit (a decompression bomb, or simply too big),
+ * before anything is decoded or even downloaded: the caller may know the size from the file's head alone.
+ */
+export function checkPixelLimit(width: number, height: number, orientation = 1): void {
+  if (width * height > MAX_INPUT_PIXELS) throw new ImageReadError(tooLarge(orientedSize(width, height, orientation)));
 }
 
 /** The reason given for an image over the pixel limit, with its (upright) size when known. */
