@@ -31,7 +31,7 @@ function supabase(): SupabaseStorage {
     serviceRoleKey: storageFake.serviceRoleKey,
     retries: 2,
     backoff: { baseMs: 10, maxMs: 40 },
-    timeouts: { responseMs: 400, stallMs: 300, requestMs: 2000 },
+    timeouts: { responseMs: 1500, stallMs: 600, requestMs: 5000 },
   });
 }
 

@@ -31,7 +31,7 @@ function driver(options: Partial<SupabaseStorageOptions> = {}): SupabaseStorage 
     serviceRoleKey: KEY,
     retries: 3,
     backoff: { baseMs: 5, maxMs: 20 },
-    timeouts: { responseMs: 2_000, stallMs: 150, requestMs: 2_000 },
+    timeouts: { responseMs: 2_000, stallMs: 500, requestMs: 2_000 },
     tempDir: temp,
     ...options,
   });
