@@ -132,7 +132,7 @@ describe('reads', () => {
     fake.inject({ op: 'download', fault: { kind: 'stall', afterBytes: 0 } });
     const err = await driver({ retries: 1 }).readToFile(BUCKET, `${DIR}/a.jpg`).catch((e) => e);
     expect(err).toBeInstanceOf(StorageRequestError);
-    expect(err.reason).toMatch(/failed after 2 attempts: download stalled: no data for 150 ms/);
+    expect(err.reason).toMatch(/failed after 2 attempts: download stalled: no data for 500 ms/);
     expect(await leftovers()).toEqual([]);
   });
 
