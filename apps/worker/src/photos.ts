@@ -10,8 +10,9 @@
  *      the cell and has the original's aspect ratio;
  *   3. transform — with storage transforms on, an image the storage service resized for us;
  *   4. original — the whole file, decoded with shrink-on-load.
- * Prefetch is bounded: at most two photos' bytes are held (the one decoding, the next one arriving), and
- * there is still only one sharp pipeline, since fetching involves no decoding.
+ * Prefetch is bounded: at most two photos' files are held (the one decoding, the next one arriving), plus
+ * the heads of the next few photos (≤ 68 KB each), read ahead so that storage latency overlaps; there is
+ * still only one sharp pipeline, since fetching involves no decoding.
  */
 import {
   ASPECT_TOLERANCE,
@@ -54,12 +55,24 @@ export interface ReadContext {
   signal: AbortSignal;
 }
 
+/** Where a photo's thumbnail will come from, decided from file heads alone (small range reads). */
+type Plan =
+  | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
+  | { kind: 'file'; path: string; source: PhotoSource; bytes: number }
+  | { kind: 'failed'; error: unknown; bytes: number };
+
 type Fetched =
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
   | { kind: 'file'; file: LocalFile; source: PhotoSource; bytes: number }
   | { kind: 'failed'; error: unknown; bytes: number };
 
 const JPEG_NAME = /\.jpe?g$/i;
+
+/**
+ * How many photos ahead the heads are read. Heads are small (≤ 68 KB) and, against remote storage, mostly
+ * latency: reading several at once hides it. Whole files are still fetched one photo ahead only.
+ */
+const HEADS_AHEAD = 4;
 
 function sameAspect(a: { width: number; height: number }, b: { width: number; height: number }): boolean {
   return Math.abs(a.width / a.height - b.width / b.height) <= ASPECT_TOLERANCE * (a.width / a.height);
@@ -74,8 +87,8 @@ async function head(ctx: ReadContext, path: string): Promise<{ bytes: Buffer; he
   return { bytes, header: parseJpegHead(bytes) };
 }
 
-/** Finds the cheapest good-enough source for a photo and fetches its bytes (no decoding here). */
-async function fetchPhoto(ctx: ReadContext, photo: PhotoInput): Promise<Fetched> {
+/** Finds the cheapest good-enough source for a photo from heads alone (no whole file, no decoding). */
+async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
   let bytes = 0;
   try {
     let original: JpegHeader | null = null;
@@ -94,26 +107,37 @@ async function fetchPhoto(ctx: ReadContext, photo: PhotoInput): Promise<Fetched>
         bytes += t.bytes.length;
         const small = t.header && upright(t.header);
         if (small && Math.min(small.width, small.height) >= ctx.size && sameAspect(small, upright(original))) {
-          const file = await ctx.storage.readToFile(ctx.bucket, photo.thumbnailPath, { signal: ctx.signal });
-          return { kind: 'file', file, source: 'thumbnail', bytes: bytes + file.size };
+          return { kind: 'file', path: photo.thumbnailPath, source: 'thumbnail', bytes };
         }
       } catch (err) {
         // A missing or unreadable client thumbnail costs nothing but the shortcut: the original is read.
         if (ctx.signal.aborted) throw err;
       }
     }
-    if (ctx.transforms && ctx.storage.readTransformed) {
+    const viaStorage = ctx.transforms && ctx.storage.readTransformed !== undefined;
+    return { kind: 'file', path: photo.path, source: viaStorage ? 'transform' : 'original', bytes };
+  } catch (error) {
+    return { kind: 'failed', error, bytes };
+  }
+}
+
+/** Fetches the whole file a plan chose, as a local file for sharp. */
+async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Promise<Fetched> {
+  if (planned.kind !== 'file') return planned;
+  const { bytes } = planned;
+  try {
+    if (planned.source === 'transform') {
       // Quality signals are measured at SIGNAL_SIDE px: ask for no less, or blur goes unseen.
       const side = Math.max(ctx.size, SIGNAL_SIDE);
       try {
-        const file = await ctx.storage.readTransformed(ctx.bucket, photo.path, { width: side, height: side, resize: 'cover' }, { signal: ctx.signal });
+        const file = await ctx.storage.readTransformed!(ctx.bucket, photo.path, { width: side, height: side, resize: 'cover' }, { signal: ctx.signal });
         return { kind: 'file', file, source: 'transform', bytes: bytes + file.size };
       } catch (err) {
         if (!(err instanceof TransformRefusedError)) throw err;
       }
     }
-    const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal: ctx.signal });
-    return { kind: 'file', file, source: 'original', bytes: bytes + file.size };
+    const file = await ctx.storage.readToFile(ctx.bucket, planned.path, { signal: ctx.signal });
+    return { kind: 'file', file, source: planned.source === 'transform' ? 'original' : planned.source, bytes: bytes + file.size };
   } catch (error) {
     return { kind: 'failed', error, bytes };
   }
@@ -154,12 +178,16 @@ export async function readThumbnails(
   describe: (error: unknown) => string,
 ): Promise<PhotoRead[]> {
   const results: PhotoRead[] = [];
-  let next: Promise<Fetched> | undefined = photos.length > 0 ? fetchPhoto(ctx, photos[0]!) : undefined;
+  const plans: Promise<Plan>[] = [];
+  const planOf = (k: number) => (plans[k] ??= plan(ctx, photos[k]!));
+  const fetchOf = (k: number) => planOf(k).then((p) => fetchFile(ctx, photos[k]!, p));
+  let next: Promise<Fetched> | undefined = photos.length > 0 ? fetchOf(0) : undefined;
   try {
     for (let i = 0; i < photos.length; i++) {
       ctx.signal.throwIfAborted();
+      for (let k = i + 1; k <= i + HEADS_AHEAD && k < photos.length; k++) void planOf(k);
       const fetched: Fetched = await next!;
-      next = i + 1 < photos.length ? fetchPhoto(ctx, photos[i + 1]!) : undefined;
+      next = i + 1 < photos.length ? fetchOf(i + 1) : undefined;
       try {
         results.push(await decode(ctx, photos[i]!, fetched));
       } catch (error) {
