@@ -21,3 +21,4 @@ export function sharpCounters(): { queue: number; process: number } {
 }
 
 export { sharp };
+export type { OutputInfo, Sharp } from 'sharp';

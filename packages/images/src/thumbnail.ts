@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
-import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp } from './sharp.js';
+import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
 import { resampleSquare } from './resample.js';
 import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
@@ -96,14 +96,7 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
   let info: { width: number; height: number; channels: number };
   try {
     // Nothing may come before resize but auto-orientation, or JPEG shrink-on-load is lost.
-    ({ data, info } = await image
-      .autoOrient()
-      .resize(side, side, { fit: 'cover', position: 'centre' })
-      .flatten({ background: FLATTEN_BACKGROUND })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true }));
+    ({ data, info } = await squareRgb(image.autoOrient(), side));
   } catch (error) {
     throw await toReadError(error, path);
   }
@@ -137,14 +130,19 @@ async function heicThumbnail(path: string, size: number, options: { signal?: Abo
   }
   options.signal?.throwIfAborted();
   const side = Math.max(size, decoded.fromThumbnail ? Math.min(SIGNAL_SIDE, decoded.width, decoded.height) : SIGNAL_SIDE);
-  const data = await sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } })
+  const { data } = await squareRgb(sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } }), side);
+  return finish(data, side, size, { ...decoded.primary, format: 'heif' }, decoded.fromThumbnail ? 'embedded' : 'image');
+}
+
+/** The end of every thumbnail pipeline: centre-cropped square, alpha flattened, 8-bit sRGB, raw. */
+function squareRgb(image: Sharp, side: number): Promise<{ data: Buffer; info: OutputInfo }> {
+  return image
     .resize(side, side, { fit: 'cover', position: 'centre' })
     .flatten({ background: FLATTEN_BACKGROUND })
     .toColourspace('srgb')
     .removeAlpha()
     .raw({ depth: 'uchar' })
-    .toBuffer();
-  return finish(data, side, size, { ...decoded.primary, format: 'heif' }, decoded.fromThumbnail ? 'embedded' : 'image');
+    .toBuffer({ resolveWithObject: true });
 }
 
 /** Derives the thumbnail and the signals from a side × side square rendered by one pipeline. */
@@ -188,13 +186,7 @@ export async function thumbnailFromBytes(
     const metadata = parseJpegHead(jpeg);
     if (!metadata) throw new Error('not a JPEG, or no frame header');
     side = Math.max(size, Math.min(SIGNAL_SIDE, metadata.width, metadata.height));
-    ({ data: square, info } = await image
-      .resize(side, side, { fit: 'cover', position: 'centre' })
-      .flatten({ background: FLATTEN_BACKGROUND })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true }));
+    ({ data: square, info } = await squareRgb(image, side));
     options.signal?.throwIfAborted();
     if (info.width !== side || info.height !== side || info.channels !== 3) {
       throw new Error(`embedded thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}`);
