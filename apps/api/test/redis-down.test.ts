@@ -2,51 +2,34 @@
  * Redis goes away: every route answers 503 {detail} at once instead of hanging, /readyz says so, /healthz
  * still answers. The test runs its own redis-server on a free port and kills it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisServer, type RedisServer } from '@triage/queue';
 import { REDIS_DOWN } from '../src/errors.js';
 import { setup, type Env } from './harness.js';
 
-let server: ChildProcess | undefined;
+let server: RedisServer | undefined;
+let redisDir: string;
 let env: Env;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 beforeAll(async () => {
-  const port = await freePort();
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      env = await setup({ REDIS_URL: url });
-      break;
-    } catch (err) {
-      if (i > 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  redisDir = await mkdtemp(join(tmpdir(), 'triage-redis-down-'));
+  server = await startRedisServer({ dir: redisDir, args: ['--appendonly', 'no'] });
+  env = await setup({ REDIS_URL: server.url });
 });
 
 afterAll(async () => {
-  if (server && server.exitCode === null) server.kill('SIGKILL');
+  await server?.stop('SIGKILL');
   // The harness's cleanup needs Redis; this one's is gone with its data, so only close what is open.
   await env?.app.close();
   await env?.queue.close().catch(() => {});
   await env?.handoffQueue.close().catch(() => {});
   env?.redis.disconnect();
   if (env) await rm(env.dir, { recursive: true, force: true });
+  await rm(redisDir, { recursive: true, force: true });
 });
 
 describe('with Redis down', () => {
@@ -55,9 +38,7 @@ describe('with Redis down', () => {
     const files = await env.stage('user-r', jobId, 1);
     expect((await env.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
 
-    const exited = new Promise((r) => server!.once('exit', r));
-    server!.kill('SIGKILL');
-    await exited;
+    await server!.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
 
     const headers = await env.auth('user-r');

@@ -2,13 +2,11 @@
  * Redis for a one-machine run: use the one at REDIS_URL, or start a private `redis-server` for the run when
  * none answers and one is installed, or say exactly how to get one.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { connectRedis, redactUrl } from '@triage/queue';
+import { connectRedis, redactUrl, startRedisServer } from '@triage/queue';
 
 export interface RedisForRun {
   url: string;
@@ -35,18 +33,6 @@ export async function findExecutable(name: string): Promise<string | null> {
   return null;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 export async function ensureRedis(url: string): Promise<RedisForRun> {
   try {
     const probe = await connectRedis(url, 'producer', 1500);
@@ -66,38 +52,19 @@ export async function ensureRedis(url: string): Promise<RedisForRun> {
         'or point REDIS_URL at a Redis you have.',
     );
   }
-  const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'triage-redis-'));
-  const child: ChildProcess = spawn(
-    binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
-  );
-  const ownUrl = `redis://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const probe = await connectRedis(ownUrl, 'producer', 500);
-      probe.disconnect();
-      break;
-    } catch (err) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        await rm(dir, { recursive: true, force: true });
-        throw new NoRedisError(`could not start redis-server (${binary}): ${(err as Error).message}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  let server;
+  try {
+    server = await startRedisServer({ binary, dir, args: ['--appendonly', 'no', '--maxmemory-policy', 'noeviction'] });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw new NoRedisError(`could not start redis-server (${binary}): ${(err as Error).message}`);
   }
   return {
-    url: ownUrl,
+    url: server.url,
     started: true,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -4,16 +4,13 @@
  * undisturbed run of the same input (the offline provider is deterministic), every photo must be accounted for,
  * and no grid may reach the provider more than once per interruption. (SIGTERM mid-grid: processes.test.ts.)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { generateSampleSet, mulberry32, type SampleFile } from '@triage/images';
-import { loadSelection, TRIAGE_QUEUE, type TriageStatus, type TriageStore } from '@triage/queue';
+import { loadSelection, startRedisServer, TRIAGE_QUEUE, type RedisServer, type TriageStatus, type TriageStore } from '@triage/queue';
 import { REDIS_DOWN } from '../../api/src/errors.js';
 import { setup as apiSetup, type Env as ApiEnv } from '../../api/test/harness.js';
 import {
@@ -163,59 +160,25 @@ describe('the worker killed with SIGKILL at ten random moments of one 300-photo 
   }, 240_000);
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 /** A redis-server with its append-only file synced on every write, in `dir`. */
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const server = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--save', ''],
-    { stdio: 'ignore' },
-  );
-  await until(`redis-server on port ${port}`, async () => {
-    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on('error', () => {});
-    try {
-      await probe.connect();
-      // Ready only once the append-only file is loaded.
-      return (await probe.ping()) === 'PONG' && !/loading:1/.test(await probe.info('persistence'));
-    } catch {
-      return false;
-    } finally {
-      probe.disconnect();
-    }
-  }, 15_000, 50);
-  return server;
+function startRedis(dir: string, port?: number): Promise<RedisServer> {
+  return startRedisServer({ dir, ...(port !== undefined && { port }), args: ['--appendonly', 'yes', '--appendfsync', 'always'], timeoutMs: 15_000 });
 }
 
 describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
   let redisDir: string;
-  let port: number;
-  let server: ChildProcess | undefined;
+  let server: RedisServer | undefined;
   let api: ApiEnv | undefined;
 
   beforeAll(async () => {
     redisDir = await mkdtemp(join(tmpdir(), 'triage-fault-redis-'));
-    port = await freePort();
-    server = await startRedis(port, redisDir);
+    server = await startRedis(redisDir);
     // The real API against that Redis, 12 photos per coarse grid.
-    api = await apiSetup({ REDIS_URL: `redis://127.0.0.1:${port}`, GRID_COARSE_ROWS: '3', GRID_COARSE_COLS: '4' });
+    api = await apiSetup({ REDIS_URL: server.url, GRID_COARSE_ROWS: '3', GRID_COARSE_COLS: '4' });
   });
   afterAll(async () => {
     await api?.close().catch(() => {});
-    if (server && server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGKILL');
-      await new Promise((r) => server!.once('exit', r));
-    }
+    await server?.stop('SIGKILL');
     await rm(redisDir, { recursive: true, force: true });
   });
 
@@ -241,7 +204,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     const statusOf = (jobId: string) => env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers });
 
     // One worker process for the whole test, pointed at this Redis; it is never restarted.
-    const worker = start(env, { REDIS_URL: `redis://127.0.0.1:${port}`, STORAGE_READ_LATENCY_MS: '10' });
+    const worker = start(env, { REDIS_URL: server!.url, STORAGE_READ_LATENCY_MS: '10' });
 
     // The undisturbed reference run.
     const refId = randomUUID();
@@ -258,9 +221,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     const jobId = randomUUID();
     expect((await startJob(jobId, await stage(jobId))).statusCode).toBe(200);
     await until('three grids', async () => ((await statusOf(jobId)).json() as TriageStatus).grids_done >= 3, 60_000, 20);
-    const exited = new Promise((r) => server!.once('exit', r));
-    server!.kill('SIGKILL');
-    await exited;
+    await server!.stop('SIGKILL');
 
     // While Redis is gone: a clear 503 on the status and start routes, at once, and readiness says so.
     const otherId = randomUUID();
@@ -283,7 +244,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     }
 
     // Back on the same port, from its append-only file.
-    server = await startRedis(port, redisDir);
+    server = await startRedis(redisDir, server!.port);
 
     // The same app instance answers again by itself.
     const back = await until('the API to answer again', async () => {

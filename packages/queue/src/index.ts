@@ -6,3 +6,4 @@ export * from './settings.js';
 export * from './queries.js';
 export * from './redis-check.js';
 export * from './runtime.js';
+export * from './redis-server.js';

@@ -2,53 +2,32 @@
  * The Redis configuration check, against real redis-server processes started on free ports with the
  * configuration under test (and, for managed Redis, with CONFIG or INFO refused).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkRedisConfig, warnAboutRedisConfig } from './redis-check.js';
+import { startRedisServer, type RedisServer } from './redis-server.js';
 
 interface Server {
-  process: ChildProcess;
+  server: RedisServer;
   redis: Redis;
   dir: string;
 }
 
 const servers: Server[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 /** A redis-server of its own, in its own folder (AOF writes there), with `args` on its command line. */
 async function startRedis(args: string[]): Promise<Redis> {
-  const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'triage-redis-check-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...args], { stdio: 'ignore' });
+  const server = await startRedisServer({ dir, args });
   // No ready check: it sends INFO, which one of these servers refuses.
-  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, enableReadyCheck: false });
+  const redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, enableReadyCheck: false });
   redis.on('error', () => {});
-  servers.push({ process: child, redis, dir });
-  for (let i = 0; ; i++) {
-    try {
-      await redis.connect();
-      await redis.ping();
-      return redis;
-    } catch (err) {
-      if (i > 100 || child.exitCode !== null) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  servers.push({ server, redis, dir });
+  await redis.connect();
+  return redis;
 }
 
 function recorder() {
@@ -59,11 +38,7 @@ function recorder() {
 afterEach(async () => {
   for (const s of servers.splice(0)) {
     s.redis.disconnect();
-    if (s.process.exitCode === null) {
-      const exited = new Promise((r) => s.process.once('exit', r));
-      s.process.kill('SIGKILL');
-      await exited;
-    }
+    await s.server.stop('SIGKILL');
     await rm(s.dir, { recursive: true, force: true });
   }
 });
