@@ -5,25 +5,33 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { capacity, profileFor, type VisionProfile } from '@triage/core';
-import { composeGrid, sharp, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
-import { redisOptions, type PhotoInput } from '@triage/queue';
+import { sharp } from '@triage/images';
+import type { PhotoInput } from '@triage/queue';
 import { SupabaseStorage } from '@triage/storage';
 import { FakeSupabase } from '@triage/storage/testing';
 import { AnthropicProvider, OfflineProvider, type VisionProvider } from '@triage/vision';
 import { FakeAnthropic } from '@triage/vision/testing';
-import { createTriageWorker, type TriageWorker } from '../src/index.js';
-import { BUCKET, ended, REDIS_URL, removeSampleSet, sampleSet, setup, SMALL_GRIDS, submit, waitForStatus, type Env } from './harness.js';
+import {
+  BUCKET,
+  ended,
+  inProcessWorker,
+  removeSampleSet,
+  sampleSet,
+  setup,
+  SMALL_GRIDS,
+  submit,
+  waitForStatus,
+  type Env,
+  type InProcessWorker,
+} from './harness.js';
 
 const HAIKU: VisionProfile = profileFor('claude-haiku-4-5');
 
 let env: Env;
 let storageFake: FakeSupabase;
 let visionFake: FakeAnthropic;
-let worker: TriageWorker | undefined;
-let subscriber: Redis | undefined;
+let worker: InProcessWorker | undefined;
 
 function supabase(): SupabaseStorage {
   return new SupabaseStorage({
@@ -47,18 +55,7 @@ function anthropic(): AnthropicProvider {
 }
 
 async function startWorker(options: { vision?: VisionProvider; transforms?: boolean } = {}): Promise<void> {
-  subscriber = new Redis(REDIS_URL, redisOptions('worker'));
-  worker = await createTriageWorker({
-    connection: env.redis,
-    subscriber,
-    prefix: env.prefix,
-    store: env.store,
-    storage: supabase(),
-    vision: options.vision ?? anthropic(),
-    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
-    storageTransforms: options.transforms ?? false,
-    log: pino({ level: 'silent' }),
-  });
+  worker = await inProcessWorker(env, { storage: supabase(), vision: options.vision ?? anthropic(), storageTransforms: options.transforms ?? false });
 }
 
 /** Uploads the sample photos (readable ones) to the fake storage under a new job's folder. */
@@ -89,8 +86,7 @@ beforeAll(async () => {
   visionFake = await FakeAnthropic.start({ apiKey: 'test-key', retryAfterMs: 10 });
 });
 afterEach(async () => {
-  await worker?.close(2000);
-  subscriber?.disconnect();
+  await worker?.close();
   worker = undefined;
   storageFake.clearFaults();
   storageFake.clearLog();

@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from '@triage/core';
-import { generateSampleSet, type SampleFile } from '@triage/images';
+import { composeGrid, generateSampleSet, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import {
   createTriageQueue,
   eventsChannel,
@@ -23,6 +23,9 @@ import {
   type TriageStatus,
 } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
+import { OfflineProvider } from '@triage/vision';
+import { pino } from 'pino';
+import { createTriageWorker, type ImageOps, type TriageWorker, type TriageWorkerOptions } from '../src/index.js';
 import type { Queue } from 'bullmq';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -204,4 +207,38 @@ export async function waitForWorkers(env: Env, count: number, timeoutMs = 15_000
     if (Date.now() > deadline) throw new Error(`fewer than ${count} workers registered within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The image work of a worker, as its start wires it (@triage/images). */
+export const IMAGES: ImageOps = { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid };
+
+export interface InProcessWorker {
+  worker: TriageWorker;
+  close(): Promise<void>;
+}
+
+/**
+ * A worker in the test's own process, on the test's prefix, so that sharp can be sampled or a part replaced
+ * by an instrumented real one: the local storage folder and the offline provider unless overridden.
+ */
+export async function inProcessWorker(env: Env, overrides: Partial<TriageWorkerOptions> = {}): Promise<InProcessWorker> {
+  const subscriber = new Redis(REDIS_URL, redisOptions('worker'));
+  const worker = await createTriageWorker({
+    connection: env.redis,
+    subscriber,
+    prefix: env.prefix,
+    store: env.store,
+    storage: env.storage,
+    vision: new OfflineProvider(),
+    images: IMAGES,
+    log: pino({ level: 'silent' }),
+    ...overrides,
+  });
+  return {
+    worker,
+    async close() {
+      await worker.close(2000);
+      subscriber.disconnect();
+    },
+  };
 }

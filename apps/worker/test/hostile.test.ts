@@ -14,24 +14,18 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import type { GridGeometry } from '@triage/core';
 import {
   colourDistance,
   composeGrid,
   quadrantColours,
-  thumbnailFromEmbedded,
-  thumbnailFromFile,
   writeHostileSet,
   type GridCell,
   type HostilePhoto,
 } from '@triage/images';
-import { redisOptions, type GridRecord } from '@triage/queue';
+import type { GridRecord } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
-import { OfflineProvider } from '@triage/vision';
-import { createTriageWorker, type TriageWorker } from '../src/index.js';
-import { BUCKET, ended, REDIS_URL, setup, submit, waitForStatus, type Env } from './harness.js';
+import { BUCKET, ended, IMAGES, inProcessWorker, setup, submit, waitForStatus, type Env, type InProcessWorker } from './harness.js';
 
 /**
  * Most this process's RSS may grow while the job runs: the worker's whole budget in the performance issue
@@ -55,8 +49,7 @@ let env: Env;
 let storage: CountingStorage;
 let dir: string;
 let photos: HostilePhoto[];
-let worker: TriageWorker | undefined;
-let subscriber: Redis | undefined;
+let worker: InProcessWorker | undefined;
 /** What the worker drew, grid after grid: each cell's raw RGB, or null for a placeholder. */
 const composed: { thumb: number; cells: (Buffer | null)[] }[] = [];
 
@@ -64,29 +57,20 @@ beforeAll(async () => {
   env = await setup();
   dir = await mkdtemp(join(tmpdir(), 'triage-hostile-'));
   photos = await writeHostileSet(dir);
-  subscriber = new Redis(REDIS_URL, redisOptions('worker'));
-  worker = await createTriageWorker({
-    connection: env.redis,
-    subscriber,
-    prefix: env.prefix,
-    store: env.store,
+  worker = await inProcessWorker(env, {
     storage: (storage = new CountingStorage({ root: env.storageDir })),
-    vision: new OfflineProvider(),
     images: {
-      thumbnail: thumbnailFromFile,
-      thumbnailFromEmbedded,
+      ...IMAGES,
       composeGrid: (geometry: GridGeometry, cells: readonly GridCell[], labels: readonly string[]) => {
         composed.push({ thumb: geometry.thumb, cells: cells.map((c) => (c.thumb ? Buffer.from(c.thumb) : null)) });
         return composeGrid(geometry, cells, labels);
       },
     },
-    log: pino({ level: 'silent' }),
   });
 });
 
 afterAll(async () => {
-  await worker?.close(2000);
-  subscriber?.disconnect();
+  await worker?.close();
   await env?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -208,7 +192,7 @@ describe('a two-pass triage of hostile photos', () => {
   });
 
   it('keeps the worker running: a plain job after the hostile one completes', async () => {
-    expect(worker!.worker.isRunning()).toBe(true);
+    expect(worker!.worker.worker.isRunning()).toBe(true);
     const plain = photos.filter((p) => p.name.startsWith('orientation-'));
     const triageId = await stage(plain, { target: '25%' });
     const status = await waitForStatus(env, triageId, ended);

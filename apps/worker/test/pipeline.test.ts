@@ -3,14 +3,21 @@
  * process so that sharp's pipeline counters can be sampled throughout.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { composeGrid, sharpCounters, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
-import { loadSelection, redisOptions } from '@triage/queue';
-import { OfflineProvider } from '@triage/vision';
-import { createTriageWorker, type TriageWorker } from '../src/index.js';
-import { ended, removeSampleSet, REDIS_URL, sampleSet, setup, SMALL_GRIDS, stageJob, waitForStatus, type Env } from './harness.js';
+import { sharpCounters } from '@triage/images';
+import { loadSelection } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
+import {
+  ended,
+  inProcessWorker,
+  removeSampleSet,
+  sampleSet,
+  setup,
+  SMALL_GRIDS,
+  stageJob,
+  waitForStatus,
+  type Env,
+  type InProcessWorker,
+} from './harness.js';
 
 let env: Env;
 /** The real local driver, noting when each read starts. */
@@ -22,22 +29,11 @@ class TimedStorage extends LocalStorage {
   }
 }
 let storage: TimedStorage;
-let worker: TriageWorker | undefined;
-let subscriber: Redis | undefined;
+let worker: InProcessWorker | undefined;
 
-async function startInProcessWorker(options: { readLatencyMs?: number } = {}): Promise<TriageWorker> {
-  subscriber = new Redis(REDIS_URL, redisOptions('worker'));
-  worker = await createTriageWorker({
-    connection: env.redis,
-    subscriber,
-    prefix: env.prefix,
-    store: env.store,
-    storage: (storage = new TimedStorage({ root: env.storageDir, readLatencyMs: options.readLatencyMs ?? 0 })),
-    vision: new OfflineProvider(),
-    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
-    log: pino({ level: 'silent' }),
-  });
-  return worker;
+async function startInProcessWorker(options: { readLatencyMs?: number } = {}): Promise<void> {
+  storage = new TimedStorage({ root: env.storageDir, readLatencyMs: options.readLatencyMs ?? 0 });
+  worker = await inProcessWorker(env, { storage });
 }
 
 beforeAll(async () => {
@@ -52,8 +48,7 @@ describe('a two-pass triage of 60 generated photos', () => {
     env = await setup();
   });
   afterEach(async () => {
-    await worker?.close(2000);
-    subscriber?.disconnect();
+    await worker?.close();
     worker = undefined;
   });
   afterAll(async () => {

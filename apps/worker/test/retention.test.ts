@@ -2,14 +2,11 @@
 import { access } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { composeGrid, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
-import { finishedKey, MAINTENANCE_QUEUE, redisOptions, TriageStore } from '@triage/queue';
+import { finishedKey, MAINTENANCE_QUEUE, TriageStore } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
-import { OfflineProvider } from '@triage/vision';
-import { createTriageWorker, sweepExpired } from '../src/index.js';
-import { BUCKET, ended, REDIS_URL, removeSampleSet, sampleSet, setup, SMALL_GRIDS, stageJob, waitForStatus, type Env } from './harness.js';
+import { sweepExpired } from '../src/index.js';
+import { BUCKET, ended, inProcessWorker, removeSampleSet, sampleSet, setup, SMALL_GRIDS, stageJob, waitForStatus, type Env } from './harness.js';
 
 let env: Env;
 const log = pino({ level: 'silent' });
@@ -35,18 +32,7 @@ describe('retention', () => {
     const { files } = await sampleSet();
     // One second of retention, a weekly sweep: the test calls the sweep itself.
     const store = new TriageStore(env.redis, { prefix: env.prefix, retentionSeconds: 1 });
-    const subscriber = new Redis(REDIS_URL, redisOptions('worker'));
-    const worker = await createTriageWorker({
-      connection: env.redis,
-      subscriber,
-      prefix: env.prefix,
-      store,
-      storage: env.storage,
-      vision: new OfflineProvider(),
-      images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
-      log,
-      sweepEveryMs: 7 * 24 * 3600 * 1000,
-    });
+    const worker = await inProcessWorker(env, { store, sweepEveryMs: 7 * 24 * 3600 * 1000 });
     try {
       const job = await stageJob(env, files.slice(0, 12), { layouts: SMALL_GRIDS });
       expect((await waitForStatus(env, job.triageId, ended)).status).toBe('completed');
@@ -76,8 +62,7 @@ describe('retention', () => {
       await maintenance.close();
       expect(schedulers.map((s) => s.key)).toContain('retention-sweep');
     } finally {
-      await worker.close(2000);
-      subscriber.disconnect();
+      await worker.close();
     }
   });
 });
