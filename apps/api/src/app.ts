@@ -17,7 +17,6 @@ import type { HandOffJobData, TriageJobData, TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
 import { NO_LEDGER, type CreditLedger } from './credits.js';
-import { dashboardPlugin, DASHBOARD_PATH } from './dashboard.js';
 import { HttpError, isRedisDown, REDIS_DOWN } from './errors.js';
 import { EventHub } from './events.js';
 import { createMetrics } from './metrics.js';
@@ -178,6 +177,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(opsRoutes, { redis, storage: deps.storage, bucket: settings.bucket, metrics });
 
   if (settings.dashboard) {
+    // Loaded only when configured: Bull Board is a tenth of the API's memory.
+    const { dashboardPlugin, DASHBOARD_PATH } = await import('./dashboard.js');
     await app.register(dashboardPlugin, { prefix: DASHBOARD_PATH, settings: settings.dashboard, queues: [deps.queue, deps.handoffQueue] });
   }
 

@@ -18,6 +18,7 @@
  * No message produced here ever contains the token; jose's own errors are mapped to fixed messages and are not
  * attached as `cause` (its claim errors carry the decoded payload).
  */
+import { createSecretKey } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, LocalJWKSet } from 'jose';
 
@@ -93,7 +94,8 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const UNSAFE_SUB = /[/\\\s\u0000-\u001f\u007f]/u;
 
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
-  const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
+  // Imported once as a key object: given raw bytes, jose would import the key again on every verification.
+  const secret = options.jwtSecret ? createSecretKey(Buffer.from(options.jwtSecret, 'utf8')) : undefined;
   const supabaseUrl = options.supabaseUrl?.trim() ? options.supabaseUrl.trim().replace(/\/+$/, '') : undefined;
 
   if (!secret && !supabaseUrl) {

@@ -9,9 +9,10 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import { DASHBOARD_PATH } from './paths.js';
 import type { DashboardSettings } from './settings.js';
 
-export const DASHBOARD_PATH = '/admin/queues';
+export { DASHBOARD_PATH };
 
 function same(a: string, b: string): boolean {
   // Hash first so that the comparison takes the same time whatever the lengths.

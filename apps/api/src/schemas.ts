@@ -1,5 +1,6 @@
 /** Request and reply schemas of the contract's routes (TypeBox): they validate, serialize and feed /docs. */
-import { Type, type TSchema } from '@fastify/type-provider-typebox';
+// From TypeBox itself: the type provider's module also loads TypeBox's compiler, unused here (16 MB).
+import { Type, type TSchema } from '@sinclair/typebox';
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 

@@ -5,7 +5,7 @@ import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageS
 import { createStorageDriver, LocalStorage } from '@triage/storage';
 import { buildApp } from './app.js';
 import { createAuthenticator } from './auth.js';
-import { DASHBOARD_PATH } from './dashboard.js';
+import { DASHBOARD_PATH } from './paths.js';
 import { STORAGE_ROUTE } from './routes/ops.js';
 import { isLoopbackHost, readApiSettings } from './settings.js';
 

@@ -1,6 +1,6 @@
 /** Operations: liveness, readiness, Prometheus metrics, and the local storage driver's signed URLs. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import type { Redis } from 'ioredis';
 import { contentTypeOf, InvalidPathError, LocalStorage, ObjectNotFoundError, type StorageDriver } from '@triage/storage';
 import { HttpError, REDIS_DOWN, withDeadline } from '../errors.js';
