@@ -18,7 +18,6 @@
  * No message produced here ever contains the token; jose's own errors are mapped to fixed messages and are not
  * attached as `cause` (its claim errors carry the decoded payload).
  */
-import { createSecretKey } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, LocalJWKSet } from 'jose';
 
@@ -94,8 +93,11 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const UNSAFE_SUB = /[/\\\s\u0000-\u001f\u007f]/u;
 
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
-  // Imported once as a key object: given raw bytes, jose would import the key again on every verification.
-  const secret = options.jwtSecret ? createSecretKey(Buffer.from(options.jwtSecret, 'utf8')) : undefined;
+  // Imported once as a WebCrypto key: given bytes or a KeyObject, jose imports it again on every verification
+  // (the largest single cost of a status request).
+  const secret = options.jwtSecret
+    ? crypto.subtle.importKey('raw', new TextEncoder().encode(options.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    : undefined;
   const supabaseUrl = options.supabaseUrl?.trim() ? options.supabaseUrl.trim().replace(/\/+$/, '') : undefined;
 
   if (!secret && !supabaseUrl) {
@@ -129,7 +131,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     let payload: JWTPayload;
     try {
       if (alg === 'HS256' && secret) {
-        ({ payload } = await jwtVerify(token, secret, {
+        ({ payload } = await jwtVerify(token, await secret, {
           algorithms: ['HS256'],
           audience,
           clockTolerance,

@@ -572,7 +572,7 @@ describe('secrets never reach logs, job data or Redis', () => {
       worker.kill('SIGTERM');
       await workerExited;
       // The logs did capture the run (so that their silence about secrets means something).
-      expect(log.text()).toMatch(/incoming request/);
+      expect(log.text()).toMatch(/request completed/);
       expect(workerOut).toMatch(/worker ready/);
       expect(workerOut).toMatch(/coarse grid 1\//);
       expect(workerOut).toMatch(/vision provider failed|not reviewed/);
@@ -631,7 +631,7 @@ describe('secrets never reach logs, job data or Redis', () => {
   it('the attacks of this file left no token in the API’s own logs', () => {
     // Every request above was logged by the app under test (forged and valid tokens, signed storage URLs).
     const text = apiLog.text();
-    expect(text).toMatch(/incoming request/);
+    expect(text).toMatch(/request completed/);
     expect(text).not.toMatch(/[?&]signature=(?!\[REDACTED\])/);
     const jwt = /eyJ[A-Za-z0-9_-]{10,}\.eyJ/.exec(text);
     expect(jwt && text.slice(jwt.index - 300, jwt.index + 200)).toBeNull(); // no JWT, whoever's

@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
-import { readSharedSettings, redactUrl, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
+import { API_NODE_ARGS, readSharedSettings, redactUrl, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
 import { CliError, runTriage, type RunOptions, type RunSummary } from './run.js';
 import { ensureRedis, NoRedisError } from './redis-server.js';
 import { spawn } from 'node:child_process';
@@ -128,7 +128,7 @@ async function serve(): Promise<void> {
   // The worker with its start settings (Node flags, malloc) measured in docs/benchmarks.md.
   const children = [
     spawn(process.execPath, [...WORKER_NODE_ARGS, APP_MAINS.worker], { env: workerEnv(env), stdio: 'inherit' }),
-    spawn(process.execPath, [APP_MAINS.api], { env, stdio: 'inherit' }),
+    spawn(process.execPath, [...API_NODE_ARGS, APP_MAINS.api], { env, stdio: 'inherit' }),
   ];
   const exits = children.map((child) => new Promise<number | null>((r) => child.once('exit', (code) => r(code))));
   const stop = () => children.forEach((child) => child.exitCode === null && child.kill('SIGTERM'));

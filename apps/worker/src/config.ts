@@ -1,5 +1,5 @@
 /** The worker's settings, read once from the environment and validated. */
-import { readSharedSettings, SettingsError, type SharedSettings } from '@triage/queue';
+import { readSharedSettings, SettingsError, WORKER_NICE, type SharedSettings } from '@triage/queue';
 
 export interface WorkerSettings extends SharedSettings {
   lockDurationMs: number;
@@ -7,6 +7,8 @@ export interface WorkerSettings extends SharedSettings {
   shutdownDeadlineMs: number;
   /** How often finished triages past their retention are removed (storage, then records). */
   sweepEveryMs: number;
+  /** How much lower than normal the worker's CPU priority is (0–19): the API answers people first. */
+  nice: number;
   logLevel: string;
 }
 
@@ -18,6 +20,14 @@ function ms(env: Record<string, string | undefined>, name: string, fallback: num
   return n;
 }
 
+function niceness(env: Record<string, string | undefined>): number {
+  const raw = env.WORKER_NICE;
+  if (raw === undefined || raw.trim() === '') return WORKER_NICE;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n >= 0 && n <= 19)) throw new SettingsError(`WORKER_NICE must be a whole number from 0 to 19, got "${raw}"`);
+  return n;
+}
+
 export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
   return {
     ...readSharedSettings(env),
@@ -25,6 +35,7 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     stalledIntervalMs: ms(env, 'WORKER_STALLED_INTERVAL_MS', 30_000),
     shutdownDeadlineMs: ms(env, 'SHUTDOWN_DEADLINE_MS', 10_000),
     sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
+    nice: niceness(env),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
   };
 }

@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 /** The worker process: consumes triage jobs until SIGTERM or SIGINT, then drains within its deadline. */
+import { setPriority } from 'node:os';
 import { pino } from 'pino';
 import { readWorkerSettings } from './config.js';
 import { startWorker } from './start.js';
 
 const settings = readWorkerSettings();
 const log = pino({ level: settings.logLevel, base: { service: 'triage-worker', pid: process.pid } });
+
+// Image work is batch work: on a machine shared with the API, requests get the CPU first.
+try {
+  if (settings.nice > 0) setPriority(settings.nice);
+} catch (err) {
+  log.warn({ err: (err as Error).message, nice: settings.nice }, 'could not lower the worker’s priority');
+}
 
 const running = await startWorker(settings, log).catch((err: unknown) => {
   log.fatal({ err }, 'worker could not start');
