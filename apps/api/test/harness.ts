@@ -14,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import {
   connectRedis,
   createHandOffQueue,
+  deleteKeysUnder,
   createTriageQueue,
   TriageStore,
   type HandOffJobData,
@@ -137,12 +138,7 @@ export async function setup(
         await q.obliterate({ force: true }).catch(() => {});
         await q.close();
       }
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteKeysUnder(redis, prefix);
       await redis.quit();
       await rm(dir, { recursive: true, force: true });
     },

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keysUnder } from '@triage/queue';
 import { generateSampleSet } from '@triage/images';
 import { SupabaseStorage } from '@triage/storage';
 import { FakeSupabase } from '@triage/storage/testing';
@@ -67,25 +68,19 @@ function expectRefused(res: { statusCode: number; headers: Record<string, unknow
 /** Every string value under `prefix` in Redis, whatever its type. */
 async function redisValues(env: Env, prefix: string): Promise<{ keys: number; text: string }> {
   const out: string[] = [];
-  let keys = 0;
-  let cursor = '0';
-  do {
-    const [next, batch] = await env.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    for (const key of batch) {
-      keys++;
-      out.push(key);
-      const type = await env.redis.type(key);
-      if (type === 'string') out.push((await env.redis.get(key)) ?? '');
-      else if (type === 'hash') out.push(...Object.entries(await env.redis.hgetall(key)).flat());
-      else if (type === 'list') out.push(...(await env.redis.lrange(key, 0, -1)));
-      else if (type === 'set') out.push(...(await env.redis.smembers(key)));
-      else if (type === 'zset') out.push(...(await env.redis.zrange(key, '0', '-1', 'WITHSCORES')));
-      else if (type === 'stream') out.push(JSON.stringify(await env.redis.xrange(key, '-', '+')));
-      else if (type !== 'none') out.push(`unread type ${type}`);
-    }
-  } while (cursor !== '0');
-  return { keys, text: out.join('\n') };
+  const keys = await keysUnder(env.redis, prefix);
+  for (const key of keys) {
+    out.push(key);
+    const type = await env.redis.type(key);
+    if (type === 'string') out.push((await env.redis.get(key)) ?? '');
+    else if (type === 'hash') out.push(...Object.entries(await env.redis.hgetall(key)).flat());
+    else if (type === 'list') out.push(...(await env.redis.lrange(key, 0, -1)));
+    else if (type === 'set') out.push(...(await env.redis.smembers(key)));
+    else if (type === 'zset') out.push(...(await env.redis.zrange(key, '0', '-1', 'WITHSCORES')));
+    else if (type === 'stream') out.push(JSON.stringify(await env.redis.xrange(key, '-', '+')));
+    else if (type !== 'none') out.push(`unread type ${type}`);
+  }
+  return { keys: keys.length, text: out.join('\n') };
 }
 
 let env: Env;

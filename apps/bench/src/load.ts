@@ -23,7 +23,7 @@ import { loadavg, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { generateSampleSet, type SampleFile } from '@triage/images';
-import { API_NODE_ARGS, createTriageQueue, redisOptions, TriageStore, WORKER_NODE_ARGS, workerEnv, type TriageStatus } from '@triage/queue';
+import { API_NODE_ARGS, createTriageQueue, deleteKeysUnder, redisOptions, TriageStore, WORKER_NODE_ARGS, workerEnv, type TriageStatus } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { Redis } from 'ioredis';
 import { memoryOf, MemorySampler, resetPeak } from './proc.js';
@@ -91,12 +91,7 @@ export async function openService(ctx: LoadContext, name: string): Promise<Servi
       const queue = createTriageQueue({ connection: redis, prefix, retentionSeconds: 3600 });
       await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteKeysUnder(redis, prefix);
       await redis.quit();
       await rm(storageDir, { recursive: true, force: true });
     },

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { OFFLINE_PROFILE } from '@triage/core';
 import {
   createTriageQueue,
+  deleteKeysUnder,
   prepareTriage,
   redisOptions,
   submitTriage,
@@ -175,12 +176,7 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
     if (worker.exitCode === null) worker.kill('SIGKILL');
     await queue.obliterate({ force: true }).catch(() => {});
     await queue.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, prefix);
     await redis.quit();
     await rm(join(options.storageDir, bucket, jobDir), { recursive: true, force: true });
   }

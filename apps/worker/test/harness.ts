@@ -13,6 +13,7 @@ import { OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from 
 import { composeGrid, generateSampleSet, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import {
   createTriageQueue,
+  deleteKeysUnder,
   eventsChannel,
   prepareTriage,
   redisOptions,
@@ -64,12 +65,7 @@ export async function setup(): Promise<Env> {
     async close() {
       await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await deleteKeysUnder(redis, prefix);
       await redis.quit();
       await rm(dir, { recursive: true, force: true });
     },

@@ -63,3 +63,21 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): 
     );
   });
 }
+
+/** Every key under `prefix` (`prefix:…`), by SCAN: never KEYS, which would block Redis on a big data set. */
+export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+/** Deletes every key under `prefix`: a test's or a benchmark's own namespace, when it is done. */
+export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<void> {
+  const keys = await keysUnder(redis, prefix);
+  for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+}
