@@ -190,6 +190,16 @@ describe('createAuthenticator: HS256 with the project secret', () => {
     await expectRejected(auth, bearer(await signWith(es, 'ES256', 'es-1')), 'algorithm');
   });
 
+  it('refuses a remembered token once it has expired', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const strict = createAuthenticator({ jwtSecret: SECRET, clockToleranceSec: 0 });
+    const token = bearer(await hs256(claims({ exp: now() + 30 })));
+    await expect(strict.verify(token)).resolves.toMatchObject({ userId: USER });
+    await expect(strict.verify(token)).resolves.toMatchObject({ userId: USER });
+    vi.setSystemTime(Date.now() + 31_000);
+    await expectRejected(strict, token, 'expired');
+  });
+
   it('rejects an expired token, within and beyond the clock tolerance', async () => {
     await expectRejected(auth, bearer(await hs256(claims({ exp: now() - 60 }))), 'expired');
     // 2 s past exp is inside the default 5 s tolerance.
@@ -314,6 +324,23 @@ describe('createAuthenticator: ES256 / RS256 from the JWKS', () => {
     publishedKeys = publishedKeys.filter((k) => k.kid !== 'rs-1');
     vi.setSystemTime(Date.now() + 61_000);
     await expectRejected(auth, bearer(await signWith(rs, 'RS256', 'rs-1')), 'unknown_key');
+    expect(hits).toBe(2);
+  });
+
+  it('remembers a verified token until it expires (no second check), and refuses it once expired', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const auth = make({ jwksCacheMs: 60_000, clockToleranceSec: 0 });
+    const token = bearer(await signWith(rs, 'RS256', 'rs-1', claims({ exp: now() + 120 })));
+    await expect(auth.verify(token)).resolves.toMatchObject({ userId: USER });
+    expect(hits).toBe(1);
+    // Were it checked again, the withdrawn key would make it fail: the same token passes, with no fetch.
+    publishedKeys = publishedKeys.filter((k) => k.kid !== 'rs-1');
+    vi.setSystemTime(Date.now() + 61_000);
+    await expect(auth.verify(token)).resolves.toMatchObject({ userId: USER });
+    expect(hits).toBe(1);
+    // Past its expiry it is checked again (the key is gone by now), and refused.
+    vi.setSystemTime(Date.now() + 60_000);
+    await expectRejected(auth, token, 'unknown_key');
     expect(hits).toBe(2);
   });
 

@@ -18,6 +18,7 @@
  * No message produced here ever contains the token; jose's own errors are mapped to fixed messages and are not
  * attached as `cause` (its claim errors carry the decoded payload).
  */
+import { createHash } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, LocalJWKSet } from 'jose';
 
@@ -88,6 +89,8 @@ const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
 const MAX_SUB_LENGTH = 128;
 
 const ASYMMETRIC_ALGORITHMS = ['ES256', 'RS256'] as const;
+/** Verified tokens remembered at most (the oldest is forgotten first). */
+const VERIFIED_CACHE_SIZE = 10_000;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 // A `sub` becomes a storage path segment (`triage/{sub}/…`): no separators, whitespace, controls or dot segments.
 const UNSAFE_SUB = /[/\\\s\u0000-\u001f\u007f]/u;
@@ -118,8 +121,20 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       )
     : undefined;
 
+  // Tokens already verified, until they expire: a client polls with the same token every few seconds, and a
+  // signature check is the largest cost of a status request. Keyed by the token's SHA-256, never the token.
+  // A key withdrawn from the JWKS stops new tokens; one already verified stays good until its `exp`, which
+  // is what a signed token promises anyway.
+  const verified = new Map<string, { userId: string; exp: number }>();
+
   async function verify(authorization: string | undefined): Promise<Identity> {
     const token = extractBearer(authorization);
+    const digest = createHash('sha256').update(token).digest('base64url');
+    const known = verified.get(digest);
+    if (known) {
+      if (Date.now() / 1000 <= known.exp + clockTolerance) return { userId: known.userId, mode: 'supabase' };
+      verified.delete(digest);
+    }
 
     let alg: unknown;
     try {
@@ -151,7 +166,10 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       throw toAuthError(err);
     }
 
-    return { userId: checkSubject(payload.sub), mode: 'supabase' };
+    const userId = checkSubject(payload.sub);
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(digest, { userId, exp: payload.exp! });
+    return { userId, mode: 'supabase' };
   }
 
   return { mode: 'supabase', verify };
