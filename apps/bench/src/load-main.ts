@@ -270,7 +270,7 @@ function candidateNotes(): string {
         `; the code as it is in the same rounds: ${f0(base.rps)} req/s (${f0(base.rpsMin)}–${f0(base.rpsMax)}), p99 ${f1(base.p99)} ms`,
     );
   }
-  return notes.length > 0 ? ` Candidates measured with \`--variant\` on earlier builds (the CryptoKey, request lines at debug only, the worker at nice 10 and the API's 2 MB young generation have since been adopted; the figures above are of the code with them): ${notes.join('. ')}.` : '';
+  return notes.length > 0 ? ` Candidates measured with \`--variant\` on earlier builds (the CryptoKey, request lines at debug only, the worker at nice 10 and the API's 2 MB young generation have since been adopted, and verified tokens are remembered; the figures above are of the code with all of them): ${notes.join('. ')}.` : '';
 }
 
 function throughputSection(runs: ThroughputRun[], date: string): string {
@@ -312,7 +312,7 @@ function throughputSection(runs: ThroughputRun[], date: string): string {
         ? ''
         : `the API is one Node process, and while the worker takes about a core and autocannon another, it gets what is left of 2 cores (less with the other sessions' load)` +
           (health ? `: even GET /health (no token, no Redis) gives ${f0(health.rps)} req/s here. ` : '. ') +
-          `Per status request the API verifies an HS256 token with jose (an HMAC with a WebCrypto key imported once: the largest remaining cost in a CPU profile of this route), ` +
+          `Per status request the API finds the token among those it has verified (a SHA-256; a new token is verified with jose), ` +
           `reads owner and status in one HMGET and serializes the reply; request lines are logged at debug level only, so LOG_LEVEL changes little` +
           (others.length > 0 ? `; ${others.map((v) => `${v.variant}: median ${f0(v.rps)} req/s, p99 ${f1(v.p99)} ms`).join('; ')}` : '') +
           '.' +
