@@ -315,7 +315,7 @@ async function deflateRepeated(row: Buffer, times: number): Promise<Buffer> {
  * A PNG from deflated scanlines (filter bytes included), by hand: sharp cannot be asked for a header that
  * lies about the size, nor for a file built to inflate to gigabytes.
  */
-function png(width: number, height: number, bitDepth: number, colourType: number, idat: Buffer): Buffer {
+export function png(width: number, height: number, bitDepth: number, colourType: number, idat: Buffer): Buffer {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;

@@ -3,6 +3,7 @@ import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharp, sharpCounters } from './sharp.js';
 import { scene, tempDir, writeJpeg } from './test-fixtures.js';
+import { png } from './hostile.js';
 import { ImageReadError, thumbnailFromFile } from './thumbnail.js';
 
 let temp: Awaited<ReturnType<typeof tempDir>>;
@@ -36,36 +37,8 @@ async function readError(path: string): Promise<ImageReadError> {
   return error as ImageReadError;
 }
 
-/**
- * A hand-built RGB PNG: sharp cannot be asked for arbitrary bit depths or for a header that lies about the
- * size, and the tests need both.
- */
-function png(width: number, height: number, bitDepth: 8 | 16, pixels: Buffer): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (bytes: Buffer): number => {
-    let c = 0xffffffff;
-    for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([bitDepth, 2, 0, 0, 0], 8);
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(pixels)), chunk('IEND', Buffer.alloc(0))]);
-}
+/** An RGB PNG of deflated scanlines (filter bytes included) with any bit depth, built by hand (hostile.ts). */
+const rgbPng = (width: number, height: number, bitDepth: 8 | 16, scanlines: Buffer) => png(width, height, bitDepth, 2, deflateSync(scanlines));
 
 describe('thumbnailFromFile', () => {
   it('turns a 1600 × 1200 JPEG into an 84 px square of raw RGB', async () => {
@@ -131,7 +104,7 @@ describe('thumbnailFromFile', () => {
       row.writeUInt16BE(0, 5 + x * 6);
     }
     const deepPath = temp.file('deep.png');
-    await writeFile(deepPath, png(64, 64, 16, Buffer.concat(Array.from({ length: 64 }, () => row))));
+    await writeFile(deepPath, rgbPng(64, 64, 16, Buffer.concat(Array.from({ length: 64 }, () => row))));
     expect((await sharp(deepPath).metadata()).depth).toBe('ushort');
     const fromDeep = await thumbnailFromFile(deepPath, 32);
     expect(fromDeep.rgb.length).toBe(32 * 32 * 3);
@@ -174,7 +147,7 @@ describe('thumbnailFromFile', () => {
   it('refuses an image over 100 MP from its header, before decoding', async () => {
     const path = temp.file('huge.png');
     // An empty IDAT: the header alone must be enough to refuse it.
-    await writeFile(path, png(20_000, 10_000, 8, Buffer.alloc(0)));
+    await writeFile(path, rgbPng(20_000, 10_000, 8, Buffer.alloc(0)));
     expect((await readError(path)).reason).toBe('image too large: 20000 × 10000 pixels exceeds the 100 MP limit');
   });
 
