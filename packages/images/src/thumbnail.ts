@@ -1,7 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
+import { decodeProgressiveDc, type DcImage } from './progressive.js';
 import { resampleSquare } from './resample.js';
 import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
@@ -17,9 +18,11 @@ export interface Thumbnail {
   /**
    * What the pixels came from: the full image (shrink-on-load included), or the small image embedded in the
    * file (EXIF thumbnail, HEIC thumbnail item). Signals from an embedded image are measured at its own
-   * short side (≤ SIGNAL_SIDE), so they read somewhat less sharp than a decode's. Absent means 'image'.
+   * short side (≤ SIGNAL_SIDE), so they read somewhat less sharp than a decode's. 'dc-scans': a large
+   * progressive JPEG read at 1/8 scale from its DC scans alone (see progressive.ts), the scale shrink-on-load
+   * would pick, without the rest of the file. Absent means 'image'.
    */
-  from?: 'image' | 'embedded';
+  from?: 'image' | 'embedded' | 'dc-scans';
 }
 
 /** A photo that cannot be read: a permanent failure to record against the photo, never worth a retry. */
@@ -92,6 +95,10 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
   options.signal?.throwIfAborted();
 
   const side = Math.max(size, SIGNAL_SIDE);
+  if (metadata.format === 'jpeg' && metadata.isProgressive && dcScalesSuffices(metadata, size)) {
+    const dc = await readProgressiveDc(path, options.signal);
+    if (dc) return thumbnailFromDc(dc, size, metadata.orientation ?? 1);
+  }
   let data: Buffer;
   let info: { width: number; height: number; channels: number };
   try {
@@ -111,6 +118,70 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
     signals: computeSignals(analysis, SIGNAL_SIDE, SIGNAL_SIDE),
     source: { width, height, format: metadata.format },
   };
+}
+
+/**
+ * Whether a progressive JPEG of this stored size is read from its DC scans for a `size` px thumbnail: when its
+ * 1/8 scale still covers the square rendered for the signals (shrink-on-load would pick 1/8 for it too).
+ * Smaller progressive files take the ordinary decode, whose whole-image buffer is then small anyway.
+ */
+export function dcScalesSuffices(stored: { width: number; height: number }, size: number): boolean {
+  return Math.min(Math.ceil(stored.width / 8), Math.ceil(stored.height / 8)) >= Math.max(size, SIGNAL_SIDE);
+}
+
+/**
+ * A thumbnail from the first bytes of a large progressive JPEG (see `locateDcScans` for how many): its 1/8
+ * scale decoded from the DC scans, oriented by `orientation` (from the file's EXIF). Undefined when the file
+ * is one the DC decoder leaves to libvips (see progressive.ts): decode the whole file instead.
+ */
+export async function thumbnailFromDcScans(head: Uint8Array, size: number, options: { orientation?: number; signal?: AbortSignal } = {}): Promise<Thumbnail | undefined> {
+  if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+  const result = decodeProgressiveDc(head, true);
+  if (result.kind !== 'image') return undefined;
+  checkPixelLimit(result.image.stored.width, result.image.stored.height, options.orientation);
+  options.signal?.throwIfAborted();
+  return thumbnailFromDc(result.image, size, options.orientation ?? 1);
+}
+
+/** The square, signals and upright source size of an image decoded at 1/8 scale from its DC scans. */
+async function thumbnailFromDc(dc: DcImage, size: number, orientation: number): Promise<Thumbnail> {
+  const side = Math.max(size, SIGNAL_SIDE);
+  const { data: square } = await squareRgb(sharp(dc.data, { ...INPUT_OPTIONS, raw: { width: dc.width, height: dc.height, channels: dc.channels } }), side);
+  // The centre square of the stored image, turned, is the centre square of the upright one.
+  return finish(orientSquare(square, side, orientation), side, size, { ...orientedSize(dc.stored.width, dc.stored.height, orientation), format: 'jpeg' }, 'dc-scans');
+}
+
+/** First read of a progressive JPEG for its DC scans; doubled until they are in (a few hundred KB for 24 MP). */
+const DC_FIRST_READ = 512 * 1024;
+
+/**
+ * The 1/8-scale image of a progressive JPEG from its DC scans (see progressive.ts): reads the file's head only,
+ * as far as the last DC scan. Undefined when the file's layout is one the DC decoder leaves to libvips.
+ */
+async function readProgressiveDc(path: string, signal: AbortSignal | undefined): Promise<DcImage | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    let buffer = Buffer.allocUnsafe(Math.min(size, DC_FIRST_READ));
+    let filled = 0;
+    for (;;) {
+      while (filled < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      signal?.throwIfAborted();
+      const complete = filled >= size || filled < buffer.length;
+      const result = decodeProgressiveDc(buffer.subarray(0, filled), complete);
+      if (result.kind === 'image') return result.image;
+      if (result.kind === 'unsupported') return undefined;
+      const grown = Buffer.allocUnsafe(Math.min(size, buffer.length * 2));
+      buffer.copy(grown, 0, 0, filled);
+      buffer = grown;
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
@@ -146,7 +217,7 @@ function squareRgb(image: Sharp, side: number): Promise<{ data: Buffer; info: Ou
 }
 
 /** Derives the thumbnail and the signals from a side × side square rendered by one pipeline. */
-function finish(square: Buffer, side: number, size: number, source: Thumbnail['source'], from: 'image' | 'embedded'): Thumbnail {
+function finish(square: Buffer, side: number, size: number, source: Thumbnail['source'], from: NonNullable<Thumbnail['from']>): Thumbnail {
   if (square.length !== side * side * 3) throw new Error(`thumbnail pipeline returned ${square.length} bytes, expected ${side * side * 3}`);
   const signalSide = Math.min(side, SIGNAL_SIDE);
   const analysis = side === signalSide ? square : resampleSquare(square, side, signalSide);
@@ -155,7 +226,7 @@ function finish(square: Buffer, side: number, size: number, source: Thumbnail['s
     rgb: side === size ? square : resampleSquare(square, side, size),
     signals: computeSignals(analysis, signalSide, signalSide),
     source,
-    ...(from === 'embedded' && { from }),
+    ...(from !== 'image' && { from }),
   };
 }
 
