@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { composeGrid, generateSampleSet, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
+import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import type { Results, TriageStatus } from '@triage/client';
 import { redisOptions } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
@@ -44,7 +44,7 @@ beforeAll(async () => {
     store: env.store,
     storage: new LocalStorage({ root: env.storageDir, readLatencyMs: 20 }),
     vision: new OfflineProvider(),
-    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
+    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid },
     log: pino({ level: 'silent' }),
     lockDurationMs: 5000,
   });

@@ -42,7 +42,7 @@ async function complete(jobId: string, selected: number[], total: number) {
   const verdicts = new Map(Array.from({ length: total }, (_, i) => [i, { votes: selected.includes(i) ? 1 : 0, reviewed: true, quality: 0.5 }]));
   await env.store.recordGrid(
     jobId,
-    { pass: 'coarse', grid: 0, photos: [...verdicts.keys()], labels: [], votes: {}, reviewed: true, failures: [], usage: { inputTokens: 10, outputTokens: 2, costUsd: 0 }, asked: 1, models: [], durationMs: 5, finishedAt: Date.now(), worker: 'test', bytesRead: 0, sources: {} },
+    { pass: 'coarse', grid: 0, photos: [...verdicts.keys()], labels: [], votes: {}, reviewed: true, failures: [], usage: { inputTokens: 10, outputTokens: 2, costUsd: 0 }, asked: 1, models: [], durationMs: 5, finishedAt: Date.now(), worker: 'test', bytesRead: 0, sources: {}, readMs: [] },
     verdicts,
     0,
   );

@@ -9,7 +9,10 @@
  *   2. thumbnail — a smaller copy the client uploaded beside the original (`thumbnailPath`), when it covers
  *      the cell and has the original's aspect ratio;
  *   3. transform — with storage transforms on, an image the storage service resized for us;
- *   4. original — the whole file, decoded with shrink-on-load.
+ *   4. dc-scans — a large progressive JPEG: only its first bytes, through its DC scans (a few hundred KB of
+ *      6–10 MB), decoded at 1/8 scale in JS (see @triage/images progressive.ts). libjpeg would hold the whole
+ *      image's coefficients (72 MB for 24 MP) and read every scan;
+ *   5. original — the whole file, decoded with shrink-on-load.
  * Prefetch is bounded: at most two photos' files are held (the one decoding, the next one arriving), plus
  * the heads of the next few photos (≤ 68 KB each), read ahead so that storage latency overlaps; there is
  * still only one sharp pipeline, since fetching involves no decoding.
@@ -17,9 +20,11 @@
 import {
   ASPECT_TOLERANCE,
   checkPixelLimit,
+  dcScalesSuffices,
   embeddedThumbnailFits,
   findEmbeddedThumbnail,
   JPEG_HEAD_BYTES,
+  locateDcScans,
   orientedSize,
   parseJpegHead,
   SIGNAL_SIDE,
@@ -32,7 +37,7 @@ import { TransformRefusedError, type LocalFile, type StorageDriver } from '@tria
 import type { Pass } from '@triage/core';
 import type { ImageOps } from './step.js';
 
-export type PhotoSource = 'embedded' | 'thumbnail' | 'transform' | 'original';
+export type PhotoSource = 'embedded' | 'thumbnail' | 'transform' | 'dc-scans' | 'original';
 
 export interface PhotoRead {
   thumb: Thumbnail | null;
@@ -42,6 +47,8 @@ export interface PhotoRead {
   source: PhotoSource | null;
   /** Bytes fetched from storage for this photo. */
   bytes: number;
+  /** Time spent making its thumbnail once its bytes were in (decode, resize, signals), ms. */
+  ms: number;
 }
 
 export interface ReadContext {
@@ -58,11 +65,14 @@ export interface ReadContext {
 /** Where a photo's thumbnail will come from, decided from file heads alone (small range reads). */
 type Plan =
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
+  | { kind: 'dc-scans'; path: string; head: Buffer; orientation: number; bytes: number }
   | { kind: 'file'; path: string; source: PhotoSource; bytes: number }
   | { kind: 'failed'; error: unknown; bytes: number };
 
 type Fetched =
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
+  /** `head`: the file's first bytes, through its DC scans. */
+  | { kind: 'dc-scans'; path: string; head: Buffer; orientation: number; bytes: number }
   | { kind: 'file'; file: LocalFile; source: PhotoSource; bytes: number }
   | { kind: 'failed'; error: unknown; bytes: number };
 
@@ -92,8 +102,11 @@ async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
   let bytes = 0;
   try {
     let original: JpegHeader | null = null;
-    if (JPEG_NAME.test(photo.path) && (ctx.pass === 'coarse' || photo.thumbnailPath)) {
+    const viaStorage = ctx.transforms && ctx.storage.readTransformed !== undefined;
+    let originalHead: Buffer | undefined;
+    if (JPEG_NAME.test(photo.path) && (ctx.pass === 'coarse' || photo.thumbnailPath || !viaStorage)) {
       const h = await head(ctx, photo.path);
+      originalHead = h.bytes;
       bytes += h.bytes.length;
       original = h.header;
       // A bomb (or a giant) is refused from its header, before its bytes are fetched.
@@ -114,15 +127,24 @@ async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
         if (ctx.signal.aborted) throw err;
       }
     }
-    const viaStorage = ctx.transforms && ctx.storage.readTransformed !== undefined;
+    if (!viaStorage && original?.progressive && originalHead && dcScalesSuffices(original, ctx.size)) {
+      return { kind: 'dc-scans', path: photo.path, head: originalHead, orientation: original.orientation, bytes };
+    }
     return { kind: 'file', path: photo.path, source: viaStorage ? 'transform' : 'original', bytes };
   } catch (error) {
     return { kind: 'failed', error, bytes };
   }
 }
 
-/** Fetches the whole file a plan chose, as a local file for sharp. */
+/**
+ * Of a progressive JPEG, the first read past its head: most 24 MP files' DC scans end within it (~200 KB);
+ * larger ones double it until they do.
+ */
+const DC_FIRST_READ = 512 * 1024;
+
+/** Fetches what a plan chose: the whole file, as a local file for sharp, or a progressive JPEG's DC scans. */
 async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Promise<Fetched> {
+  if (planned.kind === 'dc-scans') return fetchDcScans(ctx, photo, planned);
   if (planned.kind !== 'file') return planned;
   const { bytes } = planned;
   try {
@@ -143,7 +165,33 @@ async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Pr
   }
 }
 
-async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Promise<PhotoRead> {
+/**
+ * Range reads from the end of the head until the DC scans are in. A file whose layout the DC decoder does not
+ * cover (found from its markers alone) is fetched whole instead, as an original.
+ */
+async function fetchDcScans(ctx: ReadContext, photo: PhotoInput, planned: Extract<Plan, { kind: 'dc-scans' }>): Promise<Fetched> {
+  let head = planned.head;
+  let bytes = planned.bytes;
+  try {
+    // A head shorter than asked is the whole file.
+    let complete = head.length < JPEG_HEAD_BYTES;
+    for (;;) {
+      const located = locateDcScans(head, complete);
+      if (located.kind === 'located') return { ...planned, head: head.subarray(0, located.end), bytes };
+      if (located.kind === 'unsupported') break;
+      const want = Math.max(DC_FIRST_READ, head.length * 2);
+      const more = await ctx.storage.readRange(ctx.bucket, photo.path, head.length, want, { signal: ctx.signal });
+      bytes += more.length;
+      complete = more.length < want - head.length;
+      head = Buffer.concat([head, more]);
+    }
+  } catch (error) {
+    return { kind: 'failed', error, bytes };
+  }
+  return fetchFile(ctx, photo, { kind: 'file', path: photo.path, source: 'original', bytes });
+}
+
+async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Promise<Omit<PhotoRead, 'ms'>> {
   const { images, size, signal } = ctx;
   if (fetched.kind === 'failed') throw fetched.error;
   if (fetched.kind === 'embedded') {
@@ -155,6 +203,13 @@ async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Pr
       const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal });
       return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size });
     }
+  }
+  if (fetched.kind === 'dc-scans') {
+    const thumb = await images.thumbnailFromDcScans(fetched.head, size, { orientation: fetched.orientation, signal });
+    if (thumb) return { thumb, source: 'dc-scans', bytes: fetched.bytes };
+    // Damaged entropy data in the DC scans: libvips decides what the whole file is worth.
+    const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal });
+    return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size });
   }
   try {
     return { thumb: await images.thumbnail(fetched.file.path, size, { signal }), source: fetched.source, bytes: fetched.bytes };
@@ -188,11 +243,12 @@ export async function readThumbnails(
       for (let k = i + 1; k <= i + HEADS_AHEAD && k < photos.length; k++) void planOf(k);
       const fetched: Fetched = await next!;
       next = i + 1 < photos.length ? fetchOf(i + 1) : undefined;
+      const started = performance.now();
       try {
-        results.push(await decode(ctx, photos[i]!, fetched));
+        results.push({ ...(await decode(ctx, photos[i]!, fetched)), ms: performance.now() - started });
       } catch (error) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
-        results.push({ thumb: null, reason: describe(error), error, source: null, bytes: fetched.bytes });
+        results.push({ thumb: null, reason: describe(error), error, source: null, bytes: fetched.bytes, ms: performance.now() - started });
       }
     }
     return results;

@@ -1,7 +1,7 @@
 /** Builds a worker from settings with the embedded defaults: local storage, the offline provider. */
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import { composeGrid, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
+import { composeGrid, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
 import { connectRedis, redactUrl, redisOptions, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createStorageDriver } from '@triage/storage';
 import { createVisionProvider } from '@triage/vision';
@@ -30,7 +30,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     storage: createStorageDriver(settings),
     vision: createVisionProvider(settings),
     storageTransforms: settings.storageTransforms,
-    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid },
+    images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid },
     log,
     lockDurationMs: settings.lockDurationMs,
     sweepEveryMs: settings.sweepEveryMs,

@@ -36,6 +36,8 @@ const WORKER_ID = `${hostname()}:${process.pid}`;
 export interface ImageOps {
   thumbnail(path: string, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
   thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
+  /** Undefined when the DC decoder leaves the file to libvips. */
+  thumbnailFromDcScans(head: Uint8Array, size: number, options?: { orientation?: number; signal?: AbortSignal }): Promise<Thumbnail | undefined>;
   composeGrid(geometry: GridGeometry, cells: readonly GridCell[], labels: readonly string[]): Promise<Buffer>;
 }
 
@@ -221,6 +223,7 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
     worker: WORKER_ID,
     bytesRead: reads.reduce((sum, r) => sum + r.bytes, 0),
     sources,
+    readMs: reads.map((r) => Math.round(r.ms * 10) / 10),
   };
   const recorded = await store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? failures.length : 0);
   const line =

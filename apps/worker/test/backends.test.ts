@@ -179,6 +179,49 @@ describe('Supabase Storage and Anthropic together', () => {
     expect(coarse.reduce((n, r) => n + r.bytesRead, 0)).toBeLessThan(originals / 3);
   });
 
+  it('large progressive JPEGs are read by range requests through their DC scans only, in both passes; a baseline one whole', async () => {
+    const id = randomUUID();
+    const photos: PhotoInput[] = [];
+    const sizes = new Map<string, number>();
+    for (let i = 0; i < 6; i++) {
+      // 3000 × 2600: its 1/8 scale (375 × 325) covers the 320 px the signals are measured at. Photo 5 is baseline.
+      const image = sharp({ create: { width: 3000, height: 2600, channels: 3, background: { r: 40 * i, g: 120, b: 200 - 30 * i }, noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
+      const bytes = await image.jpeg({ quality: 90, progressive: i < 5 }).withMetadata({ orientation: i < 5 ? i + 1 : 1 }).toBuffer();
+      const photo = { name: `${i}.jpg`, path: `triage/user-1/${id}/${i}.jpg` };
+      storageFake.put(BUCKET, photo.path, bytes, { contentType: 'image/jpeg' });
+      sizes.set(photo.path, bytes.length);
+      photos.push(photo);
+    }
+    await submit(env, id, photos, { layouts: SMALL_GRIDS, profile: HAIKU, target: '50%' });
+    await startWorker({ vision: new OfflineProvider() });
+    const status = await waitForStatus(env, id, ended);
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(0);
+
+    const records = await env.store.gridRecords(id);
+    const fine = records.filter((r) => r.pass === 'fine');
+    expect(fine.length).toBeGreaterThan(0);
+    for (const r of records) {
+      const progressive = r.photos.filter((i) => i < 5).length;
+      expect(r.sources, `${r.pass} grid ${r.grid}`).toEqual({ ...(progressive > 0 && { 'dc-scans': progressive }), ...(r.photos.includes(5) && { original: 1 }) });
+      // Each photo's thumbnail time, aligned with the grid's photos, within the grid's own duration.
+      expect(r.readMs).toHaveLength(r.photos.length);
+      for (const ms of r.readMs) expect(ms).toBeGreaterThan(0);
+      expect(r.readMs.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(r.durationMs + 1);
+    }
+    // The progressive files were never downloaded whole: a head and one more range each, a fraction of the file.
+    const downloads = storageFake.log('download');
+    for (const photo of photos.slice(0, 5)) {
+      const reads = downloads.filter((r) => r.path === photo.path);
+      expect(reads.length).toBeGreaterThan(0);
+      for (const r of reads) expect(r.headers.range, photo.path).toMatch(/^bytes=\d+-\d+$/);
+    }
+    expect(downloads.filter((r) => r.path === photos[5]!.path && !r.headers.range)).not.toHaveLength(0);
+    const coarse = records.find((r) => r.pass === 'coarse')!;
+    const progressiveBytes = photos.slice(0, 5).reduce((n, p) => n + sizes.get(p.path)!, 0);
+    expect(coarse.bytesRead - sizes.get(photos[5]!.path)!).toBeLessThan(progressiveBytes / 4);
+  });
+
   it('storage faults: a missing object, a 500 that persists, a stall and a truncated body each fail one photo with a reason; a passing 500 is retried', async () => {
     const { id, photos } = await upload(24);
     storageFake.objects.delete(`${BUCKET}/${photos[1]!.path}`);

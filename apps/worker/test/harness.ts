@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from '@triage/core';
-import { composeGrid, generateSampleSet, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
+import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import {
   createTriageQueue,
   deleteKeysUnder,
@@ -206,7 +206,7 @@ export async function waitForWorkers(env: Env, count: number, timeoutMs = 15_000
 }
 
 /** The image work of a worker, as its start wires it (@triage/images). */
-export const IMAGES: ImageOps = { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, composeGrid };
+export const IMAGES: ImageOps = { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid };
 
 export interface InProcessWorker {
   worker: TriageWorker;

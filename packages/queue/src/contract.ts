@@ -140,8 +140,13 @@ export interface GridRecord {
   worker: string;
   /** Bytes fetched from storage for this grid's photos. */
   bytesRead: number;
-  /** How many photos came from each source: embedded, thumbnail, transform, original. */
+  /** How many photos came from each source: embedded, thumbnail, transform, dc-scans, original. */
   sources: Record<string, number>;
+  /**
+   * Per photo (aligned with `photos`), ms spent making its thumbnail once its bytes were in: where a slow grid's
+   * time went. The rest of durationMs is waiting for storage, composing, the provider and Redis.
+   */
+  readMs: number[];
 }
 
 export interface CoarseVerdict {
