@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { decodeHeic, isHeic } from './heic.js';
+import { boxShrinkRgba, decodeHeic, decodeHeicShrunk, isHeic } from './heic.js';
 import { thumbnailFromFile } from './thumbnail.js';
 
 /**
@@ -9,6 +9,8 @@ import { thumbnailFromFile } from './thumbnail.js';
  * green, the rest of the left half red, the right half blue.
  */
 const FIXTURE = fileURLToPath(new URL('../fixtures/quadrants.heic', import.meta.url));
+/** 256 × 192 HEIC (heif-enc -q 80, no thumbnail item): colour gradients, checks and noise. */
+const GRADIENT = fileURLToPath(new URL('../fixtures/gradient-nothumb.heic', import.meta.url));
 
 function rgbaAt(d: { rgba: Buffer; width: number }, x: number, y: number): number[] {
   const o = (y * d.width + x) * 4;
@@ -50,6 +52,28 @@ describe('decodeHeic', () => {
     const big = await decodeHeic(bytes, { minSide: 121 });
     expect([big.width, big.height, big.fromThumbnail]).toEqual([640, 480, false]);
     big.release();
+  });
+
+  it('decodes 8-bit YCbCr in its own planes and reduces it there, with the colours of libheif’s own RGBA conversion', async () => {
+    const bytes = await readFile(GRADIENT);
+    for (const [keepSide, factor] of [[192, 1], [64, 3], [50, 3]] as const) {
+      const shrunk = await decodeHeicShrunk(bytes, { minSide: Infinity, keepSide });
+      expect(shrunk.planar).toBe(true);
+      expect(shrunk.fromThumbnail).toBe(false);
+      const full = await decodeHeic(bytes);
+      const reference = boxShrinkRgba(full.rgba, full.width, full.height, factor);
+      full.release();
+      expect([shrunk.width, shrunk.height]).toEqual([reference.width, reference.height]);
+      let sum = 0;
+      let max = 0;
+      for (let i = 0; i < reference.rgba.length; i++) {
+        const d = Math.abs(shrunk.rgba[i]! - reference.rgba[i]!);
+        sum += d;
+        max = Math.max(max, d);
+      }
+      expect(sum / reference.rgba.length, `mean difference, factor ${factor}`).toBeLessThan(1);
+      expect(max, `largest difference, factor ${factor}`).toBeLessThanOrEqual(6);
+    }
   });
 
   it('serialises decodes: a second call waits for the first release', async () => {

@@ -8,8 +8,10 @@
  * hundred KB of WebAssembly memory instead of ~48 MB for 12 MP.
  *
  * Memory: the module is instantiated once per process and reused; WebAssembly memory grows to the largest
- * image decoded so far and never shrinks, so a process that decodes one 12 MP primary image keeps about
- * 70 MB of it (file + YCbCr + RGBA). Decodes are serialised (one at a time).
+ * image decoded so far and never shrinks, so a process that decodes one 12 MP primary image to RGBA keeps
+ * about 70 MB of it (file + YCbCr + RGBA). Decodes are serialised (one at a time). The worker decodes in a
+ * short-lived thread instead (decodeHeicInThread), in the image's own YCbCr planes, reduced from there
+ * (decodeHeicShrunk): no RGBA copy of the whole image (48 MB for 12 MP) is ever made.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -38,11 +40,28 @@ interface HeifModule {
   _heif_image_get_width(image: number, channel: number): number;
   _heif_image_get_height(image: number, channel: number): number;
   _heif_image_release(image: number): void;
+  _heif_image_handle_has_alpha_channel(handle: number): number;
+  _heif_image_handle_get_luma_bits_per_pixel(handle: number): number;
+  _heif_image_handle_get_chroma_bits_per_pixel(handle: number): number;
+  _heif_image_get_colorspace(image: number): number;
+  _heif_image_get_chroma_format(image: number): number;
+  _heif_image_get_bits_per_pixel_range(image: number, channel: number): number;
+  _heif_image_get_nclx_color_profile(err: number, image: number, out: number): void;
+  _heif_nclx_color_profile_free(profile: number): void;
 }
 
-// libheif enum values (heif_colorspace_RGB, heif_chroma_interleaved_RGBA, heif_channel_interleaved).
+// libheif enum values (heif_colorspace, heif_chroma, heif_channel).
+const COLORSPACE_YCBCR = 0;
 const COLORSPACE_RGB = 1;
+const COLORSPACE_MONOCHROME = 2;
+const CHROMA_MONOCHROME = 0;
+const CHROMA_420 = 1;
+const CHROMA_422 = 2;
+const CHROMA_444 = 3;
 const CHROMA_INTERLEAVED_RGBA = 11;
+const CHANNEL_Y = 0;
+const CHANNEL_CB = 1;
+const CHANNEL_CR = 2;
 const CHANNEL_INTERLEAVED = 10;
 
 let modulePromise: Promise<HeifModule> | undefined;
@@ -119,7 +138,34 @@ export async function decodeHeic(bytes: Uint8Array, options: { minSide?: number 
   }
 }
 
-function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<DecodedHeic, 'release'> & { release(): void } {
+/** One plane of a decoded image in WebAssembly memory (valid until the image is released). */
+interface HeifPlane {
+  ptr: number;
+  stride: number;
+  width: number;
+  height: number;
+}
+
+/** A decode in the image's own YCbCr (or grey) planes, before any colour conversion. */
+interface PlanarHeic {
+  planes: HeifPlane[];
+  /** Kr, Kb of the YCbCr matrix and whether the samples use the full 0–255 range. */
+  matrix: { kr: number; kb: number; fullRange: boolean };
+}
+
+function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<DecodedHeic, 'release'> & { release(): void };
+function decodeLocked(
+  m: HeifModule,
+  bytes: Uint8Array,
+  minSide: number,
+  planar: true,
+): Omit<DecodedHeic, 'release' | 'rgba'> & { rgba?: Buffer; planar?: PlanarHeic; release(): void };
+function decodeLocked(
+  m: HeifModule,
+  bytes: Uint8Array,
+  minSide: number,
+  planar = false,
+): Omit<DecodedHeic, 'release' | 'rgba'> & { rgba?: Buffer; planar?: PlanarHeic; release(): void } {
   const scratch = m._malloc(64);
   const err = scratch; // struct heif_error: {code, subcode, message*}
   const out = scratch + 16;
@@ -171,6 +217,21 @@ function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<D
       if (best) handle = best.handle;
     }
 
+    const fromThumbnail = handle !== primaryHandle;
+    // 8-bit YCbCr without alpha (what phones write) is decoded in its own planes, without the RGBA copy of
+    // the whole image (48 MB for 12 MP): the caller reduces and converts it (see shrinkPlanar).
+    const eightBit = m._heif_image_handle_get_luma_bits_per_pixel(handle) === 8 && m._heif_image_handle_get_chroma_bits_per_pixel(handle) <= 8;
+    if (planar && eightBit && !m._heif_image_handle_has_alpha_channel(handle)) {
+      m._heif_decode_image(err, handle, out, 99, 99, 0); // heif_colorspace_undefined, heif_chroma_undefined: as coded
+      check('decoding the image');
+      image = m.HEAPU32[out >> 2]!;
+      const planes = planesOf(m, image, scratch + 48);
+      const matrix = planes ? matrixOf(m, image, scratch) : undefined;
+      if (planes && matrix) return { width: planes[0]!.width, height: planes[0]!.height, primary, fromThumbnail, planar: { planes, matrix }, release: cleanup };
+      // Coded some other way (RGB planes, an unusual matrix): converted by libheif instead.
+      m._heif_image_release(image);
+      image = 0;
+    }
     m._heif_decode_image(err, handle, out, COLORSPACE_RGB, CHROMA_INTERLEAVED_RGBA, 0);
     check('decoding the image');
     image = m.HEAPU32[out >> 2]!;
@@ -188,10 +249,143 @@ function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<D
       rgba = Buffer.allocUnsafe(width * height * 4);
       for (let y = 0; y < height; y++) rgba.set(m.HEAPU8.subarray(plane + y * stride, plane + y * stride + width * 4), y * width * 4);
     }
-    return { rgba, width, height, primary, fromThumbnail: handle !== primaryHandle, release: cleanup };
+    return { rgba, width, height, primary, fromThumbnail, release: cleanup };
   } catch (error) {
     cleanup();
     throw error;
+  }
+}
+
+/** The Y (and Cb, Cr) planes of an 8-bit YCbCr or grey image, or undefined for any other layout. */
+function planesOf(m: HeifModule, image: number, stridePtr: number): HeifPlane[] | undefined {
+  const colorspace = m._heif_image_get_colorspace(image);
+  const chroma = m._heif_image_get_chroma_format(image);
+  const channels =
+    colorspace === COLORSPACE_MONOCHROME && chroma === CHROMA_MONOCHROME
+      ? [CHANNEL_Y]
+      : colorspace === COLORSPACE_YCBCR && [CHROMA_420, CHROMA_422, CHROMA_444].includes(chroma)
+        ? [CHANNEL_Y, CHANNEL_CB, CHANNEL_CR]
+        : undefined;
+  if (!channels) return undefined;
+  const planes: HeifPlane[] = [];
+  for (const channel of channels) {
+    if (m._heif_image_get_bits_per_pixel_range(image, channel) !== 8) return undefined;
+    const ptr = m._heif_image_get_plane_readonly(image, channel, stridePtr);
+    const width = m._heif_image_get_width(image, channel);
+    const height = m._heif_image_get_height(image, channel);
+    if (!ptr || width <= 0 || height <= 0) return undefined;
+    planes.push({ ptr, stride: m.HEAP32[stridePtr >> 2]!, width, height });
+  }
+  return planes;
+}
+
+/**
+ * The image's YCbCr matrix from its nclx colour profile (the colr box, or the HEVC stream's VUI), as libheif
+ * itself would convert it; without one, libheif's default (BT.601, full range). Undefined for matrices this
+ * does not convert (identity/GBR, constant-luminance).
+ */
+function matrixOf(m: HeifModule, image: number, scratch: number): PlanarHeic['matrix'] | undefined {
+  const err = scratch;
+  const out = scratch + 16;
+  m.HEAPU32[out >> 2] = 0;
+  m._heif_image_get_nclx_color_profile(err, image, out);
+  const profile = m.HEAP32[err >> 2] === 0 ? m.HEAPU32[out >> 2]! : 0;
+  if (!profile) return { kr: 0.299, kb: 0.114, fullRange: true };
+  // struct heif_color_profile_nclx { uint8 version; enum primaries; enum transfer; enum matrix; uint8 full_range; … }
+  const coefficients = m.HEAP32[(profile + 12) >> 2]!;
+  const fullRange = m.HEAPU8[profile + 16] !== 0;
+  m._heif_nclx_color_profile_free(profile);
+  const k = coefficients === 1 ? [0.2126, 0.0722] : coefficients === 5 || coefficients === 6 || coefficients === 2 ? [0.299, 0.114] : coefficients === 9 ? [0.2627, 0.0593] : undefined;
+  return k && { kr: k[0]!, kb: k[1]!, fullRange };
+}
+
+/**
+ * Box-reduces a planar decode by `factor` straight from WebAssembly memory and converts it to RGBA (opaque):
+ * each output pixel is the mean of its factor × factor luma block and of the chroma samples under it.
+ */
+export function shrinkPlanar(heap: Uint8Array, planar: PlanarHeic, factor: number): { rgba: Uint8Array; width: number; height: number } {
+  const [luma, cb, cr] = planar.planes as [HeifPlane, HeifPlane?, HeifPlane?];
+  const { width, height } = luma;
+  const w = Math.ceil(width / factor);
+  const h = Math.ceil(height / factor);
+  const out = new Uint8Array(w * h * 4);
+  const acc = new Float64Array(w * 4); // Y, Cb, Cr, count per output column of the current output row
+  // Chroma subsampling as shifts: 4:2:0 halves both ways, 4:2:2 across only.
+  const sx = cb && cb.width < width ? 1 : 0;
+  const sy = cb && cb.height < height ? 1 : 0;
+  const { kr, kb, fullRange } = planar.matrix;
+  const yScale = fullRange ? 1 : 255 / 219;
+  const yOffset = fullRange ? 0 : 16;
+  const cScale = fullRange ? 1 : 255 / 224;
+  for (let oy = 0; oy < h; oy++) {
+    acc.fill(0);
+    const yEnd = Math.min(height, (oy + 1) * factor);
+    for (let y = oy * factor; y < yEnd; y++) {
+      const row = luma.ptr + y * luma.stride;
+      const cbRow = cb ? cb.ptr + (y >> sy) * cb.stride : 0;
+      const crRow = cr ? cr.ptr + (y >> sy) * cr.stride : 0;
+      for (let x = 0; x < width; x++) {
+        const o = ((x / factor) | 0) * 4;
+        acc[o] = acc[o]! + heap[row + x]!;
+        if (cb && cr) {
+          acc[o + 1] = acc[o + 1]! + heap[cbRow + (x >> sx)]!;
+          acc[o + 2] = acc[o + 2]! + heap[crRow + (x >> sx)]!;
+        }
+        acc[o + 3] = acc[o + 3]! + 1;
+      }
+    }
+    for (let ox = 0; ox < w; ox++) {
+      const o = ox * 4;
+      const n = acc[o + 3]!;
+      const Y = (acc[o]! / n - yOffset) * yScale;
+      const p = (oy * w + ox) * 4;
+      if (cb && cr) {
+        const Cb = (acc[o + 1]! / n - 128) * cScale;
+        const Cr = (acc[o + 2]! / n - 128) * cScale;
+        const r = Y + 2 * (1 - kr) * Cr;
+        const b = Y + 2 * (1 - kb) * Cb;
+        out[p] = clampByte(r);
+        out[p + 1] = clampByte((Y - kr * r - kb * b) / (1 - kr - kb));
+        out[p + 2] = clampByte(b);
+      } else {
+        out[p] = out[p + 1] = out[p + 2] = clampByte(Y);
+      }
+      out[p + 3] = 255;
+    }
+  }
+  return { rgba: out, width: w, height: h };
+}
+
+function clampByte(value: number): number {
+  return value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
+}
+
+/**
+ * What the decoding thread does (heic-thread.ts): decodes with libheif, in the image's own planes where it
+ * can, and box-reduces by the largest whole factor keeping the short side ≥ `keepSide`, into a buffer of
+ * its own (no view into WebAssembly memory).
+ */
+export async function decodeHeicShrunk(bytes: Uint8Array, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic & { planar: boolean }> {
+  const previous = queue;
+  let done!: () => void;
+  queue = new Promise<void>((r) => (done = r));
+  await previous;
+  try {
+    const m = await heif();
+    const decoded = decodeLocked(m, bytes, options.minSide, true);
+    try {
+      const factor = Math.max(1, Math.floor(Math.min(decoded.width, decoded.height) / Math.max(1, options.keepSide)));
+      const shrunk = decoded.planar
+        ? shrinkPlanar(m.HEAPU8, decoded.planar, factor)
+        : factor > 1
+          ? boxShrinkRgba(decoded.rgba!, decoded.width, decoded.height, factor)
+          : { rgba: new Uint8Array(decoded.rgba!), width: decoded.width, height: decoded.height };
+      return { rgba: Buffer.from(shrunk.rgba.buffer, shrunk.rgba.byteOffset, shrunk.rgba.length), width: shrunk.width, height: shrunk.height, primary: decoded.primary, fromThumbnail: decoded.fromThumbnail, planar: Boolean(decoded.planar) };
+    } finally {
+      decoded.release();
+    }
+  } finally {
+    done();
   }
 }
 
@@ -233,8 +427,8 @@ function threadScript(): URL {
 let threadQueue: Promise<unknown> = Promise.resolve();
 
 /**
- * `decodeHeic` without keeping libheif's WebAssembly memory in this process: the decode runs in a
- * worker_thread that is torn down before this resolves, so its WebAssembly memory (≈70 MB after a 12 MP
+ * `decodeHeicShrunk` without keeping libheif's WebAssembly memory in this process: the decode runs in a
+ * worker_thread that is torn down before this resolves, so its WebAssembly memory (≈25 MB after a 12 MP
  * decode) and compiled code (≈30 MB) are returned to the OS instead of staying for the life of the process.
  * Same process, so the memory is still counted in its RSS while the decode runs. The image is reduced in
  * the thread by whole-pixel box averaging (libvips' own first step of a resize) to the largest size whose
