@@ -4,8 +4,8 @@
  * - JPEG, 5664 × 4248 (24 MP, 4:3), a smooth procedural scene plus per-pixel sensor-like noise so that
  *   it compresses like a photo (6–10 MB at quality 92); ~15 % progressive; EXIF orientations 1–8; ~80 %
  *   with an embedded 160 × 120 EXIF thumbnail; a few "cropped" to 3:2 keeping the stale 4:3 thumbnail.
- * - A few PNG (screenshot-like, 2560 × 1600), WebP (4000 × 3000) and HEIC (4032 × 3024, HEVC, with a
- *   320 × 240 thumbnail item, as iPhones write) files. HEIC is encoded with libheif's `heif-enc` (Debian
+ * - A few PNG (screenshot-like, 2560 × 1600), WebP (4000 × 3000) and HEIC (4032 × 3024, HEVC, half with a
+ *   320 × 240 thumbnail item, as iPhones write, half without) files. HEIC is encoded with libheif's `heif-enc` (Debian
  *   package libheif-examples, x265 inside): neither sharp's prebuilt libheif (AV1 only) nor libheif-js
  *   (decoder only) can write HEVC. Without heif-enc, HEIC entries are left out and the report says so.
  *
@@ -51,7 +51,8 @@ const NOISE = 14;
 export function specOf(index: number): CorpusSpec {
   const rand = mulberry32(0xbe0c4 + index * 7919);
   const slot = index % 50;
-  if (slot === 3) return { index, kind: 'heic', width: 4032, height: 3024, orientation: 1, progressive: false, thumbnail: 'fresh' };
+  // Every other HEIC has no thumbnail item (as some converters write them): a full decode, the heaviest case.
+  if (slot === 3) return { index, kind: 'heic', width: 4032, height: 3024, orientation: 1, progressive: false, thumbnail: Math.floor(index / 50) % 2 === 0 ? 'fresh' : 'none' };
   if (slot === 7) return { index, kind: 'png', width: 2560, height: 1600, orientation: 1, progressive: false, thumbnail: 'none' };
   if (slot === 11) return { index, kind: 'webp', width: 4000, height: 3000, orientation: 1, progressive: false, thumbnail: 'none' };
   const progressive = rand() < 0.15;
@@ -64,6 +65,7 @@ export function specOf(index: number): CorpusSpec {
 
 export function fileNameOf(spec: CorpusSpec): string {
   const id = String(spec.index).padStart(4, '0');
+  if (spec.kind === 'heic' && spec.thumbnail === 'none') return `${id}-heic-nothumb.heic`;
   if (spec.kind !== 'jpeg') return `${id}-${spec.kind}.${spec.kind}`;
   const scan = spec.progressive ? 'prog' : 'base';
   const thumb = spec.thumbnail === 'none' ? 'nothumb' : `${spec.thumbnail}thumb`;
@@ -200,7 +202,7 @@ async function generate(dir: string, spec: CorpusSpec): Promise<void> {
     } else if (spec.kind === 'heic') {
       const jpegInput = `${partial}.jpg`;
       await input().jpeg({ quality: 95 }).toFile(jpegInput);
-      await promisify(execFile)('heif-enc', ['-q', '60', '-t', '320', '-o', partial, jpegInput]);
+      await promisify(execFile)('heif-enc', ['-q', '60', ...(spec.thumbnail === 'none' ? [] : ['-t', '320']), '-o', partial, jpegInput]);
       await rm(jpegInput, { force: true });
       // heif-enc names its output itself when the name has no .heic suffix: make sure it is where we said.
       if (!existsSync(partial) && existsSync(`${partial}.heic`)) await rename(`${partial}.heic`, partial);

@@ -17,6 +17,8 @@ export interface FloorResult {
   msPerPhoto: number;
   /** By kind of file, over the readable ones. */
   msBy: Record<string, number>;
+  /** Each readable file's time, by path. */
+  msByPath: Record<string, number>;
   peakRss: number;
 }
 
@@ -47,6 +49,7 @@ export async function runFloor(files: readonly CorpusFile[], size: number): Prom
     unreadable: results.length - ok.length,
     msPerPhoto: mean(ok.map((r) => r.ms)),
     msBy: Object.fromEntries([...groups].map(([k, v]) => [k, mean(v)])),
+    msByPath: Object.fromEntries(ok.map((r) => [r.path, r.ms])),
     peakRss: Math.max(hwm, sampler.peakHwm),
   };
 }

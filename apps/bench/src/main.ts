@@ -97,6 +97,7 @@ const result: BenchResult = {
     png: count((f) => f.kind === 'png'),
     webp: count((f) => f.kind === 'webp'),
     heic: count((f) => f.kind === 'heic'),
+    heicWithoutThumbnail: count((f) => f.kind === 'heic' && f.thumbnail === 'none'),
     meanBytes: job.reduce((n, f) => n + f.size, 0) / job.length,
     heicSkipped: skippedHeic,
   },

@@ -20,7 +20,7 @@ export interface BenchResult {
   photos: number;
   unique: number;
   latencyMs: number;
-  corpus: { jpeg: number; progressive: number; withThumbnail: number; staleThumbnail: number; png: number; webp: number; heic: number; meanBytes: number; heicSkipped: number };
+  corpus: { jpeg: number; progressive: number; withThumbnail: number; staleThumbnail: number; png: number; webp: number; heic: number; heicWithoutThumbnail?: number; meanBytes: number; heicSkipped: number };
   /** The embedded-thumbnail figures a range read of the head would give on this corpus (pure JS parse). */
   headProbe: { eligible: number; medianHeadBytes: number; parseMsPerPhoto: number; thumbMsPerPhoto: number };
   floor: FloorResult;
@@ -91,9 +91,11 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     measured: `${f0(peak)} MB at ${result.photos} photos`,
     status: result.photos >= 2000 ? (peak <= 192 ? 'met' : 'not met') : peak <= 192 ? 'not measured here' : 'not met',
     limits:
-      result.photos >= 2000
-        ? 'the largest single decode: a progressive 24 MP JPEG cannot shrink on load, and a HEIC without a usable thumbnail decodes at full size in WebAssembly memory'
-        : `measured at ${result.photos} photos; run --photos 2000 for the target itself`,
+      result.photos < 2000
+        ? `measured at ${result.photos} photos; run --photos 2000 for the target itself`
+        : peak <= 192
+          ? ''
+          : 'the largest single decode: a HEIC without a usable thumbnail decodes at full size in WebAssembly memory, and a progressive JPEG the DC decoder leaves to libvips (CMYK, a wide-gamut profile) holds its whole coefficient buffer',
   });
   const small = others.find((o) => o.photos === 200 && o.latencyMs === 0);
   const large = others.find((o) => o.photos === 2000 && o.latencyMs === 0);
@@ -116,18 +118,20 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     });
   }
   const coarseRatio = run.coarse.msPerPhoto / floor.msPerPhoto;
-  const decodeRatio = run.fine ? run.fine.msPerPhoto / floor.msPerPhoto : coarseRatio;
+  const decode = decodeFigures(result);
   rows.push({
     id: '2',
     target: 'worker time per photo needing a full decode ≤ 1.15 × the floor',
-    measured:
-      (run.fine ? `fine pass (full decodes) ${f0(run.fine.msPerPhoto)} ms vs floor ${f0(floor.msPerPhoto)} ms = ${f2(decodeRatio)} ×; ` : '') +
-      `coarse pass ${f0(run.coarse.msPerPhoto)} ms = ${f2(coarseRatio)} × (sources ${sourcesText(run.coarse.sources)})`,
-    status: decodeRatio <= 1.15 ? 'met' : 'not met',
+    measured: decode
+      ? `${decode.photos} full decodes (baseline JPEG without a fitting thumbnail, PNG, WebP; both passes): worker ${f0(decode.workerMs)} ms per photo ` +
+        `(thumbnail ${f0(decode.readMs)} + its share of the grid's other time ${f0(decode.overheadMs)}) vs the floor on the same files ${f0(decode.floorMs)} ms = ${f2(decode.ratio)} ×` +
+        (decode.dc ? `; ${decode.dc.photos} progressive JPEGs read from their DC scans instead: ${f0(decode.dc.workerMs)} ms vs the floor's full decode ${f0(decode.dc.floorMs)} ms = ${f2(decode.dc.workerMs / decode.dc.floorMs)} ×` : '')
+      : 'no full decode in this run',
+    status: !decode || result.latencyMs > 0 ? 'not measured here' : decode.ratio <= 1.15 ? 'met' : 'not met',
     limits:
-      'the fine pass decodes every survivor (233 px cells; HEIC uses its 320 × 240 item). Beyond the floor (84 px, no checks) ' +
-      'the worker renders ≥ 320 px for the quality signals, resamples and measures in JS, composes and encodes the grid and runs the offline judge; ' +
-      'the fine-pass survivors are a different mix of files than the whole corpus (progressive share)',
+      (result.latencyMs > 0 ? `with ${result.latencyMs} ms per read, the storage waits the prefetch does not hide count in the grid's other time: the target is measured without latency; ` : '') +
+      'per photo from GridRecord.readMs (its thumbnail, once its bytes are in), plus the pass’s time outside thumbnails (storage waits, grid, judge, Redis) shared equally; ' +
+      'the floor thumbnails at 84 px with no checks, the worker renders ≥ 320 px for the quality signals (233 px cells in the fine pass) and measures them in JS',
   });
   const medianOk = headProbe.medianHeadBytes <= 128 * 1024;
   const embeddedShare = (run.coarse.sources.embedded ?? 0) / Math.max(1, run.coarse.photos);
@@ -175,12 +179,12 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     target: 'HEIC through libheif-js within the same memory bound, preferring the embedded thumbnail',
     measured:
       result.corpus.heic > 0
-        ? `${result.corpus.heic} HEIC in the job, ${run.failed} photos failed in all; peak RSS ${f0(peak)} MB`
+        ? `${result.corpus.heic} HEIC in the job (${result.corpus.heicWithoutThumbnail ?? 0} without a thumbnail item: full decodes), ${run.failed} photos failed in all; peak RSS ${f0(peak)} MB`
         : 'no HEIC in the corpus (heif-enc missing)',
     status: result.corpus.heic > 0 && run.failed === 0 && peak <= 192 ? 'met' : result.corpus.heic > 0 ? 'not met' : 'not measured here',
     limits:
       'thumbnailFromFile routes HEVC HEIF to libheif-js and takes the 320 × 240 thumbnail item for cells up to 240 px (both passes here); ' +
-      'a HEIC without a usable thumbnail costs a full WebAssembly decode (~1.1 s, +130–150 MB for 12 MP while it runs) in a short-lived thread whose memory is returned when it ends',
+      'a HEIC without a usable thumbnail costs a full WebAssembly decode (~1 s, about +70 MB for 12 MP while it runs: decoded in its own YCbCr planes and reduced from them, no RGBA copy of the whole image) in a short-lived thread whose memory is returned when it ends',
   });
   rows.push({
     id: '6',
@@ -209,6 +213,35 @@ function latencyLine(result: BenchResult, others: readonly BenchResult[]): { tex
   };
 }
 
+/** Photos that take a full decode (by their corpus kind), worker against floor on the same files, both passes. */
+function decodeFigures(result: BenchResult):
+  | { photos: number; workerMs: number; readMs: number; overheadMs: number; floorMs: number; ratio: number; dc: { photos: number; workerMs: number; floorMs: number } | null }
+  | null {
+  const { run, floor } = result;
+  const passes = [run.coarse, ...(run.fine ? [run.fine] : [])];
+  const reads = passes.flatMap((pass) =>
+    pass.reads.filter((r) => floor.msByPath[r.file.path] !== undefined).map((r) => ({ ...r, overhead: pass.overheadMsPerPhoto, coarse: pass === run.coarse })),
+  );
+  // The coarse pass takes the embedded thumbnail of a file carrying a fitting one: not a decode.
+  const read = reads.filter((r) => !(r.coarse && r.file.kind === 'jpeg' && r.file.thumbnail === 'fresh'));
+  const decoded = read.filter((r) => (r.file.kind === 'jpeg' && !r.file.progressive) || r.file.kind === 'png' || r.file.kind === 'webp');
+  const dc = read.filter((r) => r.file.kind === 'jpeg' && r.file.progressive);
+  if (decoded.length === 0) return null;
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  const readMs = mean(decoded.map((r) => r.ms));
+  const overheadMs = mean(decoded.map((r) => r.overhead));
+  const floorMs = mean(decoded.map((r) => floor.msByPath[r.file.path]!));
+  return {
+    photos: decoded.length,
+    workerMs: readMs + overheadMs,
+    readMs,
+    overheadMs,
+    floorMs,
+    ratio: (readMs + overheadMs) / floorMs,
+    dc: dc.length > 0 ? { photos: dc.length, workerMs: mean(dc.map((r) => r.ms + r.overhead)), floorMs: mean(dc.map((r) => floor.msByPath[r.file.path]!)) } : null,
+  };
+}
+
 function sourcesText(sources: Record<string, number>): string {
   const parts = Object.entries(sources).map(([k, v]) => `${k} ${v}`);
   return parts.length > 0 ? parts.join(', ') : 'not recorded';
@@ -226,7 +259,7 @@ export function renderSection(result: BenchResult, others: readonly BenchResult[
     '',
     `Corpus: ${result.photos} photos cycled over ${result.unique} distinct files (mean ${f1(corpus.meanBytes / MB)} MB): ` +
       `${corpus.jpeg} JPEG 24 MP (${corpus.progressive} progressive, ${corpus.withThumbnail} with an EXIF thumbnail of which ${corpus.staleThumbnail} stale), ` +
-      `${corpus.png} PNG, ${corpus.webp} WebP, ${corpus.heic} HEIC` +
+      `${corpus.png} PNG, ${corpus.webp} WebP, ${corpus.heic} HEIC${corpus.heicWithoutThumbnail ? ` (${corpus.heicWithoutThumbnail} without a thumbnail item)` : ''}` +
       (corpus.heicSkipped > 0 ? ` (${corpus.heicSkipped} HEIC left out: heif-enc not installed)` : '') +
       `. Worker: \`${Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, local storage, offline provider, two passes, target 10 %.`,
     '',

@@ -55,6 +55,10 @@ export interface PassFigures {
   bytesReadPerPhoto: number | null;
   /** Where the thumbnails came from (GridRecord.sources summed), e.g. {embedded: 160, original: 40}. */
   sources: Record<string, number>;
+  /** Each photo's thumbnail time (GridRecord.readMs) with its corpus file. */
+  reads: { file: CorpusFile; ms: number }[];
+  /** The pass's time outside the photos' thumbnails (waiting for storage, grid, judge, Redis), per photo. */
+  overheadMsPerPhoto: number;
 }
 
 export interface RunResult {
@@ -151,10 +155,9 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
     const readAfter = bytesReadBy(pid) ?? readBefore;
 
     const records = await store.gridRecords(triageId);
-    const sizeOf = (index: number) => photos[index]!.size;
-    const coarse = passFigures(records.filter((r) => r.pass === 'coarse'), sizeOf);
+    const coarse = passFigures(records.filter((r) => r.pass === 'coarse'), photos);
     const fineRecords = records.filter((r) => r.pass === 'fine');
-    const fine = fineRecords.length > 0 ? passFigures(fineRecords, sizeOf) : null;
+    const fine = fineRecords.length > 0 ? passFigures(fineRecords, photos) : null;
     const photosRead = coarse.photos + (fine?.photos ?? 0);
     return {
       status: status!.status,
@@ -182,8 +185,11 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
   }
 }
 
-function passFigures(records: readonly GridRecord[], sizeOf: (index: number) => number): PassFigures {
+function passFigures(records: readonly GridRecord[], files: readonly CorpusFile[]): PassFigures {
+  const sizeOf = (index: number) => files[index]!.size;
   const photos = records.reduce((n, r) => n + r.photos.length, 0);
+  const reads = records.flatMap((r) => r.photos.map((index, k) => ({ file: files[index]!, ms: r.readMs?.[k] ?? 0 })));
+  const readMs = reads.reduce((n, r) => n + r.ms, 0);
   const ms = records.reduce((n, r) => n + r.durationMs, 0);
   const bytes = records.reduce((n, r) => n + r.photos.reduce((m, i) => m + sizeOf(i), 0), 0);
   const withBytes = records.filter((r) => typeof (r as { bytesRead?: unknown }).bytesRead === 'number');
@@ -200,6 +206,8 @@ function passFigures(records: readonly GridRecord[], sizeOf: (index: number) => 
     fileBytesPerPhoto: bytes / Math.max(1, photos),
     bytesReadPerPhoto: withBytes.length === records.length && photos > 0 ? bytesRead / photos : null,
     sources,
+    reads,
+    overheadMsPerPhoto: (ms - readMs) / Math.max(1, photos),
   };
 }
 
