@@ -10,7 +10,7 @@ const request = workerData as HeicThreadRequest;
 let answer: HeicThreadAnswer;
 const transfer: ArrayBuffer[] = [];
 try {
-  const shrunk = await decodeHeicShrunk(request.bytes, { minSide: request.minSide, keepSide: request.keepSide });
+  const shrunk = await decodeHeicShrunk(request.input, { minSide: request.minSide, keepSide: request.keepSide });
   const rgba = shrunk.rgba.buffer.byteLength === shrunk.rgba.length ? (shrunk.rgba.buffer as ArrayBuffer) : new Uint8Array(shrunk.rgba).buffer;
   transfer.push(rgba);
   answer = { ok: true, rgba, width: shrunk.width, height: shrunk.height, primary: shrunk.primary, fromThumbnail: shrunk.fromThumbnail };

@@ -13,6 +13,7 @@
  * short-lived thread instead (decodeHeicInThread), in the image's own YCbCr planes, reduced from there
  * (decodeHeicShrunk): no RGBA copy of the whole image (48 MB for 12 MP) is ever made.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -153,16 +154,49 @@ interface PlanarHeic {
   matrix: { kr: number; kb: number; fullRange: boolean };
 }
 
-function decodeLocked(m: HeifModule, bytes: Uint8Array, minSide: number): Omit<DecodedHeic, 'release'> & { release(): void };
+/** The file to decode: bytes in memory, or a path read straight into WebAssembly memory (no other copy). */
+type HeicInput = Uint8Array | { path: string };
+
+/** Largest HEIC file read (a 100 MP photo is far smaller). */
+const MAX_HEIC_BYTES = 256 * 1024 * 1024;
+
+/** Copies the input into WebAssembly memory at a fresh allocation; returns its address and size. */
+function loadInput(m: HeifModule, input: HeicInput): { data: number; size: number } {
+  if (input instanceof Uint8Array) {
+    const data = m._malloc(input.length);
+    if (!data) throw new HeicDecodeError('out of WebAssembly memory for the file');
+    m.HEAPU8.set(input, data);
+    return { data, size: input.length };
+  }
+  const fd = openSync(input.path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > MAX_HEIC_BYTES) throw new HeicDecodeError(`file too large for a HEIC (${size} bytes)`);
+    const data = m._malloc(size);
+    if (!data) throw new HeicDecodeError('out of WebAssembly memory for the file');
+    let read = 0;
+    while (read < size) {
+      // HEAPU8 is re-read each time: it is a new view whenever WebAssembly memory has grown.
+      const n = readSync(fd, m.HEAPU8, data + read, size - read, read);
+      if (n === 0) break;
+      read += n;
+    }
+    return { data, size: read };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function decodeLocked(m: HeifModule, input: HeicInput, minSide: number): Omit<DecodedHeic, 'release'> & { release(): void };
 function decodeLocked(
   m: HeifModule,
-  bytes: Uint8Array,
+  input: HeicInput,
   minSide: number,
   planar: true,
 ): Omit<DecodedHeic, 'release' | 'rgba'> & { rgba?: Buffer; planar?: PlanarHeic; release(): void };
 function decodeLocked(
   m: HeifModule,
-  bytes: Uint8Array,
+  input: HeicInput,
   minSide: number,
   planar = false,
 ): Omit<DecodedHeic, 'release' | 'rgba'> & { rgba?: Buffer; planar?: PlanarHeic; release(): void } {
@@ -170,12 +204,14 @@ function decodeLocked(
   const err = scratch; // struct heif_error: {code, subcode, message*}
   const out = scratch + 16;
   const ids = scratch + 32;
-  const data = m._malloc(bytes.length);
-  if (!data) {
+  let loaded: { data: number; size: number };
+  try {
+    loaded = loadInput(m, input);
+  } catch (error) {
     m._free(scratch);
-    throw new HeicDecodeError('out of WebAssembly memory for the file');
+    throw error;
   }
-  m.HEAPU8.set(bytes, data);
+  const { data, size } = loaded;
   const ctx = m._heif_context_alloc();
   const handles: number[] = [];
   let image = 0;
@@ -191,7 +227,7 @@ function decodeLocked(
     if (code !== 0) throw new HeicDecodeError(`${what} failed (libheif error ${code}/${m.HEAP32[(err >> 2) + 1]})`);
   };
   try {
-    m._heif_context_read_from_memory_without_copy(err, ctx, data, bytes.length, 0);
+    m._heif_context_read_from_memory_without_copy(err, ctx, data, size, 0);
     check('reading the HEIF container');
     m._heif_context_get_primary_image_handle(err, ctx, out);
     check('finding the primary image');
@@ -365,14 +401,14 @@ function clampByte(value: number): number {
  * can, and box-reduces by the largest whole factor keeping the short side ≥ `keepSide`, into a buffer of
  * its own (no view into WebAssembly memory).
  */
-export async function decodeHeicShrunk(bytes: Uint8Array, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic & { planar: boolean }> {
+export async function decodeHeicShrunk(input: HeicInput, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic & { planar: boolean }> {
   const previous = queue;
   let done!: () => void;
   queue = new Promise<void>((r) => (done = r));
   await previous;
   try {
     const m = await heif();
-    const decoded = decodeLocked(m, bytes, options.minSide, true);
+    const decoded = decodeLocked(m, input, options.minSide, true);
     try {
       const factor = Math.max(1, Math.floor(Math.min(decoded.width, decoded.height) / Math.max(1, options.keepSide)));
       const shrunk = decoded.planar
@@ -407,7 +443,8 @@ export interface ShrunkHeic {
 
 /** What the decoding thread is given and what it answers (see heic-thread.ts). */
 export interface HeicThreadRequest {
-  bytes: Uint8Array;
+  /** The file's path (read by the thread straight into WebAssembly memory), or its bytes. */
+  input: HeicInput;
   minSide: number;
   /** The decoded image is box-reduced by the largest whole factor that keeps its short side ≥ this. */
   keepSide: number;
@@ -434,13 +471,13 @@ let threadQueue: Promise<unknown> = Promise.resolve();
  * the thread by whole-pixel box averaging (libvips' own first step of a resize) to the largest size whose
  * short side is still ≥ `keepSide`, so only a few hundred KB cross back. One decode at a time.
  */
-export async function decodeHeicInThread(bytes: Uint8Array, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic> {
+export async function decodeHeicInThread(input: HeicInput, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic> {
   const previous = threadQueue;
   let done!: () => void;
   threadQueue = new Promise<void>((r) => (done = r));
   await previous;
   const { Worker } = await import('node:worker_threads');
-  const request: HeicThreadRequest = { bytes, minSide: options.minSide, keepSide: options.keepSide };
+  const request: HeicThreadRequest = { input, minSide: options.minSide, keepSide: options.keepSide };
   const worker = new Worker(threadScript(), {
     workerData: request,
     // The thread's JS heap holds next to nothing (the WebAssembly memory is outside it): keep V8's share small.

@@ -1,4 +1,4 @@
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
@@ -187,14 +187,14 @@ async function readProgressiveDc(path: string, signal: AbortSignal | undefined):
 /**
  * A HEIC photo's thumbnail through libheif-js: the embedded thumbnail item when its short side covers the
  * cell (and it has the photo's aspect ratio), otherwise the full image. The file is read whole (HEIC files
- * are a few MB); it is decoded and box-reduced in a short-lived thread (see decodeHeicInThread).
+ * are a few MB) by a short-lived thread, which decodes and box-reduces it (see decodeHeicInThread).
  */
 async function heicThumbnail(path: string, size: number, options: { signal?: AbortSignal }): Promise<Thumbnail> {
-  const bytes = await readFile(path, { signal: options.signal });
   let decoded: Awaited<ReturnType<typeof decodeHeicInThread>>;
   try {
-    // In a short-lived thread: libheif-js's WebAssembly memory is not kept for the life of the process.
-    decoded = await decodeHeicInThread(bytes, { minSide: size, keepSide: Math.max(size, SIGNAL_SIDE) });
+    // In a short-lived thread: libheif-js's WebAssembly memory is not kept for the life of the process. The
+    // thread reads the file itself, straight into that memory: no copy of it is held here.
+    decoded = await decodeHeicInThread({ path }, { minSide: size, keepSide: Math.max(size, SIGNAL_SIDE) });
   } catch (error) {
     if (error instanceof HeicDecodeError) throw new ImageReadError(`corrupt or unsupported HEIC: ${error.message}`, { cause: error });
     throw error;
