@@ -80,12 +80,12 @@ ENTRYPOINT ["/usr/bin/tini", "--"]
 FROM runtime AS worker
 # The worker's memory settings, as every other start of it uses them (packages/queue/src/runtime.ts, measured
 # in docs/benchmarks.md): large allocations mapped and returned to the system on free, a small V8 young
-# generation.
+# generation, WebAssembly (the HEIC decoder) on the baseline compiler only.
 ENV MALLOC_MMAP_THRESHOLD_=131072 \
     MALLOC_TRIM_THRESHOLD_=131072
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
   CMD ["node", "docker/healthcheck.mjs", "worker"]
-CMD ["node", "--max-semi-space-size=1", "apps/worker/dist/main.js"]
+CMD ["node", "--max-semi-space-size=1", "--liftoff-only", "apps/worker/dist/main.js"]
 
 # ---------------------------------------------------------------------------------------------------
 # api: the HTTP API (Fastify) on $PORT; healthy while /readyz answers (the process serves, Redis answers).

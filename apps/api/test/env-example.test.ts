@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { readSharedSettings } from '@triage/queue';
+import { API_NODE_ARGS, readSharedSettings, WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
 import { readWorkerSettings } from '@triage/worker';
 import { readApiSettings } from '../src/settings.js';
 
@@ -35,5 +35,27 @@ describe('.env.example', () => {
     expect(readSharedSettings(env).visionProvider).toBe('offline');
     expect(readWorkerSettings(env).shutdownDeadlineMs).toBe(10_000);
     expect(readApiSettings(env).port).toBe(8000);
+  });
+});
+
+describe('the images (Dockerfile)', () => {
+  /** The JSON-form CMD of a build stage, as an argument list. */
+  async function stageCmd(stage: string): Promise<string[]> {
+    const text = await readFile(resolve(root, 'Dockerfile'), 'utf8');
+    const body = text.split(/^FROM /m).find((part) => new RegExp(`^\\S+ AS ${stage}\\s*$`, 'm').test(part.split('\n')[0]!));
+    expect(body, `stage ${stage}`).toBeDefined();
+    const cmd = /^CMD (\[.*\])\s*$/m.exec(body!);
+    expect(cmd, `CMD of ${stage}`).not.toBeNull();
+    return JSON.parse(cmd![1]!) as string[];
+  }
+
+  it('start the worker and the API with the Node flags every other start uses (packages/queue/src/runtime.ts)', async () => {
+    expect(await stageCmd('worker')).toEqual(['node', ...WORKER_NODE_ARGS, 'apps/worker/dist/main.js']);
+    expect(await stageCmd('api')).toEqual(['node', ...API_NODE_ARGS, 'apps/api/dist/server.js']);
+  });
+
+  it('give the worker its malloc settings', async () => {
+    const text = (await readFile(resolve(root, 'Dockerfile'), 'utf8')).replace(/\\\n/g, ' ');
+    for (const [name, value] of Object.entries(WORKER_MALLOC_ENV)) expect(text, name).toMatch(new RegExp(`\\b${name}=${value}\\b`));
   });
 });
