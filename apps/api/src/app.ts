@@ -2,7 +2,7 @@
  * The API as a Fastify instance built from injected dependencies: tests call `buildApp(deps)` and
  * `app.inject`, without a port; `server.ts` reads the settings, connects and listens.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
@@ -96,7 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
     // Two log lines per request cost a quarter of the status route's throughput; failures are logged by the
     // error handler, slow ones (warn) and all of them (debug) by the onResponse hook below.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
     // Request URLs are logged with their query values masked (a signed storage URL's signature, or a token a
     // client put in the query, must never reach the logs), and request headers never: @fastify/multipart traces

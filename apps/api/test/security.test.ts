@@ -627,6 +627,8 @@ describe('secrets never reach logs, job data or Redis', () => {
     // Every request above was logged by the app under test (forged and valid tokens, signed storage URLs).
     const text = apiLog.text();
     expect(text).toMatch(/request completed/);
+    // One line per request, the app's own (masked URL); Fastify's own pair per request is switched off.
+    expect(text).not.toMatch(/incoming request/);
     expect(text).not.toMatch(/[?&]signature=(?!\[REDACTED\])/);
     const jwt = /eyJ[A-Za-z0-9_-]{10,}\.eyJ/.exec(text);
     expect(jwt && text.slice(jwt.index - 300, jwt.index + 200)).toBeNull(); // no JWT, whoever's
