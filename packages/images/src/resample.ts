@@ -42,21 +42,45 @@ function taps(from: number, to: number): Taps {
   return { start, count, weights, width };
 }
 
+/** Taps of the last few (from, to) pairs: a worker resizes between the same two or three sizes all day. */
+const tapsCache = new Map<string, Taps>();
+
+function cachedTaps(from: number, to: number): Taps {
+  const key = `${from}:${to}`;
+  let t = tapsCache.get(key);
+  if (!t) {
+    if (tapsCache.size >= 8) tapsCache.delete(tapsCache.keys().next().value!);
+    t = taps(from, to);
+    tapsCache.set(key, t);
+  }
+  return t;
+}
+
+/**
+ * The horizontal pass's output, reused from call to call (calls are synchronous): a fresh 0.6–1.8 MB array
+ * per photo would be mapped, faulted in and unmapped each time, and left for the garbage collector between.
+ */
+let rowsScratch = new Float32Array(0);
+
 /** Resizes a `from` × `from` RGB image to `to` × `to`, horizontally then vertically. */
 export function resampleSquare(rgb: Uint8Array, from: number, to: number): Buffer {
   if (rgb.length !== from * from * 3) throw new RangeError(`expected ${from * from * 3} bytes, got ${rgb.length}`);
   if (from === to) return Buffer.from(rgb);
-  const t = taps(from, to);
-  const rows = new Float64Array(from * to * 3);
+  const t = cachedTaps(from, to);
+  if (rowsScratch.length < from * to * 3) rowsScratch = new Float32Array(from * to * 3);
+  const rows = rowsScratch;
+  const { start, count, weights, width } = t;
   for (let y = 0; y < from; y++) {
+    const row = y * from * 3;
     for (let x = 0; x < to; x++) {
       let r = 0;
       let g = 0;
       let b = 0;
-      const s = t.start[x]!;
-      for (let k = 0; k < t.count[x]!; k++) {
-        const w = t.weights[x * t.width + k]!;
-        const p = (y * from + s + k) * 3;
+      const n = count[x]!;
+      const w0 = x * width;
+      let p = row + start[x]! * 3;
+      for (let k = 0; k < n; k++, p += 3) {
+        const w = weights[w0 + k]!;
         r += w * rgb[p]!;
         g += w * rgb[p + 1]!;
         b += w * rgb[p + 2]!;
@@ -67,16 +91,19 @@ export function resampleSquare(rgb: Uint8Array, from: number, to: number): Buffe
       rows[o + 2] = b;
     }
   }
-  const out = Buffer.alloc(to * to * 3);
+  const out = Buffer.allocUnsafe(to * to * 3);
+  const stride = to * 3;
   for (let y = 0; y < to; y++) {
-    const s = t.start[y]!;
+    const n = count[y]!;
+    const w0 = y * width;
+    const first = start[y]! * stride;
     for (let x = 0; x < to; x++) {
       let r = 0;
       let g = 0;
       let b = 0;
-      for (let k = 0; k < t.count[y]!; k++) {
-        const w = t.weights[y * t.width + k]!;
-        const p = ((s + k) * to + x) * 3;
+      let p = first + x * 3;
+      for (let k = 0; k < n; k++, p += stride) {
+        const w = weights[w0 + k]!;
         r += w * rows[p]!;
         g += w * rows[p + 1]!;
         b += w * rows[p + 2]!;

@@ -111,9 +111,17 @@ export function hashDistance(a: string, b: string): number {
   return distance;
 }
 
+/**
+ * The luma plane, reused from call to call (computeSignals is synchronous and keeps nothing of it): a fresh
+ * 0.8 MB array per photo would be mapped, faulted in and unmapped each time, and left for the garbage
+ * collector between.
+ */
+let lumaScratch = new Float64Array(0);
+
 /** BT.601 luma on the gamma-encoded values, the same weights JPEG uses; 0..255 floats. */
 function toLuma(rgb: Uint8Array, width: number, height: number): Float64Array {
-  const luma = new Float64Array(width * height);
+  if (lumaScratch.length < width * height) lumaScratch = new Float64Array(width * height);
+  const luma = lumaScratch.subarray(0, width * height);
   for (let i = 0, p = 0; i < luma.length; i++, p += 3) {
     luma[i] = 0.299 * rgb[p]! + 0.587 * rgb[p + 1]! + 0.114 * rgb[p + 2]!;
   }
@@ -132,16 +140,30 @@ function sharpnessOf(luma: Float64Array, width: number, height: number): number 
   const sums = new Float64Array(tilesX * tilesY);
   const sumsSq = new Float64Array(tilesX * tilesY);
   const counts = new Uint32Array(tilesX * tilesY);
+  // Tile columns as runs of x, so the inner loop accumulates in locals.
+  const columnEnds: number[] = [];
+  for (let tx = 0; tx < tilesX; tx++) {
+    let x = 1;
+    while (x < width - 1 && Math.min(tilesX - 1, Math.floor(((x - 1) * tilesX) / (width - 2))) <= tx) x++;
+    columnEnds.push(x);
+  }
   for (let y = 1; y < height - 1; y++) {
     const ty = Math.min(tilesY - 1, Math.floor(((y - 1) * tilesY) / (height - 2)));
-    for (let x = 1; x < width - 1; x++) {
-      const tx = Math.min(tilesX - 1, Math.floor(((x - 1) * tilesX) / (width - 2)));
-      const i = y * width + x;
-      const lap = luma[i - 1]! + luma[i + 1]! + luma[i - width]! + luma[i + width]! - 4 * luma[i]!;
+    let x = 1;
+    for (let tx = 0; tx < tilesX; tx++) {
+      const end = columnEnds[tx]!;
+      let sum = 0;
+      let sumSq = 0;
+      const from = x;
+      for (let i = y * width + x; x < end; x++, i++) {
+        const lap = luma[i - 1]! + luma[i + 1]! + luma[i - width]! + luma[i + width]! - 4 * luma[i]!;
+        sum += lap;
+        sumSq += lap * lap;
+      }
       const t = ty * tilesX + tx;
-      sums[t] = sums[t]! + lap;
-      sumsSq[t] = sumsSq[t]! + lap * lap;
-      counts[t] = counts[t]! + 1;
+      sums[t] = sums[t]! + sum;
+      sumsSq[t] = sumsSq[t]! + sumSq;
+      counts[t] = counts[t]! + (end - from);
     }
   }
   const variances: number[] = [];
