@@ -3,7 +3,6 @@ import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } fro
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
 import { decodeProgressiveDc, type DcImage } from './progressive.js';
-import { resampleSquare } from './resample.js';
 import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
 export interface Thumbnail {
@@ -52,7 +51,7 @@ const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif'
 /**
  * A centre-cropped square thumbnail of the photo at `path`, as raw sRGB, with its quality signals.
  *
- * The pipeline renders at least SIGNAL_SIDE px and the thumbnail is derived from that in JS: focus blur
+ * The pipeline renders at least SIGNAL_SIDE px and the thumbnail is derived from that square: focus blur
  * that ruins a photo (σ ≈ 3 px on a 1600 px original) is a fifth of a pixel at 84 px, invisible to any
  * measure, but plain at 320 px. For camera-sized JPEGs this costs no extra decode: shrink-on-load still
  * picks the 1/8 scale.
@@ -60,7 +59,7 @@ const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif'
  * Reads the file by path, never a Buffer: libvips then streams the file and JPEG shrink-on-load decodes
  * at a fraction of full size. Exactly one sharp operation is in flight at a time: a header-only metadata
  * read (source size and format; sharp refuses images over the pixel limit here, before any decode), then
- * one pipeline.
+ * one pipeline, then the small square's smaller copies (a millisecond each).
  *
  * An animated GIF or WebP is read as its first frame (sharp reads one page unless asked for more), and
  * `source` is that frame's size: the first frame is what a photo viewer shows before playing it.
@@ -111,13 +110,7 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
     throw new Error(`thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}, expected ${side} × ${side} × 3`);
   }
 
-  const analysis = side === SIGNAL_SIDE ? data : resampleSquare(data, side, SIGNAL_SIDE);
-  return {
-    size,
-    rgb: side === size ? data : resampleSquare(data, side, size),
-    signals: computeSignals(analysis, SIGNAL_SIDE, SIGNAL_SIDE),
-    source: { width, height, format: metadata.format },
-  };
+  return finish(data, side, size, { width, height, format: metadata.format }, 'image');
 }
 
 /**
@@ -216,18 +209,35 @@ function squareRgb(image: Sharp, side: number): Promise<{ data: Buffer; info: Ou
     .toBuffer({ resolveWithObject: true });
 }
 
-/** Derives the thumbnail and the signals from a side × side square rendered by one pipeline. */
-function finish(square: Buffer, side: number, size: number, source: Thumbnail['source'], from: NonNullable<Thumbnail['from']>): Thumbnail {
+/**
+ * Derives the thumbnail and the signals from a side × side square rendered by one pipeline: each smaller
+ * copy is made by sharp from that square (Lanczos 3, like every resize here), one operation after the other.
+ */
+async function finish(square: Buffer, side: number, size: number, source: Thumbnail['source'], from: NonNullable<Thumbnail['from']>): Promise<Thumbnail> {
   if (square.length !== side * side * 3) throw new Error(`thumbnail pipeline returned ${square.length} bytes, expected ${side * side * 3}`);
   const signalSide = Math.min(side, SIGNAL_SIDE);
-  const analysis = side === signalSide ? square : resampleSquare(square, side, signalSide);
+  const analysis = await downscaleSquare(square, side, signalSide);
   return {
     size,
-    rgb: side === size ? square : resampleSquare(square, side, size),
+    rgb: await downscaleSquare(square, side, size),
     signals: computeSignals(analysis, signalSide, signalSide),
     source,
     ...(from !== 'image' && { from }),
   };
+}
+
+/**
+ * A `to` × `to` copy of a raw RGB square, by sharp: native and vectorised, about 1 ms for 320 → 233 px where
+ * the same Lanczos 3 in JS took 4.5. A second, tiny operation, after the pipeline's: still one in flight.
+ */
+async function downscaleSquare(square: Buffer, side: number, to: number): Promise<Buffer> {
+  if (to === side) return square;
+  const { data, info } = await sharp(square, { ...INPUT_OPTIONS, raw: { width: side, height: side, channels: 3 } })
+    .resize(to, to, { kernel: 'lanczos3' })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== to || info.height !== to || info.channels !== 3) throw new Error(`thumbnail pipeline (downscale) returned ${info.width} × ${info.height} × ${info.channels}, expected ${to} × ${to} × 3`);
+  return data;
 }
 
 /**
@@ -264,7 +274,7 @@ export async function thumbnailFromBytes(
     }
     const stored = options.source ?? { width: metadata.width, height: metadata.height };
     const upright = orientedSize(stored.width, stored.height, orientation);
-    return finish(orientSquare(square, side, orientation), side, size, { ...upright, format: 'jpeg' }, 'embedded');
+    return await finish(orientSquare(square, side, orientation), side, size, { ...upright, format: 'jpeg' }, 'embedded');
   } catch (error) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (error instanceof Error && /thumbnail pipeline/.test(error.message)) throw error;
