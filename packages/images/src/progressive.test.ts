@@ -5,7 +5,7 @@ import { decodeProgressiveDc, locateDcScans, type DcImage } from './progressive.
 import { sharp } from './sharp.js';
 import { scene, tempDir, type RawImage } from './test-fixtures.js';
 import { mulberry32 } from './random.js';
-import { thumbnailFromFile } from './thumbnail.js';
+import { thumbnailFromDcScans, thumbnailFromFile } from './thumbnail.js';
 
 /**
  * The fixtures are one 203 × 149 JPEG (q85, 4:2:0) rewritten losslessly by jpegtran, so all carry the same
@@ -146,6 +146,16 @@ describe('decodeProgressiveDc', () => {
     expect(decodeProgressiveDc(p3, true)).toEqual({ kind: 'unsupported', reason: 'an ICC profile other than sRGB (needs colour management)' });
     const srgb = await raw(scene(14, 320, 240)).jpeg({ progressive: true }).withIccProfile('srgb').toBuffer();
     expect(decodeProgressiveDc(srgb, true).kind).toBe('image');
+  });
+
+  it('refuses a frame over the pixel limit before sizing anything by it', async () => {
+    const bytes = Buffer.from(await raw(scene(19, 320, 240)).jpeg({ progressive: true }).toBuffer());
+    // Rewrite the SOF2 frame size to 30,000 × 30,000: a tiny file claiming 900 MP.
+    const sof = bytes.indexOf(Buffer.from([0xff, 0xc2]));
+    bytes.writeUInt16BE(30_000, sof + 5);
+    bytes.writeUInt16BE(30_000, sof + 7);
+    expect(decodeProgressiveDc(bytes, true)).toEqual({ kind: 'unsupported', reason: '30000 × 30000 pixels exceeds the 100 MP limit' });
+    await expect(thumbnailFromDcScans(bytes, 84)).rejects.toThrow(/image too large: 30000 × 30000/);
   });
 
   it('never throws on damaged bytes: an image or "unsupported", whatever is flipped', async () => {

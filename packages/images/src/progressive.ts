@@ -73,6 +73,8 @@ const SOF2 = 0xc2;
 const APP2 = 0xe2;
 const APP14 = 0xee;
 
+import { MAX_INPUT_PIXELS } from './limits.js';
+
 class Unsupported extends Error {}
 
 /**
@@ -196,6 +198,8 @@ function parseFrame(segment: Uint8Array): Frame {
   const width = (segment[3]! << 8) | segment[4]!;
   const count = segment[5]!;
   if (height === 0 || width === 0) throw new Unsupported('no height in the frame header (DNL)');
+  // The planes are sized by the header: a bomb is refused before anything is allocated.
+  if (width * height > MAX_INPUT_PIXELS) throw new Unsupported(`${width} × ${height} pixels exceeds the ${MAX_INPUT_PIXELS / 1_000_000} MP limit`);
   if (count !== 1 && count !== 3) throw new Unsupported(`${count} components`);
   if (segment.length < 6 + count * 3) throw new Unsupported('short frame header');
   const components: FrameComponent[] = [];

@@ -9,8 +9,9 @@ import sharp, { type SharpOptions } from 'sharp';
 sharp.cache(false);
 sharp.concurrency(1);
 
-/** Largest input accepted, in pixels: bigger files are refused before they are decoded. */
-export const MAX_INPUT_PIXELS = 100_000_000;
+import { MAX_INPUT_PIXELS } from './limits.js';
+
+export { MAX_INPUT_PIXELS };
 
 /** Options for every sharp input: refuse decompression bombs, and fail on corrupt data instead of warning. */
 export const INPUT_OPTIONS = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' } as const satisfies SharpOptions;

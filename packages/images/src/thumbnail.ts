@@ -129,6 +129,9 @@ export function dcScalesSuffices(stored: { width: number; height: number }, size
  */
 export async function thumbnailFromDcScans(head: Uint8Array, size: number, options: { orientation?: number; signal?: AbortSignal } = {}): Promise<Thumbnail | undefined> {
   if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+  // Refused from the frame header, before the decoder sizes its planes by it.
+  const header = parseJpegHead(head);
+  if (header) checkPixelLimit(header.width, header.height, options.orientation);
   const result = decodeProgressiveDc(head, true);
   if (result.kind !== 'image') return undefined;
   checkPixelLimit(result.image.stored.width, result.image.stored.height, options.orientation);
