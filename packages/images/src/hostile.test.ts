@@ -74,17 +74,14 @@ describe('thumbnailFromFile on hostile photos', () => {
       const { size } = await stat(bomb.path);
       expect(size, `${bomb.name} is a small file`).toBeLessThan(200_000);
       const before = process.memoryUsage.rss();
-      const started = performance.now();
       const result = await outcome(thumbnailFromFile(bomb.path, 84));
-      const elapsed = performance.now() - started;
       expect('error' in result).toBe(true);
       const error = (result as { error: ImageReadError }).error;
       expect(error.reason).toBe('image too large: 30000 × 30000 pixels exceeds the 100 MP limit');
-      // sharp's own refusal from the header check, not a failed (or finished) decode. 900 MP is 2.7 GB as
-      // RGB and tens of seconds to decode; the refusal costs neither.
+      // sharp's own refusal from the header check, not a failed (or finished) decode: 900 MP is 2.7 GB as
+      // RGB and tens of seconds to decode; the refusal costs neither (no time is asserted: shared machines).
       expect(String((error.cause as Error | undefined)?.message)).toMatch(/exceeds pixel limit/);
       expect(process.memoryUsage.rss() - before, `${bomb.name}: RSS growth`).toBeLessThan(64 * 1024 * 1024);
-      expect(elapsed, `${bomb.name}: an order of magnitude under any decode`).toBeLessThan(2000);
     }
   });
 
