@@ -21,7 +21,9 @@ export const WORKER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1', '
  * Node flags of the API process. `--max-semi-space-size=2` (MB): with V8's default 16 MB semi-spaces the
  * multipart and ZIP streams' short-lived Buffers pile up between scavenges; at 2 MB a 200 × 8 MB upload peaks
  * at 105 MB instead of 159, a 200-file ZIP at 108 instead of 144, for about 6 % of the status route's
- * throughput (docs/benchmarks.md).
+ * throughput (docs/benchmarks.md). 4 MB was measured too (2026-11-29, after auto-pipelining): status route
+ * 10,400–11,900 requests/s instead of 9,800–10,700, but the upload peaked at 129 MB and the ZIP at 124 MB, over
+ * or at the 128 MB target: not taken.
  */
 export const API_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2'];
 
