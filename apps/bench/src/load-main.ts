@@ -167,7 +167,7 @@ function fairnessSection(r: FairnessResult): string {
     `<!-- bench:${key} -->`,
     `## Load and fairness: ${o.users} users × ${o.photosPerJob} photos, ${o.workers} worker${o.workers > 1 ? 's' : ''}${candidate} — ${r.date}`,
     '',
-    hostLine(host, `; load average (1 min) ${loadText(r.load)}: other sessions' benchmarks and tests share these 2 cores`),
+    hostLine(host, `; load average (1 min) ${loadText(r.load)}: other processes of the machine may share these 2 cores`),
     '',
     `Setup (\`npm run load -- --only fairness\`): the API process (\`node apps/api/dist/server.js\`, HS256 tokens signed for ${o.users} users, LOG_LEVEL=info, ` +
       `RATE_LIMIT_PER_MINUTE and MAX_ACTIVE_JOBS_PER_USER raised) and ${o.workers} worker process${o.workers > 1 ? 'es' : ''} (\`node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, ${Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(', ')}, as the start scripts run it) ` +
@@ -199,7 +199,7 @@ function fairnessSection(r: FairnessResult): string {
     '|---|---|---|---|',
     `| every job completes | ${Object.entries(r.statuses).map(([k, v]) => `${v} ${k}`).join(', ')} | **${met(r.allCompleted)}** | |`,
     `| status p99 < 50 ms (${o.pollers} clients every ${o.pollEveryMs / 1000} s) | p99 ${f1(r.polls.p99)} ms, max ${f1(r.polls.max)} ms | **${met(r.polls.p99 < 50 && r.polls.errors === 0)}** | ` +
-      `${r.polls.p99 < 50 ? `about ${f0(r.polls.count / (r.wallMs / 1000))} req/s is far below the route’s capacity (see the status-route section); the tail is waiting for a core` : `about ${f0(r.polls.count / (r.wallMs / 1000))} req/s is far below the route’s capacity (see the status-route section), so the tail is time spent waiting for a core, not work: the API shares 2 cores with the worker${o.workers > 1 ? 's' : ''} (busy a full core while it builds a grid), the ${o.pollers} clients in this process, Redis and the other sessions (load average up to ${r.load.loadMax.toFixed(1)})`}; ` +
+      `${r.polls.p99 < 50 ? `about ${f0(r.polls.count / (r.wallMs / 1000))} req/s is far below the route’s capacity (see the status-route section); the tail is waiting for a core` : `about ${f0(r.polls.count / (r.wallMs / 1000))} req/s is far below the route’s capacity (see the status-route section), so the tail is time spent waiting for a core, not work: the API shares 2 cores with the worker${o.workers > 1 ? 's' : ''} (busy a full core while it builds a grid), the ${o.pollers} clients in this process, Redis and whatever else the machine runs (load average up to ${r.load.loadMax.toFixed(1)})`}; ` +
       `first 5 s (the ${o.users} starts being accepted, each checking ${o.photosPerJob} files): p99 ${f1(r.polls.early.p99)} ms; after: p99 ${f1(r.polls.steady.p99)} ms` +
       niceNote(o) +
       ' |',
@@ -290,12 +290,12 @@ function throughputSection(runs: ThroughputRun[], date: string): string {
     `<!-- bench:${key} -->`,
     `## API: the status route's throughput${candidate} — ${date}`,
     '',
-    hostLine(host, `; autocannon 9 (its own process, -c ${first.connections} -d ${first.durationS}) on the same 2 cores; load average (1 min) ${loadStart.toFixed(2)} at the lowest start of a run, ${loadMax.toFixed(2)} at most (this run's own processes count in it): other sessions' benchmarks and tests share these 2 cores`),
+    hostLine(host, `; autocannon 9 (its own process, -c ${first.connections} -d ${first.durationS}) on the same 2 cores; load average (1 min) ${loadStart.toFixed(2)} at the lowest start of a run, ${loadMax.toFixed(2)} at most (this run's own processes count in it): other processes of the machine may share these 2 cores`),
     '',
     `Setup (\`npm run load -- --only throughput\`): ${summaries.length} API processes (${summaries.map((v) => v.variant).join('; ')}), each with an HS256 secret (every request carries a token, verified), ` +
       `on one prefix; one worker process running jobs of ${jobPhotos} small photos meanwhile (several queued, so that one is always running; a run during which none was is left out of the medians); autocannon on the first job's GET /{id}/status with its owner's token, ` +
-      `one API at a time, in ${Math.max(...runs.map((r) => r.round))} round${Math.max(...runs.map((r) => r.round)) > 1 ? 's' : ''} taking the variants in turn (so that a change in the other sessions' load falls on all of them), plus /health once. ` +
-      'Three processes (API, worker, autocannon) and Redis share 2 cores, besides the other sessions.',
+      `one API at a time, in ${Math.max(...runs.map((r) => r.round))} round${Math.max(...runs.map((r) => r.round)) > 1 ? 's' : ''} taking the variants in turn (so that a change in the machine's other load falls on all of them), plus /health once. ` +
+      'Three processes (API, worker, autocannon) and Redis share 2 cores, besides whatever else the machine runs.',
     '',
     '| variant | status route: median req/s (range) | median p99 (range) | errors |',
     '|---|---|---|---|',
@@ -310,7 +310,7 @@ function throughputSection(runs: ThroughputRun[], date: string): string {
     `| status route ≥ 10,000 req/s with p99 ≤ 20 ms while a job runs | ${main.variant}: median ${f0(main.rps)} req/s, p99 ${f1(main.p99)} ms | **${met(ok)}** | ` +
       (ok
         ? ''
-        : `the API is one Node process, and while the worker takes about a core and autocannon another, it gets what is left of 2 cores (less with the other sessions' load)` +
+        : `the API is one Node process, and while the worker takes about a core and autocannon another, it gets what is left of 2 cores (less with the machine's other load)` +
           (health ? `: even GET /health (no token, no Redis) gives ${f0(health.rps)} req/s here. ` : '. ') +
           `Per status request the API finds the token among those it has verified (a SHA-256; a new token is verified with jose), ` +
           `reads owner and status in one HMGET and serializes the reply; request lines are logged at debug level only, so LOG_LEVEL changes little` +
