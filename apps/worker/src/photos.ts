@@ -24,9 +24,9 @@ import {
   embeddedThumbnailFits,
   findEmbeddedThumbnail,
   JPEG_HEAD_BYTES,
-  locateDcScans,
   orientedSize,
   parseJpegHead,
+  readDcScans,
   SIGNAL_SIDE,
   type EmbeddedThumbnail,
   type JpegHeader,
@@ -136,12 +136,6 @@ async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
   }
 }
 
-/**
- * Of a progressive JPEG, the first read past its head: most 24 MP files' DC scans end within it (~200 KB);
- * larger ones double it until they do.
- */
-const DC_FIRST_READ = 512 * 1024;
-
 /** Fetches what a plan chose: the whole file, as a local file for sharp, or a progressive JPEG's DC scans. */
 async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Promise<Fetched> {
   if (planned.kind === 'dc-scans') return fetchDcScans(ctx, photo, planned);
@@ -166,25 +160,19 @@ async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Pr
 }
 
 /**
- * Range reads from the end of the head until the DC scans are in. A file whose layout the DC decoder does not
- * cover (found from its markers alone) is fetched whole instead, as an original.
+ * Range reads from the end of the head until the DC scans are in (readDcScans). A file whose layout the DC
+ * decoder does not cover (found from its markers alone) is fetched whole instead, as an original.
  */
 async function fetchDcScans(ctx: ReadContext, photo: PhotoInput, planned: Extract<Plan, { kind: 'dc-scans' }>): Promise<Fetched> {
-  let head = planned.head;
   let bytes = planned.bytes;
   try {
     // A head shorter than asked is the whole file.
-    let complete = head.length < JPEG_HEAD_BYTES;
-    for (;;) {
-      const located = locateDcScans(head, complete);
-      if (located.kind === 'located') return { ...planned, head: head.subarray(0, located.end), bytes };
-      if (located.kind === 'unsupported') break;
-      const want = Math.max(DC_FIRST_READ, head.length * 2);
-      const more = await ctx.storage.readRange(ctx.bucket, photo.path, head.length, want, { signal: ctx.signal });
+    const scans = await readDcScans(planned.head, planned.head.length < JPEG_HEAD_BYTES, async (start, end) => {
+      const more = await ctx.storage.readRange(ctx.bucket, photo.path, start, end, { signal: ctx.signal });
       bytes += more.length;
-      complete = more.length < want - head.length;
-      head = Buffer.concat([head, more]);
-    }
+      return more;
+    });
+    if (scans) return { ...planned, head: scans, bytes };
   } catch (error) {
     return { kind: 'failed', error, bytes };
   }

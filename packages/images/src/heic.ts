@@ -18,6 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ASPECT_TOLERANCE } from './exif.js';
+import { clampByte } from './pixels.js';
 
 /** The C API of libheif as exported by libheif-js's wasm build (raw pointers, struct returns via sret). */
 interface HeifModule {
@@ -109,7 +110,23 @@ export interface DecodedHeic {
   release(): void;
 }
 
-let queue: Promise<unknown> = Promise.resolve();
+/**
+ * A turn-taking lock: `acquire()` resolves once every earlier holder has called its release, and gives the
+ * release to call.
+ */
+function turnstile(): () => Promise<() => void> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return async () => {
+    const previous = tail;
+    let release!: () => void;
+    tail = new Promise<void>((r) => (release = r));
+    await previous;
+    return release;
+  };
+}
+
+/** libheif-js decodes of this thread, one at a time (the RGBA view is valid until its release). */
+const decodeTurn = turnstile();
 
 /**
  * Decodes a HEIC file's bytes: the embedded thumbnail when its short side is at least `minSide` and its
@@ -117,10 +134,7 @@ let queue: Promise<unknown> = Promise.resolve();
  * the call waits for the previous one's `release()`.
  */
 export async function decodeHeic(bytes: Uint8Array, options: { minSide?: number } = {}): Promise<DecodedHeic> {
-  const previous = queue;
-  let done!: () => void;
-  queue = new Promise<void>((r) => (done = r));
-  await previous;
+  const done = await decodeTurn();
   try {
     const decoded = decodeLocked(await heif(), bytes, options.minSide ?? Infinity);
     let released = false;
@@ -392,20 +406,13 @@ export function shrinkPlanar(heap: Uint8Array, planar: PlanarHeic, factor: numbe
   return { rgba: out, width: w, height: h };
 }
 
-function clampByte(value: number): number {
-  return value <= 0 ? 0 : value >= 255 ? 255 : Math.round(value);
-}
-
 /**
  * What the decoding thread does (heic-thread.ts): decodes with libheif, in the image's own planes where it
  * can, and box-reduces by the largest whole factor keeping the short side ≥ `keepSide`, into a buffer of
  * its own (no view into WebAssembly memory).
  */
 export async function decodeHeicShrunk(input: HeicInput, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic & { planar: boolean }> {
-  const previous = queue;
-  let done!: () => void;
-  queue = new Promise<void>((r) => (done = r));
-  await previous;
+  const done = await decodeTurn();
   try {
     const m = await heif();
     const decoded = decodeLocked(m, input, options.minSide, true);
@@ -461,7 +468,8 @@ function threadScript(): URL {
   return import.meta.url.endsWith('.ts') ? new URL('../dist/heic-thread.js', import.meta.url) : new URL('./heic-thread.js', import.meta.url);
 }
 
-let threadQueue: Promise<unknown> = Promise.resolve();
+/** Decoding threads, one at a time. */
+const threadTurn = turnstile();
 
 /**
  * `decodeHeicShrunk` without keeping libheif's WebAssembly memory in this process: the decode runs in a
@@ -472,10 +480,7 @@ let threadQueue: Promise<unknown> = Promise.resolve();
  * short side is still ≥ `keepSide`, so only a few hundred KB cross back. One decode at a time.
  */
 export async function decodeHeicInThread(input: HeicInput, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic> {
-  const previous = threadQueue;
-  let done!: () => void;
-  threadQueue = new Promise<void>((r) => (done = r));
-  await previous;
+  const done = await threadTurn();
   const { Worker } = await import('node:worker_threads');
   const request: HeicThreadRequest = { input, minSide: options.minSide, keepSide: options.keepSide };
   const worker = new Worker(threadScript(), {

@@ -25,7 +25,7 @@ export {
   type EmbeddedThumbnail,
 } from './exif.js';
 export { decodeHeic, decodeHeicFile, decodeHeicInThread, isHeic, HeicDecodeError, type DecodedHeic, type ShrunkHeic } from './heic.js';
-export { decodeProgressiveDc, locateDcScans, type DcImage, type DcDecodeResult, type DcLocateResult } from './progressive.js';
+export { decodeProgressiveDc, locateDcScans, readDcScans, type DcImage, type DcDecodeResult, type DcLocateResult } from './progressive.js';
 export { GLYPHS, textWidth, drawText, fillRect, type Rgb } from './font.js';
 export { renderGridRaw, composeGrid, decodeRaw, type GridCell } from './grid.js';
 export { generateSampleSet, writeSample, DEFAULT_SAMPLE_COUNT, type SampleFile, type SampleKind, type SampleSpec } from './samples.js';

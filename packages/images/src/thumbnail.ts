@@ -1,8 +1,8 @@
 import { open, stat } from 'node:fs/promises';
-import { orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
+import { JPEG_HEAD_BYTES, orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
-import { decodeProgressiveDc, type DcImage } from './progressive.js';
+import { decodeProgressiveDc, readDcScans } from './progressive.js';
 import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
 export interface Thumbnail {
@@ -95,8 +95,9 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
 
   const side = Math.max(size, SIGNAL_SIDE);
   if (metadata.format === 'jpeg' && metadata.isProgressive && dcScalesSuffices(metadata, size)) {
-    const dc = await readProgressiveDc(path, options.signal);
-    if (dc) return thumbnailFromDc(dc, size, metadata.orientation ?? 1);
+    const scans = await readFileDcScans(path);
+    const thumb = scans && (await thumbnailFromDcScans(scans, size, { orientation: metadata.orientation ?? 1, signal: options.signal }));
+    if (thumb) return thumb;
   }
   let data: Buffer;
   let info: { width: number; height: number; channels: number };
@@ -123,58 +124,43 @@ export function dcScalesSuffices(stored: { width: number; height: number }, size
 }
 
 /**
- * A thumbnail from the first bytes of a large progressive JPEG (see `locateDcScans` for how many): its 1/8
- * scale decoded from the DC scans, oriented by `orientation` (from the file's EXIF). Undefined when the file
- * is one the DC decoder leaves to libvips (see progressive.ts): decode the whole file instead.
+ * A thumbnail from the first bytes of a large progressive JPEG (`readDcScans` gives them): its 1/8 scale
+ * decoded from the DC scans, oriented by `orientation` (from the file's EXIF). Undefined when the file is one
+ * the DC decoder leaves to libvips (see progressive.ts): decode the whole file instead.
  */
 export async function thumbnailFromDcScans(head: Uint8Array, size: number, options: { orientation?: number; signal?: AbortSignal } = {}): Promise<Thumbnail | undefined> {
   if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+  const orientation = options.orientation ?? 1;
   // Refused from the frame header, before the decoder sizes its planes by it.
   const header = parseJpegHead(head);
-  if (header) checkPixelLimit(header.width, header.height, options.orientation);
+  if (header) checkPixelLimit(header.width, header.height, orientation);
   const result = decodeProgressiveDc(head, true);
   if (result.kind !== 'image') return undefined;
-  checkPixelLimit(result.image.stored.width, result.image.stored.height, options.orientation);
+  const dc = result.image;
+  checkPixelLimit(dc.stored.width, dc.stored.height, orientation);
   options.signal?.throwIfAborted();
-  return thumbnailFromDc(result.image, size, options.orientation ?? 1);
-}
-
-/** The square, signals and upright source size of an image decoded at 1/8 scale from its DC scans. */
-async function thumbnailFromDc(dc: DcImage, size: number, orientation: number): Promise<Thumbnail> {
   const side = Math.max(size, SIGNAL_SIDE);
   const { data: square } = await squareRgb(sharp(dc.data, { ...INPUT_OPTIONS, raw: { width: dc.width, height: dc.height, channels: dc.channels } }), side);
   // The centre square of the stored image, turned, is the centre square of the upright one.
   return finish(orientSquare(square, side, orientation), side, size, { ...orientedSize(dc.stored.width, dc.stored.height, orientation), format: 'jpeg' }, 'dc-scans');
 }
 
-/** First read of a progressive JPEG for its DC scans; doubled until they are in (a few hundred KB for 24 MP). */
-const DC_FIRST_READ = 512 * 1024;
-
-/**
- * The 1/8-scale image of a progressive JPEG from its DC scans (see progressive.ts): reads the file's head only,
- * as far as the last DC scan. Undefined when the file's layout is one the DC decoder leaves to libvips.
- */
-async function readProgressiveDc(path: string, signal: AbortSignal | undefined): Promise<DcImage | undefined> {
+/** A progressive JPEG's first bytes through its DC scans, read from the file by `readDcScans` (progressive.ts). */
+async function readFileDcScans(path: string): Promise<Buffer | undefined> {
   const handle = await open(path, 'r');
   try {
-    const { size } = await handle.stat();
-    let buffer = Buffer.allocUnsafe(Math.min(size, DC_FIRST_READ));
-    let filled = 0;
-    for (;;) {
+    const readRange = async (start: number, end: number): Promise<Buffer> => {
+      const buffer = Buffer.allocUnsafe(end - start);
+      let filled = 0;
       while (filled < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, start + filled);
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
-      signal?.throwIfAborted();
-      const complete = filled >= size || filled < buffer.length;
-      const result = decodeProgressiveDc(buffer.subarray(0, filled), complete);
-      if (result.kind === 'image') return result.image;
-      if (result.kind === 'unsupported') return undefined;
-      const grown = Buffer.allocUnsafe(Math.min(size, buffer.length * 2));
-      buffer.copy(grown, 0, 0, filled);
-      buffer = grown;
-    }
+      return buffer.subarray(0, filled);
+    };
+    const head = await readRange(0, JPEG_HEAD_BYTES);
+    return await readDcScans(head, head.length < JPEG_HEAD_BYTES, readRange);
   } finally {
     await handle.close();
   }
