@@ -54,6 +54,6 @@ export async function runFloor(files: readonly CorpusFile[], size: number): Prom
   };
 }
 
-function mean(values: readonly number[]): number {
+export function mean(values: readonly number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
 }

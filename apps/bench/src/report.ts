@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
-import type { FloorResult } from './floor.js';
+import { mean, type FloorResult } from './floor.js';
 import type { RunResult } from './run.js';
 
 export interface BenchResult {
@@ -227,7 +227,6 @@ function decodeFigures(result: BenchResult):
   const decoded = read.filter((r) => (r.file.kind === 'jpeg' && !r.file.progressive) || r.file.kind === 'png' || r.file.kind === 'webp');
   const dc = read.filter((r) => r.file.kind === 'jpeg' && r.file.progressive);
   if (decoded.length === 0) return null;
-  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
   const readMs = mean(decoded.map((r) => r.ms));
   const overheadMs = mean(decoded.map((r) => r.overhead));
   const floorMs = mean(decoded.map((r) => floor.msByPath[r.file.path]!));
