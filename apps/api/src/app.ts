@@ -16,6 +16,7 @@ import { TriageInputError } from '@triage/core';
 import type { HandOffJobData, TriageJobData, TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
+import { allowedOrigins } from './cors.js';
 import { NO_LEDGER, type CreditLedger } from './credits.js';
 import { HttpError, isRedisDown, REDIS_DOWN } from './errors.js';
 import { EventHub } from './events.js';
@@ -162,7 +163,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   await app.register(cors, {
-    origin: settings.corsOrigins.includes('*') ? true : settings.corsOrigins.length > 0 ? settings.corsOrigins : false,
+    origin: allowedOrigins(settings.corsOrigins, deps.authenticator.mode === 'local'),
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
     exposedHeaders: ['Content-Disposition', 'Retry-After'],

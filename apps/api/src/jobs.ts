@@ -2,6 +2,7 @@
 import { checkObjectPath, type StorageDriver } from '@triage/storage';
 import { TriageInputError } from '@triage/core';
 import {
+  ActiveCapError,
   countActiveJobs,
   prepareTriage,
   submitTriage,
@@ -55,15 +56,14 @@ export function checkStoragePath(path: string, userId: string, jobId: string): v
   if (!path.startsWith(folder) || path.length === folder.length) throw new HttpError(403, INVALID_PATH);
 }
 
+/**
+ * A quick refusal before storage is asked about the files. It is only a first look: two starts may both pass
+ * it, and the cap itself is enforced atomically where the triage is stored (`submitTriage`).
+ */
 export async function assertActiveCap(deps: JobDeps, userId: string): Promise<void> {
   const max = deps.settings.maxActiveJobsPerUser;
   const active = await countActiveJobs(deps.store, userId);
-  if (active >= max) {
-    throw new HttpError(
-      429,
-      `Too many active triage jobs: you have ${active} pending or processing (the limit is ${max}). Wait for one to finish or cancel it.`,
-    );
-  }
+  if (active >= max) throw new HttpError(429, new ActiveCapError(active, max).message);
 }
 
 export interface AcceptInput {
@@ -121,10 +121,11 @@ export async function acceptTriage(deps: JobDeps, userId: string, input: AcceptI
   const required = triageCost(input.photos.length);
   const deducted = await deps.credits.charge(userId, required, `triage ${input.jobId}`);
   try {
-    await withDeadline(submitTriage(deps.queue, store, prepared), 5000, 'adding the job');
+    await withDeadline(submitTriage(deps.queue, store, prepared, settings.maxActiveJobsPerUser), 5000, 'adding the job');
   } catch (err) {
     await deps.credits.refund(userId, deducted, `triage ${input.jobId} not accepted`);
     if (err instanceof TriageExistsError) throw new HttpError(409, `Triage job ${input.jobId} already exists`);
+    if (err instanceof ActiveCapError) throw new HttpError(429, err.message);
     throw err;
   }
   return {

@@ -17,6 +17,9 @@ const StringEnum = <const T extends string>(values: readonly T[]) => Type.Unsafe
 export const JobStatusEnum = StringEnum(['pending', 'uploading', 'processing', 'completed', 'failed', 'cancelled']);
 export const PhaseEnum = StringEnum(['uploading', 'grid_generation', 'coarse_pass', 'fine_pass', 'complete']);
 
+/** A job's phase in the active list: `pending` until its first grid starts (never null). */
+export const ActivePhaseEnum = StringEnum(['pending', 'uploading', 'grid_generation', 'coarse_pass', 'fine_pass', 'complete']);
+
 export const HealthReply = Type.Object({ status: Type.Literal('ok'), version: Type.String(), service: Type.String(), auth: Type.String() });
 
 export const ActiveReply = Type.Object({
@@ -26,7 +29,7 @@ export const ActiveReply = Type.Object({
       status: JobStatusEnum,
       total_input: Type.Integer(),
       progress_percentage: Type.Number(),
-      phase: Nullable(PhaseEnum),
+      phase: ActivePhaseEnum,
       created_at: Type.String(),
     }),
   ),
@@ -76,8 +79,8 @@ export const StatusReply = Type.Object({
   status: JobStatusEnum,
   progress: Nullable(Progress),
   total_input: Type.Integer(),
-  pass1_survivors: Nullable(Type.Integer()),
-  final_selected: Nullable(Type.Integer()),
+  pass1_survivors: Type.Integer({ description: '0 until the coarse pass has ended' }),
+  final_selected: Type.Integer({ description: '0 until the triage has completed' }),
   error_message: Nullable(Type.String()),
   created_at: Type.String(),
   completed_at: Nullable(Type.String()),
@@ -119,8 +122,8 @@ export const ResultsReply = Type.Object({
   status: JobStatusEnum,
   selected_photos: Type.Array(SelectedPhoto),
   total_input: Type.Integer(),
-  pass1_survivors: Nullable(Type.Integer()),
-  final_selected: Nullable(Type.Integer()),
+  pass1_survivors: Type.Integer({ description: '0 until the coarse pass has ended' }),
+  final_selected: Type.Integer({ description: '0 until the triage has completed' }),
   target: Type.String(),
   criteria: Type.String(),
   error_message: Nullable(Type.String()),

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createStorageDriver, LocalStorage } from '@triage/storage';
 import { buildApp } from './app.js';
+import { corsWarning } from './cors.js';
 import { createAuthenticator } from './auth.js';
 import { DASHBOARD_PATH } from './paths.js';
 import { STORAGE_ROUTE } from './routes/ops.js';
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
         `is the one local user. Listening on loopback (${settings.host}) only. Never expose this to a network. !!!`,
     );
   }
+  const cors = corsWarning(settings.corsOrigins, authenticator.mode === 'local');
+  if (cors) log.warn(cors);
   if (settings.ephemeralSigningKey) {
     log.warn('STORAGE_SIGNING_KEY is not set: a random key signs storage URLs, so they stop working when the API restarts');
   }

@@ -178,7 +178,7 @@ describe('status, active, results, download, proceed, delete', () => {
 
     await env.store.start(jobId);
     const processing = (await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers: await env.auth(A) })).json();
-    expect(processing.progress).toEqual({ phase: 'coarse_pass', current_step: 0, total_steps: 1, percentage: 0, message: 'Coarse selection: grid 1/1' });
+    expect(processing.progress).toEqual({ phase: 'coarse_pass', current_step: 0, total_steps: 1, percentage: 0, message: 'Coarse selection: grid 0/1' });
 
     const unknown = await env.app.inject({ method: 'GET', url: `/api/triage/${randomUUID()}/status`, headers: await env.auth(A) });
     expect(unknown.statusCode).toBe(404);
@@ -201,13 +201,18 @@ describe('status, active, results, download, proceed, delete', () => {
     expect(await env.redis.zscore(userJobsKey(env.prefix, user), 'expired-id')).toBeNull();
   });
 
-  it('results, download and proceed are 400 until the job is complete', async () => {
+  it('results, download and proceed are 400 until the job is complete, with the old service’s messages', async () => {
     const { jobId } = await accepted(A, 2);
     const headers = await env.auth(A);
+    const expected = {
+      results: 'Triage not complete. Status: pending',
+      download: 'Triage must be completed before downloading',
+      proceed: 'Triage must be completed before proceeding to scoring',
+    };
     for (const [method, url] of [['GET', 'results'], ['GET', 'download'], ['POST', 'proceed']] as const) {
       const res = await env.app.inject({ method, url: `/api/triage/${jobId}/${url}`, headers });
       expect(res.statusCode, url).toBe(400);
-      expect(res.json()).toEqual({ detail: 'Triage not complete. Status: pending' });
+      expect(res.json()).toEqual({ detail: expected[url] });
     }
   });
 
@@ -248,7 +253,7 @@ describe('status, active, results, download, proceed, delete', () => {
     expect(res.json()).toMatchObject({ status: 'failed', selected_photos: [], error_message: 'Triage failed: boom' });
     const dl = await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/download`, headers });
     expect(dl.statusCode).toBe(400);
-    expect(dl.json().detail).toBe('Triage not complete. Status: failed');
+    expect(dl.json().detail).toBe('Triage must be completed before downloading');
   });
 
   it('download: a ZIP with the contract file name; clashing names are made unique', async () => {

@@ -170,7 +170,7 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
       coarse,
       fine,
       failed: status!.photos_failed,
-      selected: status!.final_selected ?? 0,
+      selected: status!.final_selected,
       samples: sampler.samples,
     };
   } finally {

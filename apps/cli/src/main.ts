@@ -79,7 +79,7 @@ function printSummary(summary: RunSummary, options: RunOptions): void {
     '',
     `Triage complete in ${summary.seconds.toFixed(1)} s (${summary.grids} grids, job ${summary.job_id})`,
     `  input      ${summary.total_input} photos${summary.failed ? `, ${summary.failed} unreadable` : ''}`,
-    `  survivors  ${summary.pass1_survivors ?? '-'} after the coarse pass`,
+    `  survivors  ${summary.pass1_survivors} after the coarse pass`,
     `  selected   ${summary.final_selected} (target ${options.top}, criteria ${options.criteria})`,
   ];
   if (summary.tokens.input > 0) lines.push(`  usage      ${summary.tokens.input} input + ${summary.tokens.output} output tokens, $${summary.cost_usd.toFixed(4)}`);

@@ -45,7 +45,7 @@ export interface RunSummary {
   job_id: string;
   status: string;
   total_input: number;
-  pass1_survivors: number | null;
+  pass1_survivors: number;
   final_selected: number;
   failed: number;
   selected: string[];

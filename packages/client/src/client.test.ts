@@ -34,10 +34,10 @@ function statusAt(status: JobStatus, step: number, total = 4): TriageStatus {
     status,
     progress: done
       ? null
-      : { phase: 'coarse_pass', current_step: step, total_steps: total, percentage: (step / total) * 100, message: `Coarse selection: grid ${step + 1}/${total}` },
+      : { phase: 'coarse_pass', current_step: step, total_steps: total, percentage: (step / total) * 100, message: `Coarse selection: grid ${step}/${total}` },
     total_input: 12,
-    pass1_survivors: done ? 4 : null,
-    final_selected: status === 'completed' ? 2 : null,
+    pass1_survivors: done ? 4 : 0,
+    final_selected: status === 'completed' ? 2 : 0,
     error_message: status === 'failed' ? 'Vision provider unavailable' : null,
     created_at: '2026-11-29T10:00:00.000Z',
     completed_at: done ? '2026-11-29T10:01:00.000Z' : null,
@@ -337,7 +337,7 @@ describe('TriageClient.waitForJob', () => {
     const final = await client().waitForJob(JOB, { onProgress: (s) => seen.push(s.progress?.message ?? s.status) });
     expect(final.status).toBe('completed');
     expect(final.final_selected).toBe(2);
-    expect(seen).toEqual(['Coarse selection: grid 1/4', 'Coarse selection: grid 2/4', 'Coarse selection: grid 3/4', 'completed']);
+    expect(seen).toEqual(['Coarse selection: grid 0/4', 'Coarse selection: grid 1/4', 'Coarse selection: grid 2/4', 'completed']);
     expect(pathsOf()).toEqual([`/${JOB}/events`]);
   });
 

@@ -32,7 +32,8 @@ export interface ActiveJob {
   status: JobStatus;
   total_input: number;
   progress_percentage: number;
-  phase: Phase | null;
+  /** `pending` until the job's first grid starts (never null). */
+  phase: Phase | 'pending';
   created_at: string;
 }
 
@@ -92,8 +93,10 @@ export interface TriageStatus {
   /** Set while processing, else null. */
   progress: Progress | null;
   total_input: number;
-  pass1_survivors: number | null;
-  final_selected: number | null;
+  /** 0 until the coarse pass has ended. */
+  pass1_survivors: number;
+  /** 0 until the triage has completed. */
+  final_selected: number;
   error_message: string | null;
   created_at: string;
   completed_at: string | null;
@@ -141,8 +144,10 @@ export interface Results {
   /** Best first. */
   selected_photos: SelectedPhoto[];
   total_input: number;
-  pass1_survivors: number | null;
-  final_selected: number | null;
+  /** 0 until the coarse pass has ended. */
+  pass1_survivors: number;
+  /** 0 until the triage has completed. */
+  final_selected: number;
   target: string;
   criteria: string;
   error_message?: string | null;

@@ -21,21 +21,32 @@ describe('progressOf', () => {
 
   it("says 'Coarse selection: grid c/t' in the coarse pass", () => {
     const p = progressOf('coarse_pass', 0, 17);
-    expect(p.message).toBe('Coarse selection: grid 1/17');
+    expect(p.message).toBe('Coarse selection: grid 0/17');
     expect(p.current_step).toBe(0);
     expect(p.total_steps).toBe(17);
     expect(p.percentage).toBe(0);
-    expect(progressOf('coarse_pass', 16, 17).message).toBe('Coarse selection: grid 17/17');
+    expect(progressOf('coarse_pass', 16, 17).message).toBe('Coarse selection: grid 16/17');
   });
 
   it("says 'Fine selection: grid c/t' in the fine pass", () => {
-    expect(progressOf('fine_pass', 1, 4).message).toBe('Fine selection: grid 2/4');
+    expect(progressOf('fine_pass', 1, 4).message).toBe('Fine selection: grid 1/4');
     expect(progressOf('fine_pass', 1, 4).percentage).toBe(25);
+  });
+
+  it('names in its message the same grid as current_step / total_steps (the webapp shows both)', () => {
+    for (const phase of ['coarse_pass', 'fine_pass'] as const) {
+      for (let total = 1; total <= 20; total++) {
+        for (let current = 0; current <= total; current++) {
+          const p = progressOf(phase, current, total);
+          expect(p.message.endsWith(` grid ${p.current_step}/${p.total_steps}`)).toBe(true);
+        }
+      }
+    }
   });
 
   it('never names a grid beyond the last one', () => {
     expect(progressOf('coarse_pass', 4, 4).message).toBe('Coarse selection: grid 4/4');
-    expect(progressOf('fine_pass', 32, 32).message).toBe('Fine selection: grid 32/32');
+    expect(progressOf('fine_pass', 33, 32).message).toBe('Fine selection: grid 32/32');
   });
 
   it("says 'Complete' at the end, at 100%", () => {

@@ -16,8 +16,9 @@ export interface Progress {
 
 export function progressOf(phase: Phase, current: number, total: number): Progress {
   const percentage = total > 0 ? Math.round((1000 * Math.min(current, total)) / total) / 10 : phase === 'complete' ? 100 : 0;
-  // The message names the grid being worked on; the step counts the grids finished.
-  const grid = Math.min(current + 1, total);
+  // The message, the step and the percentage all count the grids finished (as the old service did): the
+  // webapp shows "Coarse selection: grid c/t" over "Step c / t", and they must name the same grid.
+  const grid = total > 0 ? Math.min(current, total) : current;
   const message = {
     uploading: 'Uploading photos...',
     grid_generation: 'Generating grids...',
@@ -25,5 +26,5 @@ export function progressOf(phase: Phase, current: number, total: number): Progre
     fine_pass: `Fine selection: grid ${grid}/${total}`,
     complete: 'Complete',
   }[phase];
-  return { phase, current_step: current, total_steps: total, percentage, message };
+  return { phase, current_step: grid, total_steps: total, percentage, message };
 }

@@ -172,8 +172,10 @@ export interface TriageStatus {
   status: JobStatus;
   progress: Progress | null;
   total_input: number;
-  pass1_survivors: number | null;
-  final_selected: number | null;
+  /** 0 until the coarse pass has ended. */
+  pass1_survivors: number;
+  /** 0 until the triage has completed. */
+  final_selected: number;
   error_message: string | null;
   created_at: string;
   completed_at: string | null;

@@ -11,7 +11,8 @@ export interface ActiveJob {
   status: JobStatus;
   total_input: number;
   progress_percentage: number;
-  phase: Phase | null;
+  /** `pending` until the job's first grid starts: the webapp shows it as text, never null. */
+  phase: Phase | 'pending';
   created_at: string;
 }
 
@@ -48,7 +49,7 @@ export async function activeJobs(store: TriageStore, userId: string): Promise<Ac
       status,
       total_input: Number(v[2] ?? 0),
       progress_percentage: phase && status === 'processing' ? progressOf(phase, done || 0, total || 0).percentage : 0,
-      phase,
+      phase: phase ?? 'pending',
       created_at: v[3] ?? '',
     });
   });

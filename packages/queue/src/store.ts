@@ -24,8 +24,24 @@ import {
 const TERMINAL = "local st = redis.call('HGET', KEYS[1], 'status')\n" +
   "if st == false or st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end\n";
 
+/**
+ * KEYS: meta, photos, the user's jobs index. ARGV: triage id, created at (ms), fields JSON, photos JSON,
+ * the user's cap on active jobs (0 = none), the prefix of a triage's meta key.
+ * Returns 1 created, 0 the id is taken, -N the user already has N ≥ cap active jobs. Counting the user's active jobs and adding
+ * this one is one step, so concurrent starts can never exceed the cap. (Their meta keys are derived here from
+ * the index; with a hash-tag prefix they share the declared keys' slot.)
+ */
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local cap = tonumber(ARGV[5])
+if cap > 0 then
+  local active = 0
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    local st = redis.call('HGET', ARGV[6] .. id, 'status')
+    if st == 'pending' or st == 'uploading' or st == 'processing' then active = active + 1 end
+  end
+  if active >= cap then return -active end
+end
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
 local photos = cjson.decode(ARGV[4])
 local args = {}
@@ -134,6 +150,8 @@ export interface FinishOutcome {
   fallback?: boolean;
 }
 
+export type CreateOutcome = { kind: 'created' } | { kind: 'exists' } | { kind: 'at-cap'; active: number };
+
 export interface TriageStoreOptions {
   prefix: string;
   /**
@@ -172,8 +190,11 @@ export class TriageStore {
     return triageKeys(this.prefix, triageId);
   }
 
-  /** Stores a validated request. Returns false when the id is already taken (nothing is changed then). */
-  async create(request: TriageRequest, estimatedGrids: number): Promise<boolean> {
+  /**
+   * Stores a validated request, unless its id is taken or its user already has `maxActive` pending or
+   * processing triages (0 = no cap): nothing is changed then.
+   */
+  async create(request: TriageRequest, estimatedGrids: number, maxActive = 0): Promise<CreateOutcome> {
     const k = this.keys(request.triageId);
     const created = nowIso();
     const fields: Record<string, string | number> = {
@@ -210,8 +231,11 @@ export class TriageStore {
       String(Date.now()),
       JSON.stringify(flat),
       JSON.stringify(photos),
+      String(maxActive),
+      triageKeys(this.prefix, '').meta,
     );
-    return ok === 1;
+    const code = Number(ok);
+    return code === 1 ? { kind: 'created' } : code < 0 ? { kind: 'at-cap', active: -code } : { kind: 'exists' };
   }
 
   async meta(triageId: string): Promise<TriageMeta | null> {
@@ -438,8 +462,9 @@ function buildStatus(triageId: string, m: Record<(typeof STATUS_FIELDS)[number],
     status,
     progress,
     total_input: int(m.total_input),
-    pass1_survivors: m.pass1_survivors === null ? null : int(m.pass1_survivors),
-    final_selected: m.final_selected === null ? null : int(m.final_selected),
+    // 0 until known, as the contract's clients expect a number (the old service's defaults).
+    pass1_survivors: int(m.pass1_survivors),
+    final_selected: int(m.final_selected),
     error_message: m.error_message,
     created_at: m.created_at ?? '',
     completed_at: m.completed_at,

@@ -74,6 +74,17 @@ export class TriageExistsError extends Error {
   override name = 'TriageExistsError';
 }
 
+/** The user already has as many pending or processing triages as allowed. */
+export class ActiveCapError extends Error {
+  override name = 'ActiveCapError';
+  constructor(
+    readonly active: number,
+    readonly max: number,
+  ) {
+    super(`Too many active triage jobs: you have ${active} pending or processing (the limit is ${max}). Wait for one to finish or cancel it.`);
+  }
+}
+
 export interface QueueOptions {
   connection: ConnectionOptions;
   prefix: string;
@@ -95,12 +106,15 @@ export function createTriageQueue(options: QueueOptions): Queue<TriageJobData> {
   });
 }
 
-/** Stores the triage and adds its job: the only place a triage job is added to the queue. */
-export async function submitTriage(queue: Queue<TriageJobData>, store: TriageStore, prepared: PreparedTriage): Promise<void> {
+/**
+ * Stores the triage and adds its job: the only place a triage job is added to the queue. With `maxActive`,
+ * the user's cap on pending or processing triages is checked in the same atomic step that stores it.
+ */
+export async function submitTriage(queue: Queue<TriageJobData>, store: TriageStore, prepared: PreparedTriage, maxActive = 0): Promise<void> {
   const { request } = prepared;
-  if (!(await store.create(request, prepared.estimatedGrids))) {
-    throw new TriageExistsError(`Triage job ${request.triageId} already exists`);
-  }
+  const outcome = await store.create(request, prepared.estimatedGrids, maxActive);
+  if (outcome.kind === 'exists') throw new TriageExistsError(`Triage job ${request.triageId} already exists`);
+  if (outcome.kind === 'at-cap') throw new ActiveCapError(outcome.active, maxActive);
   try {
     await queue.add(TRIAGE_JOB, { triageId: request.triageId }, { jobId: request.triageId });
   } catch (err) {

@@ -47,6 +47,12 @@ function notComplete(status: JobStatus): HttpError {
   return new HttpError(400, `Triage not complete. Status: ${status}`);
 }
 
+/** The old service's messages, which the webapp shows as they are (download and proceed). */
+export const NOT_COMPLETE_DOWNLOAD = 'Triage must be completed before downloading';
+export const NOT_COMPLETE_PROCEED = 'Triage must be completed before proceeding to scoring';
+export const NOTHING_TO_DOWNLOAD = 'No photos to download';
+export const NOTHING_TO_SCORE = 'No photos to score';
+
 export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async (app, opts) => {
   const { store, storage } = opts;
   const tags = ['triage'];
@@ -272,8 +278,10 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
     async (request, reply) => {
       const { job_id } = request.params;
       const meta = await ownedMeta(store, job_id, request.identity.userId);
-      if (meta.status !== 'completed') throw notComplete(meta.status);
+      if (meta.status !== 'completed') throw new HttpError(400, NOT_COMPLETE_DOWNLOAD);
       const selection = await loadSelection(store, job_id);
+      // An empty ZIP would look like a download that worked.
+      if (selection.length === 0) throw new HttpError(400, NOTHING_TO_DOWNLOAD);
       const zip = await zipSelection(storage, meta.bucket, selection);
       return reply
         .type('application/zip')
@@ -299,7 +307,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
       const { job_id } = request.params;
       const userId = request.identity.userId;
       const meta = await ownedMeta(store, job_id, userId);
-      if (meta.status !== 'completed') throw notComplete(meta.status);
+      if (meta.status !== 'completed') throw new HttpError(400, NOT_COMPLETE_PROCEED);
       const body = request.body;
       const asked = Array.isArray(body) ? body : (body?.photo_ids ?? null);
       const selection = await loadSelection(store, job_id);
@@ -311,7 +319,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
         if (unknown.length > 0) throw new HttpError(400, `Unknown photo ids (not among the selected photos): ${unknown.slice(0, 20).join(', ')}`);
         chosen = selection.filter((p) => wanted.has(String(p.index)));
       }
-      if (chosen.length === 0) throw new HttpError(400, 'No photos to proceed with');
+      if (chosen.length === 0) throw new HttpError(400, NOTHING_TO_SCORE);
       const required = proceedCost(chosen.length);
       const deducted = await opts.credits.charge(userId, required, `proceed ${job_id}`);
       try {
