@@ -6,7 +6,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type WorkerHeartbeat } from '@triage/queue';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
 import { sweepExpired } from './expiry.js';
 import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
 
@@ -42,6 +42,45 @@ class StopSignal extends Error {
   }
 }
 
+/**
+ * A cancelled triage ends its BullMQ job as failed with this reason, not as completed: BullMQ has no
+ * "cancelled" state, and the dashboard and queue counts would otherwise list it among the successes.
+ * Unrecoverable, so it is never retried. The triage itself is recorded as `cancelled`.
+ */
+export class TriageCancelledError extends UnrecoverableError {
+  override name = 'TriageCancelledError';
+  constructor() {
+    super('cancelled by user');
+  }
+}
+
+/**
+ * What the dashboard shows of a job: `progress` (0–100, over all grids) draws Bull Board's bar; the phase, the
+ * grid within it and the message say which step the job is on.
+ */
+export interface JobProgress {
+  progress: number;
+  phase: string;
+  grid: string;
+  grids_done: number;
+  grids_total: number;
+  message: string;
+}
+
+export async function jobProgress(store: TriageStore, triageId: string): Promise<JobProgress | null> {
+  const s = await store.status(triageId);
+  if (!s) return null;
+  const share = s.status === 'completed' ? 1 : s.grids_total > 0 ? Math.min(1, s.grids_done / s.grids_total) : 0;
+  return {
+    progress: Math.round(share * 1000) / 10,
+    phase: s.progress?.phase ?? (s.status === 'completed' ? 'complete' : s.status),
+    grid: s.progress ? `${s.progress.current_step}/${s.progress.total_steps}` : `${s.grids_done}/${s.grids_total}`,
+    grids_done: s.grids_done,
+    grids_total: s.grids_total,
+    message: s.progress?.message ?? (s.status === 'completed' ? 'Complete' : s.status),
+  };
+}
+
 export async function createTriageWorker(options: TriageWorkerOptions): Promise<TriageWorker> {
   const { store, log } = options;
   const active = new Map<string, AbortController>();
@@ -61,6 +100,11 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     throw new DelayedError();
   }
 
+  async function showProgress(job: Job<TriageJobData>): Promise<void> {
+    const progress = await jobProgress(store, job.data.triageId).catch(() => null);
+    if (progress) await job.updateProgress(progress as unknown as object).catch(() => {});
+  }
+
   async function processStep(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
     const { triageId } = job.data;
     const controller = new AbortController();
@@ -73,16 +117,18 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
         triageId,
         controller.signal,
       );
+      await showProgress(job);
       if (outcome.kind === 'grid') return await park(job, token);
+      if (outcome.status === 'cancelled') throw new TriageCancelledError();
       return outcome.status;
     } catch (err) {
-      if (err instanceof DelayedError) throw err;
+      if (err instanceof DelayedError || err instanceof TriageCancelledError) throw err;
       const stop = controller.signal.reason;
       if (controller.signal.aborted && stop instanceof StopSignal) {
         if (stop.reason === 'cancel') {
           await store.finish(triageId, { status: 'cancelled' });
           jobLog.info('cancelled');
-          return 'cancelled';
+          throw new TriageCancelledError();
         }
         jobLog.info('handing the grid back: shutting down');
         return await park(job, token);
@@ -108,7 +154,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   });
 
   worker.on('failed', (job, err) => {
-    if (!job) return;
+    if (!job || err instanceof TriageCancelledError) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (!final) return;
     log.error({ triageId: job.data.triageId, err }, 'triage failed');

@@ -97,7 +97,9 @@ export function createTriageQueue(options: QueueOptions): Queue<TriageJobData> {
     connection: options.connection,
     prefix: options.prefix,
     defaultJobOptions: {
-      // Attempts cover unexpected errors of a whole step; photo and model failures are handled inside it.
+      // Attempts cover unexpected errors of a whole step; photo and model failures are handled inside it. Each
+      // grid is one more start of the job (parked with moveToDelayed, which spends no attempt): BullMQ's
+      // attemptsStarted counts grids, attemptsMade only the failed steps.
       attempts: 3,
       backoff: { type: 'exponential', delay: 2000 },
       removeOnComplete: { age: options.retentionSeconds },
