@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
 import { API_NODE_ARGS, readSharedSettings, redactUrl, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
-import { CliError, runTriage, type RunOptions, type RunSummary } from './run.js';
+import { CliError, InterruptedError, runTriage, TriageEndedError, type RunOptions, type RunSummary } from './run.js';
 import { ensureRedis, NoRedisError } from './redis-server.js';
 import { spawn } from 'node:child_process';
 import { APP_MAINS } from './run.js';
@@ -25,7 +25,8 @@ Options of run:
   --grids         also save the grids sent to the vision provider (into <out>/grids)
   --json          print one JSON summary on stdout, last
 
-Settings come from the environment (REDIS_URL, STORAGE_DIR, TRIAGE_PREFIX, GRID_*): see the README.`;
+Settings come from the environment (REDIS_URL, STORAGE_DIR, TRIAGE_PREFIX, GRID_*): see the README.
+Exit codes: 0 done, 2 bad input, 3 no Redis, 130 interrupted (Ctrl-C), 1 anything else.`;
 
 function runOptions(argv: string[]): RunOptions {
   const { values, positionals } = parseArgs({
@@ -167,10 +168,23 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** 0 done, 2 bad input, 3 no Redis, 130 interrupted (Ctrl-C), 1 anything else. */
+function exitCode(err: unknown): number {
+  if (err instanceof InterruptedError) return 130;
+  if (err instanceof NoRedisError) return 3;
+  if (err instanceof CliError || err instanceof TriageInputError || err instanceof SettingsError) return 2;
+  return 1;
+}
+
+/** Errors whose message says it all; anything else is unexpected and shown with its stack. */
+function explained(err: unknown): boolean {
+  return exitCode(err) !== 1 || err instanceof TriageEndedError;
+}
+
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
-  const known = err instanceof CliError || err instanceof TriageInputError || err instanceof SettingsError || err instanceof NoRedisError;
-  process.stderr.write(`triage: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
-  process.exitCode = known && err instanceof NoRedisError ? 3 : known ? 2 : 1;
+  const code = exitCode(err);
+  process.stderr.write(`triage: ${explained(err) ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
+  process.exitCode = code;
 }

@@ -60,6 +60,16 @@ export class CliError extends Error {
   override name = 'CliError';
 }
 
+/** The triage ran but did not complete (failed, or cancelled from elsewhere): not the input's fault. */
+export class TriageEndedError extends Error {
+  override name = 'TriageEndedError';
+}
+
+/** The user pressed Ctrl-C and the triage was cancelled: exit 130, as a shell reports an interrupted command. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}
+
 /** Image files under `folder`, sorted by path so that a run is reproducible; hidden entries skipped. */
 export async function listPhotos(folder: string): Promise<string[]> {
   const found: string[] = [];
@@ -166,8 +176,9 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
     const final = await follow(redisForRun.url, settings.prefix, store, triageId, (s) => progress.update(s));
     progress.done();
     const seconds = (Date.now() - started) / 1000;
+    if (interrupted && final.status === 'cancelled') throw new InterruptedError('interrupted: the triage was cancelled');
     if (final.status !== 'completed') {
-      throw new CliError(`triage ${final.status}${final.error_message ? `: ${final.error_message}` : ''}`);
+      throw new TriageEndedError(`triage ${final.status}${final.error_message ? `: ${final.error_message}` : ''}`);
     }
 
     const selection = await loadSelection(store, triageId);
@@ -214,11 +225,15 @@ async function follow(
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<TriageStatus>((resolvePromise, reject) => {
+      // Checks overlap (an event and the poll): once the end is seen, later answers are not shown again.
+      let ended = false;
       const check = async () => {
         const status = await store.status(triageId);
+        if (ended) return;
         if (!status) return reject(new CliError(`triage ${triageId} disappeared from Redis`));
+        ended = ['completed', 'failed', 'cancelled'].includes(status.status);
         onStatus(status);
-        if (['completed', 'failed', 'cancelled'].includes(status.status)) resolvePromise(status);
+        if (ended) resolvePromise(status);
       };
       const checkOrFail = () => void check().catch(reject);
       subscriber.on('message', checkOrFail);

@@ -130,4 +130,42 @@ describe('triage run', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not a folder/);
   });
+
+  it('Ctrl-C cancels the triage and exits 130 (interrupted), not 2 (bad input)', async () => {
+    // Slow reads (in the worker it starts) keep the job running when the interrupt arrives.
+    const child = spawn(process.execPath, [BIN, 'run', photos], {
+      env: { PATH: process.env.PATH ?? '', ...env, STORAGE_READ_LATENCY_MS: '200' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise<void>((resolvePromise, reject) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/selection: grid/.test(stderr)) resolvePromise();
+      });
+      void exited.then((code) => reject(new Error(`exited (${code}) before showing progress:\n${stderr}`)));
+    });
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/interrupted: cancelling the triage/);
+    expect(stderr).toMatch(/triage: interrupted: the triage was cancelled/);
+  });
+
+  it('on a 40-column terminal the live line never wraps, and its final state is drawn once', async () => {
+    // A real pseudo-terminal (util-linux `script`), 40 columns wide.
+    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const command = `stty cols 40 rows 24; exec ${q(process.execPath)} ${q(BIN)} run ${q(photos)} --top 10%`;
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+    const progress = screen
+      .split(/\r\x1b\[2K|\r\n|\r|\n/)
+      .filter((line) => /^(\[[#.]+\] +)?\d+%  /.test(line.trimStart()));
+    expect(progress.length).toBeGreaterThan(1);
+    for (const line of progress) expect([...line].length, line).toBeLessThan(40);
+    expect(progress.filter((line) => /100%  completed/.test(line))).toHaveLength(1);
+    expect(screen).toMatch(/Triage complete in/);
+  });
 });
