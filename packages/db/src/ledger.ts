@@ -55,8 +55,11 @@ export interface CreditLedger {
   charge(userId: string, kind: ChargeKind, ref: string, items: readonly ChargeItem[]): Promise<number>;
   /** Marks held charges as paid for queued work; returns the keys refunded as not queued meanwhile. */
   settle(keys: readonly string[]): Promise<string[]>;
-  /** Gives back the keys not refunded yet; resolves to the credits given back now. */
-  refund(keys: readonly string[], reason: string): Promise<number>;
+  /**
+   * Gives back the keys not refunded yet; resolves to the credits given back now. With `onlyHeld`, only charges
+   * whose work was not done (a photo handed off is settled, and keeps its charge).
+   */
+  refund(keys: readonly string[], reason: string, onlyHeld?: boolean): Promise<number>;
   /** Resolves charges held longer than `olderThanMs`: settled when their work exists, refunded when not. */
   reconcile(olderThanMs: number, workState: (kind: ChargeKind, ref: string) => Promise<WorkState>): Promise<ReconcileResult>;
 }
@@ -124,13 +127,13 @@ export class PgCreditLedger implements CreditLedger {
     return rows.filter((r) => r.state === 'refunded' && r.refund_reason === NOT_QUEUED).map((r) => r.key);
   }
 
-  async refund(keys: readonly string[], reason: string): Promise<number> {
+  async refund(keys: readonly string[], reason: string, onlyHeld = false): Promise<number> {
     if (keys.length === 0) return 0;
     return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{ user_id: string; amount: number }>(
         `UPDATE triage_charges SET state = 'refunded', refund_reason = $2, updated_at = now()
-         WHERE key = ANY($1) AND state <> 'refunded' RETURNING user_id, amount`,
-        [keys, reason],
+         WHERE key = ANY($1) AND (state = 'held' OR (state = 'settled' AND NOT $3)) RETURNING user_id, amount`,
+        [keys, reason, onlyHeld],
       );
       const perUser = new Map<string, number>();
       for (const r of rows) perUser.set(r.user_id, (perUser.get(r.user_id) ?? 0) + r.amount);
@@ -167,7 +170,7 @@ export class PgCreditLedger implements CreditLedger {
       const state = await workState(kind, ref);
       if (state === 'absent' || (state === 'finished' && kind === 'proceed')) {
         // A hand-off settles or refunds each of its photos before it finishes: what it left held was never handed off.
-        result.refunded += await this.refund(keys, NOT_QUEUED);
+        result.refunded += await this.refund(keys, NOT_QUEUED, true);
       } else if (kind === 'triage') {
         await this.settle(keys);
         result.settled += keys.length;
