@@ -156,3 +156,32 @@ describe('an API killed between the charge and the queue', () => {
     expect(await creditsOf(db.pool, user)).toEqual({ balance: 2, movements: [{ amount: -1, type: 'inference' }] });
   }, 180_000);
 });
+
+describe('start-up', () => {
+  it('says when there is no database, refuses a database without verified tokens, and migrates when asked', async () => {
+    const plain = await startApi({ DATABASE_URL: '' });
+    expect(plain.output()).toMatch(/DATABASE_URL is not set: no credits are charged/);
+    plain.proc.kill('SIGTERM');
+    expect((await plain.exited).code).toBe(0);
+
+    await expect(startApi({ SUPABASE_JWT_SECRET: '' })).rejects.toThrow(/DATABASE_URL is set, but no SUPABASE_JWT_SECRET or SUPABASE_URL/);
+    await expect(startApi({ DATABASE_POOL_MAX: 'many' })).rejects.toThrow(/DATABASE_POOL_MAX must be a whole number/);
+
+    const fresh = await createTestDatabase();
+    try {
+      // The test server trusts the loopback address, so a password is accepted and ignored: it must not be logged.
+      const withPassword = new URL(fresh.url);
+      withPassword.password = 'never-log-this-password';
+      const migrating = await startApi({ DATABASE_URL: withPassword.toString(), DATABASE_MIGRATE_ON_START: 'true' });
+      expect(migrating.output()).toMatch(/database migrated/);
+      expect(migrating.output()).toMatch(/credits are charged from the database/);
+      expect(migrating.output()).not.toContain('never-log-this-password');
+      const tables = await fresh.pool.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'triage_charges'");
+      expect(tables.rowCount).toBe(1);
+      migrating.proc.kill('SIGTERM');
+      await migrating.exited;
+    } finally {
+      await fresh.drop();
+    }
+  }, 180_000);
+});

@@ -1,7 +1,9 @@
 /** Migrations and the credit ledger on the real PostgreSQL server, each test in a database of its own. */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPool, InsufficientCreditsError, migrate, PgCreditLedger, proceedChargeKey, readDatabaseSettings, triageChargeKey } from './index.js';
+import { createPool, InsufficientCreditsError, migrate, PgCreditLedger, proceedChargeKey, readDatabaseSettings, redactDatabaseUrl, triageChargeKey } from './index.js';
 import { createSupabaseProductTables, createTestDatabase, creditsOf, seedCredits, type TestDatabase } from './testing/index.js';
 
 let db: TestDatabase | undefined;
@@ -97,7 +99,7 @@ describe('the credit ledger', () => {
   });
 
   it('50 concurrent charges against a balance of 7: exactly 7 succeed, balance 0', async () => {
-    const { db, ledger } = await migrated();
+    const { db } = await migrated();
     const user = randomUUID();
     await seedCredits(db.pool, user, 7);
     // Connections as several API replicas would have them: 10 pools of 5.
@@ -132,5 +134,34 @@ describe('the credit ledger', () => {
     // A late settle of the refunded charge reports it: its work must not run unpaid.
     expect(await ledger.settle(['triage:gone', 'triage:here'])).toEqual(['triage:gone']);
     expect(await ledger.reconcile(0, async () => 'absent')).toEqual({ settled: 0, refunded: 0 });
+  });
+});
+
+describe('settings and the migrate command', () => {
+  it('validate each variable with a message naming it, and never show the password', () => {
+    expect(readDatabaseSettings({})).toBeNull();
+    expect(() => readDatabaseSettings({ DATABASE_URL: 'mysql://x@y/z' })).toThrow(/DATABASE_URL must start with postgres:\/\//);
+    expect(() => readDatabaseSettings({ DATABASE_URL: 'not a url' })).toThrow(/DATABASE_URL must be a URL/);
+    expect(() => readDatabaseSettings({ DATABASE_URL: 'postgres://h/d', DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX must be a whole number from 1/);
+    expect(() => readDatabaseSettings({ DATABASE_STATEMENT_TIMEOUT_MS: 'soon' })).toThrow(/DATABASE_STATEMENT_TIMEOUT_MS/);
+    expect(() => readDatabaseSettings({ DATABASE_MIGRATE_ON_START: 'maybe' })).toThrow(/DATABASE_MIGRATE_ON_START must be true or false/);
+    expect(redactDatabaseUrl('postgres://postgres:s3cret@db.example.com:5432/postgres')).toBe('postgres://postgres:***@db.example.com:5432/postgres');
+  });
+
+  it('`npm run migrate` applies the migrations once, and says what it needs without DATABASE_URL', async () => {
+    db = await createTestDatabase();
+    const main = fileURLToPath(new URL('../dist/migrate-main.js', import.meta.url));
+    const run = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        execFile(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+        );
+      });
+    const first = await run({ DATABASE_URL: db.url });
+    expect(first).toEqual({ code: 0, out: expect.stringContaining('applied 001_credits_and_scoring.sql') });
+    expect((await run({ DATABASE_URL: db.url })).out).toMatch(/is up to date/);
+    const none = await run({});
+    expect(none.code).toBe(2);
+    expect(none.out).toMatch(/DATABASE_URL is not set/);
   });
 });
