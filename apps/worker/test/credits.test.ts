@@ -186,4 +186,37 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
       await queue.close();
     }
   });
+
+  it('storage away through the last attempt: every photo not handed off is refunded and reported', async () => {
+    const user = randomUUID();
+    await seedCredits(db.pool, user, 2);
+    const { files } = await sampleSet();
+    const triageId = randomUUID();
+    const photos = [];
+    for (const [i, f] of files.slice(0, 2).entries()) {
+      const path = `triage/${user}/${triageId}/${i}.jpg`;
+      storageFake.put(BUCKET, path, await readFile(f.path), { contentType: 'image/jpeg' });
+      photos.push({ id: String(i), name: f.name, path });
+    }
+    await submit(env, triageId, photos.map((p) => ({ name: p.name, path: p.path })), { userId: user });
+    const jobId = handOffJobId(triageId, photos.map((p) => p.id));
+    await ledger.charge(user, 'proceed', jobId, photos.map((p) => ({ key: proceedChargeKey(triageId, p.id), amount: 1 })));
+    storageFake.inject({ op: 'copy', fault: { kind: 'status', status: 503 } });
+    const storage = new SupabaseStorage({ url: storageFake.url, serviceRoleKey: KEY, retries: 0 });
+    const queue = createHandOffQueue(`${env.prefix}-proceed`, { connection: env.redis, prefix: env.prefix, retentionSeconds: 600 });
+    const handoffWorker = createHandOffWorker({ store: env.store, storage, pool: db.pool, credits: ledger, log: pino({ level: 'silent' }), queue: queue.name, connection: env.redis, prefix: env.prefix });
+    try {
+      // Two quick attempts instead of the queue's six with backoff.
+      await queue.add('proceed', { triageId, userId: user, bucket: BUCKET, photos }, { jobId, attempts: 2, backoff: { type: 'fixed', delay: 10 } });
+      const status = await waitForStatus(env, triageId, (s) => (s.handoff?.failed ?? 0) === 2);
+      expect(status.handoff).toMatchObject({ handed_off: 0, failed: 2, last_error: expect.stringMatching(/not handed off after 2 attempts: .*503/) });
+      await eventually(async () => (await creditsOf(db.pool, user)).balance === 2);
+      expect((await creditsOf(db.pool, user)).movements).toEqual([{ amount: -2, type: 'inference' }, { amount: 1, type: 'refund' }, { amount: 1, type: 'refund' }]);
+      expect((await db.pool.query('SELECT 1 FROM scored_photos')).rowCount).toBe(0);
+    } finally {
+      await handoffWorker.close();
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+    }
+  });
 });

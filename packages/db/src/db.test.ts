@@ -135,6 +135,19 @@ describe('the credit ledger', () => {
     expect(await ledger.settle(['triage:gone', 'triage:here'])).toEqual(['triage:gone']);
     expect(await ledger.reconcile(0, async () => 'absent')).toEqual({ settled: 0, refunded: 0 });
   });
+
+  it('reconciles a proceed: photos left held by a finished hand-off are refunded, a settled one keeps its charge', async () => {
+    const { db, ledger } = await migrated();
+    const user = randomUUID();
+    await seedCredits(db.pool, user, 5);
+    const keys = ['1', '2', '3'].map((id) => proceedChargeKey('t', id));
+    await ledger.charge(user, 'proceed', 'h', keys.map((key) => ({ key, amount: 1 })));
+    await db.pool.query("UPDATE triage_charges SET state = 'settled' WHERE key = $1", [keys[0]]);
+    // Still queued: left alone, whatever its age.
+    expect(await ledger.reconcile(0, async () => 'queued')).toEqual({ settled: 0, refunded: 0 });
+    expect(await ledger.reconcile(0, async () => 'finished')).toEqual({ settled: 0, refunded: 2 });
+    expect((await creditsOf(db.pool, user)).balance).toBe(4);
+  });
 });
 
 describe('settings and the migrate command', () => {
