@@ -74,10 +74,10 @@ describe('refunds of triages that served nothing', () => {
     await chargedTriage(user, 2, triageId);
     const staged = await stageJob(env, files.slice(0, 12), { userId: user, passes: 1, layouts: SMALL_GRIDS, profile: vision.profile, triageId });
     expect(staged.triageId).toBe(triageId);
-    expect((await waitForStatus(env, triageId, ended)).status).toBe('completed');
+    expect((await waitForStatus(env, triageId, ended, 150_000)).status).toBe('completed');
     await eventually(async () => (await creditsOf(db.pool, user)).balance === 2);
     expect((await creditsOf(db.pool, user)).movements).toEqual([{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }]);
-  });
+  }, 180_000);
 
   it('a job that fails is refunded; a job that served its user is not', async () => {
     const user = randomUUID();
@@ -107,7 +107,7 @@ describe('refunds of triages that served nothing', () => {
       [triageChargeKey(failing)]: 'refunded',
       [triageChargeKey(served)]: 'held',
     });
-  });
+  }, 180_000);
 });
 
 describe('the scoring hand-off (Supabase Storage and the product tables as Supabase has them)', () => {
@@ -140,7 +140,7 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
     const handoffWorker = createHandOffWorker({ ...deps, queue: queue.name, connection: env.redis, prefix: env.prefix });
     try {
       await handOff(queue, data, jobId);
-      const status = await waitForStatus(env, triageId, (s) => (s.handoff?.handed_off ?? 0) + (s.handoff?.failed ?? 0) === 3);
+      const status = await waitForStatus(env, triageId, (s) => (s.handoff?.handed_off ?? 0) + (s.handoff?.failed ?? 0) === 3, 150_000);
       expect(status.handoff).toEqual({ handed_off: 2, failed: 1, last_error: `${files[2]!.name}: the original is no longer in storage` });
 
       const rows = async () =>
@@ -185,7 +185,7 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
       await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
     }
-  });
+  }, 180_000);
 
   it('storage away through the last attempt: every photo not handed off is refunded and reported', async () => {
     const user = randomUUID();
@@ -208,7 +208,7 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
     try {
       // Two quick attempts instead of the queue's six with backoff.
       await queue.add('proceed', { triageId, userId: user, bucket: BUCKET, photos }, { jobId, attempts: 2, backoff: { type: 'fixed', delay: 10 } });
-      const status = await waitForStatus(env, triageId, (s) => (s.handoff?.failed ?? 0) === 2);
+      const status = await waitForStatus(env, triageId, (s) => (s.handoff?.failed ?? 0) === 2, 150_000);
       expect(status.handoff).toMatchObject({ handed_off: 0, failed: 2, last_error: expect.stringMatching(/not handed off after 2 attempts: .*503/) });
       await eventually(async () => (await creditsOf(db.pool, user)).balance === 2);
       expect((await creditsOf(db.pool, user)).movements).toEqual([{ amount: -2, type: 'inference' }, { amount: 1, type: 'refund' }, { amount: 1, type: 'refund' }]);
@@ -218,5 +218,5 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
       await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
     }
-  });
+  }, 180_000);
 });
