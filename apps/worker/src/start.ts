@@ -48,7 +48,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     pool && credits
       ? createHandOffWorker({ queue: settings.proceedQueue, connection: redis, prefix: settings.prefix, store, storage, pool, credits, log })
       : null;
-  if (!database) log.warn('DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)');
+  if (!database) log.info('DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)');
   log.info(
     {
       redis: redactUrl(settings.redisUrl),

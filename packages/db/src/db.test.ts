@@ -12,6 +12,17 @@ afterEach(async () => {
   db = undefined;
 });
 
+/** Every index and constraint of the product's tables, by definition. */
+async function indexesAndConstraints(pool: TestDatabase['pool']): Promise<string[]> {
+  const { rows } = await pool.query<{ d: string }>(
+    `SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename IN ('credits', 'transactions', 'scored_photos', 'scoring_queue')
+     UNION ALL
+     SELECT conrelid::regclass || ':' || pg_get_constraintdef(oid) FROM pg_constraint
+     WHERE conrelid::regclass::text IN ('credits', 'transactions', 'scored_photos', 'scoring_queue') ORDER BY 1`,
+  );
+  return rows.map((r) => r.d);
+}
+
 async function columns(pool: TestDatabase['pool']): Promise<string[]> {
   const { rows } = await pool.query<{ c: string }>(
     `SELECT table_name || '.' || column_name || ':' || data_type || ':' || is_nullable || ':' || coalesce(column_default, '') AS c
@@ -43,9 +54,12 @@ describe('migrations', () => {
     const before = await columns(db.pool);
     const fks = "SELECT count(*)::int AS n FROM information_schema.table_constraints WHERE constraint_type = 'FOREIGN KEY' AND table_schema = 'public'";
     const fkBefore = (await db.pool.query<{ n: number }>(fks)).rows[0]!.n;
+    const indexesBefore = await indexesAndConstraints(db.pool);
+    expect(indexesBefore.length).toBeGreaterThan(5);
     expect(await migrate(db.pool)).toEqual(['001_credits_and_scoring.sql']);
     expect(await columns(db.pool)).toEqual(before);
     expect((await db.pool.query<{ n: number }>(fks)).rows[0]!.n).toBe(fkBefore);
+    expect(await indexesAndConstraints(db.pool)).toEqual(indexesBefore);
     // The service's own table is there, and a charge works against the product's tables (FK to auth.users).
     const user = randomUUID();
     await seedCredits(db.pool, user, 3);
