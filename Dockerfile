@@ -32,6 +32,7 @@ COPY packages/core/package.json packages/core/
 COPY packages/images/package.json packages/images/
 COPY packages/storage/package.json packages/storage/
 COPY packages/vision/package.json packages/vision/
+COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
 COPY packages/client/package.json packages/client/
 COPY apps/worker/package.json apps/worker/

@@ -1,7 +1,15 @@
 /**
- * Credits, by the old service's business rule. No ledger exists in this deployment: the cost is reported
- * (`credits_required`) and nothing is deducted (`credits_deducted: 0`). A real ledger implements CreditLedger.
+ * Credits, by the old service's business rule, charged through a CreditLedger (@triage/db): the PostgreSQL
+ * ledger when DATABASE_URL is set, otherwise NO_LEDGER (the cost is reported as `credits_required` and
+ * nothing is deducted). Charges are keyed by the job and by each photo of a proceed, so a retried request
+ * never charges twice; a charge is settled once its work is queued, and refunded when it was not.
  */
+import type { Queue } from 'bullmq';
+import { InsufficientCreditsError, NOT_QUEUED, type ChargeKind, type CreditLedger, type WorkState } from '@triage/db';
+import type { HandOffJobData, TriageStore } from '@triage/queue';
+import { HttpError } from './errors.js';
+
+export { NO_LEDGER, type CreditLedger } from '@triage/db';
 
 /** Cost of a triage by photo count: ≤100 → 1, ≤500 → 3, ≤1000 → 5, ≤2000 → 8, else 10. */
 export function triageCost(photos: number): number {
@@ -17,17 +25,63 @@ export function proceedCost(photos: number): number {
   return photos;
 }
 
-export interface CreditLedger {
-  /** Deducts `amount` for `reason`; resolves to the credits actually deducted. */
-  charge(userId: string, amount: number, reason: string): Promise<number>;
-  /** Gives back what a failed or refused operation was charged. */
-  refund(userId: string, amount: number, reason: string): Promise<void>;
+/** Charges, answering 402 with the old service's message when the balance does not cover it. */
+export async function chargeOr402(ledger: CreditLedger, ...args: Parameters<CreditLedger['charge']>): Promise<number> {
+  try {
+    return await ledger.charge(...args);
+  } catch (err) {
+    if (err instanceof InsufficientCreditsError) throw new HttpError(402, err.message);
+    throw err;
+  }
 }
 
-/** The deployment without a ledger: everything is free, and says so (0 deducted). */
-export const NO_LEDGER: CreditLedger = {
-  async charge() {
-    return 0;
-  },
-  async refund() {},
-};
+/**
+ * After queueing failed: refunds the charge when its work is certainly not queued (the check answers "no
+ * such job"); when even that cannot be known (Redis away), the charge stays held and the reconciler decides.
+ */
+export async function refundIfNotQueued(ledger: CreditLedger, keys: readonly string[], exists: () => Promise<boolean>): Promise<void> {
+  if (keys.length === 0 || !ledger.enabled) return;
+  const queued = await exists().catch(() => null);
+  if (queued === false) await ledger.refund(keys, NOT_QUEUED);
+}
+
+/**
+ * Test-only fault injection (NODE_ENV=test): the process kills itself (SIGKILL, no cleanup) at the named
+ * point, to prove that a crash between charge and queue leaves no charge without its job.
+ */
+export function crashPoint(name: 'after-charge' | 'after-enqueue'): void {
+  if (process.env.NODE_ENV === 'test' && process.env.TRIAGE_TEST_CRASH_AT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+/** What the reconciler needs to know of a held charge's work: does its triage, or its hand-off job, exist? */
+export function workStateOf(store: TriageStore, handoffQueue: Queue<HandOffJobData>) {
+  return async (kind: ChargeKind, ref: string): Promise<WorkState> => {
+    if (kind === 'triage') return (await store.meta(ref)) ? 'queued' : 'absent';
+    const job = await handoffQueue.getJob(ref);
+    if (!job) return 'absent';
+    return (await job.isCompleted()) || (await job.isFailed()) ? 'finished' : 'queued';
+  };
+}
+
+/**
+ * Resolves held charges now and then (and once at start): each API process runs it; a refund happens once
+ * whichever process gets there first. Returns the stop function.
+ */
+export function startReconciler(
+  ledger: CreditLedger,
+  holdTimeoutMs: number,
+  workState: (kind: ChargeKind, ref: string) => Promise<WorkState>,
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void },
+): () => void {
+  const run = () =>
+    ledger.reconcile(holdTimeoutMs, workState).then(
+      (r) => {
+        if (r.refunded > 0 || r.settled > 0) log.info(r, 'credits: resolved charges held past CREDIT_HOLD_TIMEOUT_MS');
+      },
+      (err: unknown) => log.warn({ err: (err as Error).message }, 'credits: could not reconcile held charges; will retry'),
+    );
+  void run();
+  const timer = setInterval(run, Math.max(100, Math.min(30_000, Math.floor(holdTimeoutMs / 2))));
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -9,12 +9,14 @@ import {
   triageOwner,
   TriageExistsError,
   type PhotoInput,
+  type PreparedTriage,
   type TriageJobData,
   type TriageMeta,
   type TriageStore,
 } from '@triage/queue';
 import type { Queue } from 'bullmq';
-import { triageCost, type CreditLedger } from './credits.js';
+import { triageChargeKey } from '@triage/db';
+import { chargeOr402, crashPoint, refundIfNotQueued, triageCost, type CreditLedger } from './credits.js';
 import { HttpError, jobNotFound, withDeadline } from './errors.js';
 import type { ApiSettings } from './settings.js';
 
@@ -64,6 +66,37 @@ export async function assertActiveCap(deps: JobDeps, userId: string): Promise<vo
   const max = deps.settings.maxActiveJobsPerUser;
   const active = await countActiveJobs(deps.store, userId);
   if (active >= max) throw new HttpError(429, new ActiveCapError(active, max).message);
+}
+
+/**
+ * Charges the triage's tier, then stores and queues it, then settles the charge. A retried request finds
+ * the charge taken (0 deducted) or the job there (409). A process that dies between the charge and the
+ * queue leaves a held charge, which the reconciler refunds since no job carries it.
+ */
+async function chargeThenQueue(deps: JobDeps, userId: string, jobId: string, required: number, prepared: PreparedTriage): Promise<number> {
+  const key = triageChargeKey(jobId);
+  const deducted = await chargeOr402(deps.credits, userId, 'triage', jobId, [{ key, amount: required }]);
+  crashPoint('after-charge');
+  try {
+    await withDeadline(submitTriage(deps.queue, deps.store, prepared, deps.settings.maxActiveJobsPerUser), 5000, 'adding the job');
+  } catch (err) {
+    // Another request of the same job_id queued it: the charge is that job's, and stays.
+    if (err instanceof TriageExistsError) throw new HttpError(409, `Triage job ${jobId} already exists`);
+    await refundIfNotQueued(deps.credits, [key], async () => (await deps.store.meta(jobId)) !== null);
+    if (err instanceof ActiveCapError) throw new HttpError(429, err.message);
+    throw err;
+  }
+  crashPoint('after-enqueue');
+  const refunded = await deps.credits.settle([key]).catch(() => []); // left held, the reconciler settles it
+  if (refunded.length > 0) {
+    // The reconciler refunded the charge meanwhile (this request took longer than the hold timeout): the job
+    // must not run unpaid.
+    await deps.store.requestCancel(jobId);
+    await withDeadline(deps.queue.remove(jobId), 5000, 'removing the job').catch(() => 0);
+    await deps.store.forget(jobId, userId);
+    throw new HttpError(503, 'The triage could not be queued in time; nothing was charged. Please try again.');
+  }
+  return deducted;
 }
 
 export interface AcceptInput {
@@ -119,15 +152,7 @@ export async function acceptTriage(deps: JobDeps, userId: string, input: AcceptI
     }
   }
   const required = triageCost(input.photos.length);
-  const deducted = await deps.credits.charge(userId, required, `triage ${input.jobId}`);
-  try {
-    await withDeadline(submitTriage(deps.queue, store, prepared, settings.maxActiveJobsPerUser), 5000, 'adding the job');
-  } catch (err) {
-    await deps.credits.refund(userId, deducted, `triage ${input.jobId} not accepted`);
-    if (err instanceof TriageExistsError) throw new HttpError(409, `Triage job ${input.jobId} already exists`);
-    if (err instanceof ActiveCapError) throw new HttpError(429, err.message);
-    throw err;
-  }
+  const deducted = await chargeThenQueue(deps, userId, input.jobId, required, prepared);
   return {
     job_id: input.jobId,
     status: 'processing',

@@ -92,6 +92,12 @@ export const StatusReply = Type.Object({
   grids_total: Type.Integer(),
   tokens: Type.Object({ input: Type.Integer(), output: Type.Integer() }),
   cost_usd: Type.Number(),
+  handoff: Nullable(
+    Type.Object(
+      { handed_off: Type.Integer(), failed: Type.Integer(), last_error: Nullable(Type.String()) },
+      { description: 'The hand-off to scoring after proceed: photos handed off, photos that could not be (refunded), why' },
+    ),
+  ),
 });
 
 export const ResultsQuery = Type.Object({ include: Type.Optional(Type.Union([Type.Literal('selected'), Type.Literal('all')])) });

@@ -3,8 +3,10 @@
 import { pino } from 'pino';
 import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createStorageDriver, LocalStorage } from '@triage/storage';
+import { createPool, migrate, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl } from '@triage/db';
 import { buildApp } from './app.js';
 import { corsWarning } from './cors.js';
+import { NO_LEDGER, startReconciler, workStateOf, type CreditLedger } from './credits.js';
 import { createAuthenticator } from './auth.js';
 import { DASHBOARD_PATH } from './paths.js';
 import { STORAGE_ROUTE } from './routes/ops.js';
@@ -19,6 +21,12 @@ async function main(): Promise<void> {
     ...(settings.supabaseUrl && { supabaseUrl: settings.supabaseUrl }),
   });
   if (authenticator.mode === 'local') {
+    if (readDatabaseSettings()) {
+      throw new Error(
+        'DATABASE_URL is set, but no SUPABASE_JWT_SECRET or SUPABASE_URL: credits belong to Supabase users, so tokens ' +
+          'must be verified (local mode has no such user). Set one of them, or unset DATABASE_URL.',
+      );
+    }
     if (!isLoopbackHost(settings.host)) {
       throw new Error(
         `HOST=${settings.host} is not a loopback address, but no SUPABASE_JWT_SECRET or SUPABASE_URL is set: ` +
@@ -53,7 +61,8 @@ async function main(): Promise<void> {
           signingKey: settings.storageSigningKey,
         })
       : createStorageDriver(settings);
-  const app = await buildApp({ settings, redis, store, queue, handoffQueue, storage, authenticator, logger: log });
+  const { credits, closeDatabase } = await connectDatabase(workStateOf(store, handoffQueue));
+  const app = await buildApp({ settings, redis, store, queue, handoffQueue, storage, authenticator, credits, logger: log });
 
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -64,7 +73,7 @@ async function main(): Promise<void> {
       setTimeout(() => process.exit(1), 10_000).unref();
       app
         .close()
-        .then(() => Promise.allSettled([queue.close(), handoffQueue.close()]))
+        .then(() => Promise.allSettled([queue.close(), handoffQueue.close(), closeDatabase()]))
         .then(() => redis.quit().catch(() => redis.disconnect()))
         .then(
           () => process.exit(0),
@@ -76,7 +85,7 @@ async function main(): Promise<void> {
     });
   }
 
-  await app.listen({ host: settings.host, port: settings.port });
+  const address = await app.listen({ host: settings.host, port: settings.port });
   const base = settings.publicUrl;
   log.info(
     {
@@ -86,9 +95,38 @@ async function main(): Promise<void> {
       redis: redactUrl(settings.redisUrl),
       prefix: settings.prefix,
       auth: authenticator.mode,
+      address,
     },
     `API listening at ${base}/api/triage, docs at ${base}/docs`,
   );
+}
+
+/** The credit ledger when DATABASE_URL is set (migrated first when asked), else none, said at start. */
+async function connectDatabase(workState: Parameters<typeof startReconciler>[2]): Promise<{ credits: CreditLedger; closeDatabase: () => Promise<void> }> {
+  const database = readDatabaseSettings();
+  if (!database) {
+    log.warn(
+      'DATABASE_URL is not set: no credits are charged (credits_deducted is 0) and proceed only queues the hand-off ' +
+        'on PROCEED_QUEUE, which no worker here consumes',
+    );
+    return { credits: NO_LEDGER, closeDatabase: async () => {} };
+  }
+  const pool = createPool(database, 'photo-triage-api', (err) => log.warn({ err: err.message }, 'database connection error'));
+  if (database.migrateOnStart) {
+    const applied = await migrate(pool);
+    log.info({ applied }, applied.length > 0 ? 'database migrated' : 'database schema up to date');
+  }
+  await pool.query('SELECT 1');
+  const credits = new PgCreditLedger(pool);
+  const stop = startReconciler(credits, database.holdTimeoutMs, workState, log);
+  log.info({ database: redactDatabaseUrl(database.url), poolMax: database.poolMax }, 'credits are charged from the database');
+  return {
+    credits,
+    async closeDatabase() {
+      stop();
+      await pool.end();
+    },
+  };
 }
 
 main().catch((err: unknown) => {

@@ -5,10 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { API_NODE_ARGS, readSharedSettings, WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
 import { readWorkerSettings } from '@triage/worker';
+import { readDatabaseSettings } from '@triage/db';
 import { readApiSettings } from '../src/settings.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const SETTINGS_SOURCES = ['packages/queue/src/settings.ts', 'apps/api/src/settings.ts', 'apps/worker/src/config.ts'];
+const SETTINGS_SOURCES = ['packages/queue/src/settings.ts', 'packages/db/src/settings.ts', 'apps/api/src/settings.ts', 'apps/worker/src/config.ts'];
 
 async function example(): Promise<Record<string, string>> {
   const text = await readFile(resolve(root, '.env.example'), 'utf8');
@@ -35,6 +36,9 @@ describe('.env.example', () => {
     expect(readSharedSettings(env).visionProvider).toBe('offline');
     expect(readWorkerSettings(env).shutdownDeadlineMs).toBe(10_000);
     expect(readApiSettings(env).port).toBe(8000);
+    // No DATABASE_URL by default: the embedded deployment has no database; every other value is accepted as it is.
+    expect(readDatabaseSettings(env)).toBeNull();
+    expect(readDatabaseSettings({ ...env, DATABASE_URL: 'postgres://u:p@db:5432/x' })).toMatchObject({ poolMax: 10, statementTimeoutMs: 15_000, holdTimeoutMs: 60_000, migrateOnStart: false });
   });
 });
 

@@ -1,5 +1,5 @@
 /** The worker's settings, read once from the environment and validated. */
-import { readSharedSettings, SettingsError, WORKER_NICE, type SharedSettings } from '@triage/queue';
+import { DEFAULT_HANDOFF_QUEUE, readSharedSettings, SettingsError, WORKER_NICE, type SharedSettings } from '@triage/queue';
 
 export interface WorkerSettings extends SharedSettings {
   lockDurationMs: number;
@@ -9,6 +9,8 @@ export interface WorkerSettings extends SharedSettings {
   sweepEveryMs: number;
   /** How much lower than normal the worker's CPU priority is (0–19): the API answers people first. */
   nice: number;
+  /** The scoring hand-off queue consumed when there is a database (the API's PROCEED_QUEUE). */
+  proceedQueue: string;
   logLevel: string;
 }
 
@@ -29,6 +31,8 @@ function niceness(env: Record<string, string | undefined>): number {
 }
 
 export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
+  const proceedQueue = env.PROCEED_QUEUE?.trim() || DEFAULT_HANDOFF_QUEUE;
+  if (!/^[A-Za-z0-9_.-]+$/.test(proceedQueue)) throw new SettingsError(`PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${proceedQueue}"`);
   return {
     ...readSharedSettings(env),
     lockDurationMs: ms(env, 'WORKER_LOCK_MS', 30_000),
@@ -36,6 +40,7 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     shutdownDeadlineMs: ms(env, 'SHUTDOWN_DEADLINE_MS', 10_000),
     sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
     nice: niceness(env),
+    proceedQueue,
     logLevel: env.LOG_LEVEL?.trim() || 'info',
   };
 }

@@ -3,3 +3,4 @@ export * from './worker.js';
 export * from './config.js';
 export * from './start.js';
 export * from './expiry.js';
+export * from './handoff.js';

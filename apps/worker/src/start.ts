@@ -3,9 +3,11 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { composeGrid, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
 import { connectRedis, redactUrl, redisOptions, TriageStore, warnAboutRedisConfig } from '@triage/queue';
+import { createPool, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl, type Pool } from '@triage/db';
 import { createStorageDriver } from '@triage/storage';
 import { createVisionProvider } from '@triage/vision';
 import type { WorkerSettings } from './config.js';
+import { createHandOffWorker } from './handoff.js';
 import { createTriageWorker, type TriageWorker } from './worker.js';
 
 export interface RunningWorker extends TriageWorker {
@@ -22,12 +24,17 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+  const storage = createStorageDriver(settings);
+  const database = readDatabaseSettings();
+  const pool: Pool | null = database ? createPool(database, 'photo-triage-worker', (err) => log.warn({ err: err.message }, 'database connection error')) : null;
+  const credits = pool ? new PgCreditLedger(pool) : undefined;
   const worker = await createTriageWorker({
     connection: redis,
     subscriber,
     prefix: settings.prefix,
     store,
-    storage: createStorageDriver(settings),
+    storage,
+    ...(credits && { credits }),
     vision: createVisionProvider(settings),
     storageTransforms: settings.storageTransforms,
     images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid },
@@ -36,9 +43,17 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     sweepEveryMs: settings.sweepEveryMs,
     stalledIntervalMs: settings.stalledIntervalMs,
   });
+  // The scoring hand-off needs the database: without one, PROCEED_QUEUE is left to another consumer.
+  const handoff =
+    pool && credits
+      ? createHandOffWorker({ queue: settings.proceedQueue, connection: redis, prefix: settings.prefix, store, storage, pool, credits, log })
+      : null;
+  if (!database) log.info('DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)');
   log.info(
     {
       redis: redactUrl(settings.redisUrl),
+      database: database ? redactDatabaseUrl(database.url) : 'none',
+      handoff: handoff ? settings.proceedQueue : 'off',
       prefix: settings.prefix,
       storage: settings.storageDriver,
       transforms: settings.storageTransforms,
@@ -51,7 +66,8 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     ...worker,
     store,
     async stop() {
-      await worker.close(settings.shutdownDeadlineMs);
+      await Promise.all([worker.close(settings.shutdownDeadlineMs), handoff?.close()]);
+      await pool?.end();
       subscriber.disconnect();
       await redis.quit().catch(() => redis.disconnect());
     },

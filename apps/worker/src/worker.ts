@@ -6,7 +6,8 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
+import { triageChargeKey, type CreditLedger } from '@triage/db';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, unservedReason, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
 import { sweepExpired } from './expiry.js';
 import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
 
@@ -26,6 +27,8 @@ export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
   sweepEveryMs?: number;
   /** How often this process publishes its memory for the metrics, ms. */
   heartbeatMs?: number;
+  /** Refunds a triage that ended without serving the user (failed, cancelled before a grid, none reviewed). */
+  credits?: CreditLedger;
 }
 
 export type StopReason = 'cancel' | 'shutdown';
@@ -94,6 +97,21 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     }
   });
 
+  /** Once per triage whoever calls it (the ledger is keyed by the triage): safe on every redelivery. */
+  async function refundIfUnserved(triageId: string): Promise<void> {
+    if (!options.credits?.enabled) return;
+    const meta = await store.meta(triageId);
+    if (!meta) return;
+    const reason = unservedReason(meta, await store.gridRecords(triageId));
+    if (!reason) return;
+    try {
+      const refunded = await options.credits.refund([triageChargeKey(triageId)], reason);
+      if (refunded > 0) log.info({ triageId, refunded, reason }, 'credits refunded');
+    } catch (err) {
+      log.error({ triageId, err, reason }, 'could not refund the triage’s credits');
+    }
+  }
+
   async function park(job: Job<TriageJobData>, token: string | undefined): Promise<never> {
     // Back to the queue, due now, without counting an attempt: other jobs' grids get their turn first.
     await job.moveToDelayed(Date.now(), token);
@@ -119,6 +137,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       );
       await showProgress(job);
       if (outcome.kind === 'grid') return await park(job, token);
+      await refundIfUnserved(triageId);
       if (outcome.status === 'cancelled') throw new TriageCancelledError();
       return outcome.status;
     } catch (err) {
@@ -127,6 +146,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       if (controller.signal.aborted && stop instanceof StopSignal) {
         if (stop.reason === 'cancel') {
           await store.finish(triageId, { status: 'cancelled' });
+          await refundIfUnserved(triageId);
           jobLog.info('cancelled');
           throw new TriageCancelledError();
         }
@@ -160,6 +180,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     log.error({ triageId: job.data.triageId, err }, 'triage failed');
     store
       .finish(job.data.triageId, { status: 'failed', errorMessage: `Triage failed: ${err.message}` })
+      .then(() => refundIfUnserved(job.data.triageId))
       .catch((e: unknown) => log.error({ err: e }, 'could not record the failure'));
   });
   worker.on('error', (err) => log.error({ err }, 'worker error'));

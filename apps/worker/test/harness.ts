@@ -100,6 +100,8 @@ export interface JobOptions {
   layouts?: Partial<Record<Pass, PassLayout>>;
   userId?: string;
   profile?: VisionProfile;
+  /** The triage's id (default: a new one). */
+  triageId?: string;
 }
 
 /** Submits a triage over photos already in storage. */
@@ -115,7 +117,7 @@ export async function submit(env: Env, triageId: string, photos: PhotoInput[], o
 
 /** Links photos into the local storage folder at `triage/{user}/{id}/…` and submits a triage over them. */
 export async function stageJob(env: Env, files: SampleFile[], options: JobOptions = {}): Promise<StagedJob> {
-  const triageId = randomUUID();
+  const triageId = options.triageId ?? randomUUID();
   const photos = [];
   for (const [i, file] of files.entries()) {
     const path = `triage/${options.userId ?? 'user-1'}/${triageId}/${String(i).padStart(4, '0')}-${basename(file.path)}`;
@@ -237,4 +239,13 @@ export async function inProcessWorker(env: Env, overrides: Partial<TriageWorkerO
       subscriber.disconnect();
     },
   };
+}
+
+/** Runs `check` until it holds, every `ms`; fails after `timeoutMs`. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_000, ms = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, ms));
+  }
 }

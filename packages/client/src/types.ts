@@ -109,6 +109,8 @@ export interface TriageStatus {
   grids_total?: number;
   tokens?: { input: number; output: number };
   cost_usd?: number;
+  /** The hand-off to scoring after proceed; null until it has handled a photo. */
+  handoff?: { handed_off: number; failed: number; last_error: string | null } | null;
 }
 
 export interface SelectedPhoto {

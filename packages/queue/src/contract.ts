@@ -62,6 +62,8 @@ export function triageKeys(prefix: string, triageId: string) {
     ranks: `${base}:ranks`,
     /** List: selected photo indexes, best first. */
     selected: `${base}:selected`,
+    /** Hash: photo id → outcome of its hand-off to scoring (`ok`, or why it could not be handed off). */
+    handoff: `${base}:handoff`,
   };
 }
 
@@ -187,6 +189,17 @@ export interface TriageStatus {
   grids_total: number;
   tokens: { input: number; output: number };
   cost_usd: number;
+  /** The hand-off of picks to scoring (`proceed`): null until a hand-off has handled a photo. */
+  handoff: HandOffStatus | null;
+}
+
+export interface HandOffStatus {
+  /** Photos whose copy and scoring rows are in place. */
+  handed_off: number;
+  /** Photos that could not be handed off (their credit was refunded). */
+  failed: number;
+  /** Why the last of them failed. */
+  last_error: string | null;
 }
 
 export interface SelectedPhoto {

@@ -68,6 +68,20 @@ local verdicts = cjson.decode(ARGV[9])
 if #verdicts > 0 then redis.call('HSET', KEYS[3], unpack(verdicts)) end
 return 1`;
 
+// Once per photo (a redelivered hand-off changes nothing), and only while the triage exists.
+const HANDOFF = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if ARGV[2] == 'ok' then
+  redis.call('HINCRBY', KEYS[1], 'handoff_done', 1)
+else
+  redis.call('HINCRBY', KEYS[1], 'handoff_failed', 1)
+  redis.call('HSET', KEYS[1], 'handoff_error', ARGV[2])
+end
+return 1`;
+
 const START = `
 ${TERMINAL}
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
@@ -116,7 +130,8 @@ return 1`;
 const STATUS_FIELDS = [
   'status', 'phase', 'total_input', 'pass1_survivors', 'final_selected', 'error_message', 'created_at',
   'completed_at', 'target', 'criteria', 'passes', 'failed', 'coarse_total', 'coarse_done', 'fine_total',
-  'fine_done', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated_grids', 'user_id',
+  'fine_done', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated_grids', 'user_id', 'handoff_done', 'handoff_failed',
+  'handoff_error',
 ] as const;
 
 export interface TriageMeta {
@@ -387,6 +402,14 @@ export class TriageStore {
     return ok === 1;
   }
 
+  /** Records a photo's hand-off to scoring: `failure` is why it could not be handed off. Once per photo. */
+  async recordHandOff(triageId: string, photoId: string, failure?: string): Promise<boolean> {
+    const k = this.keys(triageId);
+    const ok = await this.redis.eval(HANDOFF, 2, k.meta, k.handoff, photoId, failure ?? 'ok');
+    if (ok === 1) await this.publish(triageId);
+    return ok === 1;
+  }
+
   async selected(triageId: string): Promise<number[]> {
     return (await this.redis.lrange(this.keys(triageId).selected, 0, -1)).map(Number);
   }
@@ -476,6 +499,10 @@ function buildStatus(triageId: string, m: Record<(typeof STATUS_FIELDS)[number],
     grids_total: gridsTotal,
     tokens: { input: int(m.tokens_in), output: int(m.tokens_out) },
     cost_usd: Math.round(Number(m.cost_usd ?? 0) * 1e6) / 1e6,
+    handoff:
+      m.handoff_done === null && m.handoff_failed === null
+        ? null
+        : { handed_off: int(m.handoff_done), failed: int(m.handoff_failed), last_error: m.handoff_error },
   };
 }
 

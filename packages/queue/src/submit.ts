@@ -1,4 +1,5 @@
 /** Accepting a triage: validate everything first, then store it and add its one BullMQ job. */
+import { createHash } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import {
   estimateGrids,
@@ -147,12 +148,28 @@ export function createHandOffQueue(name: string, options: QueueOptions): Queue<H
     defaultJobOptions: {
       removeOnComplete: { age: options.retentionSeconds },
       removeOnFail: { age: options.retentionSeconds },
+      // Storage or the database away for a while: tried again with backoff (a photo handed off already changes nothing).
+      attempts: 6,
+      backoff: { type: 'exponential', delay: 2000 },
     },
   });
 }
 
-/** Adds one job carrying the chosen photos to the next stage's queue; returns its job id. */
-export async function handOff(queue: Queue<HandOffJobData>, data: HandOffJobData): Promise<string> {
-  const job = await queue.add(HANDOFF_JOB, data);
+/**
+ * Adds one job carrying the chosen photos to the next stage's queue; returns its job id. With `jobId`, a job
+ * of that id already waiting or running is not added twice (a double click); a finished one is replaced.
+ */
+export async function handOff(queue: Queue<HandOffJobData>, data: HandOffJobData, jobId?: string): Promise<string> {
+  if (jobId !== undefined) {
+    const existing = await queue.getJob(jobId);
+    if (existing && ((await existing.isCompleted()) || (await existing.isFailed()))) await existing.remove().catch(() => {});
+  }
+  const job = await queue.add(HANDOFF_JOB, data, jobId !== undefined ? { jobId } : {});
   return job.id ?? '';
+}
+
+/** The hand-off job of a proceed: the same photos of the same triage always make the same id. */
+export function handOffJobId(triageId: string, photoIds: readonly string[]): string {
+  const digest = createHash('sha256').update([...photoIds].sort().join(',')).digest('hex').slice(0, 16);
+  return `${triageId}-${digest}`;
 }

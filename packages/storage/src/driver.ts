@@ -39,6 +39,12 @@ export interface StorageDriver {
   write(bucket: string, path: string, body: Buffer | Readable, options: { contentType: string }): Promise<void>;
   /** A URL that gives the object (or a resized copy) to whoever holds it, for `expiresIn` seconds. */
   signedUrl(bucket: string, path: string, expiresIn: number, options?: SignedUrlOptions): Promise<string>;
+  /**
+   * Copies an object inside the bucket on the storage side (its bytes never pass through this process). A
+   * destination that already exists is left as it is: copies go to paths that name their source, so a repeated
+   * copy (a redelivered job) is no error. A missing source is an ObjectNotFoundError.
+   */
+  copy(bucket: string, from: string, to: string): Promise<void>;
   /** Removes objects; missing ones are not an error. */
   remove(bucket: string, paths: readonly string[]): Promise<void>;
   /**

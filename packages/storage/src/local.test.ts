@@ -491,3 +491,23 @@ describe('contentTypeOf', () => {
     expect(contentTypeOf('noext')).toBe('application/octet-stream');
   });
 });
+
+describe('LocalStorage: copy', () => {
+  it('copies an object to another path, keeps an existing destination, and leaves no partial file', async () => {
+    const original = pattern(200_000, 3);
+    await storage.write(BUCKET, PATH, original, { contentType: 'image/jpeg' });
+    await storage.copy(BUCKET, PATH, 'user-1/scored/job-1/3f2a.jpg');
+    expect(await collect(await storage.readStream(BUCKET, 'user-1/scored/job-1/3f2a.jpg'))).toEqual(original);
+    // A repeated copy after the source changed keeps the first copy: the destination is never overwritten.
+    await storage.write(BUCKET, PATH, pattern(10, 4), { contentType: 'image/jpeg' });
+    await storage.copy(BUCKET, PATH, 'user-1/scored/job-1/3f2a.jpg');
+    expect(await collect(await storage.readStream(BUCKET, 'user-1/scored/job-1/3f2a.jpg'))).toEqual(original);
+    expect((await readdir(join(root, BUCKET, 'user-1/scored/job-1'))).sort()).toEqual(['3f2a.jpg']);
+  });
+
+  it('a missing source is an ObjectNotFoundError, and an escaping path is refused', async () => {
+    await expect(storage.copy(BUCKET, PATH, 'user-1/x.jpg')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await storage.write(BUCKET, PATH, pattern(10), { contentType: 'image/jpeg' });
+    await expect(storage.copy(BUCKET, PATH, '../other/x.jpg')).rejects.toBeInstanceOf(InvalidPathError);
+  });
+});

@@ -4,7 +4,8 @@
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pipeline } from 'node:stream/promises';
@@ -148,6 +149,26 @@ export class LocalStorage implements StorageDriver {
     const expected = Buffer.from(signLocal(signingKey, bucket, path, expires));
     const given = Buffer.from(signature);
     return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+
+  async copy(bucket: string, from: string, to: string): Promise<void> {
+    const source = this.filePath(bucket, from);
+    const target = this.filePath(bucket, to);
+    await mkdir(dirname(target), { recursive: true });
+    // Copied beside (a clone where the file system can), then linked into place: a reader never sees half a
+    // file, and an existing destination is kept.
+    const partial = `${target}.partial-${randomUUID()}`;
+    try {
+      await copyFile(source, partial, fsConstants.COPYFILE_FICLONE);
+      await link(partial, target).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    } catch (err) {
+      if (isMissing(err)) throw new ObjectNotFoundError(bucket, from);
+      throw err;
+    } finally {
+      await rm(partial, { force: true });
+    }
   }
 
   async remove(bucket: string, paths: readonly string[]): Promise<void> {

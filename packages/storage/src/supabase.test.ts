@@ -380,3 +380,33 @@ describe('storage-side transforms (phase 4)', () => {
     await expect(driver().readTransformed(BUCKET, `${DIR}/nope.jpg`, { width: 100, height: 100 })).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 });
+
+describe('SupabaseStorage: copy (POST /object/copy, on the server)', () => {
+  it('copies without downloading, keeps an existing destination, and reports a missing source', async () => {
+    const body = jpegLike(50_000);
+    fake.put(BUCKET, `${DIR}/a.jpg`, body, { contentType: 'image/jpeg' });
+    const s = driver();
+    await s.copy(BUCKET, `${DIR}/a.jpg`, 'user-1/scored/job-1/a.jpg');
+    expect(fake.get(BUCKET, 'user-1/scored/job-1/a.jpg')?.body).toEqual(body);
+    expect(fake.get(BUCKET, 'user-1/scored/job-1/a.jpg')?.contentType).toBe('image/jpeg');
+    const copies = fake.requests.filter((r) => r.op === 'copy');
+    expect(copies).toHaveLength(1);
+    expect(copies[0]!.json).toMatchObject({ bucketId: BUCKET, sourceKey: `${DIR}/a.jpg`, destinationKey: 'user-1/scored/job-1/a.jpg' });
+    // No byte of the object went to the client.
+    expect(fake.requests.some((r) => r.op === 'download')).toBe(false);
+    // Again (a redelivered hand-off): the service answers Duplicate, the driver takes it as done.
+    fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(10), { contentType: 'image/jpeg' });
+    await s.copy(BUCKET, `${DIR}/a.jpg`, 'user-1/scored/job-1/a.jpg');
+    expect(fake.get(BUCKET, 'user-1/scored/job-1/a.jpg')?.body).toEqual(body);
+    expect(fake.requests.filter((r) => r.op === 'copy').at(-1)?.status).toBe(400);
+    await expect(s.copy(BUCKET, `${DIR}/missing.jpg`, 'user-1/m.jpg')).rejects.toBeInstanceOf(ObjectNotFoundError);
+  });
+
+  it('retries a 5xx', async () => {
+    fake.put(BUCKET, `${DIR}/b.jpg`, jpegLike(100), { contentType: 'image/jpeg' });
+    fake.inject({ op: 'copy', times: 2, fault: { kind: 'status', status: 503 } });
+    await driver().copy(BUCKET, `${DIR}/b.jpg`, 'user-1/b.jpg');
+    expect(fake.has(BUCKET, 'user-1/b.jpg')).toBe(true);
+    expect(fake.requests.filter((r) => r.op === 'copy')).toHaveLength(3);
+  });
+});

@@ -12,6 +12,8 @@
  *   - stat / statMany: storage-js `info()` (GET /object/info/{bucket}/{path}); statMany with bounded concurrency.
  *   - signedUrl / signedUrls: storage-js `createSignedUrl` (with an optional transform, clamped to 1–2500)
  *     and `createSignedUrls`.
+ *   - copy: storage-js `copy()` (POST /object/copy), on the server: no byte passes through this process; the
+ *     service's "already exists" answer means an earlier copy got there, and is no error.
  *   - remove: storage-js `remove()` (DELETE /object/{bucket}), at most `removeBatch` (≤ 1000) paths per call.
  *   - write: storage-js `upload()` with the content type always set, `upsert`, and `duplex: 'half'` for streams.
  * The real API answers a missing object with HTTP 400 and `{statusCode: "404", code: "NoSuchKey"}`: that is
@@ -133,6 +135,11 @@ class ApiError extends Error {
 
 function isNotFound(status: number | undefined, statusCode: string | undefined, code: string | undefined): boolean {
   return code === 'NoSuchKey' || statusCode === '404' || (status === 404 && code === undefined);
+}
+
+/** The destination exists: HTTP 409, or (older servers) HTTP 400 with `statusCode: "409"`. */
+function isDuplicate(status: number | undefined, statusCode: string | undefined, code: string | undefined): boolean {
+  return status === 409 || statusCode === '409' || code === 'Duplicate' || code === 'KeyAlreadyExists';
 }
 
 function retryableStatus(status: number): boolean {
@@ -350,6 +357,16 @@ export class SupabaseStorage implements StorageDriver {
     };
     // A buffer can be sent again; a stream cannot (its bytes are gone), so it gets one attempt.
     await this.withRetries(`write ${bucket}/${path}`, bucket, path, Buffer.isBuffer(body) ? this.retries : 0, undefined, upload);
+  }
+
+  async copy(bucket: string, from: string, to: string): Promise<void> {
+    checkBucket(bucket);
+    checkObjectPath(from);
+    checkObjectPath(to);
+    await this.withRetries(`copy ${bucket}/${from} to ${to}`, bucket, from, this.retries, undefined, async () => {
+      const { error } = await this.client().from(bucket).copy(from, to);
+      if (error && !(error instanceof StorageApiError && isDuplicate(error.status, error.statusCode, error.code))) throw error;
+    });
   }
 
   async remove(bucket: string, paths: readonly string[]): Promise<void> {

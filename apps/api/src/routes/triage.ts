@@ -6,7 +6,6 @@ import {
   storedObjects,
   activeJobs,
   eventsChannel,
-  handOff,
   loadSelection,
   photoFates,
   type HandOffJobData,
@@ -14,7 +13,7 @@ import {
 } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import { TERMINAL_STATUSES, type JobStatus } from '@triage/core';
-import { proceedCost } from '../credits.js';
+import { proceedWithCredits, refundUnserved } from '../proceed.js';
 import { zipSelection } from '../download.js';
 import { HttpError, jobNotFound, withDeadline } from '../errors.js';
 import type { EventHub } from '../events.js';
@@ -79,7 +78,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
         security,
         summary: 'Start a triage over photos the browser already uploaded to storage',
         body: S.StartFromStorageBody,
-        response: { 200: S.StartReply, ...S.errors(400, 401, 403, 409, 429, 503) },
+        response: { 200: S.StartReply, ...S.errors(400, 401, 402, 403, 409, 429, 503) },
       },
     },
     async (request) => {
@@ -108,7 +107,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
         security,
         summary: 'Legacy: upload photos as multipart "files" parts (+ target, criteria, passes fields) and start',
         consumes: ['multipart/form-data'],
-        response: { 200: S.StartReply, ...S.errors(400, 401, 413, 429, 503) },
+        response: { 200: S.StartReply, ...S.errors(400, 401, 402, 413, 429, 503) },
       },
     },
     async (request) => acceptUpload(opts, request, request.identity.userId),
@@ -300,7 +299,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
         summary: 'Hand the picks (all, or body {photo_ids}; a bare array too) to the next stage',
         params: S.JobParams,
         body: S.ProceedBody,
-        response: { 200: S.ProceedReply, ...S.errors(400, 401, 404, 503) },
+        response: { 200: S.ProceedReply, ...S.errors(400, 401, 402, 404, 503) },
       },
     },
     async (request) => {
@@ -320,24 +319,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
         chosen = selection.filter((p) => wanted.has(String(p.index)));
       }
       if (chosen.length === 0) throw new HttpError(400, NOTHING_TO_SCORE);
-      const required = proceedCost(chosen.length);
-      const deducted = await opts.credits.charge(userId, required, `proceed ${job_id}`);
-      try {
-        await withDeadline(
-          handOff(opts.handoffQueue, {
-            triageId: job_id,
-            userId,
-            bucket: meta.bucket,
-            photos: chosen.map((p) => ({ id: String(p.index), name: p.name, path: p.path })),
-          }),
-          5000,
-          'handing off',
-        );
-      } catch (err) {
-        await opts.credits.refund(userId, deducted, `proceed ${job_id} failed`);
-        throw err;
-      }
-      return { queued_count: chosen.length, credits_deducted: deducted, credits_required: required };
+      return proceedWithCredits(opts, userId, meta.bucket, job_id, chosen);
     },
   );
 
@@ -361,6 +343,8 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
         const removed = await withDeadline(opts.queue.remove(job_id), 5000, 'removing the job').catch(() => 0);
         if (removed !== 1) await waitUntilEnded(job_id, opts.cancelWaitMs);
       }
+      await refundUnserved(opts, job_id, meta);
+      // Only the triage's own objects: copies handed to scoring live outside its folder and stay.
       await storage.remove(meta.bucket, await storedObjects(store, meta));
       await store.forget(job_id, meta.userId);
       await withDeadline(opts.queue.remove(job_id), 5000, 'removing the job').catch(() => 0);

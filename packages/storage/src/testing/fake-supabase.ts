@@ -24,6 +24,7 @@ export type StorageOp =
   | 'info' // GET /object/info/{authenticated/}{bucket}/{path}
   | 'upload' // POST|PUT /object/{bucket}/{path}
   | 'remove' // DELETE /object/{bucket}
+  | 'copy' // POST /object/copy {bucketId, sourceKey, destinationKey, destinationBucket?}
   | 'sign' // POST /object/sign/{bucket}/{path}
   | 'signMany' // POST /object/sign/{bucket}
   | 'signedGet' // GET /object/sign/{bucket}/{path}?token=
@@ -294,6 +295,8 @@ export class FakeSupabase {
         return this.upload(req, res, route.bucket!, route.path!, body);
       case 'remove':
         return this.remove(res, route.bucket!, json);
+      case 'copy':
+        return this.copy(req, res, json, entry);
       case 'sign':
         return this.sign(res, route.bucket!, route.path!, json);
       case 'signMany':
@@ -323,6 +326,8 @@ export class FakeSupabase {
         if (method === 'GET') return { op: 'signedGet', ...split(2) };
       }
       if (method === 'DELETE' && parts.length === 2) return { op: 'remove', bucket: parts[1] };
+      // Matched before uploads, as the service does: /object/copy is never an upload to a bucket named "copy".
+      if (method === 'POST' && parts[1] === 'copy' && parts.length === 2) return { op: 'copy' };
       if (method === 'POST' || method === 'PUT') return { op: 'upload', ...split(1) };
       const at = parts[1] === 'authenticated' || parts[1] === 'public' ? 2 : 1;
       if (method === 'GET') return { op: 'download', ...split(at) };
@@ -420,6 +425,27 @@ export class FakeSupabase {
     const contentType = String(req.headers['content-type'] ?? 'application/octet-stream');
     const object = this.put(bucket, path, body, { contentType });
     this.json(res, 200, { Id: object.id, Key: `${bucket}/${path}` });
+  }
+
+  /** Like the service: the source must exist; an existing destination is a 409 Duplicate unless x-upsert. */
+  private copy(req: IncomingMessage, res: ServerResponse, json: unknown, entry: LoggedStorageRequest): void {
+    const body = (json ?? {}) as { bucketId?: unknown; sourceKey?: unknown; destinationKey?: unknown; destinationBucket?: unknown };
+    for (const field of ['bucketId', 'sourceKey', 'destinationKey'] as const) {
+      if (typeof body[field] !== 'string' || body[field] === '') {
+        return this.json(res, 400, errorBody('400', 'Bad Request', `body must have required property '${field}'`));
+      }
+    }
+    const bucket = body.bucketId as string;
+    const to = typeof body.destinationBucket === 'string' && body.destinationBucket ? body.destinationBucket : bucket;
+    entry.bucket = bucket;
+    entry.path = body.sourceKey as string;
+    const source = this.get(bucket, body.sourceKey as string);
+    if (!source) return this.json(res, 400, NOT_FOUND);
+    if (this.has(to, body.destinationKey as string) && req.headers['x-upsert'] !== 'true') {
+      return this.json(res, 400, errorBody('409', 'Duplicate', 'The resource already exists', 'Duplicate'));
+    }
+    const copied = this.put(to, body.destinationKey as string, Buffer.from(source.body), { contentType: source.contentType });
+    this.json(res, 200, { Id: copied.id, Key: `${to}/${body.destinationKey as string}` });
   }
 
   private remove(res: ServerResponse, bucket: string, json: unknown): void {

@@ -1,0 +1,5 @@
+export * from './settings.js';
+export * from './pool.js';
+export * from './migrate.js';
+export * from './ledger.js';
+export * from './scoring.js';
