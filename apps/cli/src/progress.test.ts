@@ -13,7 +13,7 @@ function status(over: Partial<TriageStatus>): TriageStatus {
   return {
     job_id: 'j', status: 'processing', progress: null, total_input: 2000, pass1_survivors: 0, final_selected: 0, error_message: null,
     created_at: '', completed_at: null, target: '10%', criteria: 'standout', passes: 2, photos_failed: 0, grids_done: 3, grids_total: 49,
-    tokens: { input: 0, output: 0 }, cost_usd: 0, ...over,
+    tokens: { input: 0, output: 0 }, cost_usd: 0, handoff: null, ...over,
   };
 }
 
