@@ -9,6 +9,8 @@ export interface WorkerSettings extends SharedSettings {
   sweepEveryMs: number;
   /** How much lower than normal the worker's CPU priority is (0–19): the API answers people first. */
   nice: number;
+  /** How long a storage outage is waited out before the photos it hits fail, ms. */
+  storageOutageLimitMs: number;
   logLevel: string;
 }
 
@@ -36,6 +38,7 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     shutdownDeadlineMs: ms(env, 'SHUTDOWN_DEADLINE_MS', 10_000),
     sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
     nice: niceness(env),
+    storageOutageLimitMs: ms(env, 'STORAGE_OUTAGE_LIMIT_MS', 30 * 60_000),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
   };
 }

@@ -22,12 +22,21 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+  const storage = createStorageDriver(settings);
+  try {
+    // A wrong URL, key or bucket stops the worker here, naming the setting, rather than fail every photo.
+    await storage.check?.(settings.bucket);
+  } catch (err) {
+    subscriber.disconnect();
+    redis.disconnect();
+    throw new Error(`storage check failed: ${(err as Error).message}`);
+  }
   const worker = await createTriageWorker({
     connection: redis,
     subscriber,
     prefix: settings.prefix,
     store,
-    storage: createStorageDriver(settings),
+    storage,
     vision: createVisionProvider(settings),
     storageTransforms: settings.storageTransforms,
     images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid },
@@ -35,6 +44,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     lockDurationMs: settings.lockDurationMs,
     sweepEveryMs: settings.sweepEveryMs,
     stalledIntervalMs: settings.stalledIntervalMs,
+    outagePolicy: { limitMs: settings.storageOutageLimitMs },
   });
   log.info(
     {
