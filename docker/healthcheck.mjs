@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Container health checks (Dockerfile HEALTHCHECK and docker-compose.yml):
 //
-//   node docker/healthcheck.mjs api      the API's /readyz answers 200 (the process serves and Redis answers)
+//   node docker/healthcheck.mjs api      the API's /readyz answers 200 (the process serves, Redis answers, storage usable)
 //   node docker/healthcheck.mjs worker   a worker process of this container wrote its heartbeat to Redis
 //                                        within HEALTHCHECK_MAX_AGE_MS (default 35 s; workers beat every 10 s)
 //

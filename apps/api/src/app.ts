@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { TriageInputError } from '@triage/core';
 import type { HandOffJobData, TriageJobData, TriageStore } from '@triage/queue';
-import type { StorageDriver } from '@triage/storage';
+import { InvalidPathError, StorageRequestError, type StorageDriver } from '@triage/storage';
 import { AuthError, type Authenticator, type Identity } from './auth.js';
 import { allowedOrigins } from './cors.js';
 import { NO_LEDGER, type CreditLedger } from './credits.js';
@@ -141,6 +141,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (error instanceof TriageInputError) return reply.code(400).send({ detail: error.message });
     const err = error as { validation?: unknown; statusCode?: number; message?: string };
     if (err.validation) return reply.code(400).send({ detail: `Invalid request: ${err.message}` });
+    if (error instanceof StorageRequestError) {
+      // The storage's own words (never a key or a URL): the operator's fix, or the outage, is in them.
+      request.log.error({ err: error.reason, setting: error.details.setting }, 'storage request failed');
+      return reply.code(error.kind === 'refused' ? 400 : 503).send({ detail: `Storage: ${error.reason}` });
+    }
+    if (error instanceof InvalidPathError) return reply.code(400).send({ detail: error.message });
     if (isRedisDown(error)) {
       request.log.warn({ err: (error as Error).message }, 'Redis unavailable');
       return reply.code(503).send({ detail: REDIS_DOWN });

@@ -1,5 +1,5 @@
 /** Accepting a triage for a caller, and finding a caller's own triage: shared by the routes. */
-import { checkObjectPath, type StorageDriver } from '@triage/storage';
+import { checkObjectPath, InvalidPathError, type StorageDriver } from '@triage/storage';
 import { TriageInputError } from '@triage/core';
 import {
   ActiveCapError,
@@ -56,6 +56,18 @@ export function checkStoragePath(path: string, userId: string, jobId: string): v
     throw new HttpError(403, INVALID_PATH);
   }
   if (!path.startsWith(folder) || path.length === folder.length) throw new HttpError(403, INVALID_PATH);
+}
+
+/** A name the storage cannot hold is refused with the reason, so that what is checked is what is read. */
+function checkStorableKey(storage: StorageDriver, photo: PhotoInput): void {
+  for (const path of [photo.path, ...(photo.thumbnailPath !== undefined ? [photo.thumbnailPath] : [])]) {
+    try {
+      storage.checkKey?.(path);
+    } catch (err) {
+      if (err instanceof InvalidPathError) throw new HttpError(400, `File "${photo.name || path}" cannot be stored under that name: ${err.message}`);
+      throw err;
+    }
+  }
 }
 
 /**
@@ -139,6 +151,7 @@ export async function acceptTriage(deps: JobDeps, userId: string, input: AcceptI
   for (const photo of input.photos) {
     checkStoragePath(photo.path, userId, input.jobId);
     if (photo.thumbnailPath !== undefined) checkStoragePath(photo.thumbnailPath, userId, input.jobId);
+    checkStorableKey(storage, photo);
   }
   if (await store.meta(input.jobId)) throw new HttpError(409, `Triage job ${input.jobId} already exists`);
   await assertActiveCap(deps, userId);

@@ -106,9 +106,10 @@ export const SelectedPhoto = Type.Object({
   id: Type.String(),
   original_filename: Type.String(),
   storage_path: Type.String(),
-  thumbnail_url: Type.String({ description: 'Signed, valid 1 h: a thumbnail-sized image where the storage can make one' }),
-  url: Type.String({ description: 'Signed, valid 1 h: the original' }),
+  thumbnail_url: Nullable(Type.String({ description: 'Signed, valid 1 h: a thumbnail-sized image where the storage can make one; null when the original has left storage' })),
+  url: Nullable(Type.String({ description: 'Signed, valid 1 h: the original; null when it has left storage' })),
   rank: Type.Integer(),
+  reason: Type.Optional(Type.String({ description: 'Why there are no URLs' })),
 });
 
 export const PhotoFate = Type.Object({

@@ -2,7 +2,7 @@
 /** The API process: reads the settings once, connects Redis as a producer, listens; drains on SIGTERM/SIGINT. */
 import { pino } from 'pino';
 import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageStore, warnAboutRedisConfig } from '@triage/queue';
-import { createStorageDriver, LocalStorage } from '@triage/storage';
+import { createStorageDriver, LocalStorage, type StorageDriver } from '@triage/storage';
 import { createPool, migrate, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl } from '@triage/db';
 import { buildApp } from './app.js';
 import { corsWarning } from './cors.js';
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const handoffQueue = createHandOffQueue(settings.proceedQueue, queueOptions);
   for (const q of [queue, handoffQueue]) q.on('error', (err: Error) => log.warn({ queue: q.name, err: err.message }, 'queue connection error'));
   // The local driver's signed URLs are served by this API; Supabase signs its own.
-  const storage =
+  const storage: StorageDriver =
     settings.storageDriver === 'local'
       ? new LocalStorage({
           root: settings.storageDir,
@@ -61,6 +61,13 @@ async function main(): Promise<void> {
           signingKey: settings.storageSigningKey,
         })
       : createStorageDriver(settings);
+  try {
+    // A wrong URL, key or bucket stops the API here, naming the setting, rather than answer "not found" later.
+    await storage.check?.(settings.bucket);
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`storage check failed: ${(err as Error).message}`);
+  }
   const { credits, closeDatabase } = await connectDatabase(workStateOf(store, handoffQueue));
   const app = await buildApp({ settings, redis, store, queue, handoffQueue, storage, authenticator, credits, logger: log });
 

@@ -9,6 +9,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyMultipartBaseOptions, MultipartFile } from '@fastify/multipart';
 import { MAX_PHOTOS } from '@triage/core';
 import type { PhotoInput } from '@triage/queue';
+import { StorageRequestError } from '@triage/storage';
 import { HttpError } from './errors.js';
 import { acceptTriage, type Accepted, type JobDeps } from './jobs.js';
 
@@ -86,7 +87,15 @@ async function storePart(
     }
   }
   const objectPath = path(kind.ext);
-  await deps.storage.write(deps.settings.bucket, objectPath, Readable.from(body(), { objectMode: false }), { contentType: kind.contentType });
+  try {
+    await deps.storage.write(deps.settings.bucket, objectPath, Readable.from(body(), { objectMode: false }), { contentType: kind.contentType });
+  } catch (err) {
+    // A refusal of this file (its type or size in this bucket) skips it, with the storage's reason.
+    if (!(err instanceof StorageRequestError && err.kind === 'refused')) throw err;
+    await drain(iterator);
+    if (part.file.truncated) throw tooLarge(deps, name);
+    return { skipped: { name, reason: `storage refused it: ${err.reason}` } };
+  }
   if (part.file.truncated) {
     await deps.storage.remove(deps.settings.bucket, [objectPath]);
     throw tooLarge(deps, name);

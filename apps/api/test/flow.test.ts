@@ -135,7 +135,7 @@ describe('the whole flow over a real socket', () => {
     for (const p of photos) expect(p.reason).toEqual(expect.any(String));
     const first = results.selected_photos[0]!;
     // The signed thumbnail URL points at this API and serves the image without a token.
-    const thumb = first.thumbnail_url.replace('http://api.test', base);
+    const thumb = first.thumbnail_url!.replace('http://api.test', base);
     const image = await fetch(thumb);
     expect(image.status).toBe(200);
     expect(Buffer.from(await image.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));

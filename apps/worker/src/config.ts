@@ -11,6 +11,8 @@ export interface WorkerSettings extends SharedSettings {
   nice: number;
   /** The scoring hand-off queue consumed when there is a database (the API's PROCEED_QUEUE). */
   proceedQueue: string;
+  /** How long a storage outage is waited out before the photos it hits fail, ms. */
+  storageOutageLimitMs: number;
   logLevel: string;
 }
 
@@ -41,6 +43,7 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
     nice: niceness(env),
     proceedQueue,
+    storageOutageLimitMs: ms(env, 'STORAGE_OUTAGE_LIMIT_MS', 30 * 60_000),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
   };
 }

@@ -16,6 +16,11 @@
  * Prefetch is bounded: at most two photos' files are held (the one decoding, the next one arriving), plus
  * the heads of the next few photos (≤ 68 KB each), read ahead so that storage latency overlaps; there is
  * still only one sharp pipeline, since fetching involves no decoding.
+ *
+ * A read that fails because of storage itself, not the photo, fails no photo: when storage refuses the
+ * configuration (wrong key, bucket gone) or is unreachable (the photo's retries spent and a probe of the
+ * bucket fails too), the whole read stops with a StorageUnavailableError and the grid is tried again later.
+ * Only once the outage has lasted past its limit (`outage: 'fail'`) do photos fail, with the reason.
  */
 import {
   ASPECT_TOLERANCE,
@@ -33,7 +38,7 @@ import {
   type Thumbnail,
 } from '@triage/images';
 import type { PhotoInput } from '@triage/queue';
-import { TransformRefusedError, type LocalFile, type StorageDriver } from '@triage/storage';
+import { StorageRequestError, StorageUnavailableError, TransformRefusedError, type LocalFile, type StorageDriver } from '@triage/storage';
 import type { Pass } from '@triage/core';
 import type { ImageOps } from './step.js';
 
@@ -60,6 +65,8 @@ export interface ReadContext {
   size: number;
   transforms: boolean;
   signal: AbortSignal;
+  /** What a storage outage does: stop the read to try later (default), or fail the photos it hits. */
+  outage?: 'pause' | 'fail';
 }
 
 /** Where a photo's thumbnail will come from, decided from file heads alone (small range reads). */
@@ -206,6 +213,15 @@ async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Pr
   }
 }
 
+/** Whether a read failed because of storage as a whole (so not this photo's fault). */
+async function isOutage(ctx: ReadContext, error: unknown): Promise<boolean> {
+  if (!(error instanceof StorageRequestError) || (ctx.outage ?? 'pause') === 'fail') return false;
+  if (error.kind === 'config') return true;
+  if (error.kind !== 'unavailable' || !ctx.storage.reachable) return false;
+  // One object may keep failing while the rest of storage answers: then only that photo fails.
+  return !(await ctx.storage.reachable(ctx.bucket, { signal: ctx.signal }));
+}
+
 async function discard(fetched: Promise<Fetched> | undefined): Promise<void> {
   const f = await fetched;
   if (f?.kind === 'file') await f.file.release();
@@ -236,6 +252,7 @@ export async function readThumbnails(
         results.push({ ...(await decode(ctx, photos[i]!, fetched)), ms: performance.now() - started });
       } catch (error) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
+        if (await isOutage(ctx, error)) throw new StorageUnavailableError(describe(error), error);
         results.push({ thumb: null, reason: describe(error), error, source: null, bytes: fetched.bytes, ms: performance.now() - started });
       }
     }

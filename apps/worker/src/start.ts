@@ -25,6 +25,14 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
   const storage = createStorageDriver(settings);
+  try {
+    // A wrong URL, key or bucket stops the worker here, naming the setting, rather than fail every photo.
+    await storage.check?.(settings.bucket);
+  } catch (err) {
+    subscriber.disconnect();
+    redis.disconnect();
+    throw new Error(`storage check failed: ${(err as Error).message}`);
+  }
   const database = readDatabaseSettings();
   const pool: Pool | null = database ? createPool(database, 'photo-triage-worker', (err) => log.warn({ err: err.message }, 'database connection error')) : null;
   const credits = pool ? new PgCreditLedger(pool) : undefined;
@@ -42,6 +50,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     lockDurationMs: settings.lockDurationMs,
     sweepEveryMs: settings.sweepEveryMs,
     stalledIntervalMs: settings.stalledIntervalMs,
+    outagePolicy: { limitMs: settings.storageOutageLimitMs },
   });
   // The scoring hand-off needs the database: without one, PROCEED_QUEUE is left to another consumer.
   const handoff =

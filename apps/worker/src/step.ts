@@ -48,6 +48,8 @@ export interface StepDeps {
   images: ImageOps;
   /** Ask storage for images already resized to the cell, where it can make them. */
   storageTransforms?: boolean;
+  /** What a storage outage does to a grid's reads: hand the grid back (default) or fail the photos. */
+  storageOutage?: 'pause' | 'fail';
   log: Logger;
   /** Lines an operator should see beside the job in the dashboard. */
   jobLog?: (line: string) => Promise<unknown>;
@@ -143,7 +145,7 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
 
   // One photo at a time: only this grid's thumbnails are ever held, never an original's pixels.
   const reads = await readThumbnails(
-    { storage, images, bucket: meta.bucket, pass, size: geometry.thumb, transforms: deps.storageTransforms ?? false, signal },
+    { storage, images, bucket: meta.bucket, pass, size: geometry.thumb, transforms: deps.storageTransforms ?? false, signal, outage: deps.storageOutage ?? 'pause' },
     photos,
     failureReason,
   );

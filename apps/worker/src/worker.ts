@@ -8,7 +8,9 @@ import type { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import { triageChargeKey, type CreditLedger } from '@triage/db';
 import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, unservedReason, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
+import { StorageUnavailableError } from '@triage/storage';
 import { sweepExpired } from './expiry.js';
+import { DEFAULT_OUTAGE_POLICY, endOutage, notePause, outageExpired, outageState, type OutagePolicy } from './outage.js';
 import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
 
 export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
@@ -29,6 +31,8 @@ export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
   heartbeatMs?: number;
   /** Refunds a triage that ended without serving the user (failed, cancelled before a grid, none reviewed). */
   credits?: CreditLedger;
+  /** How a storage outage is waited out (limit, first wait, longest wait). */
+  outagePolicy?: Partial<OutagePolicy>;
 }
 
 export type StopReason = 'cancel' | 'shutdown';
@@ -87,6 +91,7 @@ export async function jobProgress(store: TriageStore, triageId: string): Promise
 export async function createTriageWorker(options: TriageWorkerOptions): Promise<TriageWorker> {
   const { store, log } = options;
   const active = new Map<string, AbortController>();
+  const outagePolicy: OutagePolicy = { ...DEFAULT_OUTAGE_POLICY, ...options.outagePolicy };
 
   await options.subscriber.subscribe(cancelChannel(options.prefix));
   options.subscriber.on('message', (_channel: string, triageId: string) => {
@@ -123,6 +128,15 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     if (progress) await job.updateProgress(progress as unknown as object).catch(() => {});
   }
 
+  /** Hands the grid back unrecorded and parks the job until the storage may be back. */
+  async function waitForStorage(job: Job<TriageJobData>, token: string | undefined, err: StorageUnavailableError): Promise<never> {
+    const { waitMs, line } = await notePause(store, job.data.triageId, err.reason, outagePolicy);
+    log.warn({ triageId: job.data.triageId, waitMs }, line);
+    await job.log(line);
+    await job.moveToDelayed(Date.now() + waitMs, token);
+    throw new DelayedError();
+  }
+
   async function processStep(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
     const { triageId } = job.data;
     const controller = new AbortController();
@@ -130,11 +144,15 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     active.set(triageId, controller);
     const jobLog = log.child({ triageId });
     try {
+      const outage = await outageState(store, triageId);
+      // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
+      const storageOutage = outageExpired(outage, outagePolicy) ? 'fail' : 'pause';
       const outcome = await runStep(
-        { ...options, log: jobLog, jobLog: (line) => job.log(line) },
+        { ...options, log: jobLog, jobLog: (line) => job.log(line), storageOutage },
         triageId,
         controller.signal,
       );
+      if (outage && storageOutage === 'pause') await endOutage(store, triageId);
       await showProgress(job);
       if (outcome.kind === 'grid') return await park(job, token);
       await refundIfUnserved(triageId);
@@ -142,6 +160,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       return outcome.status;
     } catch (err) {
       if (err instanceof DelayedError || err instanceof TriageCancelledError) throw err;
+      if (err instanceof StorageUnavailableError && !controller.signal.aborted) return await waitForStorage(job, token, err);
       const stop = controller.signal.reason;
       if (controller.signal.aborted && stop instanceof StopSignal) {
         if (stop.reason === 'cancel') {

@@ -16,6 +16,7 @@ import {
   BUCKET,
   ended,
   inProcessWorker,
+  putSamples,
   removeSampleSet,
   sampleSet,
   setup,
@@ -59,18 +60,8 @@ async function startWorker(options: { vision?: VisionProvider; transforms?: bool
 }
 
 /** Uploads the sample photos (readable ones) to the fake storage under a new job's folder. */
-async function upload(count: number, extra?: (photo: PhotoInput, bytes: Buffer) => Promise<void>): Promise<{ id: string; photos: PhotoInput[] }> {
-  const { files } = await sampleSet();
-  const id = randomUUID();
-  const photos: PhotoInput[] = [];
-  for (const file of files.filter((f) => f.kind !== 'unreadable').slice(0, count)) {
-    const photo = { name: file.name, path: `triage/user-1/${id}/${photos.length}-${file.name}` };
-    const bytes = await readFile(file.path);
-    storageFake.put(BUCKET, photo.path, bytes, { contentType: 'image/jpeg' });
-    await extra?.(photo, bytes);
-    photos.push(photo);
-  }
-  return { id, photos };
+function upload(count: number, extra?: (photo: PhotoInput, bytes: Buffer) => Promise<void>): Promise<{ id: string; photos: PhotoInput[] }> {
+  return putSamples(storageFake, count, extra);
 }
 
 beforeAll(async () => {

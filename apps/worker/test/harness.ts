@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import {
   type TriageStatus,
 } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
+import type { FakeSupabase } from '@triage/storage/testing';
 import { OfflineProvider } from '@triage/vision';
 import { pino } from 'pino';
 import { createTriageWorker, type ImageOps, type TriageWorker, type TriageWorkerOptions } from '../src/index.js';
@@ -81,6 +82,25 @@ export function sampleSet(): Promise<{ dir: string; files: SampleFile[] }> {
     return { dir, files: await generateSampleSet(dir) };
   })();
   return samples;
+}
+
+/** Puts `count` readable sample photos into a local Storage server under a new job's folder. */
+export async function putSamples(
+  fake: FakeSupabase,
+  count: number,
+  extra?: (photo: PhotoInput, bytes: Buffer) => Promise<void>,
+): Promise<{ id: string; photos: PhotoInput[] }> {
+  const { files } = await sampleSet();
+  const id = randomUUID();
+  const photos: PhotoInput[] = [];
+  for (const file of files.filter((f) => f.kind !== 'unreadable').slice(0, count)) {
+    const photo = { name: file.name, path: `triage/user-1/${id}/${photos.length}-${file.name}` };
+    const bytes = await readFile(file.path);
+    fake.put(BUCKET, photo.path, bytes, { contentType: 'image/jpeg' });
+    await extra?.(photo, bytes);
+    photos.push(photo);
+  }
+  return { id, photos };
 }
 
 export async function removeSampleSet(): Promise<void> {

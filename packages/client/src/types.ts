@@ -117,10 +117,12 @@ export interface SelectedPhoto {
   id: string;
   original_filename: string;
   storage_path: string;
-  /** Signed URL, valid 1 h: a thumbnail-sized image where the storage can make one, else the original. */
-  thumbnail_url: string;
-  /** Signed URL of the original, valid 1 h (new service). */
-  url?: string;
+  /** Signed URL, valid 1 h: a thumbnail-sized image where the storage can make one, else the original; null when the original has left storage. */
+  thumbnail_url: string | null;
+  /** Signed URL of the original, valid 1 h (new service); null when it has left storage. */
+  url?: string | null;
+  /** Why there are no URLs (new service). */
+  reason?: string;
   /** 1 = best (new service). */
   rank?: number;
 }

@@ -45,8 +45,25 @@ export interface StorageDriver {
    * copy (a redelivered job) is no error. A missing source is an ObjectNotFoundError.
    */
   copy(bucket: string, from: string, to: string): Promise<void>;
-  /** Removes objects; missing ones are not an error. */
+  /**
+   * Removes objects; missing ones are not an error. An object the storage leaves in place while answering
+   * success (a key that may not delete) is: the call throws rather than report a removal that did not happen.
+   */
   remove(bucket: string, paths: readonly string[]): Promise<void>;
+  /**
+   * Checks that the storage is usable as configured: the bucket exists and this process may read, write and
+   * delete in it. Throws a StorageRequestError naming the setting to fix. Optional.
+   */
+  check?(bucket: string): Promise<void>;
+  /** Throws InvalidPathError when the storage cannot hold an object under this name (e.g. non-ASCII). Optional. */
+  checkKey?(path: string): void;
+  /** Whether the storage answers at all (not down, not 5xx): tells an outage from one unreadable object. Optional. */
+  reachable?(bucket: string, options?: ReadOptions): Promise<boolean>;
+  /**
+   * Whether storage-side transforms work now in this process (see readTransformed); a refused or failing
+   * transform feature turns them off for a while. `samplePath` is an object a probe may render. Optional.
+   */
+  transformsUsable?(bucket: string, samplePath: string): Promise<boolean>;
   /**
    * Size and type of many objects at once (null where there is none), in the order given. Optional: callers
    * fall back to `stat` one by one.
@@ -83,6 +100,41 @@ export class TransformRefusedError extends Error {
     readonly status?: number,
   ) {
     super(`transform refused for ${bucket}/${path}: ${reason}`);
+  }
+}
+
+/**
+ * What a failed storage request means for the caller:
+ *   - unavailable: the storage did not answer, or answered 5xx, through every retry (an outage: wait);
+ *   - config: the storage refuses this deployment's settings (`setting` names which: a wrong URL, key or bucket);
+ *   - refused: the storage will not take this object (its type, size or name), a permanent answer about it;
+ *   - failed: anything else.
+ */
+export type StorageErrorKind = 'unavailable' | 'config' | 'refused' | 'failed';
+
+/** A request to storage failed for good; `reason` is short and meant for the user and the logs. */
+export class StorageRequestError extends Error {
+  override name = 'StorageRequestError';
+  constructor(
+    readonly reason: string,
+    readonly details: { status?: number; code?: string; attempts: number; retryable: boolean; kind?: StorageErrorKind; setting?: string },
+  ) {
+    super(reason);
+  }
+
+  get kind(): StorageErrorKind {
+    return this.details.kind ?? (this.details.retryable ? 'unavailable' : 'failed');
+  }
+}
+
+/** Storage was unavailable (or refused the configuration) while photos were read: the work is to be retried later. */
+export class StorageUnavailableError extends Error {
+  override name = 'StorageUnavailableError';
+  constructor(
+    readonly reason: string,
+    override readonly cause?: unknown,
+  ) {
+    super(reason);
   }
 }
 

@@ -8,18 +8,23 @@
  *     `release()`, and on any error) or to the caller's stream. The body is watched: no byte for
  *     `timeouts.stallMs` is a stall, fewer bytes than Content-Length (or undici's `terminated`) a truncation.
  *   - readTransformed (phase 4): GET /render/image/authenticated/{bucket}/{path}?width&height&resize, to a
- *     temp file; any refusal becomes a TransformRefusedError the worker catches to read the original.
+ *     temp file; any refusal becomes a TransformRefusedError the worker catches to read the original. A
+ *     TransformBreaker remembers for the process when the feature itself is refused or failing.
  *   - stat / statMany: storage-js `info()` (GET /object/info/{bucket}/{path}); statMany with bounded concurrency.
  *   - signedUrl / signedUrls: storage-js `createSignedUrl` (with an optional transform, clamped to 1–2500)
- *     and `createSignedUrls`.
+ *     and `createSignedUrls`; the URL is rebuilt from the signed token with the key encoded.
  *   - copy: storage-js `copy()` (POST /object/copy), on the server: no byte passes through this process; the
  *     service's "already exists" answer means an earlier copy got there, and is no error.
- *   - remove: storage-js `remove()` (DELETE /object/{bucket}), at most `removeBatch` (≤ 1000) paths per call.
+ *   - remove: storage-js `remove()` (DELETE /object/{bucket}), at most `removeBatch` (≤ 1000) paths per call;
+ *     paths the answer does not list as deleted must be shown absent (see confirmGone).
  *   - write: storage-js `upload()` with the content type always set, `upsert`, and `duplex: 'half'` for streams.
+ *   - check / reachable: storage-js `getBucket()`, plus a probe object written, read and removed (check).
+ * storage-js puts keys into URLs unencoded, so every key is given to it percent-encoded per segment.
  * The real API answers a missing object with HTTP 400 and `{statusCode: "404", code: "NoSuchKey"}`: that is
- * an ObjectNotFoundError (permanent). 5xx, 408, 429, connection errors, stalls and truncated bodies are
- * retried with exponential backoff; after the last attempt the call fails with a StorageRequestError whose
- * `reason` says what happened (the worker records it as the photo's failure reason).
+ * an ObjectNotFoundError (permanent), and only that. A route 404, NoSuchBucket, 401/403 are configuration
+ * errors naming the setting; 5xx, 408, 429, connection errors, stalls and truncated bodies are retried with
+ * exponential backoff, then "unavailable"; after the last attempt the call fails with a StorageRequestError
+ * whose `reason` says what happened and whose `kind` what it means (see StorageErrorKind).
  * The service-role key is sent as `apikey` and `Authorization: Bearer`; it never appears in an error or log.
  */
 import { StorageClient, StorageApiError, isStorageError, type TransformOptions } from '@supabase/storage-js';
@@ -35,8 +40,11 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   checkBucket,
   checkObjectPath,
+  InvalidPathError,
   ObjectNotFoundError,
+  StorageRequestError,
   TransformRefusedError,
+  type StorageErrorKind,
   type ImageTransform,
   type LocalFile,
   type ObjectInfo,
@@ -71,18 +79,73 @@ export interface SupabaseStorageOptions {
   concurrency?: number;
   /** Paths per remove call (the API takes at most 1000). Default 1000. */
   removeBatch?: number;
-  /** Attempts after the first for a transform before falling back. Default 1 (a refusal is never retried). */
+  /** Attempts after the first for a transform before falling back. Default 0: the original is right there. */
   transformRetries?: number;
+  /**
+   * When transforms stop working for this process: a refused feature (route 404, 403 FeatureNotEnabled) at
+   * once, a failing renderer (5xx, no answer) after `failures` transforms in a row (default 3). The originals
+   * are read instead until `retryAfterMs` has passed (default 5 min); then one transform is tried again.
+   */
+  transformBreaker?: { failures?: number; retryAfterMs?: number };
 }
 
-/** A request to storage failed for good; `reason` is short and meant for the user and the logs. */
-export class StorageRequestError extends Error {
-  override name = 'StorageRequestError';
+export { StorageRequestError };
+
+/** The settings a configuration error points at. */
+const SETTING = { url: 'SUPABASE_URL', key: 'SUPABASE_SERVICE_ROLE_KEY', bucket: 'STORAGE_BUCKET' } as const;
+
+/**
+ * Object keys the Storage API refuses (InvalidKey): non-ASCII characters and `%`. Such a name can never be
+ * stored, so it is refused before any request.
+ */
+export function storageKeyProblem(path: string): string | null {
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x20-\x7e]/.test(path)) return 'Supabase Storage only accepts object names of ASCII characters';
+  if (path.includes('%')) return 'Supabase Storage does not accept "%" in object names';
+  return null;
+}
+
+/**
+ * Remembers, for this process, whether storage-side transforms work: a circuit breaker. Open, every
+ * transform is skipped (the original is read) until it is time to try one again.
+ */
+export class TransformBreaker {
+  private failures = 0;
+  private openUntil = 0;
+  private lastSuccess = -Infinity;
+  /** Why transforms are off, while they are. */
+  reason: string | null = null;
   constructor(
-    readonly reason: string,
-    readonly details: { status?: number; code?: string; attempts: number; retryable: boolean },
-  ) {
-    super(reason);
+    private readonly threshold = 3,
+    readonly retryAfterMs = 5 * 60_000,
+  ) {}
+
+  /** Whether a transform may be tried now. */
+  allows(now = Date.now()): boolean {
+    return now >= this.openUntil;
+  }
+
+  /** A transform worked within the retry period: no need to probe again. */
+  recentlyWorked(now = Date.now()): boolean {
+    return now - this.lastSuccess < this.retryAfterMs;
+  }
+
+  succeeded(now = Date.now()): void {
+    this.lastSuccess = now;
+    this.failures = 0;
+    this.openUntil = 0;
+    this.reason = null;
+  }
+
+  /** A failure of the feature itself: `refused` (not there at all) opens at once, others count up. */
+  failed(reason: string, refused: boolean, now = Date.now()): void {
+    this.lastSuccess = -Infinity;
+    this.failures = refused ? this.threshold : this.failures + 1;
+    if (this.failures < this.threshold) return;
+    // Half-open after the wait: one more failure opens it again at once.
+    this.failures = this.threshold - 1;
+    this.openUntil = now + this.retryAfterMs;
+    this.reason = reason;
   }
 }
 
@@ -101,6 +164,8 @@ interface Failure {
   status?: number;
   code?: string;
   notFound?: boolean;
+  kind: StorageErrorKind;
+  setting?: string;
 }
 
 class StallError extends Error {
@@ -125,7 +190,8 @@ class ApiError extends Error {
   override name = 'ApiError';
   constructor(
     readonly status: number,
-    readonly statusCode: string | undefined,
+    /** As the body gave it: the router's own answers carry a number, the service's a string. */
+    readonly statusCode: string | number | undefined,
     readonly code: string | undefined,
     message: string,
   ) {
@@ -133,8 +199,44 @@ class ApiError extends Error {
   }
 }
 
-function isNotFound(status: number | undefined, statusCode: string | undefined, code: string | undefined): boolean {
-  return code === 'NoSuchKey' || statusCode === '404' || (status === 404 && code === undefined);
+/** The router's answer for a path it does not serve: the URL is not the Storage API's (or a feature is off). */
+function isRouteNotFound(status: number, statusCode: unknown, message: string): boolean {
+  if (status !== 404) return false;
+  return typeof statusCode === 'number' || /^Route \S+:.* not found$/.test(message) || /no Route matched/i.test(message) || statusCode === undefined;
+}
+
+/**
+ * What an error answer means. Only object-level answers (NoSuchKey, or a 400 whose body says 404 about an
+ * object) make an object missing; a route 404, NoSuchBucket, 401/403 are configuration errors; 5xx, 408 and
+ * 429 an outage; 413, 415 and InvalidKey a refusal of that object.
+ */
+function answerFailure(status: number, rawStatusCode: unknown, code: string | undefined, message: string): Failure {
+  const statusCode = rawStatusCode === undefined || rawStatusCode === null ? undefined : String(rawStatusCode);
+  const text = `storage answered HTTP ${status}${statusCode && statusCode !== String(status) ? ` (${statusCode})` : ''}${code ? ` ${code}` : ''}: ${message}`;
+  const base = { status, ...(code !== undefined && { code }) };
+  if (code === 'NoSuchKey') return { ...base, message: text, retryable: false, notFound: true, kind: 'failed' };
+  if (code === 'NoSuchBucket') {
+    return { ...base, message: `${text} (check ${SETTING.bucket}, and that ${SETTING.key} is the service key)`, retryable: false, kind: 'config', setting: SETTING.bucket };
+  }
+  if (isRouteNotFound(status, rawStatusCode, message)) {
+    return { ...base, message: `${text} (check ${SETTING.url}: it must be the project's URL, whose gateway serves the Storage API at /storage/v1)`, retryable: false, kind: 'config', setting: SETTING.url };
+  }
+  const denied = [401, 403].includes(status) || statusCode === '401' || statusCode === '403' || code === 'AccessDenied' || code === 'InvalidJWT';
+  if (denied && code !== 'FeatureNotEnabled') {
+    return { ...base, message: `${text} (check ${SETTING.key}: it must be the project's service-role key)`, retryable: false, kind: 'config', setting: SETTING.key };
+  }
+  if (retryableStatus(status) || (statusCode !== undefined && retryableStatus(Number(statusCode)))) return { ...base, message: text, retryable: true, kind: 'unavailable' };
+  if (status === 400 && statusCode === '404') return { ...base, message: text, retryable: false, notFound: true, kind: 'failed' };
+  const refused = [413, 415].includes(status) || ['413', '415'].includes(statusCode ?? '') || code === 'InvalidKey' || code === 'InvalidMimeType' || code === 'EntityTooLarge';
+  return { ...base, message: text, retryable: false, kind: refused ? 'refused' : 'failed' };
+}
+
+/**
+ * A key as storage-js must be given it: storage-js puts keys into URLs as they are, so `?`, `#` and `%`
+ * would end the path, start a fragment or decode into another name.
+ */
+function encodeKey(path: string): string {
+  return path.split('/').map(encodeURIComponent).join('/');
 }
 
 /** The destination exists: HTTP 409, or (older servers) HTTP 400 with `statusCode: "409"`. */
@@ -167,6 +269,10 @@ export class SupabaseStorage implements StorageDriver {
   private readonly concurrency: number;
   private readonly removeBatch: number;
   private readonly transformRetries: number;
+  /** Whether transforms work in this process (shared by readTransformed, signed URLs and probes). */
+  readonly breaker: TransformBreaker;
+  /** Buckets this process has seen it may write, read and delete in (check()). */
+  private readonly verified = new Set<string>();
   /** Kept off the enumerable surface so that logging the driver never prints it. */
   #headers: Record<string, string>;
 
@@ -185,7 +291,8 @@ export class SupabaseStorage implements StorageDriver {
     this.tempDir = options.tempDir ?? tmpdir();
     this.concurrency = Math.max(1, options.concurrency ?? 16);
     this.removeBatch = Math.min(1000, Math.max(1, options.removeBatch ?? 1000));
-    this.transformRetries = Math.max(0, options.transformRetries ?? 1);
+    this.transformRetries = Math.max(0, options.transformRetries ?? 0);
+    this.breaker = new TransformBreaker(Math.max(1, options.transformBreaker?.failures ?? 3), options.transformBreaker?.retryAfterMs ?? 5 * 60_000);
     this.#headers = { apikey: options.serviceRoleKey, authorization: `Bearer ${options.serviceRoleKey}` };
   }
 
@@ -201,15 +308,13 @@ export class SupabaseStorage implements StorageDriver {
   // ---------------------------------------------------------------- reads
 
   async readToFile(bucket: string, path: string, options: ReadOptions = {}): Promise<LocalFile> {
-    checkBucket(bucket);
-    checkObjectPath(path);
+    this.checkPath(bucket, path);
     const ext = extname(path).toLowerCase().replace(/[^.a-z0-9]/g, '').slice(0, 8);
     return this.download(`read ${bucket}/${path}`, bucket, path, `/object/authenticated/${this.objectPath(bucket, path)}`, ext, {}, this.retries, options.signal);
   }
 
   async readTransformed(bucket: string, path: string, transform: ImageTransform, options: ReadOptions = {}): Promise<LocalFile> {
-    checkBucket(bucket);
-    checkObjectPath(path);
+    this.checkPath(bucket, path);
     const query = new URLSearchParams({
       width: String(clampSide(transform.width)),
       height: String(clampSide(transform.height)),
@@ -218,20 +323,44 @@ export class SupabaseStorage implements StorageDriver {
     if (transform.quality !== undefined) query.set('quality', String(Math.min(100, Math.max(20, Math.round(transform.quality)))));
     // No `format`: the service then answers WebP when the client accepts it (readable by sharp, and HEIC
     // sources come back decodable); JPEG otherwise.
+    if (!this.breaker.allows()) throw new TransformRefusedError(bucket, path, `transforms are off for now: ${this.breaker.reason}`);
     const url = `/render/image/authenticated/${this.objectPath(bucket, path)}?${query}`;
     try {
-      return await this.download(`transform ${bucket}/${path}`, bucket, path, url, '.img', { accept: 'image/webp,image/jpeg;q=0.9' }, this.transformRetries, options.signal);
+      const file = await this.download(`transform ${bucket}/${path}`, bucket, path, url, '.img', { accept: 'image/webp,image/jpeg;q=0.9' }, this.transformRetries, options.signal);
+      this.breaker.succeeded();
+      return file;
     } catch (err) {
       if (options.signal?.aborted) throw err;
       if (err instanceof ObjectNotFoundError) throw err;
       const e = err as StorageRequestError;
+      this.noteTransformFailure(e);
       throw new TransformRefusedError(bucket, path, e.reason ?? (err as Error).message, e.details?.status);
     }
   }
 
+  /** A transform that failed for the feature's sake (not this object's) counts against transforms. */
+  private noteTransformFailure(e: StorageRequestError): void {
+    if (!(e instanceof StorageRequestError)) return;
+    // Transforms not served at all: the router has no render route, or the plan lacks the feature.
+    const refused = e.details.setting === SETTING.url || e.details.code === 'FeatureNotEnabled';
+    if (refused || e.kind === 'unavailable') this.breaker.failed(e.reason, refused);
+  }
+
+  async transformsUsable(bucket: string, samplePath: string): Promise<boolean> {
+    if (!this.breaker.allows()) return false;
+    if (this.breaker.recentlyWorked()) return true;
+    try {
+      const file = await this.readTransformed(bucket, samplePath, { width: 16, height: 16, resize: 'cover' });
+      await file.release();
+      return true;
+    } catch (err) {
+      // A refusal about this object (too large, unreadable) says nothing against the feature.
+      return err instanceof TransformRefusedError && this.breaker.allows() && err.status !== undefined && err.status < 500;
+    }
+  }
+
   async readStream(bucket: string, path: string, options: ReadOptions = {}): Promise<Readable> {
-    checkBucket(bucket);
-    checkObjectPath(path);
+    this.checkPath(bucket, path);
     const url = `/object/authenticated/${this.objectPath(bucket, path)}`;
     // Retried until the body starts; a failure mid-stream errors the stream (the caller decides).
     return this.withRetries(`read ${bucket}/${path}`, bucket, path, this.retries, options.signal, async () => {
@@ -241,8 +370,7 @@ export class SupabaseStorage implements StorageDriver {
   }
 
   async readRange(bucket: string, path: string, start: number, end: number, options: ReadOptions = {}): Promise<Buffer> {
-    checkBucket(bucket);
-    checkObjectPath(path);
+    this.checkPath(bucket, path);
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
       throw new RangeError(`invalid byte range [${start}, ${end})`);
     }
@@ -287,11 +415,10 @@ export class SupabaseStorage implements StorageDriver {
   // ---------------------------------------------------------------- metadata
 
   async stat(bucket: string, path: string, options: ReadOptions = {}): Promise<ObjectInfo | null> {
-    checkBucket(bucket);
-    checkObjectPath(path);
+    this.checkPath(bucket, path);
     try {
       return await this.withRetries(`stat ${bucket}/${path}`, bucket, path, this.retries, options.signal, async () => {
-        const { data, error } = await this.client(options.signal).from(bucket).info(path);
+        const { data, error } = await this.client(options.signal).from(bucket).info(encodeKey(path));
         if (error) throw error;
         const info = data as unknown as { size?: number | null; contentType?: string | null; lastModified?: string | null };
         return {
@@ -311,18 +438,18 @@ export class SupabaseStorage implements StorageDriver {
   }
 
   async signedUrl(bucket: string, path: string, expiresIn: number, options: SignedUrlOptions = {}): Promise<string> {
-    checkBucket(bucket);
-    checkObjectPath(path);
-    const t = options.transform;
+    this.checkPath(bucket, path);
+    // With transforms off for now, the thumbnail is the original: a render URL would fail in the browser.
+    const t = this.breaker.allows() ? options.transform : undefined;
     const transform: TransformOptions | undefined = t && {
       width: clampSide(t.width),
       height: clampSide(t.height),
       resize: t.resize ?? 'cover',
     };
     return this.withRetries(`sign ${bucket}/${path}`, bucket, path, this.retries, undefined, async () => {
-      const { data, error } = await this.client().from(bucket).createSignedUrl(path, Math.max(1, Math.floor(expiresIn)), transform ? { transform } : undefined);
+      const { data, error } = await this.client().from(bucket).createSignedUrl(encodeKey(path), Math.max(1, Math.floor(expiresIn)), transform ? { transform } : undefined);
       if (error) throw error;
-      return data.signedUrl;
+      return this.signedLink(data.signedUrl, bucket, path);
     });
   }
 
@@ -337,7 +464,7 @@ export class SupabaseStorage implements StorageDriver {
         if (error) throw error;
         return data;
       });
-      const byPath = new Map(data.map((d) => [d.path, d.error ? null : d.signedUrl]));
+      const byPath = new Map(data.map((d) => [d.path, d.error || !d.signedUrl ? null : this.signedLink(d.signedUrl, bucket, d.path ?? '')]));
       out.push(...batch.map((p) => byPath.get(p) ?? null));
     }
     return out;
@@ -346,13 +473,12 @@ export class SupabaseStorage implements StorageDriver {
   // ---------------------------------------------------------------- writes
 
   async write(bucket: string, path: string, body: Buffer | Readable, options: { contentType: string }): Promise<void> {
-    checkBucket(bucket);
-    checkObjectPath(path);
+    this.checkPath(bucket, path);
     if (!options?.contentType) throw new Error('write needs a content type');
     const upload = async () => {
       const { error } = await this.client(undefined, Buffer.isBuffer(body) ? this.requestMs : 0)
         .from(bucket)
-        .upload(path, body as Buffer, { contentType: options.contentType, upsert: true, duplex: 'half', cacheControl: '3600' });
+        .upload(encodeKey(path), body as Buffer, { contentType: options.contentType, upsert: true, duplex: 'half', cacheControl: '3600' });
       if (error) throw error;
     };
     // A buffer can be sent again; a stream cannot (its bytes are gone), so it gets one attempt.
@@ -361,8 +487,9 @@ export class SupabaseStorage implements StorageDriver {
 
   async copy(bucket: string, from: string, to: string): Promise<void> {
     checkBucket(bucket);
-    checkObjectPath(from);
-    checkObjectPath(to);
+    this.checkPath(bucket, from);
+    this.checkPath(bucket, to);
+    // Keys travel in the JSON body here, not in the URL: given as they are.
     await this.withRetries(`copy ${bucket}/${from} to ${to}`, bucket, from, this.retries, undefined, async () => {
       const { error } = await this.client().from(bucket).copy(from, to);
       if (error && !(error instanceof StorageApiError && isDuplicate(error.status, error.statusCode, error.code))) throw error;
@@ -371,14 +498,106 @@ export class SupabaseStorage implements StorageDriver {
 
   async remove(bucket: string, paths: readonly string[]): Promise<void> {
     checkBucket(bucket);
-    paths.forEach(checkObjectPath);
+    paths.forEach((p) => this.checkPath(bucket, p));
     for (let i = 0; i < paths.length; i += this.removeBatch) {
       const batch = paths.slice(i, i + this.removeBatch);
-      await this.withRetries(`remove ${batch.length} objects from ${bucket}`, bucket, '', this.retries, undefined, async () => {
-        const { error } = await this.client().from(bucket).remove([...batch]);
-        // Removing what is already gone is not an error (the API simply lists fewer deleted objects).
-        if (error && !(error instanceof StorageApiError && isNotFound(error.status, error.statusCode, error.code))) throw error;
+      const deleted = await this.withRetries(`remove ${batch.length} objects from ${bucket}`, bucket, '', this.retries, undefined, async () => {
+        const { data, error } = await this.client().from(bucket).remove([...batch]);
+        if (error) throw error;
+        return new Set((data ?? []).map((o) => o.name));
       });
+      const left = batch.filter((p) => !deleted.has(p));
+      if (left.length > 0) await this.confirmGone(bucket, left, batch.length);
+    }
+  }
+
+  /**
+   * The API lists the objects it deleted and answers 200 whatever it did, even when the key may delete
+   * nothing. Paths it did not list must be shown absent by a key that is known to see objects.
+   */
+  private async confirmGone(bucket: string, left: readonly string[], asked: number): Promise<void> {
+    const still = (await this.statMany(bucket, left)).filter((info) => info !== null).length;
+    const removedFewer = `storage removed ${asked - left.length} of ${asked} objects from ${bucket}`;
+    if (still > 0) {
+      throw new StorageRequestError(`${removedFewer}: ${still} are still there`, { attempts: 1, retryable: false, kind: 'failed' });
+    }
+    try {
+      if (!this.verified.has(bucket)) await this.check(bucket);
+    } catch (err) {
+      const reason = err instanceof StorageRequestError ? err.reason : (err as Error).message;
+      throw new StorageRequestError(`${removedFewer}, and cannot tell whether the rest are gone: ${reason}`, {
+        attempts: 1,
+        retryable: false,
+        kind: 'config',
+        setting: (err as StorageRequestError).details?.setting ?? SETTING.key,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  checkKey(path: string): void {
+    const problem = storageKeyProblem(path);
+    if (problem) throw new InvalidPathError(`${problem}: ${JSON.stringify(path)}`);
+  }
+
+  /**
+   * The start-up check: the URL leads to the Storage API, the bucket exists, and the key may write, read and
+   * delete in it (a probe object under `.triage-check/`). Each failure names the setting to fix.
+   */
+  async check(bucket: string): Promise<void> {
+    checkBucket(bucket);
+    await this.withRetries(`check bucket ${bucket}`, bucket, '', this.retries, undefined, async () => {
+      const { error } = await this.client().getBucket(bucket);
+      if (error) throw error;
+    });
+    const probe = `.triage-check/${randomUUID()}.jpg`;
+    const bytes = Buffer.from([0xff, 0xd8, 0xff, 0xd9]);
+    const denied = (what: string, detail: string) =>
+      new StorageRequestError(`${SETTING.key} cannot ${what} in bucket ${bucket}: ${detail} (is it the anon key instead of the service-role key?)`, {
+        attempts: 1,
+        retryable: false,
+        kind: 'config',
+        setting: SETTING.key,
+      });
+    try {
+      await this.write(bucket, probe, bytes, { contentType: 'image/jpeg' });
+    } catch (err) {
+      if (err instanceof StorageRequestError && err.kind === 'refused') {
+        throw new StorageRequestError(`bucket ${bucket} refuses a JPEG: ${err.reason} (check ${SETTING.bucket} and the bucket's allowed MIME types)`, {
+          attempts: 1,
+          retryable: false,
+          kind: 'config',
+          setting: SETTING.bucket,
+        });
+      }
+      if (err instanceof StorageRequestError && err.kind !== 'config') throw denied('write', err.reason);
+      throw err;
+    }
+    const back = await this.readRange(bucket, probe, 0, bytes.length).catch((err: unknown) => {
+      throw err instanceof ObjectNotFoundError ? denied('read', 'an object it had just written was not found') : err;
+    });
+    if (!back.equals(bytes)) throw denied('read', 'an object it had just written came back different');
+    const removed = await this.withRetries(`remove ${probe}`, bucket, probe, this.retries, undefined, async () => {
+      const { data, error } = await this.client().from(bucket).remove([probe]);
+      if (error) throw error;
+      return data?.length ?? 0;
+    });
+    if (removed !== 1) throw denied('delete', 'the removal answered success but removed nothing');
+    this.verified.add(bucket);
+  }
+
+  async reachable(bucket: string, options: ReadOptions = {}): Promise<boolean> {
+    checkBucket(bucket);
+    try {
+      await this.withRetries(`reach ${bucket}`, bucket, '', 0, options.signal, async () => {
+        const { error } = await this.client(options.signal).getBucket(bucket);
+        if (error) throw error;
+      });
+      return true;
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      return !(err instanceof StorageRequestError && err.kind === 'unavailable');
     }
   }
 
@@ -386,7 +605,25 @@ export class SupabaseStorage implements StorageDriver {
 
   /** `bucket/a/b c.jpg` with each segment percent-encoded. */
   private objectPath(bucket: string, path: string): string {
-    return [bucket, ...path.split('/')].map(encodeURIComponent).join('/');
+    return `${encodeURIComponent(bucket)}/${encodeKey(path)}`;
+  }
+
+  private checkPath(bucket: string, path: string): void {
+    checkBucket(bucket);
+    checkObjectPath(path);
+    this.checkKey(path);
+  }
+
+  /**
+   * A signed URL for the object, from the token the service signed. storage-js joins the service's answer
+   * to the base and runs encodeURI over it, which leaves `?` and `#` in a key as they are (the URL then
+   * points elsewhere); the path is rebuilt here with every segment encoded.
+   */
+  private signedLink(signed: string, bucket: string, path: string): string {
+    const token = /[?&]token=([^&#]*)/.exec(signed)?.[1];
+    if (!token) return signed;
+    const kind = signed.includes('/render/image/sign/') ? 'render/image/sign' : 'object/sign';
+    return `${this.base}/${kind}/${this.objectPath(bucket, path)}?token=${encodeURIComponent(decodeURIComponent(token))}`;
   }
 
   /** A storage-js client whose every request carries the caller's signal and a timeout (0: none). */
@@ -432,7 +669,7 @@ export class SupabaseStorage implements StorageDriver {
       } catch {
         // not JSON
       }
-      const statusCode = typeof parsed.statusCode === 'string' || typeof parsed.statusCode === 'number' ? String(parsed.statusCode) : undefined;
+      const statusCode = typeof parsed.statusCode === 'string' || typeof parsed.statusCode === 'number' ? parsed.statusCode : undefined;
       const code = typeof parsed.code === 'string' ? parsed.code : typeof parsed.error === 'string' ? parsed.error : undefined;
       const message = typeof parsed.message === 'string' ? parsed.message : res.statusText || `HTTP ${res.status}`;
       throw new ApiError(res.status, statusCode, code, message);
@@ -517,34 +754,18 @@ export class SupabaseStorage implements StorageDriver {
   }
 
   private classify(err: unknown): Failure {
-    if (err instanceof ApiError) {
-      return {
-        message: `storage answered HTTP ${err.status}${err.statusCode && err.statusCode !== String(err.status) ? ` (${err.statusCode})` : ''}: ${err.message}`,
-        retryable: retryableStatus(err.status) || (err.statusCode !== undefined && retryableStatus(Number(err.statusCode))),
-        status: err.status,
-        ...(err.code !== undefined && { code: err.code }),
-        notFound: isNotFound(err.status, err.statusCode, err.code),
-      };
-    }
-    if (err instanceof StorageApiError) {
-      return {
-        message: `storage answered HTTP ${err.status}${err.statusCode && err.statusCode !== String(err.status) ? ` (${err.statusCode})` : ''}: ${err.message}`,
-        retryable: retryableStatus(err.status) || retryableStatus(Number(err.statusCode)),
-        status: err.status,
-        ...(err.code !== undefined && { code: err.code }),
-        notFound: isNotFound(err.status, err.statusCode, err.code),
-      };
-    }
-    if (err instanceof StallError || err instanceof TruncatedError) return { message: err.message, retryable: true };
+    if (err instanceof ApiError) return answerFailure(err.status, err.statusCode, err.code, err.message);
+    if (err instanceof StorageApiError) return answerFailure(err.status, err.statusCode, err.code, err.message);
+    if (err instanceof StallError || err instanceof TruncatedError) return { message: err.message, retryable: true, kind: 'unavailable' };
     if (isStorageError(err)) {
       // StorageUnknownError: the request never got an answer (network, timeout).
       const original = (err as { originalError?: unknown }).originalError;
-      if ((original as Error)?.name === 'TimeoutError') return { message: `no answer within ${this.requestMs} ms`, retryable: true };
-      return { message: networkMessage(original ?? err), retryable: true };
+      if ((original as Error)?.name === 'TimeoutError') return { message: `no answer within ${this.requestMs} ms`, retryable: true, kind: 'unavailable' };
+      return { message: networkMessage(original ?? err), retryable: true, kind: 'unavailable' };
     }
-    if ((err as Error)?.name === 'TimeoutError') return { message: `no answer within ${this.requestMs} ms`, retryable: true };
-    if (err instanceof TypeError || (err as NodeJS.ErrnoException)?.code) return { message: networkMessage(err), retryable: true };
-    return { message: (err as Error)?.message ?? String(err), retryable: false };
+    if ((err as Error)?.name === 'TimeoutError') return { message: `no answer within ${this.requestMs} ms`, retryable: true, kind: 'unavailable' };
+    if (err instanceof TypeError || (err as NodeJS.ErrnoException)?.code) return { message: networkMessage(err), retryable: true, kind: 'unavailable' };
+    return { message: (err as Error)?.message ?? String(err), retryable: false, kind: 'failed' };
   }
 
   private async withRetries<T>(
@@ -570,6 +791,8 @@ export class SupabaseStorage implements StorageDriver {
           throw new StorageRequestError(reason, {
             attempts,
             retryable: f.retryable,
+            kind: f.kind,
+            ...(f.setting !== undefined && { setting: f.setting }),
             ...(f.status !== undefined && { status: f.status }),
             ...(f.code !== undefined && { code: f.code }),
           });

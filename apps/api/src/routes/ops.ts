@@ -15,8 +15,22 @@ export interface OpsOptions {
 
 export const STORAGE_ROUTE = '/storage';
 
+/** A storage check that passed is trusted this long by /readyz (it writes, reads and deletes an object). */
+const STORAGE_CHECK_TTL_MS = 60_000;
+
 export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts) => {
   const tags = ['operations'];
+  let storageCheckedAt = -Infinity;
+  async function checkStorage(): Promise<void> {
+    const check = opts.storage.check?.bind(opts.storage);
+    if (!check || Date.now() - storageCheckedAt < STORAGE_CHECK_TTL_MS) return;
+    try {
+      await withDeadline(check(opts.bucket), 10_000, 'checking storage');
+    } catch (err) {
+      throw new HttpError(503, `Storage not ready: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+    }
+    storageCheckedAt = Date.now();
+  }
   app.get(
     '/healthz',
     { logLevel: 'warn', schema: { tags, summary: 'The process answers', response: { 200: Type.Object({ status: Type.String(), uptime_s: Type.Number() }) } } },
@@ -25,14 +39,23 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
 
   app.get(
     '/readyz',
-    { logLevel: 'warn', schema: { tags, summary: 'Redis answers', response: { 200: Type.Object({ status: Type.String(), redis: Type.String() }), 503: ErrorReply } } },
+    {
+      logLevel: 'warn',
+      schema: {
+        tags,
+        summary: 'Redis answers, and storage is usable as configured',
+        response: { 200: Type.Object({ status: Type.String(), redis: Type.String(), storage: Type.Optional(Type.String()) }), 503: ErrorReply },
+      },
+    },
     async () => {
       try {
         await withDeadline(opts.redis.ping(), 2000, 'PING');
       } catch {
         throw new HttpError(503, REDIS_DOWN);
       }
-      return { status: 'ready', redis: 'ok' };
+      if (!opts.storage.check) return { status: 'ready', redis: 'ok' };
+      await checkStorage();
+      return { status: 'ready', redis: 'ok', storage: 'ok' };
     },
   );
 

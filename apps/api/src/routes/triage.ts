@@ -18,6 +18,7 @@ import { zipSelection } from '../download.js';
 import { HttpError, jobNotFound, withDeadline } from '../errors.js';
 import type { EventHub } from '../events.js';
 import { acceptTriage, assertOwner, ownedMeta, type JobDeps } from '../jobs.js';
+import { signPicks } from '../signing.js';
 import { acceptUpload } from '../uploads.js';
 import * as S from '../schemas.js';
 
@@ -34,9 +35,6 @@ export interface TriageRouteOptions extends JobDeps {
   /** The per-user rate limit of job creation, shared by the job-creating routes (a preHandler hook). */
   createLimit: preHandlerAsyncHookHandler;
 }
-
-const THUMBNAIL = { width: 400, height: 400, resize: 'cover' as const };
-const URL_SECONDS = 3600;
 
 function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
@@ -221,16 +219,7 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
       if (meta.status !== 'completed' && meta.status !== 'failed') throw notComplete(meta.status);
       const status = (await store.status(job_id))!;
       const selection = meta.status === 'completed' ? await loadSelection(store, job_id) : [];
-      const selected_photos = await Promise.all(
-        selection.map(async (p) => ({
-          id: String(p.index),
-          original_filename: p.name,
-          storage_path: p.path,
-          thumbnail_url: await storage.signedUrl(meta.bucket, p.path, URL_SECONDS, { transform: THUMBNAIL }),
-          url: await storage.signedUrl(meta.bucket, p.path, URL_SECONDS),
-          rank: p.rank,
-        })),
-      );
+      const selected_photos = await signPicks(storage, meta.bucket, selection, opts.settings.storageTransforms);
       const reply = {
         job_id,
         status: status.status,

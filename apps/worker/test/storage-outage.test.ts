@@ -1,0 +1,210 @@
+/**
+ * Whole jobs against the local Storage server when storage misbehaves as the real one does: transforms the
+ * server does not serve, a renderer that is down, an outage, a wrong key at start. No photo is lost to any
+ * of them.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sharp } from '@triage/images';
+import type { PhotoInput } from '@triage/queue';
+import { SupabaseStorage } from '@triage/storage';
+import { FakeSupabase } from '@triage/storage/testing';
+import { OfflineProvider } from '@triage/vision';
+import { pino } from 'pino';
+import { sweepExpired } from '../src/expiry.js';
+import type { OutagePolicy } from '../src/outage.js';
+import {
+  BUCKET,
+  ended,
+  inProcessWorker,
+  putSamples,
+  removeSampleSet,
+  sampleSet,
+  setup,
+  SMALL_GRIDS,
+  spawnWorker,
+  submit,
+  waitForStatus,
+  type Env,
+  type InProcessWorker,
+  type WorkerProcess,
+} from './harness.js';
+
+let env: Env;
+let fake: FakeSupabase;
+let worker: InProcessWorker | undefined;
+const children: WorkerProcess[] = [];
+
+function supabase(key = fake.serviceRoleKey): SupabaseStorage {
+  return new SupabaseStorage({
+    url: fake.url,
+    serviceRoleKey: key,
+    retries: 1,
+    backoff: { baseMs: 10, maxMs: 20 },
+    timeouts: { responseMs: 5000, stallMs: 5000, requestMs: 5000 },
+  });
+}
+
+async function startWorker(options: { transforms?: boolean; outage?: Partial<OutagePolicy> } = {}): Promise<void> {
+  worker = await inProcessWorker(env, {
+    storage: supabase(),
+    vision: new OfflineProvider(),
+    storageTransforms: options.transforms ?? false,
+    outagePolicy: { waitMs: 50, maxWaitMs: 200, ...options.outage },
+  });
+}
+
+async function stopWorker(): Promise<void> {
+  await worker?.close();
+  worker = undefined;
+}
+
+function upload(count: number): Promise<{ id: string; photos: PhotoInput[] }> {
+  return putSamples(fake, count);
+}
+
+async function runJob(count: number, options: { transforms?: boolean } = {}) {
+  const { id, photos } = await upload(count);
+  await submit(env, id, photos, { layouts: SMALL_GRIDS });
+  await startWorker(options);
+  const status = await waitForStatus(env, id, ended);
+  await stopWorker();
+  return { id, status, selected: await env.store.selected(id) };
+}
+
+beforeAll(async () => {
+  await sampleSet();
+  env = await setup();
+  fake = await FakeSupabase.start({
+    render: async (object, t) => ({
+      body: await sharp(object.body).resize(t.width, t.height, { fit: 'cover' }).webp().toBuffer(),
+      contentType: 'image/webp',
+    }),
+  });
+});
+beforeEach(() => {
+  fake.transforms = 'on';
+  fake.rendererDown = null;
+  fake.outage = null;
+  fake.clearFaults();
+  fake.clearLog();
+});
+afterEach(async () => {
+  for (const child of children.splice(0)) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+  fake.outage = null;
+  await stopWorker();
+});
+afterAll(async () => {
+  await fake.close();
+  await env.close();
+  await removeSampleSet();
+});
+
+describe('transforms the server does not make', () => {
+  it('a self-hosted server with transforms off (route 404): the job reads originals and keeps its picks', async () => {
+    fake.transforms = 'off-self-hosted';
+    const { status } = await runJob(24, { transforms: true });
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(0);
+    expect(status.final_selected).toBeGreaterThan(0);
+    // The first refusal turned transforms off for the process.
+    expect(fake.log('render')).toHaveLength(1);
+  });
+
+  it('a hosted project without the feature (403 FeatureNotEnabled): the same', async () => {
+    fake.transforms = 'off-hosted';
+    const { status } = await runJob(24, { transforms: true });
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(0);
+    expect(fake.log('render')).toHaveLength(1);
+  });
+
+  it('a renderer that answers 500 after a delay costs a few render requests, then the job runs as without transforms', async () => {
+    const plain = await runJob(24, { transforms: false });
+    expect(fake.log('render')).toHaveLength(0);
+    fake.clearLog();
+    fake.rendererDown = { delayMs: 300 };
+    const degraded = await runJob(24, { transforms: true });
+    expect(degraded.status.status).toBe('completed');
+    expect(degraded.status.photos_failed).toBe(0);
+    // At most the breaker's three failures, whatever the number of photos and passes.
+    expect(fake.log('render').length).toBeLessThanOrEqual(3);
+    expect(fake.log('render').every((r) => r.status === 500)).toBe(true);
+    // Read from the same originals, the same photos are picked.
+    expect(degraded.selected).toEqual(plain.selected);
+  });
+});
+
+describe('a storage outage pauses the job, it does not drop photos', () => {
+  it('503 from everything: the job waits (status and job log say so) and completes with every photo once storage is back', async () => {
+    const { id, photos } = await upload(24);
+    await submit(env, id, photos, { layouts: SMALL_GRIDS });
+    fake.outage = 503;
+    await startWorker({ outage: { limitMs: 10 * 60_000 } });
+    const paused = await waitForStatus(env, id, (s) => s.status === 'processing' && /storage unavailable/.test(s.error_message ?? ''));
+    expect(paused.error_message).toMatch(/503/);
+    expect(paused.grids_done).toBe(0);
+    const logs = await env.queue.getJobLogs(id);
+    expect(logs.logs.some((line) => /storage unavailable/.test(line))).toBe(true);
+    // Storage comes back: the job resumes where it was.
+    fake.outage = null;
+    const status = await waitForStatus(env, id, ended);
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(0);
+    expect(status.error_message).toBeNull();
+  });
+
+  it('an outage longer than the limit fails the photos it hits, with the reason', async () => {
+    const { id, photos } = await upload(12);
+    await submit(env, id, photos, { layouts: SMALL_GRIDS, passes: 1 });
+    fake.outage = 503;
+    await startWorker({ outage: { limitMs: 100 } });
+    const status = await waitForStatus(env, id, ended);
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(12);
+    const [record] = await env.store.gridRecords(id);
+    expect(record!.failures[0]!.reason).toMatch(/503/);
+  });
+});
+
+describe('removal', () => {
+  it('the retention sweep with a key that removes nothing (200 []) reports a failure and keeps the triage for the next sweep', async () => {
+    const { id, photos } = await upload(2);
+    await submit(env, id, photos, { layouts: SMALL_GRIDS });
+    await env.store.start(id);
+    await env.store.finish(id, { status: 'completed', selected: [] });
+    const later = Date.now() + (env.store.retentionSeconds + 60) * 1000;
+    const result = await sweepExpired({ store: env.store, storage: supabase(fake.anonKey), log: pino({ level: 'silent' }) }, later);
+    expect(result.removed).toBe(0);
+    expect(result.failed).toBeGreaterThanOrEqual(1);
+    expect(await env.store.meta(id)).not.toBeNull();
+    expect(fake.has(BUCKET, photos[0]!.path)).toBe(true);
+  });
+});
+
+describe('the start-up check', () => {
+  it('a worker with the anon key in place of the service key stops at start, naming the setting', async () => {
+    const child = spawnWorker(env, {
+      STORAGE_DRIVER: 'supabase',
+      SUPABASE_URL: fake.url,
+      SUPABASE_SERVICE_ROLE_KEY: fake.anonKey,
+    });
+    children.push(child);
+    const { code } = await child.exited;
+    expect(code).toBe(1);
+    expect(child.output()).toMatch(/SUPABASE_SERVICE_ROLE_KEY/);
+    expect(child.output()).not.toContain(fake.anonKey);
+  });
+
+  it('a worker pointed past the gateway (no /storage/v1) stops at start, naming SUPABASE_URL', async () => {
+    const bare = await FakeSupabase.start({ gateway: false });
+    try {
+      const child = spawnWorker(env, { STORAGE_DRIVER: 'supabase', SUPABASE_URL: bare.url, SUPABASE_SERVICE_ROLE_KEY: bare.serviceRoleKey });
+      children.push(child);
+      const { code } = await child.exited;
+      expect(code).toBe(1);
+      expect(child.output()).toMatch(/SUPABASE_URL/);
+    } finally {
+      await bare.close();
+    }
+  });
+});
