@@ -9,7 +9,7 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
@@ -176,11 +176,7 @@ describe('the whole flow over a real socket', () => {
     const files = await stageSamples(jobId, all);
     expect((await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: jobId, files }) })).status).toBe(200);
     // Wait until the worker is inside the job.
-    for (let i = 0; i < 200; i++) {
-      const s = await env.store.status(jobId);
-      if (s?.status === 'processing') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await vi.waitUntil(async () => (await env.store.status(jobId))?.status === 'processing', { timeout: 30_000, interval: 25 });
     const events = readEvents(await api(`/api/triage/${jobId}/events`));
     const del = await api(`/api/triage/${jobId}`, { method: 'DELETE' });
     expect(del.status).toBe(200);
@@ -193,11 +189,8 @@ describe('the whole flow over a real socket', () => {
     const next = randomUUID();
     const nextFiles = await stageSamples(next, samples.files.slice(0, 4));
     expect((await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: next, files: nextFiles, target: '1' }) })).status).toBe(200);
-    for (let i = 0; i < 400; i++) {
-      const s = await env.store.status(next);
-      if (s?.status === 'completed') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const ended = ['completed', 'failed', 'cancelled'];
+    await vi.waitUntil(async () => ended.includes((await env.store.status(next))?.status ?? ''), { timeout: 40_000, interval: 50 });
     expect((await env.store.status(next))?.status).toBe('completed');
   });
 });

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRedisServer, type RedisServer } from '@triage/queue';
 import { REDIS_DOWN } from '../src/errors.js';
 import { setup, type Env } from './harness.js';
@@ -39,7 +39,8 @@ describe('with Redis down', () => {
     expect((await env.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
 
     await server!.stop('SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
+    // The API's connection has seen its socket close (the moment Redis is down for the API).
+    await vi.waitUntil(() => env.redis.status !== 'ready', { timeout: 30_000 });
 
     const headers = await env.auth('user-r');
     const requests = [

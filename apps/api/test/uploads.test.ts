@@ -167,24 +167,30 @@ describe('POST /api/triage/start (multipart)', () => {
     gc();
     const before = process.memoryUsage().arrayBuffers;
     let peak = 0;
-    // A full collection before each sample, so what is measured is what is held; every 250 ms, so that on a
-    // busy machine the collections do not starve the upload they measure.
-    const sampler = setInterval(() => {
+    // A full collection per sample: on a loaded machine one can take a good part of a second, so the next
+    // sample waits four times as long as the last one took (at least 50 ms), leaving the transfer most of the
+    // time. A part held whole would stay held for the whole pause below, whatever the sampling rate.
+    let sampler: NodeJS.Timeout | undefined;
+    const sample = () => {
+      const t0 = performance.now();
       gc();
       peak = Math.max(peak, process.memoryUsage().arrayBuffers - before);
-    }, 250);
+      sampler = setTimeout(sample, Math.max(50, 4 * (performance.now() - t0)));
+    };
+    sample();
     // Two thirds in, the client waits until the server's file holds more than a quarter of the part: a
     // server that collected the part before writing would never get there.
     let writtenWhileSending = 0;
     const waitForServer = async () => {
-      // Until the server's file holds that much (the test's timeout bounds a server that never gets there).
-      while (writtenWhileSending <= 10 * MB) {
+      // Bounded so that a server that never writes ends in the assertion below rather than a hang.
+      const deadline = Date.now() + 30_000;
+      while (writtenWhileSending <= 10 * MB && Date.now() < deadline) {
         writtenWhileSending = await partialBytes(env, 'user-big');
-        if (writtenWhileSending <= 10 * MB) await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 25));
       }
     };
     const res = await upload(env, base, [{ filename: 'big.jpg', body: bigJpeg(40 * MB, 27 * MB, waitForServer) }], 'user-big');
-    clearInterval(sampler);
+    clearTimeout(sampler);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(writtenWhileSending).toBeGreaterThan(10 * MB);
     expect(storage.writes).toHaveLength(1);
@@ -195,7 +201,7 @@ describe('POST /api/triage/start (multipart)', () => {
     expect(peak).toBeLessThan(20 * MB);
     const [photo] = await env.store.photos(res.body.job_id as string, [0]);
     expect((await env.storage.stat(BUCKET, photo!.path))?.size).toBe(40 * MB);
-  }, 240_000); // 40 MB through a real socket, with forced collections, on a machine that may be busy
+  });
 
   it('no photo at all is 400 "No files provided", with the skipped parts', async () => {
     const res = await upload(env, base, [{ filename: 'a.txt', body: 'text' }], 'user-none');

@@ -179,7 +179,7 @@ function addNoise(rgb: Buffer, seed: number, amplitude: number): void {
 }
 
 async function generate(dir: string, spec: CorpusSpec): Promise<void> {
-  const { sharp, withExif } = await import('@triage/images');
+  const [{ sharp }, { withExif }] = await Promise.all([import('@triage/images'), import('@triage/images/testing')]);
   // The generator is the only user of sharp in this thread: let libvips use the cores it is given.
   sharp.concurrency(2);
   const path = join(dir, fileNameOf(spec));

@@ -40,7 +40,8 @@ function supabase(): SupabaseStorage {
     serviceRoleKey: storageFake.serviceRoleKey,
     retries: 2,
     backoff: { baseMs: 10, maxMs: 40 },
-    timeouts: { responseMs: 1500, stallMs: 600, requestMs: 5000 },
+    // Long enough for a loaded machine's honest answer, short enough that the injected stalls end the test soon.
+    timeouts: { responseMs: 5000, stallMs: 2000, requestMs: 20_000 },
   });
 }
 
@@ -49,7 +50,7 @@ function anthropic(): AnthropicProvider {
     apiKey: 'test-key',
     baseURL: visionFake.url,
     maxRetries: 1,
-    timeoutMs: 1000,
+    timeoutMs: 5000,
     overloadedRetries: 1,
     overloadedBackoffMs: 20,
   });

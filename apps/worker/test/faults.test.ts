@@ -36,6 +36,13 @@ function start(target: Pick<Env, 'prefix' | 'storageDir'>, extra: Record<string,
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Bounds that only a broken run reaches, not the time a run takes: on a loaded machine (2 cores shared with
+ * other builds) the 300-photo job alone has taken over two minutes.
+ */
+const WAIT_MS = 600_000;
+const TEST_MS = 1_800_000;
+
 /** Polls `fn` until it returns a value. */
 async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -99,25 +106,48 @@ describe('the worker killed with SIGKILL at ten random moments of one 300-photo 
     // The undisturbed reference run.
     const reference = await stageJob(env, photos, { layouts: SMALL_GRIDS });
     const first = start(env);
-    const refStatus = await waitForStatus(env, reference.triageId, ended, 120_000);
+    const refStatus = await waitForStatus(env, reference.triageId, ended, WAIT_MS);
     expect(refStatus.status).toBe('completed');
     const refPicks = (await loadSelection(env.store, reference.triageId)).map((s) => s.index);
     expect(refPicks).toHaveLength(30); // K = floor(300 × 10 / 100)
     await stopWorker(first);
 
+    // The reference run's real number of grids: the same input gives the same plan and the same survivors.
+    const refRecords = await env.store.gridRecords(reference.triageId);
+    const coarseGrids = refRecords.filter((r) => r.pass === 'coarse').length;
+    const totalGrids = refRecords.length;
+
     // The same photos again, each worker reading a little slowly (15 ms a photo: a grid of 12 lasts over
-    // 180 ms). The ten moments are spread over the whole job by a seeded draw: each new process takes the job
-    // over, works until a drawn number of grids is recorded, goes on for a drawn part of a grid (reading
-    // photos, composing, judging or recording), and is killed without warning; a new process replaces it.
+    // 180 ms). The ten moments are spread over the whole job by a seeded draw, and each is a state of the job,
+    // not a time: each new process takes the job over, works until a drawn grid's step has begun (its photos
+    // being read) or until that grid has reached the provider (being judged or recorded), and is killed
+    // without warning at once; a new process replaces it.
     const job = await stageJob(env, photos, { layouts: SMALL_GRIDS });
-    const total = (await env.store.status(job.triageId))!.grids_total;
     const lockKey = `${env.prefix}:${TRIAGE_QUEUE}:${job.triageId}:lock`;
     const random = mulberry32(0x5eed_f417);
     const KILLS = 10;
-    // One drawn grid count in each tenth of the job (both passes), at least two grids before the end so that
-    // the job is still running at each kill.
-    const span = (total - 2) / KILLS;
-    const moments = Array.from({ length: KILLS }, (_, k) => Math.floor((k + random()) * span));
+    // One drawn grid in each tenth of the job (both passes), at least two grids before the end so that the
+    // job is still running at each kill (the worker needs two more grids' reads, over 360 ms, to end it).
+    const span = (totalGrids - 2) / KILLS;
+    const moments = Array.from({ length: KILLS }, (_, k) => ({
+      grid: Math.floor((k + random()) * span),
+      stage: random() < 0.5 ? ('reading' as const) : ('judged' as const),
+    }));
+    // Both passes are drawn, both stages too (a property of the seed, checked here so that a change of plan
+    // that moved them would say so).
+    expect(moments.some((m) => m.grid < coarseGrids)).toBe(true);
+    expect(moments.some((m) => m.grid >= coarseGrids)).toBe(true);
+    expect(new Set(moments.map((m) => m.stage)).size).toBe(2);
+    /** The job has reached the moment: running, the drawn grid's step begun (in its pass) or judged. */
+    const reached = async (m: (typeof moments)[number]): Promise<boolean> => {
+      const s = (await env.store.status(job.triageId))!;
+      if (s.status !== 'processing' || s.grids_done < m.grid) return false;
+      if (m.grid >= coarseGrids && s.progress?.phase !== 'fine_pass') return false;
+      if (m.stage === 'reading' || s.grids_done > m.grid) return true;
+      // Grids reach the provider in order, each once per interruption: one more distinct attempt than grids
+      // before it means this one has.
+      return Object.keys(await env.store.attempts(job.triageId)).length > m.grid;
+    };
     let killedHolder: string | undefined;
     const atKill: TriageStatus[] = [];
     for (const moment of moments) {
@@ -131,23 +161,27 @@ describe('the worker killed with SIGKILL at ten random moments of one 300-photo 
           const holder = token?.slice(0, token.lastIndexOf(':'));
           return holder && holder !== killedHolder ? holder : undefined;
         },
-        60_000,
+        WAIT_MS,
         20,
       );
-      await until(`${moment} grids`, async () => (await env.store.status(job.triageId))!.grids_done >= moment, 60_000, 10);
-      await sleep(Math.floor(random() * 150));
-      atKill.push((await env.store.status(job.triageId))!);
+      await until(`grid ${moment.grid} ${moment.stage}`, () => reached(moment), WAIT_MS, 10);
       victim.child.kill('SIGKILL');
       expect((await victim.exited).signal).toBe('SIGKILL');
+      // What the kill left: the state the next process starts from.
+      atKill.push((await env.store.status(job.triageId))!);
     }
-    // Every kill landed while the job was running.
+    // Every kill landed while the job was running, at or after its moment, and in the moment's pass.
     expect(atKill.map((s) => s.status)).toEqual(Array(KILLS).fill('processing'));
+    atKill.forEach((s, k) => {
+      expect(s.grids_done).toBeGreaterThanOrEqual(moments[k]!.grid);
+      if (moments[k]!.grid >= coarseGrids) expect(s.progress?.phase).toBe('fine_pass');
+    });
     // The moments fell in both passes.
     expect(atKill.some((s) => s.progress?.phase === 'coarse_pass')).toBe(true);
     expect(atKill.some((s) => s.progress?.phase === 'fine_pass')).toBe(true);
 
     start(env);
-    const status = await waitForStatus(env, job.triageId, ended, 120_000);
+    const status = await waitForStatus(env, job.triageId, ended, WAIT_MS);
     expect(status.status).toBe('completed');
     expect(status.total_input).toBe(300);
     expect(status.photos_failed).toBe(refStatus.photos_failed);
@@ -157,7 +191,7 @@ describe('the worker killed with SIGKILL at ten random moments of one 300-photo 
     const { records } = await expectAccountedFor(env.store, job.triageId, 300, KILLS);
     // The work was shared by the processes in turn: each resumed where the last one stopped.
     expect(new Set(records.map((r) => r.worker)).size).toBeGreaterThan(2);
-  }, 240_000);
+  }, TEST_MS);
 });
 
 /** A redis-server with its append-only file synced on every write, in `dir`. */
@@ -204,7 +238,8 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     const statusOf = (jobId: string) => env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers });
 
     // One worker process for the whole test, pointed at this Redis; it is never restarted.
-    const worker = start(env, { REDIS_URL: server!.url, STORAGE_READ_LATENCY_MS: '10' });
+    const WORKER_LOCK_MS = 2000;
+    const worker = start(env, { REDIS_URL: server!.url, STORAGE_READ_LATENCY_MS: '10', WORKER_LOCK_MS: String(WORKER_LOCK_MS) });
 
     // The undisturbed reference run.
     const refId = randomUUID();
@@ -212,7 +247,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     const refStatus = await until('the reference run', async () => {
       const s = (await statusOf(refId)).json() as TriageStatus;
       return ended(s) ? s : undefined;
-    }, 120_000, 100);
+    }, WAIT_MS, 100);
     expect(refStatus.status).toBe('completed');
     const refPicks = (await loadSelection(env.store, refId)).map((s) => s.index);
     expect(refPicks).toHaveLength(9); // K = floor(96 × 10 / 100)
@@ -220,7 +255,12 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     // The same photos again; Redis is killed once a few grids are recorded.
     const jobId = randomUUID();
     expect((await startJob(jobId, await stage(jobId))).statusCode).toBe(200);
-    await until('three grids', async () => ((await statusOf(jobId)).json() as TriageStatus).grids_done >= 3, 60_000, 20);
+    await until('three grids', async () => ((await statusOf(jobId)).json() as TriageStatus).grids_done >= 3, WAIT_MS, 20);
+    // The outage must outlast the worker's lock: whatever lock it holds now (renewed or not) has expired
+    // WORKER_LOCK_MS after the kill, on this machine's clock, which is the clock Redis expires keys by.
+    const lockKey = `${env.prefix}:${TRIAGE_QUEUE}:${jobId}:lock`;
+    const lockBefore = await env.redis.get(lockKey);
+    const lockGoneAt = Date.now() + WORKER_LOCK_MS + 100;
     await server!.stop('SIGKILL');
 
     // While Redis is gone: a clear 503 on the status and start routes, at once, and readiness says so.
@@ -231,6 +271,8 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
       `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n` +
       `\xff\xd8\xff\xe0 not much of a photo\r\n--${boundary}--\r\n`;
     for (let round = 0; round < 3; round++) {
+      // The last round once the worker's lock is past its expiry.
+      if (round === 2) await sleep(Math.max(0, lockGoneAt - Date.now()));
       for (const res of [
         await statusOf(jobId),
         await startJob(otherId, otherFiles),
@@ -240,10 +282,9 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
         expect(res.statusCode, res.body).toBe(503);
         expect(res.json()).toEqual({ detail: REDIS_DOWN });
       }
-      await sleep(1000); // down for about three seconds: longer than the worker's 2 s lock
     }
 
-    // Back on the same port, from its append-only file.
+    // Back on the same port, from its append-only file, in which the lock of before has expired.
     server = await startRedis(redisDir, server!.port);
 
     // The same app instance answers again by itself.
@@ -252,6 +293,8 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
       return res.statusCode === 200 ? (res.json() as TriageStatus) : undefined;
     }, 30_000, 100);
     expect(back.job_id).toBe(jobId);
+    // The worker's lock of before the outage was not restored (a new one, if any, has another token).
+    if (lockBefore !== null) expect(await env.redis.get(lockKey)).not.toBe(lockBefore);
     expect(back.grids_done).toBeGreaterThanOrEqual(3); // nothing recorded before the kill was lost
     expect((await env.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
     // The start refused during the outage left nothing behind.
@@ -260,7 +303,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     const status = await until('the job to end', async () => {
       const s = (await statusOf(jobId)).json() as TriageStatus;
       return ended(s) ? s : undefined;
-    }, 120_000, 200);
+    }, WAIT_MS, 200);
     expect(status.status).toBe('completed');
     expect(status.photos_failed).toBe(refStatus.photos_failed);
     expect((await loadSelection(env.store, jobId)).map((s) => s.index)).toEqual(refPicks);
@@ -269,5 +312,5 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
     expect(worker.child.exitCode).toBeNull();
     expect(worker.child.signalCode).toBeNull();
     await stopWorker(worker);
-  }, 240_000);
+  }, TEST_MS);
 });

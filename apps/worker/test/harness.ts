@@ -155,7 +155,7 @@ export async function waitForStatus(
   env: Env,
   triageId: string,
   predicate: (s: TriageStatus) => boolean,
-  timeoutMs = 60_000,
+  timeoutMs = 300_000,
 ): Promise<TriageStatus> {
   const sub = new Redis(REDIS_URL, redisOptions('worker'));
   let timer: NodeJS.Timeout | undefined;

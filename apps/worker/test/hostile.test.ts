@@ -15,14 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GridGeometry } from '@triage/core';
-import {
-  colourDistance,
-  composeGrid,
-  quadrantColours,
-  writeHostileSet,
-  type GridCell,
-  type HostilePhoto,
-} from '@triage/images';
+import { composeGrid, type GridCell } from '@triage/images';
+import { colourDistance, quadrantColours, writeHostileSet, type HostilePhoto } from '@triage/images/testing';
 import type { GridRecord } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { BUCKET, ended, IMAGES, inProcessWorker, setup, submit, waitForStatus, type Env, type InProcessWorker } from './harness.js';

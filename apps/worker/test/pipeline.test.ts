@@ -20,19 +20,35 @@ import {
 } from './harness.js';
 
 let env: Env;
-/** The real local driver, noting when each read starts. */
-class TimedStorage extends LocalStorage {
-  readonly reads: number[] = [];
+/** The real local driver, noting each whole-file read; `holdNext` makes the next one wait for its signal. */
+class WatchedStorage extends LocalStorage {
+  /** The paths read whole, in the order the reads started (a read asked with an aborted signal is refused
+   * at once, by this driver as by every other, and so is not one). */
+  readonly reads: string[] = [];
+  private held?: () => void;
+  /** Resolves when the next whole-file read has started; that read then ends only when its signal aborts. */
+  holdNext(): Promise<void> {
+    return new Promise((resolve) => (this.held = resolve));
+  }
   override async readToFile(...args: Parameters<LocalStorage['readToFile']>) {
-    this.reads.push(Date.now());
+    if (!args[2]?.signal?.aborted) this.reads.push(args[1]);
+    const held = this.held;
+    this.held = undefined;
+    if (held) {
+      // A read that lasts until the job is stopped, as a slow remote store's would.
+      const signal = args[2]?.signal;
+      if (!signal) throw new Error('a held read needs a signal to end it');
+      held();
+      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    }
     return super.readToFile(...args);
   }
 }
-let storage: TimedStorage;
+let storage: WatchedStorage;
 let worker: InProcessWorker | undefined;
 
-async function startInProcessWorker(options: { readLatencyMs?: number } = {}): Promise<void> {
-  storage = new TimedStorage({ root: env.storageDir, readLatencyMs: options.readLatencyMs ?? 0 });
+async function startInProcessWorker(): Promise<void> {
+  storage = new WatchedStorage({ root: env.storageDir });
   worker = await inProcessWorker(env, { storage });
 }
 
@@ -152,18 +168,21 @@ describe('a two-pass triage of 60 generated photos', () => {
   it('stops a running job within one photo when it is cancelled', async () => {
     const { files } = await sampleSet();
     const job = await stageJob(env, files, { layouts: SMALL_GRIDS });
-    // 100 ms per storage read: a grid of 12 takes over a second, a photo a tenth of one.
-    await startInProcessWorker({ readLatencyMs: 100 });
+    await startInProcessWorker();
     await waitForStatus(env, job.triageId, (s) => s.grids_done >= 1);
-    await new Promise((r) => setTimeout(r, 250)); // mid-grid
-    const asked = Date.now();
+    // Mid-grid: the worker waits on a photo of a grid after the first, and can only go on if it is stopped.
+    await storage.holdNext();
+    const reads = storage.reads.length;
+    const held = storage.reads.at(-1)!;
+    const recorded = (await env.store.status(job.triageId))!.grids_done;
     await env.store.requestCancel(job.triageId);
-    const status = await waitForStatus(env, job.triageId, ended, 5000);
+    const status = await waitForStatus(env, job.triageId, ended);
     expect(status.status).toBe('cancelled');
-    // At most the photo being read when the request came: no further photo was started.
-    expect(storage.reads.filter((t) => t > asked).length).toBeLessThanOrEqual(1);
-    // The interrupted grid was never recorded.
-    const records = await env.store.gridRecords(job.triageId);
-    expect(records.length).toBeLessThanOrEqual(2);
+    // No photo after the held one was started (the one decoding meanwhile may still have needed its whole
+    // file), and the interrupted grid was never recorded.
+    const photoIndex = (path: string) => Number(/\/(\d{4})-[^/]*$/.exec(path)![1]);
+    expect(storage.reads.slice(reads).filter((path) => photoIndex(path) >= photoIndex(held))).toEqual([]);
+    expect(await env.store.gridRecords(job.triageId)).toHaveLength(recorded);
+    expect(recorded).toBeLessThan(status.grids_total);
   });
 });

@@ -2,7 +2,7 @@
  * Worker processes as operators run them: killed with SIGKILL mid-job and replaced, two of them sharing a
  * queue, and stopped with SIGTERM mid-grid.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadSelection } from '@triage/queue';
 import {
   ended,
@@ -119,9 +119,16 @@ describe('worker processes', () => {
     const job = await stageJob(env, files, { layouts: SMALL_GRIDS });
     // 150 ms per read: a grid takes about two seconds, far longer than the 300 ms deadline.
     const w = start({ STORAGE_READ_LATENCY_MS: '150', SHUTDOWN_DEADLINE_MS: '300' });
-    await waitForStatus(env, job.triageId, (s) => s.grids_done >= 1);
-    await new Promise((r) => setTimeout(r, 400));
-    const before = (await env.store.status(job.triageId))!.grids_done;
+    // Mid-grid is a state, not a time: the job taken for its second step (BullMQ counts each time a job is
+    // taken; parking it between grids hands it back) while its second grid is not yet recorded.
+    const before = await vi.waitUntil(
+      async () => {
+        const taken = (await env.queue.getJob(job.triageId))?.attemptsStarted ?? 0;
+        const done = (await env.store.status(job.triageId))?.grids_done ?? 0;
+        return taken >= 2 && done === taken - 1 ? { done } : false;
+      },
+      { timeout: 50_000, interval: 10 },
+    ).then((s) => s.done);
     w.child.kill('SIGTERM');
     const exit = await w.exited;
     expect(exit.code).toBe(0);

@@ -321,7 +321,7 @@ describe('TriageClient.events', () => {
       expect(status.status).toBe('processing');
       break;
     }
-    await expect.poll(() => closedStreams, { timeout: 2000 }).toBe(1);
+    await expect.poll(() => closedStreams, { timeout: 30_000 }).toBe(1);
   });
 
   it('throws a TriageApiError when the route is missing', async () => {
@@ -409,7 +409,7 @@ describe('TriageClient.waitForJob', () => {
     const streaming = new AbortController();
     const waitStream = client().waitForJob(JOB, { signal: streaming.signal, onProgress: () => streaming.abort() });
     await expect(waitStream).rejects.toMatchObject({ name: 'AbortError' });
-    await expect.poll(() => closedStreams, { timeout: 2000 }).toBe(openStreams);
+    await expect.poll(() => closedStreams, { timeout: 30_000 }).toBe(openStreams);
 
     eventsMode = '404';
     const polling = new AbortController();

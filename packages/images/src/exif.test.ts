@@ -6,10 +6,10 @@ import {
   orientedSize,
   orientSquare,
   parseJpegHead,
-  withExif,
 } from './exif.js';
 import { sharp } from './sharp.js';
-import { scene } from './test-fixtures.js';
+import { withExif } from './testing/exif-writer.js';
+import { scene } from './testing/fixtures.js';
 import { thumbnailFromBytes, thumbnailFromEmbedded } from './thumbnail.js';
 
 /** A w × h image in four coloured quadrants (red, green / blue, white), so any turn or mirror shows. */

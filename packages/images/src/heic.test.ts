@@ -84,7 +84,9 @@ describe('decodeHeic', () => {
       second = true;
       return d;
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // Once its turn comes a decode runs synchronously (libheif in WebAssembly on this thread), so without the
+    // lock the second call would have resolved before the event loop's next turn.
+    await new Promise((r) => setImmediate(r));
     expect(second).toBe(false);
     first.release();
     (await pending).release();

@@ -7,9 +7,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findEmbeddedThumbnail, JPEG_HEAD_BYTES, parseJpegHead } from './exif.js';
-import { colourDistance, quadrantColours, writeHostileSet, type HostilePhoto, type Quadrants } from './hostile.js';
+import { colourDistance, quadrantColours, writeHostileSet, type HostilePhoto, type Quadrants } from './testing/hostile.js';
 import { mulberry32 } from './random.js';
-import { tempDir } from './test-fixtures.js';
+import { tempDir } from './testing/fixtures.js';
 import { ImageReadError, thumbnailFromEmbedded, thumbnailFromFile, type Thumbnail } from './thumbnail.js';
 
 // Written while the tests are collected, so that each photo gets its own named test.

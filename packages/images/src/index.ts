@@ -20,7 +20,6 @@ export {
   embeddedThumbnailFits,
   orientedSize,
   orientSquare,
-  withExif,
   type JpegHeader,
   type EmbeddedThumbnail,
 } from './exif.js';
@@ -32,14 +31,4 @@ export { generateSampleSet, writeSample, DEFAULT_SAMPLE_COUNT, type SampleFile, 
 /** sharp with this package's process-wide settings applied, for tools (the benchmark's corpus generator). */
 export { sharp } from './sharp.js';
 export { mulberry32 } from './random.js';
-export {
-  writeHostileSet,
-  quadrantImage,
-  quadrantColours,
-  colourDistance,
-  storedFor,
-  QUADRANTS,
-  type HostilePhoto,
-  type HostileExpectation,
-  type Quadrants,
-} from './hostile.js';
+// Test and benchmark photo makers (hostile files, synthetic scenes, the EXIF writer): '@triage/images/testing'.

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProgressiveDc, locateDcScans, type DcImage } from './progressive.js';
 import { sharp } from './sharp.js';
-import { scene, tempDir, type RawImage } from './test-fixtures.js';
+import { scene, tempDir, type RawImage } from './testing/fixtures.js';
 import { mulberry32 } from './random.js';
 import { thumbnailFromDcScans, thumbnailFromFile } from './thumbnail.js';
 

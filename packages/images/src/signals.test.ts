@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeSignals, hashDistance, SIGNAL_SIDE } from './signals.js';
-import { noisy, scaled, scene, tempDir, writeJpeg, type RawImage } from './test-fixtures.js';
+import { noisy, scaled, scene, tempDir, writeJpeg, type RawImage } from './testing/fixtures.js';
 import { thumbnailFromFile, type Thumbnail } from './thumbnail.js';
 
 let temp: Awaited<ReturnType<typeof tempDir>>;

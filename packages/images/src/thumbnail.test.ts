@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharp, sharpCounters } from './sharp.js';
-import { scene, tempDir, writeJpeg } from './test-fixtures.js';
-import { png } from './hostile.js';
+import { scene, tempDir, writeJpeg } from './testing/fixtures.js';
+import { png } from './testing/hostile.js';
 import { ImageReadError, thumbnailFromFile } from './thumbnail.js';
 
 let temp: Awaited<ReturnType<typeof tempDir>>;

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -38,6 +38,12 @@ async function collect(stream: Readable): Promise<Buffer> {
 }
 
 /** Every file under a folder, relative, sorted. */
+/** Sizes of the files being written beside the objects (`write` renames them into place when done). */
+async function partialSizes(): Promise<number[]> {
+  const partial = (await listFiles(root)).filter((f) => f.includes('.partial-'));
+  return Promise.all(partial.map(async (f) => (await stat(join(root, f))).size));
+}
+
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
@@ -186,7 +192,7 @@ describe('LocalStorage: atomic writes', () => {
       yield pattern(30_000, 2).subarray(15_000);
     }
     const writing = storage.write(BUCKET, PATH, Readable.from(slow()), { contentType: 'image/jpeg' });
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitUntil(async () => (await partialSizes()).includes(15_000), { timeout: 30_000 });
     // Half of the new object is on disk somewhere, but the object still reads whole and old.
     expect((await storage.stat(BUCKET, PATH))!.size).toBe(10_000);
     expect(await storage.readRange(BUCKET, PATH, 0, 100_000)).toEqual(old);
@@ -229,7 +235,8 @@ describe('LocalStorage: atomic writes', () => {
     const settle = (p: Promise<void>) => p.then(() => 'fulfilled', (err: Error) => `rejected: ${err.message}`);
     const writeA = settle(storage.write(BUCKET, PATH, Readable.from(body(a, gates[0]!.promise)), { contentType: 'image/jpeg' }));
     const writeB = settle(storage.write(BUCKET, PATH, Readable.from(body(b, gates[1]!.promise)), { contentType: 'image/jpeg' }));
-    await new Promise((r) => setTimeout(r, 50));
+    // Both are half written, side by side.
+    await vi.waitUntil(async () => (await partialSizes()).filter((size) => size === 20_000).length === 2, { timeout: 30_000 });
     gates[0]!.open();
     expect(await writeA).toBe('fulfilled');
     // A finished: the object is exactly A, whatever B is still doing.
@@ -434,15 +441,17 @@ describe('LocalStorage: read latency', () => {
   });
 
   it('does not delay writes or stat', async () => {
-    const slow = new LocalStorage({ root, readLatencyMs: 1000 });
+    // An hour per read: a delayed write or stat could not end within the test's time, on any machine.
+    const slow = new LocalStorage({ root, readLatencyMs: 3_600_000 });
     const t0 = performance.now();
     await slow.write(BUCKET, PATH, pattern(1000), { contentType: 'image/jpeg' });
     await slow.stat(BUCKET, PATH);
-    expect(performance.now() - t0).toBeLessThan(900);
+    expect(performance.now() - t0).toBeLessThan(30_000);
   });
 
   it('stops waiting as soon as the signal aborts', async () => {
-    const slow = new LocalStorage({ root, readLatencyMs: 5000 });
+    // An hour per read: a read that ignored the abort could not settle within the test's time, on any machine.
+    const slow = new LocalStorage({ root, readLatencyMs: 3_600_000 });
     await slow.write(BUCKET, PATH, pattern(1000), { contentType: 'image/jpeg' });
     for (const read of [
       (signal: AbortSignal) => slow.readRange(BUCKET, PATH, 0, 10, { signal }),
@@ -451,9 +460,11 @@ describe('LocalStorage: read latency', () => {
     ]) {
       const controller = new AbortController();
       const t0 = performance.now();
-      setTimeout(() => controller.abort(), 50);
-      await expect(read(controller.signal)).rejects.toMatchObject({ name: 'AbortError' });
-      expect(performance.now() - t0).toBeLessThan(1000);
+      const reading = read(controller.signal);
+      // The read is waiting (its signal was live when it was called: see the next test for one that is not).
+      controller.abort();
+      await expect(reading).rejects.toMatchObject({ name: 'AbortError' });
+      expect(performance.now() - t0).toBeLessThan(30_000);
     }
   });
 

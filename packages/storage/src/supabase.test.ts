@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ObjectNotFoundError, TransformRefusedError } from './driver.js';
 import { StorageRequestError, SupabaseStorage, type SupabaseStorageOptions } from './supabase.js';
 import { FakeSupabase } from './testing/fake-supabase.js';
@@ -174,7 +174,9 @@ describe('reads', () => {
     fake.inject({ op: 'download', fault: { kind: 'stall', beforeHeaders: true } });
     const controller = new AbortController();
     const pending = driver({ timeouts: { responseMs: 10_000, stallMs: 10_000 } }).readToFile(BUCKET, `${DIR}/a.jpg`, { signal: controller.signal });
-    setTimeout(() => controller.abort(new Error('job cancelled')), 50);
+    // Aborted while the request is at the server (stalled there).
+    await vi.waitUntil(() => fake.log('download').length === 1, { timeout: 30_000 });
+    controller.abort(new Error('job cancelled'));
     await expect(pending).rejects.toThrow('job cancelled');
     expect(fake.log('download')).toHaveLength(1);
     expect(await leftovers()).toEqual([]);

@@ -20,7 +20,7 @@ import {
   type VisionProfile,
 } from '@triage/core';
 import { composeGrid } from '@triage/images';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AnthropicProvider, ImageOutsideProfileError, type AnthropicProviderOptions } from './anthropic.js';
 import { profileFor, combinedProfile } from '@triage/core';
 import type { GridRequest } from './provider.js';
@@ -357,15 +357,28 @@ describe('failures and retries', () => {
     fake.inject({ times: 1, fault: { kind: 'stall' } });
     const controller = new AbortController();
     const pending = p.judge({ ...(await request(p.profile, 'fine', 16)), signal: controller.signal });
-    setTimeout(() => controller.abort(new Error('job cancelled')), 50);
+    // Aborted while the request is at the server (stalled there).
+    await vi.waitUntil(() => fake.requests.length === 1, { timeout: 30_000 });
+    controller.abort(new Error('job cancelled'));
     await expect(pending).rejects.toThrow('job cancelled');
 
     fake.clearFaults();
     fake.inject({ fault: { kind: 'status', status: 529 } });
     const c2 = new AbortController();
-    const p2 = provider({ maxRetries: 0, overloadedBackoffMs: 10_000 }).judge({ ...(await request(p.profile, 'fine', 16)), signal: c2.signal });
-    setTimeout(() => c2.abort(new Error('job cancelled again')), 100);
+    // The SDK's fetch, noting when the overloaded answer has reached the client.
+    let answered = 0;
+    const counting: typeof fetch = async (...args) => {
+      const res = await fetch(...args);
+      answered++;
+      return res;
+    };
+    // An hour's backoff: one that ignored the abort could not end within the test's time.
+    const p2 = provider({ maxRetries: 0, overloadedBackoffMs: 3_600_000, fetch: counting }).judge({ ...(await request(p.profile, 'fine', 16)), signal: c2.signal });
+    // Aborted once the 529 is in: during the backoff.
+    await vi.waitUntil(() => answered === 1, { timeout: 30_000 });
+    c2.abort(new Error('job cancelled again'));
     await expect(p2).rejects.toThrow('job cancelled again');
+    expect(fake.requests).toHaveLength(2);
   });
 
   it('never puts the API key in an answer or error', async () => {

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { createDeflate, deflateSync } from 'node:zlib';
-import { parseJpegHead, withExif } from './exif.js';
-import type { Rgb } from './font.js';
-import { sharp } from './sharp.js';
+import { parseJpegHead } from '../exif.js';
+import { withExif } from './exif-writer.js';
+import type { Rgb } from '../font.js';
+import { sharp } from '../sharp.js';
 
 export type Quadrants = readonly [Rgb, Rgb, Rgb, Rgb];
 
@@ -52,7 +53,7 @@ export const WHITE: Rgb = [240, 240, 240];
 /** The upright picture every readable hostile photo shows. */
 export const QUADRANTS: Quadrants = [RED, GREEN, BLUE, WHITE];
 
-const HEIC_FIXTURE = fileURLToPath(new URL('../fixtures/quadrants.heic', import.meta.url));
+const HEIC_FIXTURE = fileURLToPath(new URL('../../fixtures/quadrants.heic', import.meta.url));
 const BOMB_SIDE = 30_000;
 const TOO_LARGE = /^image too large: 30000 × 30000 pixels exceeds the 100 MP limit$/;
 

@@ -1,12 +1,12 @@
 /**
  * Synthetic photos for the tests: deterministic scenes with shapes, gradients and fine texture, written
- * with sharp into a temp directory. Not part of the package's build (see tsconfig "exclude").
+ * with sharp into a temp directory.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharp } from './sharp.js';
-import { mulberry32 as prng } from './random.js';
+import { sharp } from '../sharp.js';
+import { mulberry32 as prng } from '../random.js';
 
 export { prng };
 
