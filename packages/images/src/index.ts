@@ -43,3 +43,4 @@ export {
   type HostileExpectation,
   type Quadrants,
 } from './hostile.js';
+export { writeVariant, CAMERA_LONG_SIDE, type Flaw, type VariantSpec } from './flaws.js';
