@@ -10,6 +10,8 @@ export interface WorkerSettings extends SharedSettings {
   /** How much lower than normal the worker's CPU priority is (0–19): the API answers people first. */
   nice: number;
   logLevel: string;
+  /** Photos of one near-duplicate group (the same scene) the final cut keeps at most. */
+  keepPerScene: number;
 }
 
 function ms(env: Record<string, string | undefined>, name: string, fallback: number): number {
@@ -28,6 +30,14 @@ function niceness(env: Record<string, string | undefined>): number {
   return n;
 }
 
+function perScene(env: Record<string, string | undefined>): number {
+  const raw = env.KEEP_PER_SCENE;
+  if (raw === undefined || raw.trim() === '') return 1;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n >= 1)) throw new SettingsError(`KEEP_PER_SCENE must be a whole number ≥ 1, got "${raw}"`);
+  return n;
+}
+
 export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
   return {
     ...readSharedSettings(env),
@@ -37,5 +47,6 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
     nice: niceness(env),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
+    keepPerScene: perScene(env),
   };
 }

@@ -30,6 +30,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     storage: createStorageDriver(settings),
     vision: createVisionProvider(settings),
     storageTransforms: settings.storageTransforms,
+    keepPerScene: settings.keepPerScene,
     images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid },
     log,
     lockDurationMs: settings.lockDurationMs,
