@@ -108,13 +108,13 @@ export function jobFlaws(
   const flaws: (Flaw | null)[] = coarse.map(() => null);
   const members = new Map<number | string, number[]>();
   coarse.forEach((c, i) => {
-    if (!c) return;
+    if (!c && !fine[i]) return;
     const key = groups[i] ?? `alone:${i}`;
     (members.get(key) ?? members.set(key, []).get(key)!).push(i);
   });
   for (const list of members.values()) {
     const allFine = list.every((i) => fine[i]);
-    const signals = list.map((i) => (allFine ? fine[i]! : { ...coarse[i]!, ...(fine[i]?.detail && { detail: fine[i]!.detail }) }));
+    const signals = list.map((i) => (allFine || !coarse[i] ? fine[i]! : { ...coarse[i]!, ...(fine[i]?.detail && { detail: fine[i]!.detail }) }));
     flawsInGroup(signals).forEach((f, k) => (flaws[list[k]!] = f));
   }
   return flaws;
