@@ -13,6 +13,7 @@ import {
   jobFlaws,
   parseTarget,
   selectFinal,
+  withGroupBest,
   survivesCoarse,
   targetPercent,
   type GridGeometry,
@@ -81,7 +82,8 @@ export async function runStep(deps: StepDeps, triageId: string, signal: AbortSig
     if (meta.passes === 1 || survivors.length === 0) return finalize(deps, meta, survivors.length);
     // Groups once, from the recorded coarse verdicts: a resumed worker computes the very same ones.
     const groups = sceneGroups(meta.total, verdicts);
-    const { order, sizes } = arrangeFine(survivors, groups, capacity(meta.plan.fine));
+    const compared = withGroupBest(survivors, groups, (i) => verdicts.get(i)?.quality ?? null);
+    const { order, sizes } = arrangeFine(compared, groups, capacity(meta.plan.fine));
     await store.beginFine(triageId, order, sizes, groups);
     meta = await reload(store, triageId);
   }

@@ -34,7 +34,7 @@ export const NOISIER_FLOOR = 0.9;
  * "moment apart" changes the light by far less (±7 % in brightness); a stop under or over, by more.
  */
 export const DARKER_IN_GROUP = 0.78;
-export const BRIGHTER_IN_GROUP = 1.25;
+export const BRIGHTER_IN_GROUP = 1.18;
 export const MORE_CLIPPED_IN_GROUP = 0.05;
 /** Without a group: the exposure score below which a photo is badly exposed. */
 export const MIN_EXPOSURE = 0.4;
@@ -77,7 +77,7 @@ function exposureInGroup(brightness: readonly number[]): ('too dark' | 'too brig
     const out: ('too dark' | 'too bright' | null)[] = [null, null];
     const dark = brightness[lo]!;
     const light = brightness[hi]!;
-    if (light < (BRIGHTER_IN_GROUP / DARKER_IN_GROUP) * Math.max(dark, 1e-3) * 0.8) return out;
+    if (light < 1.28 * Math.max(dark, 1e-3)) return out;
     if (Math.abs(light - MID_TONE) > Math.abs(dark - MID_TONE)) out[hi] = 'too bright';
     else out[lo] = 'too dark';
     return out;

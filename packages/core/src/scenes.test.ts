@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arrangeFine, bestCorrelation, groupMembers, groupScenes, SIGNATURE_SIDE, type SceneKey } from './scenes.js';
+import { arrangeFine, bestCorrelation, groupMembers, groupScenes, SIGNATURE_SIDE, withGroupBest, type SceneKey } from './scenes.js';
 
 const N = SIGNATURE_SIDE;
 
@@ -80,5 +80,15 @@ describe('arrangeFine', () => {
   it('cuts a group larger than a grid into full grids', () => {
     const groups = Array.from({ length: 10 }, () => 0);
     expect(arrangeFine([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], groups, 4)).toEqual({ order: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], sizes: [4, 4, 2] });
+  });
+});
+
+describe('withGroupBest', () => {
+  it('brings a surviving group\'s best-measured photo into the fine pass, and leaves groups without survivors out', () => {
+    const groups = [0, 1, 0, 0, 1, null];
+    const quality = [0.2, 0.9, 0.8, 0.5, 0.3, 0.4];
+    // 3 survived (its group's best is 2); 5 survived alone; group 1 had no survivor.
+    expect(withGroupBest([3, 5], groups, (i) => quality[i]!)).toEqual([2, 3, 5]);
+    expect(withGroupBest([2], groups, (i) => quality[i]!)).toEqual([2]);
   });
 });

@@ -134,3 +134,24 @@ export function arrangeFine(survivors: readonly number[], groups: readonly (numb
   if (current > 0) sizes.push(current);
   return { order, sizes };
 }
+
+/**
+ * The coarse pass's survivors, plus, for each group with a survivor, the group's best-measured photo (highest
+ * `quality`, the first on a tie) when it did not survive: a grid may have dropped the sharp frame of a burst
+ * and kept a shaken one, which only a side-by-side look at full size (the fine pass's) tells apart. In index order.
+ */
+export function withGroupBest(survivors: readonly number[], groups: readonly (number | null)[], quality: (index: number) => number | null): number[] {
+  const members = groupMembers(groups);
+  const out = new Set(survivors);
+  for (const index of survivors) {
+    const group = groups[index];
+    if (group === null || group === undefined) continue;
+    let best: number | undefined;
+    for (const m of members.get(group) ?? []) {
+      const q = quality(m);
+      if (q !== null && (best === undefined || q > quality(best)!)) best = m;
+    }
+    if (best !== undefined) out.add(best);
+  }
+  return [...out].sort((a, b) => a - b);
+}

@@ -7,6 +7,7 @@
  * pick is not the sharp frame, scenes covered, time and memory.
  *
  *   --quick          only the ~150-photo sets (the ~1,000-photo ones take much longer to generate and run)
+ *   --sets L         comma list of sets to run, as SIZE-SEED (default all: 150-1,150-2,1000-1,1000-3)
  *   --providers L    comma list of offline, anthropic (default both)
  *   --target T       default 15%
  *   --no-report      print the section without touching docs/benchmarks.md
@@ -30,6 +31,7 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    sets: { type: 'string' },
     providers: { type: 'string', default: 'offline,anthropic' },
     target: { type: 'string', default: '15%' },
     'no-report': { type: 'boolean', default: false },
@@ -61,7 +63,8 @@ if (!sources.ok) {
 const runs: QualityRun[] = [];
 const fake = providers.includes('anthropic') ? await FakeAnthropic.start() : null;
 try {
-  for (const set of SETS.filter((s) => !values.quick || s.photos < 300)) {
+  const chosen = values.sets?.split(',').map((x) => x.trim());
+  for (const set of SETS.filter((s) => (!values.quick || s.photos < 300) && (!chosen || chosen.includes(`${s.photos}-${s.seed}`)))) {
     log(`set: ${set.photos} photos, seed ${set.seed}, ${set.strengths.name} strengths`);
     const photos = await ensureSet({ dir: join(repoRoot, '.bench/quality'), sources: SOURCES, ...set, log });
     const files = await Promise.all(photos.map(async (p) => ({ ...p, size: (await stat(p.path)).size })));
