@@ -24,8 +24,8 @@ export interface Thumbnail {
   from?: 'image' | 'embedded' | 'dc-scans';
   /**
    * Focus and noise at full resolution, on a DETAIL_SIDE px square at the frame's centre, when asked for
-   * (`detail: true`) and the photo was decoded from its file: a thumbnail cannot show either (noise is
-   * averaged away, a slight defocus is below a pixel).
+   * (`detail: true`) and the photo was decoded from its file (not a progressive JPEG): a thumbnail cannot
+   * show either (noise is averaged away, a slight defocus is below a pixel).
    */
   detail?: Detail;
 }
@@ -128,21 +128,23 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
   }
 
   const thumb = await finish(data, side, size, { width, height, format: metadata.format }, 'image');
-  if (!options.detail) return thumb;
+  // A progressive JPEG cannot be read a strip at a time: its square would cost a second whole decode.
+  if (!options.detail || metadata.isProgressive) return thumb;
   options.signal?.throwIfAborted();
-  return { ...thumb, detail: await detailOf(path, width, height) };
+  return { ...thumb, detail: await detailOf(path, metadata) };
 }
 
 /**
- * Focus and noise on a square at the centre of the upright frame, at full resolution: a second pipeline,
- * after the thumbnail's (still one in flight). libvips decodes the rows down to the square's bottom and keeps
- * only a strip of them, so it costs time (about half a full decode), not memory.
+ * Focus and noise on a square at the centre of the frame, at full resolution: a second pipeline, after the
+ * thumbnail's (still one in flight). The square is cut from the stored image, not the upright one: both
+ * measures are the same whichever way it is turned, and turning first would make libvips hold the whole
+ * decoded image (72 MB for 24 MP); cut first, it decodes the rows down to the square's bottom and keeps only
+ * a strip of them, so the square costs time (about half a full decode), not memory.
  */
-async function detailOf(path: string, width: number, height: number): Promise<Detail> {
-  const side = Math.min(DETAIL_SIDE, width, height);
-  const region = { left: Math.floor((width - side) / 2), top: Math.floor((height - side) / 2), width: side, height: side };
+async function detailOf(path: string, stored: { width: number; height: number }): Promise<Detail> {
+  const side = Math.min(DETAIL_SIDE, stored.width, stored.height);
+  const region = { left: Math.floor((stored.width - side) / 2), top: Math.floor((stored.height - side) / 2), width: side, height: side };
   const { data, info } = await sharp(path, INPUT_OPTIONS)
-    .autoOrient()
     .extract(region)
     .flatten({ background: FLATTEN_BACKGROUND })
     .toColourspace('srgb')
