@@ -122,6 +122,29 @@ export const PhotoFate = Type.Object({
   coarse_votes: Nullable(Type.Number()),
   fine_votes: Nullable(Type.Number()),
   quality: Nullable(Type.Number()),
+  group: Nullable(
+    Type.Object(
+      {
+        id: Type.String({ description: 'id of the group\'s first photo' }),
+        size: Type.Integer({ description: 'photos of the same scene in the job' }),
+        picked: Type.Boolean({ description: 'this photo is the one of its group that was kept' }),
+      },
+      { description: 'its near-duplicate group (the same scene), null when it has none' },
+    ),
+  ),
+  signals: Nullable(
+    Type.Object(
+      {
+        sharpness: Type.Number({ description: '0..1 at thumbnail scale, 1 = crisp' }),
+        noise: Nullable(Type.Number({ description: 'noise σ in 8-bit levels, at full resolution where measured' })),
+        exposure: Type.Number({ description: '0..1, 1 = well exposed' }),
+        clipped_highlights: Nullable(Type.Number({ description: 'share of the frame clipped to white' })),
+        crushed_shadows: Nullable(Type.Number({ description: 'share of the frame crushed to black' })),
+      },
+      { description: 'what was measured of it; null when it could not be read' },
+    ),
+  ),
+  flaw: Nullable(Type.String({ description: 'a severe technical flaw: blurred, noisy, blown highlights, too dark, too bright, badly exposed' })),
 });
 
 export const ResultsReply = Type.Object({

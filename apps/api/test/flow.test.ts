@@ -133,6 +133,16 @@ describe('the whole flow over a real socket', () => {
     const failed = photos.filter((p) => p.fate === 'failed');
     for (const p of failed) expect(p.reason).toMatch(/^could not be read: /);
     for (const p of photos) expect(p.reason).toEqual(expect.any(String));
+    // Every readable photo carries its signals; the sample set's bursts are near-duplicate groups, one kept at most.
+    for (const p of photos.filter((x) => x.fate !== 'failed')) {
+      expect(p.signals).toMatchObject({ sharpness: expect.any(Number), exposure: expect.any(Number), clipped_highlights: expect.any(Number) });
+    }
+    const grouped = photos.filter((p) => p.group);
+    expect(grouped.length).toBeGreaterThan(1);
+    for (const p of grouped) {
+      expect(p.group).toEqual({ id: expect.any(String), size: expect.any(Number), picked: p.fate === 'selected' });
+      expect(grouped.filter((q) => q.group!.id === p.group!.id && q.fate === 'selected').length).toBeLessThanOrEqual(1);
+    }
     const first = results.selected_photos[0]!;
     // The signed thumbnail URL points at this API and serves the image without a token.
     const thumb = first.thumbnail_url!.replace('http://api.test', base);

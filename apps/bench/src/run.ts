@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { OFFLINE_PROFILE } from '@triage/core';
+import { OFFLINE_PROFILE, type VisionProfile } from '@triage/core';
 import {
   createTriageQueue,
   deleteKeysUnder,
@@ -26,13 +26,20 @@ import { Redis } from 'ioredis';
 import type { CorpusFile } from './corpus.js';
 import { bytesReadBy, memoryOf, MemorySampler } from './proc.js';
 
-export interface RunOptions {
+/** What the job needs of a photo file. */
+export type RunPhoto = Pick<CorpusFile, 'name' | 'path' | 'size'>;
+
+export interface RunOptions<F extends RunPhoto = CorpusFile> {
   repoRoot: string;
   redisUrl: string;
   /** Where the local driver's folder is (links to the corpus go there). */
   storageDir: string;
   /** The job's photos, in order (the corpus cycled to the job size). */
-  photos: readonly CorpusFile[];
+  photos: readonly F[];
+  /** The job's target; default 10%. */
+  target?: string;
+  /** The profile grids are planned for; default the offline provider's (give the model's with VISION_PROVIDER=anthropic). */
+  profile?: VisionProfile;
   /** STORAGE_READ_LATENCY_MS for the worker. */
   latencyMs: number;
   passes: 1 | 2;
@@ -44,7 +51,7 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
 }
 
-export interface PassFigures {
+export interface PassFigures<F extends RunPhoto = CorpusFile> {
   grids: number;
   photos: number;
   ms: number;
@@ -56,12 +63,12 @@ export interface PassFigures {
   /** Where the thumbnails came from (GridRecord.sources summed), e.g. {embedded: 160, original: 40}. */
   sources: Record<string, number>;
   /** Each photo's thumbnail time (GridRecord.readMs) with its corpus file. */
-  reads: { file: CorpusFile; ms: number }[];
+  reads: { file: F; ms: number }[];
   /** The pass's time outside the photos' thumbnails (waiting for storage, grid, judge, Redis), per photo. */
   overheadMsPerPhoto: number;
 }
 
-export interface RunResult {
+export interface RunResult<F extends RunPhoto = CorpusFile> {
   status: TriageStatus['status'];
   photos: number;
   wallMs: number;
@@ -71,14 +78,16 @@ export interface RunResult {
   idleRss: number;
   /** rchar of the worker during the job (files, Redis replies), per photo read (coarse + fine). */
   bytesReadPerPhoto: number;
-  coarse: PassFigures;
-  fine: PassFigures | null;
+  coarse: PassFigures<F>;
+  fine: PassFigures<F> | null;
   failed: number;
   selected: number;
+  /** The picks, by photo index, best first. */
+  selectedIndexes: number[];
   samples: number;
 }
 
-export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
+export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): Promise<RunResult<F>> {
   const { redisUrl, photos, log } = options;
   const prefix = `bench-${randomUUID().slice(0, 8)}`;
   const triageId = randomUUID();
@@ -129,8 +138,8 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
     const sampler = new MemorySampler(pid, 50);
     const started = performance.now();
     const prepared = prepareTriage(
-      { triageId, userId: 'bench', bucket, photos: stagedPhotos, target: '10%', passes: options.passes },
-      OFFLINE_PROFILE,
+      { triageId, userId: 'bench', bucket, photos: stagedPhotos, target: options.target ?? '10%', passes: options.passes },
+      options.profile ?? OFFLINE_PROFILE,
       {},
     );
     await submitTriage(queue, store, prepared);
@@ -171,6 +180,7 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
       fine,
       failed: status!.photos_failed,
       selected: status!.final_selected,
+      selectedIndexes: await store.selected(triageId),
       samples: sampler.samples,
     };
   } finally {
@@ -185,7 +195,7 @@ export async function runWorkerJob(options: RunOptions): Promise<RunResult> {
   }
 }
 
-function passFigures(records: readonly GridRecord[], files: readonly CorpusFile[]): PassFigures {
+function passFigures<F extends RunPhoto>(records: readonly GridRecord[], files: readonly F[]): PassFigures<F> {
   const sizeOf = (index: number) => files[index]!.size;
   const photos = records.reduce((n, r) => n + r.photos.length, 0);
   const reads = records.flatMap((r) => r.photos.map((index, k) => ({ file: files[index]!, ms: r.readMs?.[k] ?? 0 })));

@@ -16,12 +16,14 @@ import {
   createTriageQueue,
   eventsChannel,
   loadSelection,
+  photoFates,
   prepareTriage,
   redisOptions,
   submitTriage,
   TriageStore,
   WORKER_NODE_ARGS,
   workerEnv,
+  type FateSignals,
   type SharedSettings,
   type TriageStatus,
 } from '@triage/queue';
@@ -50,10 +52,21 @@ export interface RunSummary {
   failed: number;
   selected: string[];
   failures: { path: string; reason: string }[];
+  /** Every photo's fate, in input order: its group of near-duplicates, its signals and the reason in words. */
+  photos: CliPhotoFate[];
   seconds: number;
   grids: number;
   tokens: { input: number; output: number };
   cost_usd: number;
+}
+
+export interface CliPhotoFate {
+  path: string;
+  fate: 'selected' | 'not_selected' | 'failed';
+  reason: string;
+  /** The group's first photo (path), its size, and whether this photo is the group's pick. */
+  group: { id: string; size: number; picked: boolean } | null;
+  signals: FateSignals | null;
 }
 
 export class CliError extends Error {
@@ -190,6 +203,14 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
       .sort(([a], [b]) => a - b)
       .map(([index, v]) => ({ path: photos[index]!.original, reason: v.failure! }));
 
+    const fates: CliPhotoFate[] = (await photoFates(store, triageId)).map((f) => ({
+      path: photos[f.index]!.original,
+      fate: f.selected ? 'selected' : f.coarse?.failure || f.fine?.failure ? 'failed' : 'not_selected',
+      reason: f.reason,
+      group: f.group && { id: photos[f.group.id]!.original, size: f.group.size, picked: f.group.picked },
+      signals: f.signals,
+    }));
+
     if (options.out) await writeOut(resolve(options.out), selected, options.grids ? await gridFiles(storage, settings, photos[0]!.path) : []);
     if (options.grids) cleanups.unshift(() => removeGrids(storage, settings, photos[0]!.path));
 
@@ -202,6 +223,7 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
       failed: final.photos_failed,
       selected,
       failures,
+      photos: fates,
       seconds,
       grids: final.grids_done,
       tokens: final.tokens,

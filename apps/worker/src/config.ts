@@ -14,6 +14,8 @@ export interface WorkerSettings extends SharedSettings {
   /** How long a storage outage is waited out before the photos it hits fail, ms. */
   storageOutageLimitMs: number;
   logLevel: string;
+  /** Photos of one near-duplicate group (the same scene) the final cut keeps at most. */
+  keepPerScene: number;
 }
 
 function ms(env: Record<string, string | undefined>, name: string, fallback: number): number {
@@ -32,6 +34,14 @@ function niceness(env: Record<string, string | undefined>): number {
   return n;
 }
 
+function perScene(env: Record<string, string | undefined>): number {
+  const raw = env.KEEP_PER_SCENE;
+  if (raw === undefined || raw.trim() === '') return 1;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n >= 1)) throw new SettingsError(`KEEP_PER_SCENE must be a whole number ≥ 1, got "${raw}"`);
+  return n;
+}
+
 export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
   const proceedQueue = env.PROCEED_QUEUE?.trim() || DEFAULT_HANDOFF_QUEUE;
   if (!/^[A-Za-z0-9_.-]+$/.test(proceedQueue)) throw new SettingsError(`PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${proceedQueue}"`);
@@ -45,5 +55,6 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     proceedQueue,
     storageOutageLimitMs: ms(env, 'STORAGE_OUTAGE_LIMIT_MS', 30 * 60_000),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
+    keepPerScene: perScene(env),
   };
 }

@@ -207,7 +207,9 @@ async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Pr
     return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size });
   }
   try {
-    return { thumb: await images.thumbnail(fetched.file.path, size, { signal }), source: fetched.source, bytes: fetched.bytes };
+    // The fine pass measures focus and noise at full size too, where the original itself was fetched.
+    const detail = ctx.pass === 'fine' && fetched.source === 'original';
+    return { thumb: await images.thumbnail(fetched.file.path, size, { signal, detail }), source: fetched.source, bytes: fetched.bytes };
   } finally {
     await fetched.file.release();
   }

@@ -45,6 +45,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     ...(credits && { credits }),
     vision: createVisionProvider(settings),
     storageTransforms: settings.storageTransforms,
+    keepPerScene: settings.keepPerScene,
     images: { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid },
     log,
     lockDurationMs: settings.lockDurationMs,

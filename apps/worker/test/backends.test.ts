@@ -212,7 +212,8 @@ describe('Supabase Storage and Anthropic together', () => {
     const coarse = records.find((r) => r.pass === 'coarse')!;
     const progressiveBytes = photos.slice(0, 5).reduce((n, p) => n + sizes.get(p.path)!, 0);
     expect(coarse.bytesRead - sizes.get(photos[5]!.path)!).toBeLessThan(progressiveBytes / 4);
-  });
+    // Six 8 MP photos are encoded in the test itself: on a loaded machine that alone can take most of a minute.
+  }, 180_000);
 
   it('storage faults: a missing object, a 500 that persists, a stall and a truncated body each fail one photo with a reason; a passing 500 is retried', async () => {
     const { id, photos } = await upload(24);
@@ -279,7 +280,8 @@ describe('Supabase Storage and Anthropic together', () => {
     await startWorker();
     const status = await waitForStatus(env, id, ended, 300_000);
     expect(status.status).toBe('completed');
-    expect(status.final_selected).toBe(200);
+    // Every photo is the same image: one near-duplicate group, of which the final cut keeps one.
+    expect(status.final_selected).toBe(1);
     const coarseGrids = Math.ceil(2000 / capacity((await env.store.meta(id))!.plan.coarse));
     expect(status.grids_done).toBeGreaterThan(coarseGrids);
     expect(visionFake.requests.length - before).toBe(status.grids_done);

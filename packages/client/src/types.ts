@@ -140,6 +140,25 @@ export interface PhotoFate {
   coarse_votes?: number | null;
   fine_votes?: number | null;
   quality?: number | null;
+  /** Its near-duplicate group: the id of the group's first photo, how many photos show that scene, and whether this one was kept. */
+  group?: { id: string; size: number; picked: boolean } | null;
+  /** What was measured of it; null when it could not be read. */
+  signals?: PhotoSignals | null;
+  /** A severe technical flaw: blurred, noisy, blown highlights, too dark, too bright, badly exposed. */
+  flaw?: string | null;
+}
+
+export interface PhotoSignals {
+  /** 0..1 at thumbnail scale, 1 = crisp. */
+  sharpness: number;
+  /** Noise σ in 8-bit levels, at full resolution where measured. */
+  noise: number | null;
+  /** 0..1, 1 = well exposed. */
+  exposure: number;
+  /** Share of the frame clipped to white. */
+  clipped_highlights: number | null;
+  /** Share of the frame crushed to black. */
+  crushed_shadows: number | null;
 }
 
 export interface Results {

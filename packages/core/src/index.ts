@@ -6,3 +6,5 @@ export * from './progress.js';
 export * from './plan.js';
 export * from './profiles.js';
 export * from './image-size.js';
+export * from './scenes.js';
+export * from './flaws.js';

@@ -21,6 +21,13 @@ describe('buildPrompt', () => {
     expect(text).toMatch(/row by row/);
   });
 
+  it('names the cells that show the same scene, and says nothing of scenes when there are none', () => {
+    const text = buildPrompt(question({ pass: 'fine', rows: 4, cols: 4, labels: fineLabels, pick: 4, sameScene: [['A1', 'A2', 'A3'], ['B4', 'C1']] }));
+    expect(text).toContain('These cells show the same scene, side by side: A1, A2, A3; B4, C1.');
+    expect(text).toContain('Pick at most one of each set');
+    expect(buildPrompt(question())).not.toContain('same scene');
+  });
+
   it('states the first and last label of a partial grid', () => {
     const labels = labelsFor(13, 12);
     const text = buildPrompt(question({ rows: 2, cols: 12, labels, pick: 3 }));

@@ -15,6 +15,8 @@ export interface GridQuestion {
   pick: number;
   /** `standout`, `quality`, or the user's own words. */
   criteria: string;
+  /** Sets of cells showing the same scene, each of two or more labels. */
+  sameScene?: readonly (readonly string[])[];
 }
 
 export const SYSTEM_PROMPT =
@@ -31,6 +33,9 @@ export function buildPrompt(question: GridQuestion): string {
       `filled row by row. Each label is printed under its photo; row letters and column numbers are also on the edges.`,
     `Pick about ${pick} of them: ${describeCriteria(question.criteria)}.`,
     'From a burst or a group of near-duplicates, pick only the single best one.',
+    ...(question.sameScene?.length
+      ? [`These cells show the same scene, side by side: ${question.sameScene.map((set) => set.join(', ')).join('; ')}. Pick at most one of each set: the sharpest, best exposed.`]
+      : []),
     'Skip obviously flawed shots: blurred, badly exposed (too dark or blown out), dull.',
     'Judge each photo by its potential even at thumbnail size.',
   ];

@@ -16,6 +16,8 @@ export interface PhotoVerdict {
   /** Null when the photo was not in the fine pass. */
   fineVotes: number | null;
   fineReviewed: boolean;
+  /** A severe technical flaw (see flaws.ts): ranks below a clean photo with the same votes. */
+  flawed?: boolean;
 }
 
 /** An unreviewed photo ranks between a picked and a rejected one: it was never judged, so it is not dropped. */
@@ -42,6 +44,7 @@ export function rankPhotos(verdicts: readonly PhotoVerdict[]): PhotoVerdict[] {
       (a, b) =>
         passScore(b.fineVotes, b.fineReviewed) - passScore(a.fineVotes, a.fineReviewed) ||
         passScore(b.coarseVotes, b.coarseReviewed) - passScore(a.coarseVotes, a.coarseReviewed) ||
+        Number(a.flawed ?? false) - Number(b.flawed ?? false) ||
         (b.quality ?? 0) - (a.quality ?? 0) ||
         a.index - b.index,
     );
@@ -56,16 +59,47 @@ export interface FinalSelection {
   ranks: Map<number, number>;
 }
 
+export interface SceneLimits {
+  /** Each photo's near-duplicate group (null: alone), by index. */
+  groups: readonly (number | null)[];
+  /** Photos kept per group at most. */
+  perGroup: number;
+}
+
 /**
  * Keeps at most `keep` photos: those the last pass picked (or could not review), best first. When the last
  * pass picked nothing at all, falls back to the top of the ranking rather than returning an empty result.
+ * With `scenes`, at most `perGroup` photos of a near-duplicate group are kept, and a flawed photo never
+ * displaces its group's clean twin: the twin (the best-ranked clean member) is kept in its place.
  */
-export function selectFinal(verdicts: readonly PhotoVerdict[], keep: number, passes: 1 | 2): FinalSelection {
+export function selectFinal(verdicts: readonly PhotoVerdict[], keep: number, passes: 1 | 2, scenes?: SceneLimits): FinalSelection {
   const ranked = rankPhotos(verdicts);
   const ranks = new Map(ranked.map((v, i) => [v.index, i + 1]));
   const ranFine = passes === 2 && verdicts.some((v) => v.fineVotes !== null);
   const kept = ranked.filter(ranFine ? survivesFine : survivesCoarse);
   const fallback = kept.length === 0 && ranked.length > 0;
-  const selected = (fallback ? ranked : kept).slice(0, keep).map((v) => v.index);
+  const pool = fallback ? ranked : kept;
+  const selected = scenes ? onePerScene(pool, ranked, keep, scenes) : pool.slice(0, keep).map((v) => v.index);
   return { selected, fallback, ranks };
+}
+
+function onePerScene(pool: readonly PhotoVerdict[], ranked: readonly PhotoVerdict[], keep: number, scenes: SceneLimits): number[] {
+  const groupOf = (index: number) => scenes.groups[index] ?? null;
+  const taken = new Map<number, number>();
+  const chosen: number[] = [];
+  const used = new Set<number>();
+  for (const candidate of pool) {
+    if (chosen.length >= keep) break;
+    const group = groupOf(candidate.index);
+    let pick = candidate.index;
+    if (candidate.flawed && group !== null) {
+      const twin = ranked.find((r) => groupOf(r.index) === group && !r.flawed && !used.has(r.index));
+      if (twin) pick = twin.index;
+    }
+    if (used.has(pick) || (group !== null && (taken.get(group) ?? 0) >= scenes.perGroup)) continue;
+    used.add(pick);
+    chosen.push(pick);
+    if (group !== null) taken.set(group, (taken.get(group) ?? 0) + 1);
+  }
+  return chosen;
 }

@@ -9,6 +9,8 @@ export {
   bareThumbnail,
   checkPixelLimit,
   ImageReadError,
+  DETAIL_SIDE,
+  type Detail,
   type Thumbnail,
 } from './thumbnail.js';
 export {

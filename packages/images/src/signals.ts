@@ -5,8 +5,13 @@
  */
 
 export interface QualitySignals {
-  /** 0..1, normalised variance of a Laplacian on luma in the sharpest regions (1 = crisp). */
+  /** 0..1, normalised variance of a Laplacian on luma in the sharpest regions, the noise's share taken out (1 = crisp). */
   sharpness: number;
+  /**
+   * Noise σ in 8-bit luma levels, estimated in the flattest regions (Immerkær's operator, which cancels
+   * edges and gradients): detail does not read as noise, and noise does not read as detail.
+   */
+  noise: number;
   /** Mean luma, 0..1. */
   brightness: number;
   /** Share of pixels with luma < 0.04. */
@@ -19,6 +24,13 @@ export interface QualitySignals {
   exposure: number;
   /** 64-bit dHash of a 9 × 8 luma downsample, 16 lowercase hex chars; near-duplicates are a few bits apart. */
   hash: string;
+  /**
+   * Colour layout: the mean colour of a 4 × 4 grid of regions, each channel normalised over the frame (its
+   * mean and spread taken out, so exposure changes leave it alone), one byte each: 96 hex chars.
+   */
+  layout: string;
+  /** Mean luma of a 16 × 16 grid of regions, one byte each (512 hex chars): near-duplicates correlate. */
+  signature: string;
   /** 0..1 overall technical score combining sharpness and exposure. */
   quality: number;
 }
@@ -76,7 +88,8 @@ export function computeSignals(rgb: Uint8Array, width: number, height: number): 
   const clippedDark = dark / n;
   const clippedBright = bright / n;
 
-  const sharpness = sharpnessOf(luma, width, height);
+  const noise = noiseOf(luma, width, height);
+  const sharpness = sharpnessOf(luma, width, height, noise);
   const exposure = exposureOf(brightness, clippedDark, clippedBright);
   // Weighted geometric mean: a photo that fails badly on either axis scores low whatever the other says,
   // which an average would hide. Sharpness weighs more because the model judges light and colour itself
@@ -85,14 +98,56 @@ export function computeSignals(rgb: Uint8Array, width: number, height: number): 
 
   return {
     sharpness: round(sharpness),
+    noise: round(noise),
     brightness: round(brightness),
     clippedDark: round(clippedDark),
     clippedBright: round(clippedBright),
     contrast: round(contrast),
     exposure: round(exposure),
     hash: dHash(luma, width, height),
+    layout: colourLayout(rgb, width, height),
+    signature: lumaSignature(luma, width, height),
     quality: round(quality),
   };
+}
+
+/**
+ * Sharpness in the softer of the two directions, on luma at 1:1: the variance of the second difference
+ * along rows and along columns, each over the sharpest quarter of tiles, the smaller of the two mapped to
+ * 0..1 as `sharpness` is. Camera shake smears one direction and leaves the other crisp, so a plain Laplacian
+ * barely moves; this one falls. Noise (σ) is taken out as in `sharpness` (a 1-D second difference of white
+ * noise has variance 6σ²).
+ */
+export function directionalSharpness(rgb: Uint8Array, width: number, height: number, noise: number): number {
+  const luma = toLuma(rgb, width, height);
+  const along = (dx: number, dy: number) => {
+    const tiles = 4;
+    const variances: number[] = [];
+    for (let ty = 0; ty < tiles; ty++) {
+      for (let tx = 0; tx < tiles; tx++) {
+        let sum = 0;
+        let sumSq = 0;
+        let n = 0;
+        const y1 = Math.min(height - 1, Math.floor(((ty + 1) * height) / tiles));
+        const x1 = Math.min(width - 1, Math.floor(((tx + 1) * width) / tiles));
+        for (let y = Math.max(1, Math.floor((ty * height) / tiles)); y < y1; y++) {
+          for (let x = Math.max(1, Math.floor((tx * width) / tiles)); x < x1; x++) {
+            const i = y * width + x;
+            const d = luma[i - dy * width - dx]! - 2 * luma[i]! + luma[i + dy * width + dx]!;
+            sum += d;
+            sumSq += d * d;
+            n++;
+          }
+        }
+        if (n > 0) variances.push(Math.max(0, sumSq / n - (sum / n) ** 2));
+      }
+    }
+    variances.sort((a, b) => b - a);
+    const top = variances.slice(0, Math.max(1, Math.ceil(variances.length / 4)));
+    return Math.max(0, top.reduce((a, b) => a + b, 0) / top.length - 6 * noise * noise);
+  };
+  const v = Math.min(along(1, 0), along(0, 1));
+  return round(v / (v + SHARPNESS_HALF / 4));
 }
 
 /** Hamming distance of two hex hashes of the same length (0..64 for the 16-char hashes made here). */
@@ -133,7 +188,7 @@ function toLuma(rgb: Uint8Array, width: number, height: number): Float64Array {
  * A whole-image variance would call a sharp subject on a creamy bokeh background "blurred"; the sharpest
  * regions say whether anything is in focus. v / (v + SHARPNESS_HALF) maps the unbounded variance to 0..1.
  */
-function sharpnessOf(luma: Float64Array, width: number, height: number): number {
+function sharpnessOf(luma: Float64Array, width: number, height: number, noise: number): number {
   if (width < 3 || height < 3) return 0;
   const tilesX = Math.min(SHARPNESS_TILES, width - 2);
   const tilesY = Math.min(SHARPNESS_TILES, height - 2);
@@ -175,8 +230,75 @@ function sharpnessOf(luma: Float64Array, width: number, height: number): number 
   }
   variances.sort((a, b) => b - a);
   const top = variances.slice(0, Math.max(1, Math.ceil(variances.length / 4)));
-  const v = top.reduce((s, x) => s + x, 0) / top.length;
+  // White noise of σ adds 20σ² to the 4-neighbour Laplacian's variance (1 + 1 + 1 + 1 + 16): take it out.
+  const v = Math.max(0, top.reduce((s, x) => s + x, 0) / top.length - 20 * noise * noise);
   return v / (v + SHARPNESS_HALF);
+}
+
+/** Tiles per side for the noise estimate, and the share of flattest tiles it is taken from. */
+const NOISE_TILES = 8;
+const NOISE_FLAT_SHARE = 0.25;
+/** Tiles whose mean luma lies outside these levels are left out of the noise estimate. */
+const NOISE_CLIPPED_LOW = 12;
+const NOISE_CLIPPED_HIGH = 243;
+
+/**
+ * Immerkær's fast noise estimate (σ = √(π/2) / 6 · mean |I ∗ N|, N = [1 −2 1; −2 4 −2; 1 −2 1]) per tile,
+ * averaged over the flattest quarter of tiles (fewest strong edges, by the same operator): texture raises
+ * the operator too, so only where the frame is smooth does it read the noise alone.
+ */
+function noiseOf(luma: Float64Array, width: number, height: number): number {
+  if (width < 3 || height < 3) return 0;
+  const tilesX = Math.min(NOISE_TILES, width - 2);
+  const tilesY = Math.min(NOISE_TILES, height - 2);
+  const sums = new Float64Array(tilesX * tilesY);
+  const levels = new Float64Array(tilesX * tilesY);
+  const counts = new Uint32Array(tilesX * tilesY);
+  for (let y = 1; y < height - 1; y++) {
+    const ty = Math.min(tilesY - 1, Math.floor(((y - 1) * tilesY) / (height - 2)));
+    for (let x = 1; x < width - 1; x++) {
+      const i = y * width + x;
+      levels[ty * tilesX + Math.min(tilesX - 1, Math.floor(((x - 1) * tilesX) / (width - 2)))]! += luma[i]!;
+      const v =
+        luma[i - width - 1]! - 2 * luma[i - width]! + luma[i - width + 1]! -
+        2 * luma[i - 1]! + 4 * luma[i]! - 2 * luma[i + 1]! +
+        luma[i + width - 1]! - 2 * luma[i + width]! + luma[i + width + 1]!;
+      const t = ty * tilesX + Math.min(tilesX - 1, Math.floor(((x - 1) * tilesX) / (width - 2)));
+      sums[t] = sums[t]! + Math.abs(v);
+      counts[t] = counts[t]! + 1;
+    }
+  }
+  const means: number[] = [];
+  for (let t = 0; t < counts.length; t++) {
+    if (counts[t] === 0) continue;
+    // Clipped highlights and crushed shadows are flat because the noise was clipped away with the light.
+    const level = levels[t]! / counts[t]!;
+    if (level > NOISE_CLIPPED_LOW && level < NOISE_CLIPPED_HIGH) means.push(sums[t]! / counts[t]!);
+  }
+  if (means.length === 0) return 0;
+  means.sort((a, b) => a - b);
+  const flat = means.slice(0, Math.max(1, Math.ceil(means.length * NOISE_FLAT_SHARE)));
+  return (Math.sqrt(Math.PI / 2) / 6) * (flat.reduce((a, b) => a + b, 0) / flat.length);
+}
+
+/** See QualitySignals.layout. */
+function colourLayout(rgb: Uint8Array, width: number, height: number): string {
+  const side = 4;
+  const cells = new Float64Array(side * side * 3);
+  for (let ch = 0; ch < 3; ch++) areaMeans(rgb, width, height, side, side, 3, ch).forEach((v, k) => (cells[k * 3 + ch] = v));
+  let hex = '';
+  const normalised = new Float64Array(cells.length);
+  for (let ch = 0; ch < 3; ch++) {
+    let mean = 0;
+    for (let k = ch; k < cells.length; k += 3) mean += cells[k]!;
+    mean /= side * side;
+    let spread = 0;
+    for (let k = ch; k < cells.length; k += 3) spread += (cells[k]! - mean) ** 2;
+    spread = Math.max(4, Math.sqrt(spread / (side * side)));
+    for (let k = ch; k < cells.length; k += 3) normalised[k] = (cells[k]! - mean) / spread;
+  }
+  for (const v of normalised) hex += Math.round(Math.max(0, Math.min(255, 128 + v * 40))).toString(16).padStart(2, '0');
+  return hex;
 }
 
 /**
@@ -192,6 +314,33 @@ function exposureOf(brightness: number, clippedDark: number, clippedBright: numb
   return meanScore * darkScore * brightScore;
 }
 
+/** See QualitySignals.signature. */
+function lumaSignature(luma: Float64Array, width: number, height: number): string {
+  let hex = '';
+  for (const v of areaMeans(luma, width, height, 16, 16)) hex += Math.min(255, Math.round(v)).toString(16).padStart(2, '0');
+  return hex;
+}
+
+/**
+ * Means of a `cols` × `rows` grid of areas of one channel of an interleaved plane (`channels` values per
+ * pixel), row by row.
+ */
+function areaMeans(plane: ArrayLike<number>, width: number, height: number, cols: number, rows: number, channels = 1, channel = 0): Float64Array {
+  const means = new Float64Array(cols * rows);
+  for (let r = 0; r < rows; r++) {
+    const y0 = Math.floor((r * height) / rows);
+    const y1 = Math.max(y0 + 1, Math.floor(((r + 1) * height) / rows));
+    for (let c = 0; c < cols; c++) {
+      const x0 = Math.floor((c * width) / cols);
+      const x1 = Math.max(x0 + 1, Math.floor(((c + 1) * width) / cols));
+      let sum = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += plane[(y * width + x) * channels + channel]!;
+      means[r * cols + c] = sum / ((y1 - y0) * (x1 - x0));
+    }
+  }
+  return means;
+}
+
 /**
  * dHash: area-average luma down to 9 × 8, then one bit per horizontal neighbour pair (left brighter than
  * right), row by row, most significant bit first. Robust to scaling, mild noise and re-encoding.
@@ -199,18 +348,7 @@ function exposureOf(brightness: number, clippedDark: number, clippedBright: numb
 function dHash(luma: Float64Array, width: number, height: number): string {
   const cols = 9;
   const rows = 8;
-  const small = new Float64Array(cols * rows);
-  for (let r = 0; r < rows; r++) {
-    const y0 = Math.floor((r * height) / rows);
-    const y1 = Math.max(y0 + 1, Math.floor(((r + 1) * height) / rows));
-    for (let c = 0; c < cols; c++) {
-      const x0 = Math.floor((c * width) / cols);
-      const x1 = Math.max(x0 + 1, Math.floor(((c + 1) * width) / cols));
-      let s = 0;
-      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) s += luma[y * width + x]!;
-      small[r * cols + c] = s / ((y1 - y0) * (x1 - x0));
-    }
-  }
+  const small = areaMeans(luma, width, height, cols, rows);
   let hex = '';
   for (let r = 0; r < rows; r++) {
     let byte = 0;

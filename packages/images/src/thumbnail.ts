@@ -3,7 +3,7 @@ import { JPEG_HEAD_BYTES, orientedSize, orientSquare, parseJpegHead, type Embedd
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
 import { decodeProgressiveDc, readDcScans } from './progressive.js';
-import { computeSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
+import { computeSignals, directionalSharpness, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
 export interface Thumbnail {
   /** Square side, px. */
@@ -22,7 +22,23 @@ export interface Thumbnail {
    * would pick, without the rest of the file. Absent means 'image'.
    */
   from?: 'image' | 'embedded' | 'dc-scans';
+  /**
+   * Focus and noise at full resolution, on a DETAIL_SIDE px square at the frame's centre, when asked for
+   * (`detail: true`) and the photo was decoded from its file (not a progressive JPEG): a thumbnail cannot
+   * show either (noise is averaged away, a slight defocus is below a pixel).
+   */
+  detail?: Detail;
 }
+
+export interface Detail {
+  /** At 1:1, in the softer direction (see directionalSharpness): camera shake shows. */
+  sharpness: number;
+  /** As QualitySignals.noise, at 1:1 (8-bit levels). */
+  noise: number;
+}
+
+/** Side (px) of the full-resolution square the detail is measured on. */
+export const DETAIL_SIDE = 384;
 
 /** A photo that cannot be read: a permanent failure to record against the photo, never worth a retry. */
 export class ImageReadError extends Error {
@@ -67,7 +83,7 @@ const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif'
  * Throws ImageReadError for files that are not readable images; file-system errors (missing file,
  * permissions) pass through unchanged because they are the caller's problem, not the photo's.
  */
-export async function thumbnailFromFile(path: string, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
+export async function thumbnailFromFile(path: string, size: number, options: { signal?: AbortSignal; detail?: boolean } = {}): Promise<Thumbnail> {
   if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   options.signal?.throwIfAborted();
 
@@ -111,7 +127,32 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
     throw new Error(`thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}, expected ${side} × ${side} × 3`);
   }
 
-  return finish(data, side, size, { width, height, format: metadata.format }, 'image');
+  const thumb = await finish(data, side, size, { width, height, format: metadata.format }, 'image');
+  // A progressive JPEG cannot be read a strip at a time: its square would cost a second whole decode.
+  if (!options.detail || metadata.isProgressive) return thumb;
+  options.signal?.throwIfAborted();
+  return { ...thumb, detail: await detailOf(path, metadata) };
+}
+
+/**
+ * Focus and noise on a square at the centre of the frame, at full resolution: a second pipeline, after the
+ * thumbnail's (still one in flight). The square is cut from the stored image, not the upright one: both
+ * measures are the same whichever way it is turned, and turning first would make libvips hold the whole
+ * decoded image (72 MB for 24 MP); cut first, it decodes the rows down to the square's bottom and keeps only
+ * a strip of them, so the square costs time (about half a full decode), not memory.
+ */
+async function detailOf(path: string, stored: { width: number; height: number }): Promise<Detail> {
+  const side = Math.min(DETAIL_SIDE, stored.width, stored.height);
+  const region = { left: Math.floor((stored.width - side) / 2), top: Math.floor((stored.height - side) / 2), width: side, height: side };
+  const { data, info } = await sharp(path, INPUT_OPTIONS)
+    .extract(region)
+    .flatten({ background: FLATTEN_BACKGROUND })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const signals = computeSignals(data, info.width, info.height);
+  return { sharpness: directionalSharpness(data, info.width, info.height, signals.noise), noise: signals.noise };
 }
 
 /**

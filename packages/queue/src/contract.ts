@@ -54,7 +54,7 @@ export function triageKeys(prefix: string, triageId: string) {
     coarse: `${base}:coarse`,
     /** Hash: photo index → FineVerdict JSON. */
     fine: `${base}:fine`,
-    /** List: indexes of the photos that survived the coarse pass, in input order. */
+    /** List: indexes of the photos that survived the coarse pass, in the order the fine grids take them (a group together). */
     survivors: `${base}:survivors`,
     /** Hash: `coarse:N` / `fine:N` → how many times the grid was sent to the provider. */
     attempts: `${base}:attempts`,
@@ -64,6 +64,11 @@ export function triageKeys(prefix: string, triageId: string) {
     selected: `${base}:selected`,
     /** Hash: photo id → outcome of its hand-off to scoring (`ok`, or why it could not be handed off). */
     handoff: `${base}:handoff`,
+    /**
+     * String: JSON array, each photo's near-duplicate group (the index of the group's first photo; null when
+     * unreadable). Written once, when the coarse pass ends (or by the final cut of a one-pass job).
+     */
+    groups: `${base}:groups`,
   };
 }
 
@@ -151,20 +156,34 @@ export interface GridRecord {
   readMs: number[];
 }
 
-export interface CoarseVerdict {
+/** A readable photo's signals as recorded (see @triage/images QualitySignals). */
+export interface RecordedSignals {
+  sharpness?: number;
+  exposure?: number;
+  /** Noise σ, 8-bit levels, at the thumbnail's scale. */
+  noise?: number;
+  brightness?: number;
+  clippedBright?: number;
+  clippedDark?: number;
+}
+
+export interface CoarseVerdict extends RecordedSignals {
   votes: number;
   reviewed: boolean;
   quality: number | null;
-  sharpness?: number;
-  exposure?: number;
   hash?: string;
+  /** Colour layout and luma signature: what near-duplicate groups are computed from. */
+  layout?: string;
+  signature?: string;
   failure?: string;
 }
 
-export interface FineVerdict {
+export interface FineVerdict extends RecordedSignals {
   votes: number;
   reviewed: boolean;
   quality: number | null;
+  /** Focus and noise at full resolution, where the original was decoded. */
+  detail?: { sharpness: number; noise: number };
   failure?: string;
 }
 
@@ -217,8 +236,26 @@ export interface PhotoFate {
   rank: number | null;
   coarse: CoarseVerdict | null;
   fine: FineVerdict | null;
+  /** Its near-duplicate group: the group's first photo (id), how many photos it holds, whether this one is the group's pick. Null when alone or unreadable. */
+  group: { id: number; size: number; picked: boolean } | null;
+  /** What was measured of it (the fine pass's where it reached it), null when unreadable. */
+  signals: FateSignals | null;
+  /** A severe technical flaw, in words ("blurred", "noisy", "blown highlights", "too dark", "too bright", "badly exposed"). */
+  flaw: string | null;
   /** Why it was left out, or why it could not be read. */
   reason: string;
+}
+
+export interface FateSignals {
+  /** 0..1 at thumbnail scale (1 = crisp). */
+  sharpness: number;
+  /** Noise σ in 8-bit levels, at full resolution where measured, else at thumbnail scale. */
+  noise: number | null;
+  /** 0..1, 1 = well exposed. */
+  exposure: number;
+  /** Shares of the frame clipped to white and crushed to black. */
+  clipped_highlights: number | null;
+  crushed_shadows: number | null;
 }
 
 export interface TriageResult {

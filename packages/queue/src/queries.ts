@@ -2,8 +2,8 @@
  * Read-only views of the store that the API serves: a user's active jobs, a job's owner, every photo's fate.
  * Nothing here changes a triage's state (except dropping a user's index entries whose records have expired).
  */
-import { progressOf, type JobStatus, type Phase } from '@triage/core';
-import { userJobsKey, type CoarseVerdict, type FineVerdict, type PhotoFate, type PhotoInput } from './contract.js';
+import { groupMembers, jobFlaws, progressOf, type JobStatus, type Phase, type PhotoSignals } from '@triage/core';
+import { userJobsKey, type CoarseVerdict, type FateSignals, type FineVerdict, type PhotoFate, type PhotoInput } from './contract.js';
 import { gridPaths, type TriageMeta, type TriageStore } from './store.js';
 
 export interface ActiveJob {
@@ -78,7 +78,7 @@ export async function allPhotos(store: TriageStore, triageId: string): Promise<P
 
 /** What became of every photo of a triage, and why, in input order. */
 export async function photoFates(store: TriageStore, triageId: string): Promise<PhotoFate[]> {
-  const [meta, photos, coarse, fine, ranks, selected, fallback] = await Promise.all([
+  const [meta, photos, coarse, fine, ranks, selected, fallback, groups] = await Promise.all([
     store.meta(triageId),
     allPhotos(store, triageId),
     store.coarseVerdicts(triageId),
@@ -86,14 +86,20 @@ export async function photoFates(store: TriageStore, triageId: string): Promise<
     store.ranks(triageId),
     store.selected(triageId),
     store.redis.hget(store.keys(triageId).meta, 'fallback'),
+    store.groups(triageId),
   ]);
   if (!meta) return [];
   const picked = new Set(selected);
+  const flaws = groups ? jobFlaws(groups, signalArray(photos.length, coarse), signalArray(photos.length, fine)) : [];
+  const members = groups ? groupMembers(groups) : new Map<number, number[]>();
   return photos.map((photo, index) => {
     const c: CoarseVerdict | null = coarse.get(index) ?? null;
     const f: FineVerdict | null = fine.get(index) ?? null;
     const rank = ranks.get(index) ?? null;
     const isSelected = picked.has(index);
+    const mates = groups?.[index] != null ? (members.get(groups[index]!) ?? []) : [];
+    const keeper = mates.find((m) => m !== index && picked.has(m));
+    const flaw = flaws[index] ?? null;
     return {
       index,
       name: photo.name,
@@ -102,9 +108,34 @@ export async function photoFates(store: TriageStore, triageId: string): Promise<
       rank,
       coarse: c,
       fine: f,
-      reason: fateReason({ status: meta.status, passes: meta.passes, fallback: fallback === '1', selected: isSelected, rank, coarse: c, fine: f, keep: selected.length }),
+      group: mates.length > 1 ? { id: groups![index]!, size: mates.length, picked: isSelected } : null,
+      signals: fateSignals(c, f),
+      flaw,
+      reason: fateReason({
+        status: meta.status, passes: meta.passes, fallback: fallback === '1', selected: isSelected, rank, coarse: c, fine: f, keep: selected.length,
+        flaw, keptTwin: keeper === undefined ? undefined : photos[keeper]!.name,
+      }),
     };
   });
+}
+
+function signalArray(total: number, verdicts: Map<number, CoarseVerdict | FineVerdict>): (PhotoSignals | null)[] {
+  return Array.from({ length: total }, (_, i) => {
+    const v = verdicts.get(i);
+    return v && v.failure === undefined && v.sharpness !== undefined ? { ...v, sharpness: v.sharpness, exposure: v.exposure ?? 1 } : null;
+  });
+}
+
+function fateSignals(c: CoarseVerdict | null, f: FineVerdict | null): FateSignals | null {
+  const v = f?.sharpness !== undefined ? f : c;
+  if (!v || v.sharpness === undefined || v.failure !== undefined) return null;
+  return {
+    sharpness: v.sharpness,
+    noise: f?.detail?.noise ?? v.noise ?? null,
+    exposure: v.exposure ?? 0,
+    clipped_highlights: v.clippedBright ?? null,
+    crushed_shadows: v.clippedDark ?? null,
+  };
 }
 
 function fateReason(p: {
@@ -116,12 +147,18 @@ function fateReason(p: {
   coarse: CoarseVerdict | null;
   fine: FineVerdict | null;
   keep: number;
+  flaw: string | null;
+  /** The file name of a photo of its group that was kept. */
+  keptTwin: string | undefined;
 }): string {
   const failure = p.coarse?.failure ?? p.fine?.failure;
   if (failure) return `could not be read: ${failure}`;
   if (p.selected) {
     return p.fallback ? `selected from the ranking (rank ${p.rank}): the last pass picked none` : `selected (rank ${p.rank})`;
   }
+  const twin = p.keptTwin === undefined ? '' : `near-duplicate of ${p.keptTwin}, which was kept`;
+  if (p.flaw) return twin ? `${p.flaw}; ${twin}` : p.flaw;
+  if (twin) return twin;
   if (!p.coarse) {
     if (p.status === 'cancelled') return 'not reviewed: the job was cancelled';
     if (p.status === 'failed') return 'not reviewed: the job failed';

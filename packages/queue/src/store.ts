@@ -99,11 +99,12 @@ end
 local sizes = cjson.decode(ARGV[1])
 redis.call('HSET', KEYS[1], 'phase', 'fine_pass', 'fine_sizes', ARGV[1], 'fine_total', #sizes, 'fine_done', 0,
   'pass1_survivors', #survivors, 'updated_at', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4])
 return 1`;
 
 /**
- * KEYS: meta, selected, ranks, finished index, then every key to expire.
- * ARGV: fields JSON, selected JSON, ranks JSON, ttl, triage id, ended at (ms).
+ * KEYS: meta, selected, ranks, finished index, groups, then every other key to expire.
+ * ARGV: fields JSON, selected JSON, ranks JSON, ttl, triage id, ended at (ms), groups JSON ('' to leave them).
  */
 const FINISH = `
 ${TERMINAL}
@@ -118,6 +119,7 @@ local ranks = cjson.decode(ARGV[3])
 for i = 1, #ranks, 1000 do
   redis.call('HSET', KEYS[3], unpack(ranks, i, math.min(i + 999, #ranks)))
 end
+if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'NX') end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   for i = 1, #KEYS do
@@ -163,6 +165,8 @@ export interface FinishOutcome {
   ranks?: Map<number, number>;
   pass1Survivors?: number;
   fallback?: boolean;
+  /** Near-duplicate groups, when none were recorded at the start of the fine pass (see TriageStore.groups). */
+  groups?: readonly (number | null)[];
 }
 
 export type CreateOutcome = { kind: 'created' } | { kind: 'exists' } | { kind: 'at-cap'; active: number };
@@ -352,6 +356,13 @@ export class TriageStore {
     return this.verdictMap<CoarseVerdict>(this.keys(triageId).coarse);
   }
 
+  /** The coarse verdicts of some photos, by index (one HMGET). */
+  async coarseVerdictsOf(triageId: string, indexes: readonly number[]): Promise<Map<number, CoarseVerdict>> {
+    if (indexes.length === 0) return new Map();
+    const raw = await this.redis.hmget(this.keys(triageId).coarse, ...indexes.map(String));
+    return new Map(indexes.flatMap((index, i) => (raw[i] ? [[index, JSON.parse(raw[i]!) as CoarseVerdict] as const] : [])));
+  }
+
   async fineVerdicts(triageId: string): Promise<Map<number, FineVerdict>> {
     return this.verdictMap<FineVerdict>(this.keys(triageId).fine);
   }
@@ -361,10 +372,15 @@ export class TriageStore {
     return new Map(Object.entries(raw).map(([k, v]) => [Number(k), JSON.parse(v) as T]));
   }
 
-  /** Starts the fine pass over `survivors` (photo indexes) in grids of `sizes`. Idempotent. */
-  async beginFine(triageId: string, survivors: readonly number[], sizes: readonly number[]): Promise<boolean> {
+  /**
+   * Starts the fine pass over `survivors` (photo indexes, in the order the grids take them) in grids of
+   * `sizes`, and records the job's near-duplicate `groups`, all in one script. Idempotent.
+   */
+  async beginFine(triageId: string, survivors: readonly number[], sizes: readonly number[], groups: readonly (number | null)[]): Promise<boolean> {
     const k = this.keys(triageId);
-    const ok = await this.redis.eval(BEGIN_FINE, 2, k.meta, k.survivors, JSON.stringify(sizes), JSON.stringify(survivors), nowIso());
+    const ok = await this.redis.eval(
+      BEGIN_FINE, 3, k.meta, k.survivors, k.groups, JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups),
+    );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -382,14 +398,15 @@ export class TriageStore {
     if (outcome.pass1Survivors !== undefined) fields.pass1_survivors = outcome.pass1Survivors;
     if (outcome.errorMessage) fields.error_message = outcome.errorMessage;
     const ranks = [...(outcome.ranks ?? [])].flatMap(([index, rank]) => [String(index), String(rank)]);
-    const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks].includes(key));
+    const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks, k.groups].includes(key));
     const ok = await this.redis.eval(
       FINISH,
-      4 + others.length,
+      5 + others.length,
       k.meta,
       k.selected,
       k.ranks,
       finishedKey(this.prefix),
+      k.groups,
       ...others,
       JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
       JSON.stringify((outcome.selected ?? []).map(String)),
@@ -397,6 +414,7 @@ export class TriageStore {
       String(this.retentionSeconds > 0 ? this.retentionSeconds + RECORD_GRACE_SECONDS : 0),
       triageId,
       String(Date.now()),
+      outcome.groups ? JSON.stringify(outcome.groups) : '',
     );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
@@ -408,6 +426,12 @@ export class TriageStore {
     const ok = await this.redis.eval(HANDOFF, 2, k.meta, k.handoff, photoId, failure ?? 'ok');
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
+  }
+
+  /** Each photo's near-duplicate group (the index of its first photo), or null before they are computed. */
+  async groups(triageId: string): Promise<(number | null)[] | null> {
+    const raw = await this.redis.get(this.keys(triageId).groups);
+    return raw === null ? null : (JSON.parse(raw) as (number | null)[]);
   }
 
   async selected(triageId: string): Promise<number[]> {

@@ -65,7 +65,7 @@ export function maxTokensFor(selectable: number, tokensPerLabel = 8): number {
 }
 
 /** The text after the image: the rules for this grid, and which cells could not be read. */
-export function gridPrompt(request: Pick<GridRequest, 'pass' | 'geometry' | 'labels' | 'pick' | 'criteria' | 'unreadable'>): string {
+export function gridPrompt(request: Pick<GridRequest, 'pass' | 'geometry' | 'labels' | 'pick' | 'criteria' | 'unreadable' | 'sameScene'>): string {
   const text = buildPrompt({
     pass: request.pass,
     rows: request.geometry.rows,
@@ -73,6 +73,7 @@ export function gridPrompt(request: Pick<GridRequest, 'pass' | 'geometry' | 'lab
     labels: request.labels,
     pick: request.pick,
     criteria: request.criteria,
+    ...(request.sameScene && { sameScene: request.sameScene }),
   });
   const unreadable = request.unreadable ?? [];
   if (unreadable.length === 0) return text;

@@ -7,8 +7,10 @@
  *   - sharpness (Laplacian variance), relative to the sharpest cell of the same grid;
  *   - exposure (mean brightness near the mid-tones, little clipping to black or white);
  *   - a perceptual hash, to recognise bursts and near-duplicates.
- * It then skips obviously flawed cells (soft compared with the grid's best, or badly exposed), takes the
- * rest best first, and from each group of near-duplicates only the best one. It is deterministic: the
+ * It then skips obviously flawed cells (soft compared with the grid's best, or badly exposed, or flawed by
+ * what the worker measured and the grid cannot show: noise at full size, a defocus beside a sharp twin),
+ * takes the rest best first, and from each group of near-duplicates (by hash in the grid, and the job-wide
+ * groups the request names) only the best one. It is deterministic: the
  * same grid always gets the same answer. It does not judge content (moment, emotion, composition), so it
  * ignores free-text criteria; use a vision model for that.
  */
@@ -74,13 +76,17 @@ export class OfflineProvider implements VisionProvider {
     const unreadable = new Set(request.unreadable ?? []);
     const cells = (await this.assess(request)).filter((c) => !unreadable.has(c.label));
     const ranked = [...cells].sort((a, b) => b.score - a.score || a.label.localeCompare(b.label));
-    const sound = ranked.filter((c) => c.flaw === null);
+    const sceneOf = new Map<string, number>();
+    (request.sameScene ?? []).forEach((set, k) => set.forEach((label) => sceneOf.set(label, k)));
+    const sameScene = (a: string, b: string) => sceneOf.has(a) && sceneOf.get(a) === sceneOf.get(b);
+    const sound = ranked.filter((c) => c.flaw === null && !request.cells?.[c.label]?.flaw);
     // A grid of nothing but flawed shots still gets its best few: the ranking needs them, and so may the user.
-    const pool = sound.length > 0 ? sound : ranked;
+    // Never a cell the worker found flawed, though: the grid cannot show why it is, and neither can the ranking.
+    const pool = sound.length > 0 ? sound : ranked.filter((c) => !request.cells?.[c.label]?.flaw);
     const picks: CellJudgement[] = [];
     for (const candidate of pool) {
       if (picks.length >= request.pick) break;
-      if (picks.some((p) => hashDistance(p.signals.hash, candidate.signals.hash) <= this.duplicateBits)) continue;
+      if (picks.some((p) => sameScene(p.label, candidate.label) || hashDistance(p.signals.hash, candidate.signals.hash) <= this.duplicateBits)) continue;
       picks.push(candidate);
     }
     const chosen = new Set(picks.map((p) => p.label));

@@ -14,7 +14,16 @@ export interface GridRequest {
   pick: number;
   /** Labels of placeholder cells (photos that could not be read): never to be picked. */
   unreadable?: readonly string[];
+  /** Sets of cells showing the same scene (near-duplicate groups across the job), each of two or more labels. */
+  sameScene?: readonly (readonly string[])[];
+  /** What the worker measured of each readable cell, by label: signals a grid's thumbnails cannot show. */
+  cells?: Readonly<Record<string, CellHint>>;
   signal?: AbortSignal;
+}
+
+export interface CellHint {
+  /** A severe technical flaw ("blurred", "noisy", "blown highlights", …), or null. */
+  flaw: string | null;
 }
 
 export interface Usage {

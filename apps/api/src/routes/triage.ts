@@ -246,6 +246,9 @@ export const triageRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
           coarse_votes: f.coarse ? f.coarse.votes : null,
           fine_votes: f.fine ? f.fine.votes : null,
           quality: f.fine?.quality ?? f.coarse?.quality ?? null,
+          group: f.group && { id: String(f.group.id), size: f.group.size, picked: f.group.picked },
+          signals: f.signals,
+          flaw: f.flaw,
         })),
       };
     },

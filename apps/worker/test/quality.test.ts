@@ -1,0 +1,102 @@
+/**
+ * What the picks are worth, from the outside: real jobs through the real worker (queue, Redis, sharp, local
+ * storage, the offline judge) over photos with known near-duplicates and flaws, read back the way the API
+ * reads them (photoFates).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSample, type SampleFile } from '@triage/images';
+import { writeVariant, type Flaw } from '@triage/images/testing';
+import { photoFates } from '@triage/queue';
+import { ended, inProcessWorker, setup, stageJob, waitForStatus, type Env, type InProcessWorker } from './harness.js';
+
+let env: Env;
+let dir: string;
+let worker: InProcessWorker | undefined;
+
+/** Six photos per coarse grid, so that a 12-photo job has two. */
+const SIX_PER_GRID = { coarse: { minThumb: 84, rows: 2, cols: 3 } };
+
+const scenes = new Set<number>();
+
+/** A 1800 × 1200 copy of generated scene `seed`: clean, re-framed, or with a flaw. */
+async function photo(seed: number, kind: string, options: { shift?: number; flaws?: Flaw[] } = {}): Promise<SampleFile> {
+  const base = join(dir, `scene-${seed}.jpg`);
+  if (!scenes.has(seed)) await writeSample({ kind: 'good', seed, width: 2000, height: 1333 }, base);
+  scenes.add(seed);
+  const shift = options.shift ?? 0;
+  const name = `${kind}-${seed}.jpg`;
+  const path = join(dir, name);
+  await writeVariant(base, { crop: { left: 100 + shift, top: 66, width: 1800, height: 1200 }, longSide: 1800, ...(options.flaws && { flaws: options.flaws }) }, path);
+  return { name, path, kind: 'good', defect: kind === 'clean' || kind === 'reframed' ? null : kind };
+}
+
+beforeAll(async () => {
+  env = await setup();
+  dir = await mkdtemp(join(tmpdir(), 'triage-quality-'));
+});
+afterAll(async () => {
+  await worker?.close();
+  await env.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('job-wide near-duplicates and honest signals', () => {
+  it('keeps one photo of a scene whose copies fell in different coarse grids, and never a noisy or blown-out copy', async () => {
+    const made = [
+      await photo(101, 'clean'),
+      await photo(102, 'clean'),
+      await photo(103, 'clean'),
+      await photo(104, 'clean'),
+      await photo(105, 'clean'),
+      await photo(106, 'clean'),
+      await photo(101, 'reframed', { shift: 60 }), // grid 2: the same scene as photo 0
+      await photo(103, 'noisy', { flaws: [{ kind: 'noise', sigma: 16, seed: 7 }] }), // grid 2: photo 2, ISO 6400
+      await photo(104, 'blown', { flaws: [{ kind: 'exposure', factor: 2.5 }] }), // grid 2: photo 3, over-exposed
+      await photo(107, 'clean'),
+      await photo(108, 'clean'),
+      await photo(109, 'clean'),
+    ];
+    const job = await stageJob(env, made, { target: '75%', layouts: SIX_PER_GRID });
+    worker = await inProcessWorker(env);
+    const status = await waitForStatus(env, job.triageId, ended, 120_000);
+    expect(status.status).toBe('completed');
+    expect(status.grids_done).toBeGreaterThanOrEqual(3);
+
+    const fates = await photoFates(env.store, job.triageId);
+    const byName = new Map(fates.map((f) => [f.name, f]));
+    const of = (name: string) => byName.get(name)!;
+    // The same scene across the two coarse grids is one group of the job; at most one of it is kept.
+    expect(of('clean-101.jpg').group).toMatchObject({ id: 0, size: 2 });
+    expect(of('reframed-101.jpg').group).toMatchObject({ id: 0, size: 2 });
+    expect([of('clean-101.jpg'), of('reframed-101.jpg')].filter((f) => f.selected).length).toBeLessThanOrEqual(1);
+    // Each flawed copy is grouped with its clean twin, is never picked, and says why.
+    expect(of('noisy-103.jpg').group?.id).toBe(2);
+    expect(of('blown-104.jpg').group?.id).toBe(3);
+    for (const name of ['noisy-103.jpg', 'blown-104.jpg']) {
+      expect(of(name).selected, name).toBe(false);
+      expect(of(name).flaw, name).not.toBeNull();
+      expect(of(name).reason, name).toContain(of(name).flaw!);
+    }
+    expect(of('blown-104.jpg').flaw).toMatch(/blown highlights|too bright/);
+    // The picks: clean photos only, each of its own scene.
+    const picks = fates.filter((f) => f.selected);
+    expect(picks.length).toBeGreaterThanOrEqual(3);
+    for (const f of picks) expect(f.name).toMatch(/^(clean|reframed)-/);
+    const scenesPicked = new Set(picks.map((f) => f.name.replace(/^\w+-/, '')));
+    expect(scenesPicked.size).toBe(picks.length);
+    // A photo whose twin was kept says so, by name.
+    for (const f of fates.filter((x) => !x.selected && x.group && fates.some((y) => y.selected && y.group?.id === x.group!.id))) {
+      const kept = fates.find((y) => y.selected && y.group?.id === f.group!.id)!;
+      expect(f.reason).toContain(`near-duplicate of ${kept.name}, which was kept`);
+    }
+    // Signals are reported for every readable photo: noise apart from sharpness, clipped shares.
+    for (const f of fates) {
+      expect(f.signals).not.toBeNull();
+      expect(f.signals!.clipped_highlights).toBeGreaterThanOrEqual(0);
+    }
+    expect(of('blown-104.jpg').signals!.clipped_highlights!).toBeGreaterThan(of('clean-104.jpg').signals!.clipped_highlights!);
+  }, 180_000);
+});
