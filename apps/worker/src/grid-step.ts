@@ -42,7 +42,7 @@ export interface SceneHints {
 
 /** Reads one grid's photos, one at a time: only this grid's thumbnails are ever held, never an original's pixels. */
 export async function readGrid(
-  deps: Pick<StepDeps, 'store' | 'storage' | 'images' | 'storageTransforms'>,
+  deps: Pick<StepDeps, 'store' | 'storage' | 'images' | 'storageTransforms' | 'storageOutage'>,
   meta: TriageMeta,
   pass: Pass,
   grid: number,

@@ -1,7 +1,7 @@
 /** The fine pass's full-resolution focus and noise (Thumbnail.detail), through the real sharp pipeline. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeVariant } from './testing/flaws.js';
-import { scene, tempDir, writeJpeg } from './test-fixtures.js';
+import { scene, tempDir, writeJpeg } from './testing/fixtures.js';
 import { sharp } from './sharp.js';
 import { thumbnailFromFile } from './thumbnail.js';
 
