@@ -44,8 +44,16 @@ need npm nodejs
 need unzip unzip
 
 export DOCKER_HOST=unix://$RUN/docker.sock
-compose() {
-  docker-compose -p "$PROJECT" -f "$RUN/src/docker-compose.yml" -f "$RUN/src/docker/stack-test.compose.yml" "$@"
+COMPOSE=(docker-compose -p "$PROJECT" --project-directory "$RUN/src" -f "$RUN/stack.yml")
+compose() { "${COMPOSE[@]}" "$@"; }
+
+# docker-compose.yml with docker/stack-test.compose.yml, merged by docker-compose itself, minus the published
+# ports: they mean nothing on host networking, and docker-compose refuses them there (an override can add
+# to a list, not empty it).
+merge_compose_files() {
+  docker-compose -p "$PROJECT" -f "$RUN/src/docker-compose.yml" -f "$RUN/src/docker/stack-test.compose.yml" config \
+    | awk '/^    ports:$/ { skip = 1; next } skip && /^(    - |      )/ { next } { skip = 0; print }' >"$RUN/stack.yml"
+  if grep -q '^    ports:' "$RUN/stack.yml"; then fail "published ports left in $RUN/stack.yml"; fi
 }
 
 cleanup() {
@@ -150,7 +158,7 @@ trust_host_authorities() {
   if [ -f "$bundle" ]; then cp "$bundle" "$ctx/ca-certificates.crt"; else : >"$ctx/ca-certificates.crt"; fi
   printf 'FROM %s\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\nENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n' \
     "$NODE_DEBIAN" >"$ctx/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BASE" "$ctx" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BASE" "$ctx" >"$ctx/build.log" 2>&1 || { cat "$ctx/build.log"; fail "stand-in build failed"; }
 }
 
 checkout() {
@@ -193,6 +201,7 @@ main() {
   export STACK_STORAGE_DIR=$RUN/storage
   mkdir -p "$STACK_STORAGE_DIR" && chown 1000:1000 "$STACK_STORAGE_DIR"
 
+  merge_compose_files
   say "building the api and worker targets (NODE_IMAGE=$NODE_BASE)"
   local t0=$SECONDS
   compose build >"$RUN/build.log" 2>&1 || { tail -n 40 "$RUN/build.log"; fail "image build failed"; }
@@ -203,7 +212,7 @@ main() {
   compose up -d --no-build --scale worker=2 2>&1 | sed 's/^/    /'
   wait_healthy
 
-  STACK_RUN_DIR=$RUN STACK_PROJECT=$PROJECT STACK_COMPOSE="docker-compose -p $PROJECT -f $RUN/src/docker-compose.yml -f $RUN/src/docker/stack-test.compose.yml" \
+  STACK_RUN_DIR=$RUN STACK_PROJECT=$PROJECT STACK_COMPOSE="${COMPOSE[*]}" \
     node "$ROOT/docker/stack-check.mjs"
 }
 
