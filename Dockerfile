@@ -17,7 +17,8 @@
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------
-# build: install everything, compile every workspace, then drop the dev dependencies and the sources.
+# build: install everything, compile every workspace, then drop the dev dependencies, the sources and the
+# test-only modules (the local Storage and Messages API servers, the image test fixtures).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV TURBO_TELEMETRY_DISABLED=1 \
@@ -49,6 +50,7 @@ RUN npx turbo run build \
  && npm prune --omit=dev --ignore-scripts \
  && rm -rf .turbo packages/*/src apps/*/src apps/*/test packages/*/.turbo apps/*/.turbo \
            packages/*/dist/.tsbuildinfo apps/*/dist/.tsbuildinfo \
+           packages/*/dist/testing packages/*/dist/test-fixtures.* \
  && find packages apps -path '*/dist/*' \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.ts.map' \) -delete
 
 # ---------------------------------------------------------------------------------------------------

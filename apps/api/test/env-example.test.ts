@@ -58,6 +58,18 @@ describe('the images (Dockerfile)', () => {
     expect(await stageCmd('api')).toEqual(['node', ...API_NODE_ARGS, 'apps/api/dist/server.js']);
   });
 
+  it('start the worker as the manual starts in README.md and docs/deploy.md do', async () => {
+    for (const doc of ['README.md', 'docs/deploy.md']) {
+      const text = (await readFile(resolve(root, doc), 'utf8')).replace(/\s*\\\n\s*|`?\n`?/g, ' ');
+      const starts = [...text.matchAll(/(?:MALLOC_\w+=\d+ )+(?:NODE_ENV=production )?node [^`]*?apps\/worker\/dist\/main\.js/g)].map((m) => m[0]);
+      expect(starts.length, doc).toBeGreaterThan(0);
+      for (const start of starts) {
+        expect(start, doc).toContain(`node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js`);
+        for (const [name, value] of Object.entries(WORKER_MALLOC_ENV)) expect(start, doc).toContain(`${name}=${value}`);
+      }
+    }
+  });
+
   it('give the worker its malloc settings', async () => {
     const text = (await readFile(resolve(root, 'Dockerfile'), 'utf8')).replace(/\\\n/g, ' ');
     for (const [name, value] of Object.entries(WORKER_MALLOC_ENV)) expect(text, name).toMatch(new RegExp(`\\b${name}=${value}\\b`));
