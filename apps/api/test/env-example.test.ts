@@ -8,7 +8,13 @@ import { readWorkerSettings } from '@triage/worker';
 import { readApiSettings } from '../src/settings.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const SETTINGS_SOURCES = ['packages/queue/src/settings.ts', 'apps/api/src/settings.ts', 'apps/worker/src/config.ts'];
+const SETTINGS_SOURCES = [
+  'packages/queue/src/settings.ts',
+  'packages/queue/src/redis-settings.ts',
+  'apps/api/src/settings.ts',
+  'apps/worker/src/config.ts',
+  'apps/cli/src/redis-server.ts',
+];
 
 async function example(): Promise<Record<string, string>> {
   const text = await readFile(resolve(root, '.env.example'), 'utf8');

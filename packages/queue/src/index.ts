@@ -7,3 +7,4 @@ export * from './queries.js';
 export * from './redis-check.js';
 export * from './runtime.js';
 export * from './redis-server.js';
+export * from './redis-settings.js';
