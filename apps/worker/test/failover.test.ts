@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleSet } from '@triage/images';
-import { redisConnection, type ActiveJob, type TriageStatus } from '@triage/queue';
+import { deleteKeysUnder, keysUnder, redisConnection, type ActiveJob, type TriageStatus } from '@triage/queue';
 import { startRedisCluster, startSentinelSet, waitFor, type Topology } from '@triage/queue/testing';
 import { REDIS_DOWN } from '../../api/src/errors.js';
 import { EventHub } from '../../api/src/events.js';
@@ -101,7 +101,12 @@ describe.each([
     const channel = `${env.prefix}:failover-probe`;
     const received: string[] = [];
     await hub.subscribe(channel, (m) => received.push(m));
-    await waitFor('a message before the failover', async () => (await env.redis.publish(channel, 'before')) > 0 && received.includes('before'), 10_000);
+    // (PUBLISH's count is the receiving node's subscribers only, on a Cluster: judge by what arrives.)
+    const published = async (message: string) => {
+      await env.redis.publish(channel, message);
+      return received.includes(message);
+    };
+    await waitFor('a message before the failover', () => published('before'), 10_000);
 
     const run = triageRun(folder, settings);
     const job = await waitFor('the CLI’s job three grids in', async () => {
@@ -134,7 +139,7 @@ describe.each([
     expect((await env.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
 
     // The subscription was taken up again on the new master.
-    await waitFor('a message after the failover', async () => (await env.redis.publish(channel, 'after')) >= 0 && received.includes('after'), 60_000, 200);
+    await waitFor('a message after the failover', () => published('after'), 60_000, 200);
 
     // The CLI waited through it all, and the picks are the undisturbed run's.
     const result = await run.done;
@@ -144,5 +149,13 @@ describe.each([
     expect(worker.child.exitCode, worker.output().slice(-3000)).toBeNull();
     // The outage was seen, and answered as such.
     expect(answers).toContain(503);
+
+    // The helpers that list and delete a prefix's keys see every master: 30 keys with their own hash tags
+    // spread over the Cluster's slots (and so over its masters).
+    const probe = `${env.prefix.replace(/[{}]/g, '')}-scan`;
+    for (let i = 0; i < 30; i++) await env.redis.set(`${probe}:{${i}}`, '1');
+    expect((await keysUnder(env.redis, probe)).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `${probe}:{${i}}`).sort());
+    await deleteKeysUnder(env.redis, probe);
+    expect(await keysUnder(env.redis, probe)).toEqual([]);
   }, 420_000);
 });
