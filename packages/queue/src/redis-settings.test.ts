@@ -15,6 +15,8 @@ describe('which Redis: the settings', () => {
     expect(describeRedis(redisOf({ REDIS_URL: 'rediss://app:s3cret@redis.internal:6380/0' }))).not.toContain('s3cret');
     expect(() => redisOf({ REDIS_URL: 'http://redis.internal' })).toThrow(/REDIS_URL must start with redis:\/\/ or rediss:\/\//);
     expect(() => redisOf({ REDIS_URL: 'redis://x', REDIS_PASSWORD: 'p' })).toThrow(/REDIS_PASSWORD has no meaning with REDIS_URL/);
+    expect(() => redisOf({ REDIS_URL: 'redis://x', REDIS_TLS: 'on' })).toThrow(/REDIS_TLS has no meaning with REDIS_URL/);
+    expect(redisOf({ REDIS_URL: 'redis://x', REDIS_TLS: 'off' }).kind).toBe('single');
   });
 
   it('makes a Cluster of REDIS_CLUSTER_NODES, and refuses a prefix without a hash tag, naming TRIAGE_PREFIX', () => {

@@ -59,7 +59,8 @@ function tlsSetting(env: Env): boolean {
 /** Refuses settings that belong to another kind than the one configured: a typo must not pass silently. */
 function refuseStray(env: Env, kind: RedisTarget['kind'], names: string[]): void {
   for (const name of names) {
-    if (value(env, name)) throw new SettingsError(`${name} has no meaning with ${kind === 'single' ? 'REDIS_URL (a single Redis; put credentials and rediss:// in the URL)' : kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'}: remove it`);
+    // REDIS_TLS=off is the default spelled out (as in .env.example), not a stray setting.
+    if (value(env, name) && !(name === 'REDIS_TLS' && value(env, name) === 'off')) throw new SettingsError(`${name} has no meaning with ${kind === 'single' ? 'REDIS_URL (a single Redis; put credentials and rediss:// in the URL)' : kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'}: remove it`);
   }
 }
 
