@@ -107,12 +107,58 @@ function redisCommands(redisUrl, commands) {
   });
 }
 
+const env = (name) => process.env[name]?.trim() || '';
+
+/** A data node's URL from host:port and the Sentinel/Cluster credentials (REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS). */
+function nodeUrl(hostPort, password = env('REDIS_PASSWORD'), username = env('REDIS_USERNAME')) {
+  const u = new URL(`${env('REDIS_TLS') === 'on' ? 'rediss' : 'redis'}://${hostPort}`);
+  if (password) u.password = password;
+  if (username) u.username = username;
+  return u.toString();
+}
+
+/** The first of `hostPorts` that answers `fn`, or the last error. */
+async function firstAnswer(hostPorts, fn) {
+  let last = new Error('no node listed');
+  for (const hp of hostPorts.split(',').map((x) => x.trim()).filter(Boolean)) {
+    try {
+      return await fn(hp);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+/** One command against whichever kind of Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES). */
+async function redisCommand(command) {
+  if (env('REDIS_SENTINELS')) {
+    const [host, port] = await firstAnswer(env('REDIS_SENTINELS'), async (hp) => {
+      const [addr] = await redisCommands(nodeUrl(hp, env('REDIS_SENTINEL_PASSWORD'), ''), [['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', env('REDIS_SENTINEL_NAME')]]);
+      if (!Array.isArray(addr)) throw new Error(`no master named ${env('REDIS_SENTINEL_NAME')}`);
+      return addr;
+    });
+    return (await redisCommands(nodeUrl(`${host}:${port}`), [command]))[0];
+  }
+  if (env('REDIS_CLUSTER_NODES')) {
+    return firstAnswer(env('REDIS_CLUSTER_NODES'), async (hp) => {
+      try {
+        return (await redisCommands(nodeUrl(hp), [command]))[0];
+      } catch (err) {
+        const moved = /^MOVED \d+ (\S+)$/.exec(err.message);
+        if (!moved) throw err;
+        return (await redisCommands(nodeUrl(moved[1]), [command]))[0];
+      }
+    });
+  }
+  return (await redisCommands(env('REDIS_URL') || 'redis://127.0.0.1:6379', [command]))[0];
+}
+
 async function checkWorker() {
-  const redisUrl = process.env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379';
   const prefix = process.env.TRIAGE_PREFIX?.trim() || 'triage';
   const maxAgeMs = Number(process.env.HEALTHCHECK_MAX_AGE_MS || 35_000);
   // The heartbeats: hash `${prefix}:workers` (workersKey in packages/queue/src/contract.ts), field `host:pid`.
-  const [flat] = await redisCommands(redisUrl, [['HGETALL', `${prefix}:workers`]]);
+  const flat = await redisCommand(['HGETALL', `${prefix}:workers`]);
   const me = `${hostname()}:`;
   let newest = null;
   for (let i = 0; i + 1 < flat.length; i += 2) {

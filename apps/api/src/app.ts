@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { redisConnection, type RedisClient } from '@triage/queue';
 import type { Logger } from 'pino';
 import { TriageInputError } from '@triage/core';
 import type { HandOffJobData, TriageJobData, TriageStore } from '@triage/queue';
@@ -41,7 +41,7 @@ export const VERSION = '0.1.0';
 export interface AppDeps {
   settings: ApiSettings;
   /** A producer connection (fails fast while Redis is away). */
-  redis: Redis;
+  redis: RedisClient;
   store: TriageStore;
   queue: Queue<TriageJobData>;
   handoffQueue: Queue<HandOffJobData>;
@@ -193,7 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { fileSize: settings.maxUploadBytes, files: 2_001, fields: 20, fieldSize: 10_000, parts: 2_100, headerPairs: 100 },
   });
 
-  const events = new EventHub(() => redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: false }));
+  const events = new EventHub(() => redisConnection(settings.redis, 'subscriber', { failoverTimeoutMs: settings.redisFailoverTimeoutMs }));
   app.addHook('onClose', async () => events.close());
 
   const metrics = createMetrics({ store, queues: [deps.queue, deps.handoffQueue], triageQueue: deps.queue });

@@ -1,5 +1,5 @@
 /** Errors a route throws to answer with a status and `{detail}`; and how a failure of Redis is recognised. */
-import { RedisUnavailableError } from '@triage/queue';
+import { isRedisUnavailable } from '@triage/queue';
 
 export { withDeadline } from '@triage/queue';
 
@@ -24,13 +24,4 @@ export function jobNotFound(): HttpError {
 }
 
 /** ioredis and BullMQ failures that mean "Redis is away", not "this request is wrong". */
-export function isRedisDown(err: unknown): boolean {
-  if (err instanceof RedisUnavailableError) return true;
-  const e = err as { name?: string; message?: string; code?: string };
-  if (e?.name === 'MaxRetriesPerRequestError') return true;
-  const message = e?.message ?? '';
-  return (
-    /Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Redis is not answering/.test(message) ||
-    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(e?.code ?? '')
-  );
-}
+export const isRedisDown = isRedisUnavailable;

@@ -2,17 +2,17 @@
  * One Redis subscriber connection for every open events stream of this process: a stream registers a
  * listener for its triage's channel; the channel is subscribed while at least one listener needs it.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@triage/queue';
 
 type Listener = (message: string) => void;
 
 export class EventHub {
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private readonly listeners = new Map<string, Set<Listener>>();
 
-  constructor(private readonly connect: () => Redis) {}
+  constructor(private readonly connect: () => RedisClient) {}
 
-  private client(): Redis {
+  private client(): RedisClient {
     if (!this.subscriber) {
       this.subscriber = this.connect();
       this.subscriber.on('error', () => {});

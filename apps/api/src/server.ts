@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The API process: reads the settings once, connects Redis as a producer, listens; drains on SIGTERM/SIGINT. */
 import { pino } from 'pino';
-import { connectRedis, createHandOffQueue, createTriageQueue, redactUrl, TriageStore, warnAboutRedisConfig } from '@triage/queue';
+import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, RedisUnavailableError, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createStorageDriver, LocalStorage, type StorageDriver } from '@triage/storage';
 import { createPool, migrate, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl } from '@triage/db';
 import { buildApp } from './app.js';
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   if (settings.ephemeralSigningKey) {
     log.warn('STORAGE_SIGNING_KEY is not set: a random key signs storage URLs, so they stop working when the API restarts');
   }
-  const redis = await connectRedis(settings.redisUrl, 'producer');
+  const redis = await connectRedis(settings.redis, 'producer');
   await warnAboutRedisConfig(redis, log);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error'));
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       api: `${base}/api/triage`,
       docs: `${base}/docs`,
       dashboard: settings.dashboard ? `${base}${DASHBOARD_PATH}` : 'off (set DASHBOARD_USER and DASHBOARD_PASSWORD)',
-      redis: redactUrl(settings.redisUrl),
+      redis: describeRedis(settings.redis),
       prefix: settings.prefix,
       auth: authenticator.mode,
       address,
@@ -138,5 +138,6 @@ async function connectDatabase(workState: Parameters<typeof startReconciler>[2])
 
 main().catch((err: unknown) => {
   log.fatal({ err: (err as Error).message }, 'the API could not start');
-  process.exit(1);
+  // 3: no Redis, as the `triage` command says it; 1: anything else.
+  process.exit(err instanceof RedisUnavailableError ? 3 : 1);
 });

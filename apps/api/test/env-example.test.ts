@@ -9,7 +9,14 @@ import { readDatabaseSettings } from '@triage/db';
 import { readApiSettings } from '../src/settings.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const SETTINGS_SOURCES = ['packages/queue/src/settings.ts', 'packages/db/src/settings.ts', 'apps/api/src/settings.ts', 'apps/worker/src/config.ts'];
+const SETTINGS_SOURCES = [
+  'packages/queue/src/settings.ts',
+  'packages/queue/src/redis-settings.ts',
+  'packages/db/src/settings.ts',
+  'apps/api/src/settings.ts',
+  'apps/worker/src/config.ts',
+  'apps/cli/src/redis-server.ts',
+];
 
 async function example(): Promise<Record<string, string>> {
   const text = await readFile(resolve(root, '.env.example'), 'utf8');

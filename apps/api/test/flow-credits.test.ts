@@ -12,17 +12,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Worker } from 'bullmq';
 import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import type { Results, TriageStatus } from '@triage/client';
 import { migrate, PgCreditLedger } from '@triage/db';
 import { createTestDatabase, creditsOf, seedCredits, type TestDatabase } from '@triage/db/testing';
-import { redisOptions, type HandOffJobData } from '@triage/queue';
+import { redisConnection, type HandOffJobData, type RedisClient } from '@triage/queue';
 import { OfflineProvider } from '@triage/vision';
 import { createHandOffWorker, createTriageWorker, sweepExpired, type TriageWorker } from '@triage/worker';
-import { BUCKET, eventually, REDIS_URL, setup, type Env } from './harness.js';
+import { BUCKET, eventually, setup, type Env } from './harness.js';
 
 let env: Env;
 let db: TestDatabase;
@@ -30,8 +29,8 @@ let base: string;
 let samples: { dir: string; files: SampleFile[] };
 let worker: TriageWorker;
 let handoffWorker: Worker<HandOffJobData>;
-let subscriber: Redis;
-let workerRedis: Redis;
+let subscriber: RedisClient;
+let workerRedis: RedisClient;
 const USER = randomUUID();
 
 beforeAll(async () => {
@@ -42,8 +41,8 @@ beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'triage-api-samples-'));
   samples = { dir, files: await generateSampleSet(dir, { count: 30, width: 640, height: 480 }) };
   base = await env.app.listen({ host: '127.0.0.1', port: 0 });
-  workerRedis = new Redis(REDIS_URL, redisOptions('worker'));
-  subscriber = new Redis(REDIS_URL, redisOptions('worker'));
+  workerRedis = redisConnection(env.settings.redis, 'worker');
+  subscriber = redisConnection(env.settings.redis, 'subscriber');
   const log = pino({ level: 'silent' });
   worker = await createTriageWorker({
     connection: workerRedis,

@@ -10,22 +10,21 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import type { Results, TriageStatus } from '@triage/client';
-import { redisOptions } from '@triage/queue';
+import { redisConnection, type RedisClient } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { OfflineProvider } from '@triage/vision';
 import { createTriageWorker, type TriageWorker } from '@triage/worker';
-import { BUCKET, REDIS_URL, setup, type Env } from './harness.js';
+import { BUCKET, setup, type Env } from './harness.js';
 
 let env: Env;
 let base: string;
 let samples: { dir: string; files: SampleFile[] };
 let worker: TriageWorker;
-let subscriber: Redis;
-let workerRedis: Redis;
+let subscriber: RedisClient;
+let workerRedis: RedisClient;
 const USER = 'user-flow';
 
 beforeAll(async () => {
@@ -35,8 +34,8 @@ beforeAll(async () => {
   samples = { dir, files: await generateSampleSet(dir, { count: 30, width: 640, height: 480 }) };
   base = await env.app.listen({ host: '127.0.0.1', port: 0 });
   // The worker reads the same storage folder, a little slowly, so that a DELETE can catch a job mid-grid.
-  workerRedis = new Redis(REDIS_URL, redisOptions('worker'));
-  subscriber = new Redis(REDIS_URL, redisOptions('worker'));
+  workerRedis = redisConnection(env.settings.redis, 'worker');
+  subscriber = redisConnection(env.settings.redis, 'subscriber');
   worker = await createTriageWorker({
     connection: workerRedis,
     subscriber,

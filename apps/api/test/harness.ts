@@ -8,7 +8,6 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SignJWT } from 'jose';
-import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -18,6 +17,7 @@ import {
   createTriageQueue,
   TriageStore,
   type HandOffJobData,
+  type RedisClient,
   type TriageJobData,
 } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
@@ -38,7 +38,7 @@ export interface Env {
   dir: string;
   storageDir: string;
   settings: ApiSettings;
-  redis: Redis;
+  redis: RedisClient;
   store: TriageStore;
   queue: Queue<TriageJobData>;
   handoffQueue: Queue<HandOffJobData>;
@@ -56,12 +56,13 @@ export async function setup(
   depOverrides: Partial<AppDeps> = {},
   makeStorage: (options: ConstructorParameters<typeof LocalStorage>[0]) => LocalStorage = (o) => new LocalStorage(o),
 ): Promise<Env> {
-  const prefix = `apitest-${randomUUID().slice(0, 8)}`;
+  const prefix = envOverrides.TRIAGE_PREFIX ?? `apitest-${randomUUID().slice(0, 8)}`;
   // The folder name is needed for the settings; the folder is made once Redis has answered.
   const dir = join(tmpdir(), `triage-api-test-${prefix}`);
   const storageDir = join(dir, 'storage');
   const settings = readApiSettings({
-    REDIS_URL,
+    // The shared test Redis, unless the test brings its own Sentinels or Cluster.
+    ...(!envOverrides.REDIS_SENTINELS && !envOverrides.REDIS_CLUSTER_NODES && { REDIS_URL }),
     TRIAGE_PREFIX: prefix,
     STORAGE_DIR: storageDir,
     PUBLIC_URL,
@@ -72,7 +73,7 @@ export async function setup(
     MAX_ACTIVE_JOBS_PER_USER: '1000',
     ...envOverrides,
   });
-  const redis = await connectRedis(settings.redisUrl, 'producer');
+  const redis = await connectRedis(settings.redis, 'producer');
   await mkdir(dir, { recursive: true });
   const store = new TriageStore(redis, { prefix, retentionSeconds: 600 });
   const queueOptions = { connection: redis, prefix, retentionSeconds: 600 };

@@ -23,9 +23,8 @@ import { loadavg, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { generateSampleSet, type SampleFile } from '@triage/images';
-import { API_NODE_ARGS, createTriageQueue, deleteKeysUnder, redisOptions, TriageStore, WORKER_NODE_ARGS, workerEnv, type TriageStatus } from '@triage/queue';
+import { API_NODE_ARGS, createTriageQueue, deleteKeysUnder, redisConnection, TriageStore, type RedisClient, WORKER_NODE_ARGS, workerEnv, type TriageStatus } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
-import { Redis } from 'ioredis';
 import { memoryOf, MemorySampler, resetPeak } from './proc.js';
 
 export const BUCKET = 'photos';
@@ -66,7 +65,7 @@ export interface Service {
   prefix: string;
   storageDir: string;
   secret: string;
-  redis: Redis;
+  redis: RedisClient;
   store: TriageStore;
   storage: LocalStorage;
   /** Removes every key of the prefix, the BullMQ queue and the storage folder. */
@@ -78,7 +77,7 @@ export async function openService(ctx: LoadContext, name: string): Promise<Servi
   const prefix = `load-${name}-${randomUUID().slice(0, 8)}`;
   const storageDir = join(ctx.workDir, 'storage', prefix);
   await mkdir(storageDir, { recursive: true });
-  const redis = new Redis(ctx.redisUrl, redisOptions('worker'));
+  const redis = redisConnection({ kind: 'single', url: ctx.redisUrl, explicit: true }, 'worker');
   const store = new TriageStore(redis, { prefix, retentionSeconds: 3600 });
   return {
     prefix,

@@ -13,7 +13,7 @@ import {
   createTriageQueue,
   deleteKeysUnder,
   prepareTriage,
-  redisOptions,
+  redisConnection,
   submitTriage,
   TriageStore,
   WORKER_NODE_ARGS,
@@ -22,7 +22,6 @@ import {
   type TriageStatus,
 } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
-import { Redis } from 'ioredis';
 import type { CorpusFile } from './corpus.js';
 import { bytesReadBy, memoryOf, MemorySampler } from './proc.js';
 
@@ -91,7 +90,7 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
   const { redisUrl, photos, log } = options;
   const prefix = `bench-${randomUUID().slice(0, 8)}`;
   const triageId = randomUUID();
-  const redis = new Redis(redisUrl, redisOptions('worker'));
+  const redis = redisConnection({ kind: 'single', url: redisUrl, explicit: true }, 'worker');
   const store = new TriageStore(redis, { prefix, retentionSeconds: 3600 });
   const queue = createTriageQueue({ connection: redis, prefix, retentionSeconds: 3600 });
   const storage = new LocalStorage({ root: options.storageDir });

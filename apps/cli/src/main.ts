@@ -4,9 +4,9 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
-import { API_NODE_ARGS, readSharedSettings, redactUrl, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
+import { API_NODE_ARGS, readSharedSettings, RedisUnavailableError, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
 import { CliError, InterruptedError, runTriage, TriageEndedError, type RunOptions, type RunSummary } from './run.js';
-import { ensureRedis, NoRedisError } from './redis-server.js';
+import { ensureRedis, NoRedisError, startedNotice } from './redis-server.js';
 import { spawn } from 'node:child_process';
 import { APP_MAINS } from './run.js';
 
@@ -25,7 +25,9 @@ Options of run:
   --grids         also save the grids sent to the vision provider (into <out>/grids)
   --json          print one JSON summary on stdout, last
 
-Settings come from the environment (REDIS_URL, STORAGE_DIR, TRIAGE_PREFIX, GRID_*): see the README.
+Settings come from the environment (REDIS_URL or REDIS_CLUSTER_NODES or REDIS_SENTINELS, STORAGE_DIR,
+TRIAGE_PREFIX, GRID_*): see the README. With no Redis configured, run, demo and start use the one at
+REDIS_LOCAL_URL (default redis://127.0.0.1:6379), or start a private redis-server when none answers there.
 Exit codes: 0 done, 2 bad input, 3 no Redis, 130 interrupted (Ctrl-C), 1 anything else.`;
 
 function runOptions(argv: string[]): RunOptions {
@@ -123,9 +125,9 @@ async function demo(): Promise<void> {
  */
 async function serve(): Promise<void> {
   const settings = readSharedSettings();
-  const redis = await ensureRedis(settings.redisUrl);
-  if (redis.started) process.stderr.write(`No Redis at ${redactUrl(settings.redisUrl)}: started one for this session at ${redis.url}\n`);
-  const env = { ...process.env, REDIS_URL: redis.url, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  const redis = await ensureRedis(settings.redis);
+  if (redis.started) process.stderr.write(startedNotice(redis));
+  const env = { ...process.env, ...redis.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
   // The worker with its start settings (Node flags, malloc) measured in docs/benchmarks.md.
   const children = [
     spawn(process.execPath, [...WORKER_NODE_ARGS, APP_MAINS.worker], { env: workerEnv(env), stdio: 'inherit' }),
@@ -171,7 +173,7 @@ async function main(argv: string[]): Promise<number> {
 /** 0 done, 2 bad input, 3 no Redis, 130 interrupted (Ctrl-C), 1 anything else. */
 function exitCode(err: unknown): number {
   if (err instanceof InterruptedError) return 130;
-  if (err instanceof NoRedisError) return 3;
+  if (err instanceof NoRedisError || err instanceof RedisUnavailableError) return 3;
   if (err instanceof CliError || err instanceof TriageInputError || err instanceof SettingsError) return 2;
   return 1;
 }

@@ -1,15 +1,19 @@
 /**
- * Redis for a one-machine run: use the one at REDIS_URL, or start a private `redis-server` for the run when
- * none answers and one is installed, or say exactly how to get one.
+ * Redis for a one-machine run. A configured Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS) is
+ * used or the run stops with the "no Redis" error naming it: never a stand-in for what the operator chose.
+ * Only when nothing is configured: the Redis at REDIS_LOCAL_URL (default 127.0.0.1:6379), or a private
+ * `redis-server` for the run when none answers there and one is installed, or exactly how to get one.
  */
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { connectRedis, redactUrl, startRedisServer } from '@triage/queue';
+import { connectRedis, describeRedis, redactUrl, SettingsError, startRedisServer, type RedisTarget } from '@triage/queue';
 
 export interface RedisForRun {
-  url: string;
+  target: RedisTarget;
+  /** What the processes this run starts need in their environment to reach the same Redis. */
+  env: Record<string, string>;
   /** True when this run started its own redis-server. */
   started: boolean;
   stop(): Promise<void>;
@@ -33,18 +37,43 @@ export async function findExecutable(name: string): Promise<string | null> {
   return null;
 }
 
-export async function ensureRedis(url: string): Promise<RedisForRun> {
+async function answers(target: RedisTarget): Promise<string | null> {
   try {
-    const probe = await connectRedis(url, 'producer', 1500);
+    const probe = await connectRedis(target, 'producer', 1500);
     probe.disconnect();
-    return { url, started: false, stop: async () => {} };
-  } catch {
-    // none answers: start one below
+    return null;
+  } catch (err) {
+    return (err as Error).message;
   }
+}
+
+const using = (target: RedisTarget): RedisForRun => ({
+  target,
+  env: target.kind === 'single' ? { REDIS_URL: target.url } : {},
+  started: false,
+  stop: async () => {},
+});
+
+/** Where to look for a Redis when none is configured. */
+function localUrl(env: NodeJS.ProcessEnv): string {
+  const raw = env.REDIS_LOCAL_URL?.trim();
+  if (!raw) return 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(raw)) throw new SettingsError('REDIS_LOCAL_URL must be a redis:// or rediss:// URL');
+  return raw;
+}
+
+export async function ensureRedis(configured: RedisTarget, env: NodeJS.ProcessEnv = process.env): Promise<RedisForRun> {
+  if (configured.kind !== 'single' || configured.explicit) {
+    const failure = await answers(configured);
+    if (failure) throw new NoRedisError(`${failure}\n(configured by ${configured.kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : configured.kind === 'sentinel' ? 'REDIS_SENTINELS' : 'REDIS_URL'}; no other Redis is used in its place)`);
+    return using(configured);
+  }
+  const local: RedisTarget = { kind: 'single', url: localUrl(env), explicit: false };
+  if ((await answers(local)) === null) return using(local);
   const binary = await findExecutable('redis-server');
   if (!binary) {
     throw new NoRedisError(
-      `No Redis answers at ${redactUrl(url)} and redis-server is not installed.\n` +
+      `No Redis answers at ${describeRedis(local)} and redis-server is not installed.\n` +
         'Install Redis 7 and run this again:\n' +
         '  Debian/Ubuntu:  sudo apt-get install -y redis-server\n' +
         '  macOS:          brew install redis\n' +
@@ -61,11 +90,16 @@ export async function ensureRedis(url: string): Promise<RedisForRun> {
     throw new NoRedisError(`could not start redis-server (${binary}): ${(err as Error).message}`);
   }
   return {
-    url: server.url,
+    ...using({ kind: 'single', url: server.url, explicit: false }),
     started: true,
     async stop() {
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The line `triage start` prints when it started a private Redis. */
+export function startedNotice(redis: RedisForRun): string {
+  return `No Redis configured and none answers at ${redactUrl(process.env.REDIS_LOCAL_URL?.trim() || 'redis://127.0.0.1:6379')}: started one for this session at ${describeRedis(redis.target)}\n`;
 }

@@ -9,26 +9,28 @@ import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readdir, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { MAX_PHOTOS } from '@triage/core';
 import {
   connectRedis,
   createTriageQueue,
+  describeRedis,
   eventsChannel,
+  isRedisUnavailable,
   loadSelection,
   photoFates,
   prepareTriage,
-  redisOptions,
+  redisConnection,
   submitTriage,
   TriageStore,
   WORKER_NODE_ARGS,
   workerEnv,
   type FateSignals,
+  type RedisTarget,
   type SharedSettings,
   type TriageStatus,
 } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
-import { ensureRedis } from './redis-server.js';
+import { ensureRedis, NoRedisError, type RedisForRun } from './redis-server.js';
 import { ProgressView } from './progress.js';
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.heic', '.heif', '.gif', '.tif', '.tiff', '.avif']);
@@ -151,12 +153,12 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
     settings.layouts,
   );
 
-  const redisForRun = await ensureRedis(settings.redisUrl);
+  const redisForRun = await ensureRedis(settings.redis);
   const cleanups: (() => Promise<unknown>)[] = [() => redisForRun.stop()];
   const progress = new ProgressView(process.stderr, options.json);
   let interrupted = false;
   try {
-    const redis = await connectRedis(redisForRun.url, 'producer');
+    const redis = await connectRedis(redisForRun.target, 'producer');
     cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
     const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
     const queue = createTriageQueue({ connection: redis, prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
@@ -173,7 +175,7 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
     await submitTriage(queue, store, prepared);
 
     if ((await queue.getWorkersCount()) === 0) {
-      const worker = await startWorkerProcess(redisForRun.url, settings);
+      const worker = await startWorkerProcess(redisForRun, settings);
       cleanups.unshift(() => worker.stop());
     }
 
@@ -186,7 +188,7 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
     process.on('SIGINT', onSigint);
     cleanups.unshift(async () => process.off('SIGINT', onSigint));
 
-    const final = await follow(redisForRun.url, settings.prefix, store, triageId, (s) => progress.update(s));
+    const final = await follow(redisForRun.target, settings, store, triageId, (s) => progress.update(s));
     progress.done();
     const seconds = (Date.now() - started) / 1000;
     if (interrupted && final.status === 'cancelled') throw new InterruptedError('interrupted: the triage was cancelled');
@@ -234,17 +236,21 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
   }
 }
 
-/** Follows a triage's progress by its events, with a slow poll as a safety net, until it ends. */
+/**
+ * Follows a triage's progress by its events, with a slow poll as a safety net, until it ends. While no
+ * master answers (a failover) it keeps waiting, for at most REDIS_FAILOVER_TIMEOUT_MS at a stretch.
+ */
 async function follow(
-  url: string,
-  prefix: string,
+  target: RedisTarget,
+  settings: Pick<SharedSettings, 'prefix' | 'redisFailoverTimeoutMs'>,
   store: TriageStore,
   triageId: string,
   onStatus: (status: TriageStatus) => void,
 ): Promise<TriageStatus> {
-  const subscriber = new Redis(url, redisOptions('worker'));
+  const subscriber = redisConnection(target, 'subscriber', { failoverTimeoutMs: settings.redisFailoverTimeoutMs });
   subscriber.on('error', () => {}); // the poll below keeps going and reports a Redis that stays away
   let timer: NodeJS.Timeout | undefined;
+  let awaySince: number | undefined;
   try {
     return await new Promise<TriageStatus>((resolvePromise, reject) => {
       // Checks overlap (an event and the poll): once the end is seen, later answers are not shown again.
@@ -252,15 +258,22 @@ async function follow(
       const check = async () => {
         const status = await store.status(triageId);
         if (ended) return;
+        awaySince = undefined;
         if (!status) return reject(new CliError(`triage ${triageId} disappeared from Redis`));
         ended = ['completed', 'failed', 'cancelled'].includes(status.status);
         onStatus(status);
         if (ended) resolvePromise(status);
       };
-      const checkOrFail = () => void check().catch(reject);
-      subscriber.on('message', checkOrFail);
-      subscriber.subscribe(eventsChannel(prefix, triageId)).then(checkOrFail, reject);
-      timer = setInterval(checkOrFail, 1000);
+      const away = (err: unknown) => {
+        if (!isRedisUnavailable(err)) return reject(err instanceof Error ? err : new Error(String(err)));
+        awaySince ??= Date.now();
+        if (Date.now() - awaySince < settings.redisFailoverTimeoutMs) return;
+        reject(new NoRedisError(`Redis (${describeRedis(target)}) stopped answering for over ${settings.redisFailoverTimeoutMs} ms (REDIS_FAILOVER_TIMEOUT_MS): ${(err as Error).message}`));
+      };
+      const checkOrWait = () => void check().catch(away);
+      subscriber.on('message', checkOrWait);
+      subscriber.subscribe(eventsChannel(settings.prefix, triageId)).then(checkOrWait, away);
+      timer = setInterval(checkOrWait, 1000);
     });
   } finally {
     clearInterval(timer);
@@ -272,7 +285,7 @@ interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-async function startWorkerProcess(redisUrl: string, settings: SharedSettings): Promise<WorkerProcess> {
+async function startWorkerProcess(redis: RedisForRun, settings: SharedSettings): Promise<WorkerProcess> {
   const logPath = join(settings.storageDir, '..', 'worker.log');
   await mkdir(dirname(logPath), { recursive: true });
   const logStream = createWriteStream(logPath, { flags: 'a' });
@@ -281,7 +294,7 @@ async function startWorkerProcess(redisUrl: string, settings: SharedSettings): P
   const child: ChildProcess = spawn(process.execPath, [...WORKER_NODE_ARGS, APP_MAINS.worker], {
     env: workerEnv({
       ...process.env,
-      REDIS_URL: redisUrl,
+      ...redis.env,
       STORAGE_DIR: settings.storageDir,
       TRIAGE_PREFIX: settings.prefix,
     }),

@@ -44,8 +44,9 @@ beforeAll(async () => {
   env = {
     STORAGE_DIR: join(dir, 'storage'),
     TRIAGE_PREFIX: `test-cli-${process.pid}`,
-    // Nothing listens on port 1: the command must start its own redis-server for the run.
-    REDIS_URL: 'redis://127.0.0.1:1',
+    // No Redis configured, and nothing listens on port 1 where one is looked for: the command must start its
+    // own redis-server for the run.
+    REDIS_LOCAL_URL: 'redis://127.0.0.1:1',
   };
 });
 afterAll(async () => {

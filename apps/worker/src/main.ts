@@ -2,6 +2,7 @@
 /** The worker process: consumes triage jobs until SIGTERM or SIGINT, then drains within its deadline. */
 import { setPriority } from 'node:os';
 import { pino } from 'pino';
+import { RedisUnavailableError } from '@triage/queue';
 import { readWorkerSettings } from './config.js';
 import { startWorker } from './start.js';
 
@@ -17,7 +18,8 @@ try {
 
 const running = await startWorker(settings, log).catch((err: unknown) => {
   log.fatal({ err }, 'worker could not start');
-  process.exit(1);
+  // 3: no Redis, as the `triage` command says it; 1: anything else.
+  process.exit(err instanceof RedisUnavailableError ? 3 : 1);
 });
 
 let stopping = false;

@@ -1,8 +1,7 @@
 /** Builds a worker from settings with the embedded defaults: local storage, the offline provider. */
-import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { composeGrid, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
-import { connectRedis, redactUrl, redisOptions, TriageStore, warnAboutRedisConfig } from '@triage/queue';
+import { connectRedis, describeRedis, redisConnection, TriageStore, warnAboutRedisConfig } from '@triage/queue';
 import { createPool, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl, type Pool } from '@triage/db';
 import { createStorageDriver } from '@triage/storage';
 import { createVisionProvider } from '@triage/vision';
@@ -17,9 +16,9 @@ export interface RunningWorker extends TriageWorker {
 }
 
 export async function startWorker(settings: WorkerSettings, log: Logger = pino({ level: settings.logLevel })): Promise<RunningWorker> {
-  const redis = await connectRedis(settings.redisUrl, 'worker');
+  const redis = await connectRedis(settings.redis, 'worker', 3000, settings.redisFailoverTimeoutMs);
   await warnAboutRedisConfig(redis, log);
-  const subscriber = new Redis(settings.redisUrl, redisOptions('worker'));
+  const subscriber = redisConnection(settings.redis, 'subscriber', { failoverTimeoutMs: settings.redisFailoverTimeoutMs });
   // Both reconnect by themselves; say so once per failure instead of letting ioredis print a stack.
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
@@ -61,7 +60,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
   if (!database) log.info('DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)');
   log.info(
     {
-      redis: redactUrl(settings.redisUrl),
+      redis: describeRedis(settings.redis),
       database: database ? redactDatabaseUrl(database.url) : 'none',
       handoff: handoff ? settings.proceedQueue : 'off',
       prefix: settings.prefix,

@@ -4,7 +4,7 @@
  * 16-photo job never waits behind a 2,000-photo one. Concurrency is 1: one photo, one sharp pipeline.
  */
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@triage/queue';
 import { hostname } from 'node:os';
 import { triageChargeKey, type CreditLedger } from '@triage/db';
 import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, unservedReason, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
@@ -17,7 +17,7 @@ export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
   /** A connection for BullMQ's worker (created with `maxRetriesPerRequest: null`). */
   connection: ConnectionOptions;
   /** A dedicated connection for cancel messages (a subscribed connection can do nothing else). */
-  subscriber: Redis;
+  subscriber: RedisClient;
   prefix: string;
   /** How long a job stays locked to this worker without a renewal, ms. */
   lockDurationMs?: number;

@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateSampleSet, mulberry32, type SampleFile } from '@triage/images';
-import { loadSelection, startRedisServer, TRIAGE_QUEUE, type RedisServer, type TriageStatus, type TriageStore } from '@triage/queue';
+import { loadSelection, startRedisServer, TRIAGE_QUEUE, type RedisServer, type TriageStatus } from '@triage/queue';
 import { REDIS_DOWN } from '../../api/src/errors.js';
 import { setup as apiSetup, type Env as ApiEnv } from '../../api/test/harness.js';
 import {
   ended,
+  expectAccountedFor,
   setup,
   SMALL_GRIDS,
   spawnWorker,
@@ -57,21 +58,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | null | f
 /** `n` photos: the small sample set cycled (each copy a distinct photo of the job). */
 function cycled(n: number): SampleFile[] {
   return Array.from({ length: n }, (_, i) => samples.files[i % samples.files.length]!);
-}
-
-/** What must hold after any interruption: every photo has a coarse verdict; each grid judged at most once per interruption. */
-async function expectAccountedFor(store: TriageStore, triageId: string, total: number, interruptions: number) {
-  const coarse = await store.coarseVerdicts(triageId);
-  expect(coarse.size).toBe(total);
-  const records = await store.gridRecords(triageId);
-  const coarsePhotos = records.filter((r) => r.pass === 'coarse').flatMap((r) => r.photos);
-  expect(coarsePhotos.sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i));
-  const attempts = await store.attempts(triageId);
-  // Every grid that reached the provider was recorded, and every recorded grid reached it.
-  expect(Object.keys(attempts).sort()).toEqual(records.map((r) => `${r.pass}:${r.grid}`).sort());
-  const repeats = Object.values(attempts).reduce((sum, n) => sum + (n - 1), 0);
-  expect(repeats).toBeLessThanOrEqual(interruptions);
-  return { records, attempts, repeats };
 }
 
 beforeAll(async () => {

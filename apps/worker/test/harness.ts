@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { expect } from 'vitest';
 import { OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from '@triage/core';
 import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
 import {
@@ -16,10 +16,12 @@ import {
   deleteKeysUnder,
   eventsChannel,
   prepareTriage,
-  redisOptions,
+  redisConnection,
   submitTriage,
   TriageStore,
   type PhotoInput,
+  type RedisClient,
+  type RedisTarget,
   type TriageJobData,
   type TriageStatus,
 } from '@triage/queue';
@@ -31,6 +33,8 @@ import { createTriageWorker, type ImageOps, type TriageWorker, type TriageWorker
 import type { Queue } from 'bullmq';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The shared test Redis; a test that runs its own Sentinels or Cluster passes its own target. */
+export const REDIS_TARGET: RedisTarget = { kind: 'single', url: REDIS_URL, explicit: true };
 export const WORKER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
 export const BUCKET = 'photos';
 
@@ -41,24 +45,25 @@ export interface Env {
   prefix: string;
   dir: string;
   storageDir: string;
-  redis: Redis;
+  target: RedisTarget;
+  redis: RedisClient;
   store: TriageStore;
   queue: Queue<TriageJobData>;
   storage: LocalStorage;
   close(): Promise<void>;
 }
 
-export async function setup(): Promise<Env> {
-  const prefix = `test-${randomUUID().slice(0, 8)}`;
+export async function setup(target: RedisTarget = REDIS_TARGET, prefix = `test-${randomUUID().slice(0, 8)}`): Promise<Env> {
   const dir = await mkdtemp(join(tmpdir(), 'triage-test-'));
   const storageDir = join(dir, 'storage');
-  const redis = new Redis(REDIS_URL, redisOptions('worker'));
+  const redis = redisConnection(target, 'worker');
   const store = new TriageStore(redis, { prefix, retentionSeconds: 600 });
   const queue = createTriageQueue({ connection: redis, prefix, retentionSeconds: 600 });
   return {
     prefix,
     dir,
     storageDir,
+    target,
     redis,
     store,
     queue,
@@ -157,7 +162,7 @@ export async function waitForStatus(
   predicate: (s: TriageStatus) => boolean,
   timeoutMs = 300_000,
 ): Promise<TriageStatus> {
-  const sub = new Redis(REDIS_URL, redisOptions('worker'));
+  const sub = redisConnection(env.target, 'subscriber');
   let timer: NodeJS.Timeout | undefined;
   let poll: NodeJS.Timeout | undefined;
   try {
@@ -240,7 +245,7 @@ export interface InProcessWorker {
  * by an instrumented real one: the local storage folder and the offline provider unless overridden.
  */
 export async function inProcessWorker(env: Env, overrides: Partial<TriageWorkerOptions> = {}): Promise<InProcessWorker> {
-  const subscriber = new Redis(REDIS_URL, redisOptions('worker'));
+  const subscriber = redisConnection(env.target, 'subscriber');
   const worker = await createTriageWorker({
     connection: env.redis,
     subscriber,
@@ -269,3 +274,19 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_0
     await new Promise((r) => setTimeout(r, ms));
   }
 }
+
+/** What must hold after any interruption: every photo has a coarse verdict; each grid judged at most once per interruption. */
+export async function expectAccountedFor(store: TriageStore, triageId: string, total: number, interruptions: number) {
+  const coarse = await store.coarseVerdicts(triageId);
+  expect(coarse.size).toBe(total);
+  const records = await store.gridRecords(triageId);
+  const coarsePhotos = records.filter((r) => r.pass === 'coarse').flatMap((r) => r.photos);
+  expect(coarsePhotos.sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i));
+  const attempts = await store.attempts(triageId);
+  // Every grid that reached the provider was recorded, and every recorded grid reached it.
+  expect(Object.keys(attempts).sort()).toEqual(records.map((r) => `${r.pass}:${r.grid}`).sort());
+  const repeats = Object.values(attempts).reduce((sum, n) => sum + (n - 1), 0);
+  expect(repeats).toBeLessThanOrEqual(interruptions);
+  return { records, attempts, repeats };
+}
+

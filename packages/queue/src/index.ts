@@ -8,3 +8,4 @@ export * from './redis-check.js';
 export * from './runtime.js';
 export * from './redis-server.js';
 export * from './served.js';
+export * from './redis-settings.js';

@@ -5,8 +5,7 @@
  * Managed Redis often refuses CONFIG: then INFO is read instead, and when that is refused too, the warning
  * says the configuration could not be checked.
  */
-import type { Redis } from 'ioredis';
-import { withDeadline } from './redis.js';
+import { withDeadline, type RedisClient } from './redis.js';
 
 export interface RedisConfigReport {
   /** As Redis reports it, or null when it could not be read. */
@@ -29,7 +28,7 @@ function reason(err: unknown): string {
 }
 
 /** `CONFIG GET name` → its value; throws when CONFIG is refused or the parameter is unknown. */
-async function configGet(redis: Redis, name: string): Promise<string> {
+async function configGet(redis: RedisClient, name: string): Promise<string> {
   const reply = (await redis.call('CONFIG', 'GET', name)) as unknown;
   // A flat [name, value] array (RESP2, or RESP3 with ioredis' default "legacy" mapping), or a map.
   if (Array.isArray(reply) && reply.length >= 2) return String(reply[1]);
@@ -38,7 +37,7 @@ async function configGet(redis: Redis, name: string): Promise<string> {
 }
 
 /** `INFO section` → its `field:value` lines as a map. */
-async function info(redis: Redis, section: string): Promise<Map<string, string>> {
+async function info(redis: RedisClient, section: string): Promise<Map<string, string>> {
   const text = String(await redis.info(section));
   const fields = new Map<string, string>();
   for (const line of text.split(/\r?\n/)) {
@@ -48,7 +47,7 @@ async function info(redis: Redis, section: string): Promise<Map<string, string>>
   return fields;
 }
 
-async function read(redis: Redis): Promise<Pick<RedisConfigReport, 'maxmemoryPolicy' | 'aof' | 'source'> & { refused?: string }> {
+async function read(redis: RedisClient): Promise<Pick<RedisConfigReport, 'maxmemoryPolicy' | 'aof' | 'source'> & { refused?: string }> {
   let configError: string;
   try {
     const [policy, appendonly] = await Promise.all([configGet(redis, 'maxmemory-policy'), configGet(redis, 'appendonly')]);
@@ -70,7 +69,7 @@ async function read(redis: Redis): Promise<Pick<RedisConfigReport, 'maxmemoryPol
 }
 
 /** Reads the two settings and says what is wrong with them; never throws. */
-export async function checkRedisConfig(redis: Redis, timeoutMs = 2000): Promise<RedisConfigReport> {
+export async function checkRedisConfig(redis: RedisClient, timeoutMs = 2000): Promise<RedisConfigReport> {
   let found: Awaited<ReturnType<typeof read>>;
   try {
     found = await withDeadline(read(redis), timeoutMs, 'checking the configuration');
@@ -106,7 +105,7 @@ export async function checkRedisConfig(redis: Redis, timeoutMs = 2000): Promise<
 }
 
 /** Logs one warning per problem with the Redis configuration (see `checkRedisConfig`); never throws. */
-export async function warnAboutRedisConfig(redis: Redis, log: WarnLogger, timeoutMs = 2000): Promise<RedisConfigReport> {
+export async function warnAboutRedisConfig(redis: RedisClient, log: WarnLogger, timeoutMs = 2000): Promise<RedisConfigReport> {
   const report = await checkRedisConfig(redis, timeoutMs);
   for (const warning of report.warnings) {
     log.warn({ redisMaxmemoryPolicy: report.maxmemoryPolicy, redisAof: report.aof }, warning);

@@ -28,6 +28,8 @@ export interface RedisServerOptions {
   binary?: string;
   /** More command-line settings, e.g. `['--appendonly', 'yes']`. */
   args?: readonly string[];
+  /** Run as a Sentinel with this configuration file (written by the caller; Sentinel rewrites it). */
+  sentinelConfig?: string;
   timeoutMs?: number;
 }
 
@@ -42,9 +44,10 @@ export interface RedisServer {
 /** Starts redis-server on loopback, without snapshots, and resolves once it answers with its data loaded. */
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
+  const mode = options.sentinelConfig ? [options.sentinelConfig, '--sentinel'] : ['--save', ''];
   const child = spawn(
     options.binary ?? 'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', options.dir, ...(options.args ?? [])],
+    [...mode, '--port', String(port), '--bind', '127.0.0.1', '--dir', options.dir, ...(options.args ?? [])],
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

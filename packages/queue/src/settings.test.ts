@@ -5,7 +5,8 @@ import { readSharedSettings, SettingsError } from './settings.js';
 describe('shared settings', () => {
   it('has embedded defaults: local storage, the offline provider, Redis on localhost, 24 h retention', () => {
     const s = readSharedSettings({});
-    expect(s.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(s.redis).toEqual({ kind: 'single', url: 'redis://127.0.0.1:6379', explicit: false });
+    expect(s.redisFailoverTimeoutMs).toBe(60_000);
     expect(s.prefix).toBe('triage');
     expect(s.retentionSeconds).toBe(24 * 3600);
     expect(s.storageDriver).toBe('local');

@@ -16,9 +16,14 @@ import {
   type VisionProfile,
 } from '@triage/core';
 import { DEFAULT_PREFIX } from './contract.js';
+import { redisTargetFromEnv, SettingsError, type Env } from './redis-settings.js';
+import { DEFAULT_FAILOVER_TIMEOUT_MS, type RedisTarget } from './redis.js';
 
 export interface SharedSettings {
-  redisUrl: string;
+  /** Where Redis is and of which kind (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): see `redisConnection`. */
+  redis: RedisTarget;
+  /** How long a command, or the CLI, waits for a new master during a failover, ms. */
+  redisFailoverTimeoutMs: number;
   prefix: string;
   retentionSeconds: number;
   storageDriver: 'local' | 'supabase';
@@ -45,11 +50,7 @@ export interface SharedSettings {
   layouts: Record<Pass, PassLayout>;
 }
 
-export class SettingsError extends Error {
-  override name = 'SettingsError';
-}
-
-type Env = Record<string, string | undefined>;
+export { SettingsError } from './redis-settings.js';
 
 function positiveNumber(env: Env, name: string, fallback: number): number {
   const raw = env[name];
@@ -133,7 +134,8 @@ export function readSharedSettings(env: Env = process.env): SharedSettings {
     }
   }
   return {
-    redisUrl: env.REDIS_URL?.trim() || 'redis://127.0.0.1:6379',
+    redis: redisTargetFromEnv(env, prefix),
+    redisFailoverTimeoutMs: positiveNumber(env, 'REDIS_FAILOVER_TIMEOUT_MS', DEFAULT_FAILOVER_TIMEOUT_MS),
     prefix,
     retentionSeconds: Math.round(positiveNumber(env, 'RETENTION_HOURS', 24) * 3600),
     storageDriver,

@@ -3,7 +3,7 @@
  * change that must not be half-done (accepting a job, recording a grid, starting the fine pass, finishing)
  * is one Lua script, so a worker killed at any moment leaves either the old state or the new one.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { progressOf, type GridPlan, type JobStatus, type Phase } from '@triage/core';
 import {
   allKeys,
@@ -198,7 +198,7 @@ export class TriageStore {
   readonly retentionSeconds: number;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     options: TriageStoreOptions,
   ) {
     this.prefix = options.prefix;

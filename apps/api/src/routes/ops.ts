@@ -1,13 +1,13 @@
 /** Operations: liveness, readiness, Prometheus metrics, and the local storage driver's signed URLs. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@triage/queue';
 import { contentTypeOf, InvalidPathError, LocalStorage, ObjectNotFoundError, type StorageDriver } from '@triage/storage';
 import { HttpError, REDIS_DOWN, withDeadline } from '../errors.js';
 import { ErrorReply } from '../schemas.js';
 
 export interface OpsOptions {
-  redis: Redis;
+  redis: RedisClient;
   storage: StorageDriver;
   bucket: string;
   metrics: { render(): Promise<string>; registry: { contentType: string } };
