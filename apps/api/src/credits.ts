@@ -42,7 +42,8 @@ export async function chargeOr402(ledger: CreditLedger, ...args: Parameters<Cred
 export async function refundIfNotQueued(ledger: CreditLedger, keys: readonly string[], exists: () => Promise<boolean>): Promise<void> {
   if (keys.length === 0 || !ledger.enabled) return;
   const queued = await exists().catch(() => null);
-  if (queued === false) await ledger.refund(keys, NOT_QUEUED);
+  // Only held charges: a settled one paid for work that was queued, whatever this request found.
+  if (queued === false) await ledger.refund(keys, NOT_QUEUED, true);
 }
 
 /**

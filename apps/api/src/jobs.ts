@@ -87,6 +87,11 @@ export async function assertActiveCap(deps: JobDeps, userId: string): Promise<vo
  */
 async function chargeThenQueue(deps: JobDeps, userId: string, jobId: string, required: number, prepared: PreparedTriage): Promise<number> {
   const key = triageChargeKey(jobId);
+  // A job id whose triage was charged and queued before, and has since been deleted or has expired, is a
+  // reuse, not a retry: its old charge must neither pay for a new run nor be refunded by one.
+  if ((await deps.credits.stateOf(key)) === 'settled' && (await deps.store.meta(jobId)) === null) {
+    throw new HttpError(409, `Triage job ${jobId} already exists`);
+  }
   const deducted = await chargeOr402(deps.credits, userId, 'triage', jobId, [{ key, amount: required }]);
   crashPoint('after-charge');
   try {

@@ -130,6 +130,44 @@ describe('DELETE and refunds', () => {
   });
 });
 
+describe('a job id used again after its triage was deleted', () => {
+  const del = async (user: string, jobId: string) =>
+    env.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await env.auth(user) });
+
+  it('after a served triage: 409, nothing charged, and the old charge is never refunded by the new request', async () => {
+    const user = randomUUID();
+    await seedCredits(db.pool, user, 5);
+    const jobId = randomUUID();
+    expect((await start(user, jobId, 3)).statusCode).toBe(200);
+    await complete(jobId, [0], 3);
+    expect((await del(user, jobId)).statusCode).toBe(200);
+    const again = await start(user, jobId, 3);
+    expect(again.statusCode, again.body).toBe(409);
+    expect(again.json()).toEqual({ detail: `Triage job ${jobId} already exists` });
+    expect(await env.store.meta(jobId)).toBeNull();
+    // Nothing to delete, so nothing to refund: the served triage keeps its charge.
+    expect((await del(user, jobId)).statusCode).toBe(404);
+    expect(await creditsOf(db.pool, user)).toEqual({ balance: 4, movements: [{ amount: -1, type: 'inference' }] });
+    const charge = await db.pool.query('SELECT state FROM triage_charges WHERE key = $1', [`triage:${jobId}`]);
+    expect(charge.rows).toEqual([{ state: 'settled' }]);
+  });
+
+  it('after a refunded triage (deleted before any grid was judged): charged again, as a new run', async () => {
+    const user = randomUUID();
+    await seedCredits(db.pool, user, 1);
+    const jobId = randomUUID();
+    expect((await start(user, jobId, 3)).statusCode).toBe(200);
+    expect((await del(user, jobId)).statusCode).toBe(200);
+    const again = await start(user, jobId, 3);
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json()).toMatchObject({ credits_deducted: 1 });
+    expect(await creditsOf(db.pool, user)).toEqual({
+      balance: 0,
+      movements: [{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }, { amount: -1, type: 'inference' }],
+    });
+  });
+});
+
 describe('proceed', () => {
   it('charges 1 per photo, once per photo however often it is asked, and 402 queues nothing', async () => {
     const user = randomUUID();

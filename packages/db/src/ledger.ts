@@ -14,6 +14,9 @@ import { inTransaction } from './pool.js';
 
 export type ChargeKind = 'triage' | 'proceed';
 
+/** `held` until its work is queued, then `settled`; `refunded` once given back. */
+export type ChargeState = 'held' | 'settled' | 'refunded';
+
 export interface ChargeItem {
   key: string;
   amount: number;
@@ -53,6 +56,8 @@ export interface CreditLedger {
   readonly enabled: boolean;
   /** Charges the items not charged yet, in one transaction; resolves to the credits taken now. */
   charge(userId: string, kind: ChargeKind, ref: string, items: readonly ChargeItem[]): Promise<number>;
+  /** The state of a charge, or null when nothing was ever charged under the key. */
+  stateOf(key: string): Promise<ChargeState | null>;
   /** Marks held charges as paid for queued work; returns the keys refunded as not queued meanwhile. */
   settle(keys: readonly string[]): Promise<string[]>;
   /**
@@ -69,6 +74,9 @@ export const NO_LEDGER: CreditLedger = {
   enabled: false,
   async charge() {
     return 0;
+  },
+  async stateOf() {
+    return null;
   },
   async settle() {
     return [];
@@ -115,6 +123,11 @@ export class PgCreditLedger implements CreditLedger {
       await client.query("INSERT INTO transactions (user_id, amount, type) VALUES ($1, $2, 'inference')", [userId, -total]);
       return total;
     });
+  }
+
+  async stateOf(key: string): Promise<ChargeState | null> {
+    const { rows } = await this.pool.query<{ state: ChargeState }>('SELECT state FROM triage_charges WHERE key = $1', [key]);
+    return rows[0]?.state ?? null;
   }
 
   async settle(keys: readonly string[]): Promise<string[]> {
