@@ -270,6 +270,13 @@ describe('the driver tells the answers apart', () => {
     expect((await rejection(driver({}, bare).check(BUCKET))).reason).toMatch(/SUPABASE_URL/);
   });
 
+  it('the start-up check tells an outage while writing its probe from a wrong key', async () => {
+    fake.inject({ op: 'upload', times: 2, fault: { kind: 'status', status: 503 } });
+    const err = await rejection(driver().check(BUCKET));
+    expect(err.kind).toBe('unavailable');
+    expect(err.reason).not.toMatch(/SUPABASE_SERVICE_ROLE_KEY|anon key/);
+  });
+
   it('a remove that removes fewer objects than asked is an error: the anon key, whose remove answers 200 []', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(100));
     fake.put(BUCKET, `${DIR}/b.jpg`, jpegLike(100));

@@ -571,7 +571,8 @@ export class SupabaseStorage implements StorageDriver {
           setting: SETTING.bucket,
         });
       }
-      if (err instanceof StorageRequestError && err.kind !== 'config') throw denied('write', err.reason);
+      // An outage is an outage, not a wrong key: said as it is, so a restart during a storage blip is not misread.
+      if (err instanceof StorageRequestError && err.kind !== 'config' && err.kind !== 'unavailable') throw denied('write', err.reason);
       throw err;
     }
     const back = await this.readRange(bucket, probe, 0, bytes.length).catch((err: unknown) => {
