@@ -1,15 +1,19 @@
 /**
  * The retention sweep: a triage that ended more than the retention ago loses its stored photos, then its
  * records. Storage goes first and the records only once storage succeeded, so that nothing is orphaned: a
- * triage whose photos could not be removed stays listed and is tried again at the next sweep.
+ * triage whose photos could not be removed stays listed and is tried again at the next sweep. With a ledger,
+ * a triage that served nothing is refunded first (once: a refund that failed as it ended is made here), and
+ * one whose refund fails now is likewise kept for the next sweep.
  */
 import type { Logger } from 'pino';
 import { storedObjects, type TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
+import type { CreditLedger } from '@triage/db';
+import { refundUnserved } from './refunds.js';
 
 export interface SweepResult {
   removed: number;
-  /** Left for the next sweep: storage refused. */
+  /** Left for the next sweep: storage refused, or the ledger did. */
   failed: number;
 }
 
@@ -17,7 +21,7 @@ export interface SweepResult {
 const SWEEP_BATCH = 200;
 
 export async function sweepExpired(
-  deps: { store: TriageStore; storage: StorageDriver; log: Logger },
+  deps: { store: TriageStore; storage: StorageDriver; log: Logger; credits?: CreditLedger },
   now = Date.now(),
 ): Promise<SweepResult> {
   const { store, storage, log } = deps;
@@ -28,6 +32,13 @@ export async function sweepExpired(
     const meta = await store.meta(triageId);
     if (!meta) {
       await store.forget(triageId, '');
+      continue;
+    }
+    try {
+      await refundUnserved(deps, triageId);
+    } catch (err) {
+      result.failed++;
+      log.warn({ triageId, err: (err as Error).message }, 'retention: could not refund the triage; will retry');
       continue;
     }
     try {

@@ -6,10 +6,11 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { RedisClient } from '@triage/queue';
 import { hostname } from 'node:os';
-import { triageChargeKey, type CreditLedger } from '@triage/db';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, unservedReason, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
+import type { CreditLedger } from '@triage/db';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
 import { StorageUnavailableError } from '@triage/storage';
 import { sweepExpired } from './expiry.js';
+import { refundUnserved } from './refunds.js';
 import { DEFAULT_OUTAGE_POLICY, endOutage, notePause, outageExpired, outageState, type OutagePolicy } from './outage.js';
 import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
 
@@ -102,19 +103,11 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     }
   });
 
-  /** Once per triage whoever calls it (the ledger is keyed by the triage): safe on every redelivery. */
+  /** As a triage ends; a ledger that fails now is asked again by the retention sweep (see refunds.ts). */
   async function refundIfUnserved(triageId: string): Promise<void> {
-    if (!options.credits?.enabled) return;
-    const meta = await store.meta(triageId);
-    if (!meta) return;
-    const reason = unservedReason(meta, await store.gridRecords(triageId));
-    if (!reason) return;
-    try {
-      const refunded = await options.credits.refund([triageChargeKey(triageId)], reason);
-      if (refunded > 0) log.info({ triageId, refunded, reason }, 'credits refunded');
-    } catch (err) {
-      log.error({ triageId, err, reason }, 'could not refund the triage’s credits');
-    }
+    await refundUnserved({ store, credits: options.credits, log }, triageId).catch((err: unknown) =>
+      log.error({ triageId, err }, 'could not refund the triage’s credits; the retention sweep will try again'),
+    );
   }
 
   async function park(job: Job<TriageJobData>, token: string | undefined): Promise<never> {
@@ -208,7 +201,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   const maintenance: { queue: Queue; worker: Worker } | null = options.sweepEveryMs
     ? {
         queue: new Queue(MAINTENANCE_QUEUE, { connection: options.connection, prefix: options.prefix }),
-        worker: new Worker(MAINTENANCE_QUEUE, () => sweepExpired({ store, storage: options.storage, log }), {
+        worker: new Worker(MAINTENANCE_QUEUE, () => sweepExpired({ store, storage: options.storage, log, ...(options.credits && { credits: options.credits }) }), {
           connection: options.connection,
           prefix: options.prefix,
           concurrency: 1,

@@ -10,14 +10,14 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Job } from 'bullmq';
-import { migrate, PgCreditLedger, proceedChargeKey, triageChargeKey } from '@triage/db';
+import { createPool, migrate, PgCreditLedger, proceedChargeKey, triageChargeKey } from '@triage/db';
 import { createSupabaseProductTables, createTestDatabase, creditsOf, seedCredits, type TestDatabase } from '@triage/db/testing';
 import { createHandOffQueue, handOff, handOffJobId, type HandOffJobData } from '@triage/queue';
 import { SupabaseStorage } from '@triage/storage';
 import { FakeSupabase } from '@triage/storage/testing';
 import { AnthropicProvider } from '@triage/vision';
 import { FakeAnthropic } from '@triage/vision/testing';
-import { createHandOffWorker, processHandOff, scoredPath } from '../src/index.js';
+import { createHandOffWorker, processHandOff, scoredPath, sweepExpired } from '../src/index.js';
 import { BUCKET, ended, eventually, IMAGES, inProcessWorker, removeSampleSet, sampleSet, setup, SMALL_GRIDS, stageJob, submit, waitForStatus, type Env, type InProcessWorker } from './harness.js';
 
 const KEY = 'service-role-key-for-tests';
@@ -78,6 +78,30 @@ describe('refunds of triages that served nothing', () => {
     await eventually(async () => (await creditsOf(db.pool, user)).balance === 2);
     expect((await creditsOf(db.pool, user)).movements).toEqual([{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }]);
   }, 180_000);
+
+  it('a refund the database could not take as the triage ended is made by the retention sweep, before the records go', async () => {
+    const user = randomUUID();
+    const triageId = randomUUID();
+    const { files } = await sampleSet();
+    await chargedTriage(user, 1, triageId);
+    await stageJob(env, files.slice(0, 2), { userId: user, passes: 1, triageId });
+    await env.store.start(triageId);
+    await env.store.finish(triageId, { status: 'failed', errorMessage: 'Triage failed: no space left on device' });
+    const log = pino({ level: 'silent' });
+    const later = Date.now() + (env.store.retentionSeconds + 60) * 1000;
+    // The ledger's database does not answer: the sweep keeps the triage, refund owed, for its next round.
+    const away = createPool({ url: db.url.replace(/\/[^/]*$/, '/no_such_database'), poolMax: 1, statementTimeoutMs: 2000, connectTimeoutMs: 2000, migrateOnStart: false, holdTimeoutMs: 60_000 }, 'test');
+    try {
+      expect(await sweepExpired({ store: env.store, storage: env.storage, log, credits: new PgCreditLedger(away) }, later)).toEqual({ removed: 0, failed: 1 });
+    } finally {
+      await away.end();
+    }
+    expect(await env.store.meta(triageId)).not.toBeNull();
+    expect((await creditsOf(db.pool, user)).balance).toBe(0);
+    expect(await sweepExpired({ store: env.store, storage: env.storage, log, credits: ledger }, later)).toEqual({ removed: 1, failed: 0 });
+    expect(await env.store.meta(triageId)).toBeNull();
+    expect(await creditsOf(db.pool, user)).toEqual({ balance: 1, movements: [{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }] });
+  });
 
   it('a job that fails is refunded; a job that served its user is not', async () => {
     const user = randomUUID();
