@@ -3,7 +3,7 @@
  * process so that sharp's pipeline counters can be sampled throughout.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { sharpCounters } from '@triage/images';
+import { sharpCounters, sharpInFlight } from '@triage/images';
 import { loadSelection } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import {
@@ -78,15 +78,8 @@ describe('a two-pass triage of 60 generated photos', () => {
     let maxInFlight = 0;
     let samples = 0;
     let busy = 0;
-    // counters() reads its two atomics one after the other while a libuv thread may move a task from
-    // `queue` to `process` in between, so a single read can count one pipeline twice. A real second
-    // pipeline lasts milliseconds: it shows in two reads back to back, a torn read does not.
-    const inFlight = () => {
-      const { queue, process } = sharpCounters();
-      return queue + process;
-    };
     const sampler = setInterval(() => {
-      maxInFlight = Math.max(maxInFlight, Math.min(inFlight(), inFlight()));
+      maxInFlight = Math.max(maxInFlight, sharpInFlight());
       samples++;
       if (sharpCounters().process > 0) busy++;
     }, 1);

@@ -1,4 +1,4 @@
-export { sharpCounters } from './sharp.js';
+export { sharpCounters, sharpInFlight } from './sharp.js';
 export { computeSignals, hashDistance, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 export {
   thumbnailFromFile,

@@ -21,5 +21,19 @@ export function sharpCounters(): { queue: number; process: number } {
   return sharp.counters();
 }
 
+/**
+ * Pipelines waiting or running, as two reads back to back agree. counters() reads its two atomics one after
+ * the other while a libuv thread may move a task from `queue` to `process` in between, so a single read can
+ * count one pipeline twice; a real second pipeline lasts milliseconds and shows in both reads, a torn read
+ * does not.
+ */
+export function sharpInFlight(): number {
+  const read = () => {
+    const { queue, process } = sharp.counters();
+    return queue + process;
+  };
+  return Math.min(read(), read());
+}
+
 export { sharp };
 export type { OutputInfo, Sharp } from 'sharp';

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sharp, sharpCounters } from './sharp.js';
+import { sharp, sharpInFlight } from './sharp.js';
 import { scene, tempDir, writeJpeg } from './testing/fixtures.js';
 import { png } from './testing/hostile.js';
 import { ImageReadError, thumbnailFromFile } from './thumbnail.js';
@@ -169,9 +169,9 @@ describe('thumbnailFromFile', () => {
     let busy = 0;
     let samples = 0;
     const timer = setInterval(() => {
-      const { queue, process } = sharpCounters();
-      max = Math.max(max, queue + process);
-      if (queue + process > 0) busy++;
+      const inFlight = sharpInFlight();
+      max = Math.max(max, inFlight);
+      if (inFlight > 0) busy++;
       samples++;
     }, 1);
     try {
