@@ -18,11 +18,10 @@ import {
   targetPercent,
   type GridGeometry,
   type Pass,
-  type PhotoSignals,
   type PhotoVerdict,
 } from '@triage/core';
 import type { EmbeddedThumbnail, GridCell, Thumbnail } from '@triage/images';
-import type { CoarseVerdict, FineVerdict, TriageMeta, TriageStore } from '@triage/queue';
+import { signalArray, type CoarseVerdict, type FineVerdict, type TriageMeta, type TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
 import type { Logger } from 'pino';
@@ -159,7 +158,7 @@ async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number
     store.groups(meta.triageId),
   ]);
   const groups = recordedGroups ?? sceneGroups(meta.total, coarse);
-  const flaws = jobFlaws(groups, signalsByIndex(meta.total, coarse), signalsByIndex(meta.total, fine));
+  const flaws = jobFlaws(groups, signalArray(meta.total, coarse), signalArray(meta.total, fine));
   const verdicts = Array.from({ length: meta.total }, (_, i) => ({ ...toVerdict(i, coarse.get(i), fine.get(i)), flawed: flaws[i] !== null }));
   const keep = finalCount(percentOf(meta), meta.total);
   const { selected, fallback, ranks } = selectFinal(verdicts, keep, meta.passes, { groups, perGroup: deps.keepPerScene ?? 1 });
@@ -185,14 +184,5 @@ function sceneGroups(total: number, coarse: Map<number, CoarseVerdict>): (number
       return v && v.failure === undefined && v.signature && v.layout ? { signature: v.signature, layout: v.layout } : null;
     }),
   );
-}
-
-/** Recorded signals as the flaw rules take them, by photo index (null where a photo has none). */
-function signalsByIndex(total: number, verdicts: Map<number, CoarseVerdict | FineVerdict>): (PhotoSignals | null)[] {
-  return Array.from({ length: total }, (_, i) => {
-    const v = verdicts.get(i);
-    if (!v || v.failure !== undefined || v.sharpness === undefined) return null;
-    return { ...v, sharpness: v.sharpness, exposure: v.exposure ?? 1 };
-  });
 }
 

@@ -119,7 +119,8 @@ export async function photoFates(store: TriageStore, triageId: string): Promise<
   });
 }
 
-function signalArray(total: number, verdicts: Map<number, CoarseVerdict | FineVerdict>): (PhotoSignals | null)[] {
+/** Recorded signals as the flaw rules take them, by photo index (null where a photo has none). */
+export function signalArray(total: number, verdicts: Map<number, CoarseVerdict | FineVerdict>): (PhotoSignals | null)[] {
   return Array.from({ length: total }, (_, i) => {
     const v = verdicts.get(i);
     return v && v.failure === undefined && v.sharpness !== undefined ? { ...v, sharpness: v.sharpness, exposure: v.exposure ?? 1 } : null;
