@@ -1,6 +1,6 @@
 /** The API's settings: the shared ones plus the HTTP side's, read once from the environment and validated. */
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_HANDOFF_QUEUE, readSharedSettings, SettingsError, type SharedSettings } from '@triage/queue';
+import { readSharedSettings, SettingsError, type SharedSettings } from '@triage/queue';
 
 type Env = Record<string, string | undefined>;
 
@@ -19,7 +19,6 @@ export interface ApiSettings extends SharedSettings {
   dashboard: DashboardSettings | null;
   rateLimitPerMinute: number;
   maxActiveJobsPerUser: number;
-  proceedQueue: string;
   maxUploadBytes: number;
   /** Base URL clients reach this API at (signed local storage URLs point under it). */
   publicUrl: string;
@@ -82,8 +81,6 @@ export function readApiSettings(env: Env = process.env): ApiSettings {
       throw new SettingsError(`CORS_ORIGINS holds "${origin}": give origins such as https://app.example.com, comma-separated`);
     }
   }
-  const proceedQueue = optional(env, 'PROCEED_QUEUE') ?? DEFAULT_HANDOFF_QUEUE;
-  if (!/^[A-Za-z0-9_.-]+$/.test(proceedQueue)) throw new SettingsError(`PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${proceedQueue}"`);
   const signingKey = optional(env, 'STORAGE_SIGNING_KEY');
   return {
     ...shared,
@@ -93,7 +90,6 @@ export function readApiSettings(env: Env = process.env): ApiSettings {
     dashboard: user && password ? { user, password, readOnly: bool(env, 'DASHBOARD_READ_ONLY', true) } : null,
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 10, 1),
     maxActiveJobsPerUser: int(env, 'MAX_ACTIVE_JOBS_PER_USER', 3, 1),
-    proceedQueue,
     maxUploadBytes: int(env, 'MAX_UPLOAD_MB', 50, 1, 10_000) * 1024 * 1024,
     publicUrl,
     storageSigningKey: signingKey ?? randomBytes(32).toString('base64url'),

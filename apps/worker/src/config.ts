@@ -1,5 +1,5 @@
 /** The worker's settings, read once from the environment and validated. */
-import { DEFAULT_HANDOFF_QUEUE, readSharedSettings, SettingsError, WORKER_NICE, type SharedSettings } from '@triage/queue';
+import { readSharedSettings, SettingsError, WORKER_NICE, type SharedSettings } from '@triage/queue';
 
 export interface WorkerSettings extends SharedSettings {
   lockDurationMs: number;
@@ -9,8 +9,6 @@ export interface WorkerSettings extends SharedSettings {
   sweepEveryMs: number;
   /** How much lower than normal the worker's CPU priority is (0–19): the API answers people first. */
   nice: number;
-  /** The scoring hand-off queue consumed when there is a database (the API's PROCEED_QUEUE). */
-  proceedQueue: string;
   /** How long a storage outage is waited out before the photos it hits fail, ms. */
   storageOutageLimitMs: number;
   logLevel: string;
@@ -43,8 +41,6 @@ function perScene(env: Record<string, string | undefined>): number {
 }
 
 export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
-  const proceedQueue = env.PROCEED_QUEUE?.trim() || DEFAULT_HANDOFF_QUEUE;
-  if (!/^[A-Za-z0-9_.-]+$/.test(proceedQueue)) throw new SettingsError(`PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${proceedQueue}"`);
   return {
     ...readSharedSettings(env),
     lockDurationMs: ms(env, 'WORKER_LOCK_MS', 30_000),
@@ -52,7 +48,6 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     shutdownDeadlineMs: ms(env, 'SHUTDOWN_DEADLINE_MS', 10_000),
     sweepEveryMs: ms(env, 'RETENTION_SWEEP_MS', 15 * 60_000),
     nice: niceness(env),
-    proceedQueue,
     storageOutageLimitMs: ms(env, 'STORAGE_OUTAGE_LIMIT_MS', 30 * 60_000),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
     keepPerScene: perScene(env),

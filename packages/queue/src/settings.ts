@@ -16,6 +16,7 @@ import {
   type VisionProfile,
 } from '@triage/core';
 import { DEFAULT_PREFIX } from './contract.js';
+import { DEFAULT_HANDOFF_QUEUE } from './submit.js';
 import { redisTargetFromEnv, SettingsError, type Env } from './redis-settings.js';
 import { DEFAULT_FAILOVER_TIMEOUT_MS, type RedisTarget } from './redis.js';
 
@@ -25,6 +26,8 @@ export interface SharedSettings {
   /** How long a command, or the CLI, waits for a new master during a failover, ms. */
   redisFailoverTimeoutMs: number;
   prefix: string;
+  /** The BullMQ queue `proceed` hands picks to (PROCEED_QUEUE): the API adds to it, workers with a database consume it. */
+  proceedQueue: string;
   retentionSeconds: number;
   storageDriver: 'local' | 'supabase';
   storageDir: string;
@@ -96,6 +99,8 @@ function layoutFromEnv(env: Env, pass: Pass): PassLayout {
 export function readSharedSettings(env: Env = process.env): SharedSettings {
   const prefix = env.TRIAGE_PREFIX?.trim() || DEFAULT_PREFIX;
   if (!/^[A-Za-z0-9{}_.-]+$/.test(prefix)) throw new SettingsError(`TRIAGE_PREFIX may hold letters, digits, {}, _, . and - only, got "${prefix}"`);
+  const proceedQueue = env.PROCEED_QUEUE?.trim() || DEFAULT_HANDOFF_QUEUE;
+  if (!/^[A-Za-z0-9_.-]+$/.test(proceedQueue)) throw new SettingsError(`PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${proceedQueue}"`);
   const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'supabase'], 'local');
   const supabaseUrl = env.SUPABASE_URL?.trim() || undefined;
   const supabaseServiceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY?.trim() || undefined;
@@ -137,6 +142,7 @@ export function readSharedSettings(env: Env = process.env): SharedSettings {
     redis: redisTargetFromEnv(env, prefix),
     redisFailoverTimeoutMs: positiveNumber(env, 'REDIS_FAILOVER_TIMEOUT_MS', DEFAULT_FAILOVER_TIMEOUT_MS),
     prefix,
+    proceedQueue,
     retentionSeconds: Math.round(positiveNumber(env, 'RETENTION_HOURS', 24) * 3600),
     storageDriver,
     storageDir: resolve(env.STORAGE_DIR?.trim() || '.triage/storage'),
