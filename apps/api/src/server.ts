@@ -9,7 +9,7 @@ import { corsWarning } from './cors.js';
 import { NO_LEDGER, startReconciler, workStateOf, type CreditLedger } from './credits.js';
 import { createAuthenticator } from './auth.js';
 import { DASHBOARD_PATH } from './paths.js';
-import { STORAGE_ROUTE } from './routes/ops.js';
+import { STORAGE_ROUTE } from './routes/storage.js';
 import { isLoopbackHost, readApiSettings } from './settings.js';
 
 const log = pino({ level: process.env.LOG_LEVEL?.trim() || 'info', base: { service: 'triage-api', pid: process.pid } });

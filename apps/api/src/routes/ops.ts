@@ -1,8 +1,8 @@
-/** Operations: liveness, readiness, Prometheus metrics, and the local storage driver's signed URLs. */
+/** Operations: liveness, readiness, Prometheus metrics (no token: for the orchestrator and the scraper). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { RedisClient } from '@triage/queue';
-import { contentTypeOf, InvalidPathError, LocalStorage, ObjectNotFoundError, type StorageDriver } from '@triage/storage';
+import type { StorageDriver } from '@triage/storage';
 import { HttpError, REDIS_DOWN, withDeadline } from '../errors.js';
 import { ErrorReply } from '../schemas.js';
 
@@ -13,24 +13,27 @@ export interface OpsOptions {
   metrics: { render(): Promise<string>; registry: { contentType: string } };
 }
 
-export const STORAGE_ROUTE = '/storage';
-
 /** A storage check that passed is trusted this long by /readyz (it writes, reads and deletes an object). */
 const STORAGE_CHECK_TTL_MS = 60_000;
 
-export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts) => {
-  const tags = ['operations'];
-  let storageCheckedAt = -Infinity;
-  async function checkStorage(): Promise<void> {
-    const check = opts.storage.check?.bind(opts.storage);
-    if (!check || Date.now() - storageCheckedAt < STORAGE_CHECK_TTL_MS) return;
+/** The storage's own check, run at most once per TTL while it passes; 503 naming the storage's words when not. */
+function storageCheck(storage: StorageDriver, bucket: string): () => Promise<void> {
+  let checkedAt = -Infinity;
+  return async () => {
+    const check = storage.check?.bind(storage);
+    if (!check || Date.now() - checkedAt < STORAGE_CHECK_TTL_MS) return;
     try {
-      await withDeadline(check(opts.bucket), 10_000, 'checking storage');
+      await withDeadline(check(bucket), 10_000, 'checking storage');
     } catch (err) {
       throw new HttpError(503, `Storage not ready: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
     }
-    storageCheckedAt = Date.now();
-  }
+    checkedAt = Date.now();
+  };
+}
+
+export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts) => {
+  const tags = ['operations'];
+  const checkStorage = storageCheck(opts.storage, opts.bucket);
   app.get(
     '/healthz',
     { logLevel: 'warn', schema: { tags, summary: 'The process answers', response: { 200: Type.Object({ status: Type.String(), uptime_s: Type.Number() }) } } },
@@ -63,38 +66,4 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
     const text = await withDeadline(opts.metrics.render(), 5000, 'collecting metrics');
     return reply.type(opts.metrics.registry.contentType).send(text);
   });
-
-  // Signed URLs of the local driver point here; the signature is the authorisation. Other drivers sign their own.
-  const local = opts.storage instanceof LocalStorage ? opts.storage : null;
-  if (!local) return;
-  app.get(
-    `${STORAGE_ROUTE}/:bucket/*`,
-    {
-      schema: {
-        tags,
-        summary: 'An object of the local storage driver, by a signed URL',
-        params: Type.Object({ bucket: Type.String(), '*': Type.String() }),
-        querystring: Type.Object({ expires: Type.Integer(), signature: Type.String({ maxLength: 200 }) }),
-        response: { 403: ErrorReply, 404: ErrorReply },
-      },
-    },
-    async (request, reply) => {
-      const { bucket, '*': path } = request.params;
-      const { expires, signature } = request.query;
-      let valid = false;
-      try {
-        valid = local.verifySignedUrl(bucket, path, expires, signature);
-      } catch {
-        valid = false;
-      }
-      if (!valid) throw new HttpError(403, 'Invalid or expired signature');
-      try {
-        const stream = await local.readStream(bucket, path);
-        return reply.type(contentTypeOf(path)).header('cache-control', 'private, max-age=3600').send(stream as never);
-      } catch (err) {
-        if (err instanceof ObjectNotFoundError || err instanceof InvalidPathError) throw new HttpError(404, 'Object not found');
-        throw err;
-      }
-    },
-  );
 };
