@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The API process: reads the settings once, connects Redis as a producer, listens; drains on SIGTERM/SIGINT. */
 import { pino } from 'pino';
-import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, RedisUnavailableError, TriageStore, warnAboutRedisConfig } from '@triage/queue';
+import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, RedisUnavailableError, TriageStore, warnAboutRedisConfig, type RedisClient } from '@triage/queue';
 import { createStorageDriver, LocalStorage, type StorageDriver } from '@triage/storage';
 import { createPool, migrate, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl } from '@triage/db';
 import { buildApp } from './app.js';
@@ -10,7 +10,7 @@ import { NO_LEDGER, startReconciler, workStateOf, type CreditLedger } from './cr
 import { createAuthenticator } from './auth.js';
 import { DASHBOARD_PATH } from './paths.js';
 import { STORAGE_ROUTE } from './routes/storage.js';
-import { isLoopbackHost, readApiSettings } from './settings.js';
+import { isLoopbackHost, readApiSettings, type ApiSettings } from './settings.js';
 
 const log = pino({ level: process.env.LOG_LEVEL?.trim() || 'info', base: { service: 'triage-api', pid: process.pid } });
 
@@ -20,24 +20,7 @@ async function main(): Promise<void> {
     ...(settings.supabaseJwtSecret && { jwtSecret: settings.supabaseJwtSecret }),
     ...(settings.supabaseUrl && { supabaseUrl: settings.supabaseUrl }),
   });
-  if (authenticator.mode === 'local') {
-    if (readDatabaseSettings()) {
-      throw new Error(
-        'DATABASE_URL is set, but no SUPABASE_JWT_SECRET or SUPABASE_URL: credits belong to Supabase users, so tokens ' +
-          'must be verified (local mode has no such user). Set one of them, or unset DATABASE_URL.',
-      );
-    }
-    if (!isLoopbackHost(settings.host)) {
-      throw new Error(
-        `HOST=${settings.host} is not a loopback address, but no SUPABASE_JWT_SECRET or SUPABASE_URL is set: ` +
-          'without token verification the API may only listen on 127.0.0.1, ::1 or localhost',
-      );
-    }
-    log.warn(
-      '!!! LOCAL MODE: no SUPABASE_JWT_SECRET or SUPABASE_URL is set, so tokens are NOT verified and every request ' +
-        `is the one local user. Listening on loopback (${settings.host}) only. Never expose this to a network. !!!`,
-    );
-  }
+  checkAuthMode(settings, authenticator.mode);
   const cors = corsWarning(settings.corsOrigins, authenticator.mode === 'local');
   if (cors) log.warn(cors);
   if (settings.ephemeralSigningKey) {
@@ -51,47 +34,14 @@ async function main(): Promise<void> {
   const queue = createTriageQueue(queueOptions);
   const handoffQueue = createHandOffQueue(settings.proceedQueue, queueOptions);
   for (const q of [queue, handoffQueue]) q.on('error', (err: Error) => log.warn({ queue: q.name, err: err.message }, 'queue connection error'));
-  // The local driver's signed URLs are served by this API; Supabase signs its own.
-  const storage: StorageDriver =
-    settings.storageDriver === 'local'
-      ? new LocalStorage({
-          root: settings.storageDir,
-          readLatencyMs: settings.storageReadLatencyMs,
-          publicUrl: `${settings.publicUrl}${STORAGE_ROUTE}`,
-          signingKey: settings.storageSigningKey,
-        })
-      : createStorageDriver(settings);
-  try {
-    // A wrong URL, key or bucket stops the API here, naming the setting, rather than answer "not found" later.
-    await storage.check?.(settings.bucket);
-  } catch (err) {
-    redis.disconnect();
-    throw new Error(`storage check failed: ${(err as Error).message}`);
-  }
+  const storage = await openStorage(settings, redis);
   const { credits, closeDatabase } = await connectDatabase(workStateOf(store, handoffQueue));
   const app = await buildApp({ settings, redis, store, queue, handoffQueue, storage, authenticator, credits, logger: log });
-
-  let stopping = false;
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'shutting down: no new requests, finishing the ones in flight');
-      setTimeout(() => process.exit(1), 10_000).unref();
-      app
-        .close()
-        .then(() => Promise.allSettled([queue.close(), handoffQueue.close(), closeDatabase()]))
-        .then(() => redis.quit().catch(() => redis.disconnect()))
-        .then(
-          () => process.exit(0),
-          (err: unknown) => {
-            log.error({ err }, 'unclean shutdown');
-            process.exit(1);
-          },
-        );
-    });
-  }
-
+  stopOnSignals(async () => {
+    await app.close();
+    await Promise.allSettled([queue.close(), handoffQueue.close(), closeDatabase()]);
+    await redis.quit().catch(() => redis.disconnect());
+  });
   const address = await app.listen({ host: settings.host, port: settings.port });
   const base = settings.publicUrl;
   log.info(
@@ -106,6 +56,68 @@ async function main(): Promise<void> {
     },
     `API listening at ${base}/api/triage, docs at ${base}/docs`,
   );
+}
+
+/** Local mode (no token verification) is for one machine: refused with a database or off loopback; said loudly. */
+function checkAuthMode(settings: ApiSettings, mode: string): void {
+  if (mode !== 'local') return;
+  if (readDatabaseSettings()) {
+    throw new Error(
+      'DATABASE_URL is set, but no SUPABASE_JWT_SECRET or SUPABASE_URL: credits belong to Supabase users, so tokens ' +
+        'must be verified (local mode has no such user). Set one of them, or unset DATABASE_URL.',
+    );
+  }
+  if (!isLoopbackHost(settings.host)) {
+    throw new Error(
+      `HOST=${settings.host} is not a loopback address, but no SUPABASE_JWT_SECRET or SUPABASE_URL is set: ` +
+        'without token verification the API may only listen on 127.0.0.1, ::1 or localhost',
+    );
+  }
+  log.warn(
+    '!!! LOCAL MODE: no SUPABASE_JWT_SECRET or SUPABASE_URL is set, so tokens are NOT verified and every request ' +
+      `is the one local user. Listening on loopback (${settings.host}) only. Never expose this to a network. !!!`,
+  );
+}
+
+/** The storage driver, checked: a wrong URL, key or bucket stops the API here, naming the setting, rather than answer "not found" later. */
+async function openStorage(settings: ApiSettings, redis: RedisClient): Promise<StorageDriver> {
+  // The local driver's signed URLs are served by this API; Supabase signs its own.
+  const storage: StorageDriver =
+    settings.storageDriver === 'local'
+      ? new LocalStorage({
+          root: settings.storageDir,
+          readLatencyMs: settings.storageReadLatencyMs,
+          publicUrl: `${settings.publicUrl}${STORAGE_ROUTE}`,
+          signingKey: settings.storageSigningKey,
+        })
+      : createStorageDriver(settings);
+  try {
+    await storage.check?.(settings.bucket);
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`storage check failed: ${(err as Error).message}`);
+  }
+  return storage;
+}
+
+/** On SIGTERM or SIGINT (the first one): no new requests, the ones in flight finished, then `close`; exit 1 if that takes over 10 s. */
+function stopOnSignals(close: () => Promise<void>): void {
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: no new requests, finishing the ones in flight');
+      setTimeout(() => process.exit(1), 10_000).unref();
+      close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'unclean shutdown');
+          process.exit(1);
+        },
+      );
+    });
+  }
 }
 
 /** The credit ledger when DATABASE_URL is set (migrated first when asked), else none, said at start. */
