@@ -1,4 +1,4 @@
-/** Reading jobs: the API's liveness (no token), the caller's active jobs, one job's status. */
+/** Reading jobs: the API's liveness (no token), the caller's active jobs; one job's status. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { activeJobs } from '@triage/queue';
 import { jobNotFound } from '../errors.js';
@@ -19,7 +19,10 @@ export const statusRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
     { schema: { tags, security, summary: "The caller's pending and processing jobs, newest first", response: { 200: S.ActiveReply, ...S.errors(401, 503) } } },
     async (request) => ({ jobs: await activeJobs(store, request.identity.userId) }),
   );
+};
 
+/** Registered after the submit routes: the OpenAPI document lists the routes in the contract's order. */
+export const jobStatusRoute: FastifyPluginAsyncTypebox<TriageRouteOptions> = async (app, { store }) => {
   app.get(
     '/:job_id/status',
     { schema: { tags, security, params: S.JobParams, response: { 200: S.StatusReply, ...S.errors(401, 404, 503) } } },

@@ -11,7 +11,7 @@ import { deleteRoute } from './delete.js';
 import { eventsRoute } from './events.js';
 import { proceedRoute } from './proceed.js';
 import { resultsRoutes } from './results.js';
-import { statusRoutes } from './status.js';
+import { jobStatusRoute, statusRoutes } from './status.js';
 import { submitRoutes } from './submit.js';
 
 export interface TriageScopeOptions extends TriageRouteOptions {
@@ -24,7 +24,7 @@ export const triageRoutes: FastifyPluginAsync<TriageScopeOptions> = async (scope
   // The scope's own prefix is not its routes' (they would be under it twice).
   const { prefix: _prefix, authenticator, redis, ...routeOptions } = opts as TriageScopeOptions & { prefix?: string };
   await scope.register(identity, { authenticator, redis });
-  for (const routes of [statusRoutes, submitRoutes, eventsRoute, resultsRoutes, proceedRoute, deleteRoute]) {
+  for (const routes of [statusRoutes, submitRoutes, jobStatusRoute, eventsRoute, resultsRoutes, proceedRoute, deleteRoute]) {
     await scope.register(routes, routeOptions);
   }
 };
