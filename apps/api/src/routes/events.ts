@@ -28,17 +28,22 @@ class StatusStream {
   status(json: string): void {
     if (json === this.last) return;
     this.last = json;
-    this.raw.write(`event: status\nid: ${++this.sequence}\ndata: ${json}\n\n`);
+    this.write(`event: status\nid: ${++this.sequence}\ndata: ${json}\n\n`);
     if (isTerminal((JSON.parse(json) as TriageStatus).status)) this.ended = true;
   }
 
   heartbeat(): void {
-    this.raw.write(': heartbeat\n\n');
+    this.write(': heartbeat\n\n');
   }
 
   gone(): void {
-    this.raw.write('event: gone\ndata: {"detail":"Triage job not found"}\n\n');
+    this.write('event: gone\ndata: {"detail":"Triage job not found"}\n\n');
     this.ended = true;
+  }
+
+  /** Nothing is written once the client has gone (a status read in flight may still come back then). */
+  private write(text: string): void {
+    if (!this.raw.destroyed) this.raw.write(text);
   }
 }
 
