@@ -179,7 +179,9 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
   };
   const { read, image } = deps.gate ? await deps.gate.run(build, signal) : await build();
   const hints = pass === 'fine' ? await sceneHints(deps.store, meta.triageId, read) : undefined;
-  const judged = await judgeGrid(deps, meta, read, image, hints, percentOf(meta), signal);
+  const judge = () => judgeGrid(deps, meta, read, image, hints, percentOf(meta), signal);
+  // A judge that decodes the grid here (the offline one) is image work too: it takes its turn at the gate.
+  const judged = deps.gate && deps.vision.local ? await deps.gate.run(judge, signal) : await judge();
   const { verdicts, votes } = buildVerdicts(read, judged.answer);
   const record = buildRecord(read, judged, votes, performance.now() - started);
   const recorded = await deps.store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? read.failures.length : 0);

@@ -167,11 +167,16 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     if (progress && jobId) await queue.updateJobProgress(jobId, progress as unknown as object).catch(() => {});
   }
 
+  /** A line in the triage job's log, where an operator looks first (a grid job writes to its parent's). */
+  function triageLog(job: Job<TriageJobData>, line: string): Promise<unknown> {
+    return job.parent?.id ? queue.addJobLog(job.parent.id, line) : job.log(line);
+  }
+
   /** Hands the grid back unrecorded and parks its job until the storage may be back. */
   async function waitForStorage(job: Job<TriageJobData>, token: string | undefined, err: StorageUnavailableError): Promise<never> {
     const { waitMs, line } = await notePause(store, job.data.triageId, err.reason, outagePolicy);
     log.warn({ triageId: job.data.triageId, waitMs }, line);
-    await job.log(line);
+    await triageLog(job, line);
     await job.moveToDelayed(Date.now() + waitMs, token);
     throw new DelayedError();
   }
@@ -179,7 +184,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   /** Queues the grids of a pass as children of the triage job, each user's turns after their other jobs' grids. */
   async function queueGrids(job: Job<TriageJobData>, work: Extract<NextWork, { kind: 'grids' }>): Promise<void> {
     const { triageId } = job.data;
-    const turn = await store.fairTurn(work.meta, work.pass);
+    const turn = await store.fairTurn(work.meta, work.pass, work.grids.length);
     await queue.addBulk(
       work.grids.map((grid, i) => ({
         name: GRID_JOB,
@@ -231,14 +236,12 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     const { controller, done } = track(triageId, bullSignal);
     const jobLog = log.child({ triageId, pass, grid });
     const parentId = job.parent?.id;
-    // The grid's line goes to the triage job's log, where an operator looks first.
-    const logLine = (line: string) => (parentId ? queue.addJobLog(parentId, line) : job.log(line));
     try {
       const outage = await outageState(store, triageId);
       // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
       const storageOutage = outageExpired(outage, outagePolicy) ? 'fail' : 'pause';
       const outcome = await runGridStep(
-        { ...options, gate, log: jobLog, jobLog: logLine, storageOutage },
+        { ...options, gate, log: jobLog, jobLog: (line) => triageLog(job, line), storageOutage },
         triageId,
         pass,
         grid,
