@@ -27,7 +27,7 @@ import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
 import type { Logger } from 'pino';
 import type { ImageGate } from './gate.js';
-import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHints } from './grid-step.js';
+import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHints, type ReadGrid } from './grid-step.js';
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
@@ -171,17 +171,25 @@ function failureReason(err: unknown): string {
 }
 
 async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: number, signal: AbortSignal): Promise<StepOutcome> {
-  const started = performance.now();
-  // The image work holds the gate; the provider's answer is awaited without it, while the next grid is built.
+  let started = performance.now();
   const build = async () => {
+    started = performance.now(); // a grid's time is its own work, not its wait for the gate
     const read = await readGrid(deps, meta, pass, grid, failureReason, signal);
     return { read, image: await composeImage(deps, read, signal) };
   };
-  const { read, image } = deps.gate ? await deps.gate.run(build, signal) : await build();
-  const hints = pass === 'fine' ? await sceneHints(deps.store, meta.triageId, read) : undefined;
-  const judge = () => judgeGrid(deps, meta, read, image, hints, percentOf(meta), signal);
-  // A judge that decodes the grid here (the offline one) is image work too: it takes its turn at the gate.
-  const judged = deps.gate && deps.vision.local ? await deps.gate.run(judge, signal) : await judge();
+  const ask = async (read: ReadGrid, image: Buffer) => {
+    const hints = pass === 'fine' ? await sceneHints(deps.store, meta.triageId, read) : undefined;
+    return judgeGrid(deps, meta, read, image, hints, percentOf(meta), signal);
+  };
+  const imageWork = <T>(work: () => Promise<T>): Promise<T> => (deps.gate ? deps.gate.run(work, signal) : work());
+  // The image work holds the gate; a remote model's answer is awaited without it, while the next grid is
+  // built. A judge that decodes the grid here (the offline one) is image work too: it keeps the gate.
+  const { read, judged } = deps.vision.local
+    ? await imageWork(async () => {
+        const built = await build();
+        return { read: built.read, judged: await ask(built.read, built.image) };
+      })
+    : await imageWork(build).then(async (built) => ({ read: built.read, judged: await ask(built.read, built.image) }));
   const { verdicts, votes } = buildVerdicts(read, judged.answer);
   const record = buildRecord(read, judged, votes, performance.now() - started);
   const recorded = await deps.store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? read.failures.length : 0);

@@ -195,6 +195,8 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
           priority: Math.min(LAST_TURN, Math.max(1, turn) + i),
           // A grid that fails for good fails its triage (see the 'failed' handler): no pass ends short of a grid.
           failParentOnFailure: true,
+          // Its outcome lives on in the grid's record and in the triage job's list of processed children.
+          removeOnComplete: true,
         },
       })),
     );
