@@ -14,6 +14,8 @@ export interface WorkerSettings extends SharedSettings {
   logLevel: string;
   /** Photos of one near-duplicate group (the same scene) the final cut keeps at most. */
   keepPerScene: number;
+  /** Grid steps one process takes at once (model calls overlapped; images still built one grid at a time). */
+  concurrency: number;
 }
 
 function ms(env: Record<string, string | undefined>, name: string, fallback: number): number {
@@ -40,6 +42,14 @@ function perScene(env: Record<string, string | undefined>): number {
   return n;
 }
 
+function concurrency(env: Record<string, string | undefined>): number {
+  const raw = env.WORKER_CONCURRENCY;
+  if (raw === undefined || raw.trim() === '') return 4;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 32)) throw new SettingsError(`WORKER_CONCURRENCY must be a whole number from 1 to 32, got "${raw}"`);
+  return n;
+}
+
 export function readWorkerSettings(env: Record<string, string | undefined> = process.env): WorkerSettings {
   return {
     ...readSharedSettings(env),
@@ -51,5 +61,6 @@ export function readWorkerSettings(env: Record<string, string | undefined> = pro
     storageOutageLimitMs: ms(env, 'STORAGE_OUTAGE_LIMIT_MS', 30 * 60_000),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
     keepPerScene: perScene(env),
+    concurrency: concurrency(env),
   };
 }

@@ -108,19 +108,24 @@ function signalsOf(v: CoarseVerdict | FineVerdict): PhotoSignals {
   };
 }
 
-/** Composes the grid (kept in storage when the job asked) and asks the provider; a failed call leaves it unreviewed. */
+/** Composes the grid's image: the last piece of image work of a grid, done while it holds the image gate. */
+export async function composeImage(deps: Pick<StepDeps, 'images'>, read: ReadGrid, signal: AbortSignal): Promise<Buffer> {
+  const cells: GridCell[] = read.reads.map((r) => (r.thumb ? { thumb: r.thumb.rgb } : { thumb: null, reason: r.reason ?? 'unreadable' }));
+  signal.throwIfAborted();
+  return deps.images.composeGrid(read.geometry, cells, read.labels);
+}
+
+/** Asks the provider about the composed grid (kept in storage when the job asked); a failed call leaves it unreviewed. */
 export async function judgeGrid(
-  deps: Pick<StepDeps, 'store' | 'storage' | 'vision' | 'images' | 'log'>,
+  deps: Pick<StepDeps, 'store' | 'storage' | 'vision' | 'log'>,
   meta: TriageMeta,
   read: ReadGrid,
+  image: Buffer,
   hints: SceneHints | undefined,
   percent: number,
   signal: AbortSignal,
 ): Promise<Judged> {
   const { pass, grid, labels, geometry, reads } = read;
-  const cells: GridCell[] = reads.map((r) => (r.thumb ? { thumb: r.thumb.rgb } : { thumb: null, reason: r.reason ?? 'unreadable' }));
-  signal.throwIfAborted();
-  const image = await deps.images.composeGrid(geometry, cells, labels);
   if (meta.saveGrids) await deps.storage.write(meta.bucket, gridPath(meta, pass, grid), image, { contentType: 'image/jpeg' });
   const readable = read.indexes.length - read.failures.length;
   const share = pass === 'coarse' ? coarsePercent(percent) : finePercent(percent, meta.total, meta.pass1Survivors ?? meta.total);

@@ -4,3 +4,4 @@ export * from './config.js';
 export * from './start.js';
 export * from './expiry.js';
 export * from './handoff.js';
+export * from './gate.js';

@@ -1,9 +1,10 @@
 /**
- * One step of a triage: exactly one grid (read its photos one at a time, compose, ask the provider, record
- * the grid and advance the step atomically: grid-step.ts), or the pass transitions — with the job-wide
- * near-duplicate groups, computed once the coarse pass ends — and the final ranking. A step is
- * idempotent: a grid already recorded is never sent to the provider again, so a redelivered step after a
- * crash simply resumes at the first unfinished grid.
+ * The two kinds of step of a triage. A grid step (one BullMQ grid job) builds exactly one grid — reads its
+ * photos one at a time and composes it while holding the process's image gate, then asks the provider and
+ * records the grid atomically (grid-step.ts). The triage's own step says what comes next: the grids of the
+ * current pass not yet recorded, or the pass transition — with the job-wide near-duplicate groups, computed
+ * once the coarse pass ends — or the final ranking. Both are idempotent: a grid already recorded is never
+ * sent to the provider again, so a step redelivered after a crash simply does what is still undone.
  */
 import {
   arrangeFine,
@@ -25,7 +26,8 @@ import { signalArray, type CoarseVerdict, type FineVerdict, type TriageMeta, typ
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
 import type { Logger } from 'pino';
-import { buildRecord, buildVerdicts, judgeGrid, readGrid, sceneHints } from './grid-step.js';
+import type { ImageGate } from './gate.js';
+import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHints, type ReadGrid } from './grid-step.js';
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
@@ -51,19 +53,24 @@ export interface StepDeps {
   jobLog?: (line: string) => Promise<unknown>;
   /** Photos of one near-duplicate group the final cut keeps at most (KEEP_PER_SCENE); default 1. */
   keepPerScene?: number;
+  /** The process's image gate (one grid built at a time); without one, each step builds at once. */
+  gate?: ImageGate;
 }
 
 export type StepOutcome =
   | { kind: 'grid'; pass: Pass; grid: number; recorded: boolean }
   | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
 
+/** What a triage's own step found to do: grids of a pass to queue, or nothing more (it has ended). */
+export type NextWork = { kind: 'grids'; meta: TriageMeta; pass: Pass; grids: number[] } | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
+
 export class TriageNotFoundError extends Error {
   override name = 'TriageNotFoundError';
 }
 
-export async function runStep(deps: StepDeps, triageId: string, signal: AbortSignal): Promise<StepOutcome> {
-  const { store } = deps;
-  let meta = await store.meta(triageId);
+/** The triage's state, started when pending, or how it has ended (a cancel asked for ends it here). */
+async function current(store: TriageStore, triageId: string): Promise<TriageMeta | Extract<NextWork, { kind: 'done' }>> {
+  const meta = await store.meta(triageId);
   if (!meta) throw new TriageNotFoundError(`triage ${triageId} has no record in Redis (expired or deleted)`);
   if (meta.status === 'completed' || meta.status === 'failed' || meta.status === 'cancelled') {
     return { kind: 'done', status: meta.status };
@@ -72,12 +79,22 @@ export async function runStep(deps: StepDeps, triageId: string, signal: AbortSig
     await store.finish(triageId, { status: 'cancelled' });
     return { kind: 'done', status: 'cancelled' };
   }
-  if (meta.status === 'pending') {
-    await store.start(triageId);
-    meta = await reload(store, triageId);
-  }
+  if (meta.status !== 'pending') return meta;
+  await store.start(triageId);
+  return reload(store, triageId);
+}
+
+/**
+ * The triage's own step: the grids of the current pass still to record, or — once a pass has all its grids —
+ * the fine pass begun (groups, survivors, their order) or the final ranking made.
+ */
+export async function nextWork(deps: StepDeps, triageId: string): Promise<NextWork> {
+  const { store } = deps;
+  let meta = await current(store, triageId);
+  if ('kind' in meta) return meta;
   if (meta.phase === 'coarse_pass') {
-    if (meta.coarseDone < meta.plan.coarseSizes.length) return runGrid(deps, meta, 'coarse', meta.coarseDone, signal);
+    const missing = await unrecorded(store, triageId, 'coarse', meta.plan.coarseSizes.length);
+    if (missing.length > 0) return { kind: 'grids', meta, pass: 'coarse', grids: missing };
     const verdicts = await store.coarseVerdicts(triageId);
     const survivors = coarseSurvivors(meta.total, verdicts);
     if (meta.passes === 1 || survivors.length === 0) return finalize(deps, meta, survivors.length);
@@ -88,10 +105,30 @@ export async function runStep(deps: StepDeps, triageId: string, signal: AbortSig
     await store.beginFine(triageId, order, sizes, groups);
     meta = await reload(store, triageId);
   }
-  if (meta.phase === 'fine_pass' && meta.fineDone < meta.fineSizes.length) {
-    return runGrid(deps, meta, 'fine', meta.fineDone, signal);
+  if (meta.phase === 'fine_pass') {
+    const missing = await unrecorded(store, triageId, 'fine', meta.fineSizes.length);
+    if (missing.length > 0) return { kind: 'grids', meta, pass: 'fine', grids: missing };
   }
   return finalize(deps, meta, undefined);
+}
+
+async function unrecorded(store: TriageStore, triageId: string, pass: Pass, count: number): Promise<number[]> {
+  const recorded = await store.recordedGrids(triageId, pass);
+  return Array.from({ length: count }, (_, g) => g).filter((g) => !recorded.has(g));
+}
+
+/**
+ * One grid job: builds, judges and records grid `grid` of `pass`, unless the triage has ended, has moved past
+ * that pass, or the grid is recorded already (a redelivered job): then nothing is read or asked.
+ */
+export async function runGridStep(deps: StepDeps, triageId: string, pass: Pass, grid: number, signal: AbortSignal): Promise<StepOutcome> {
+  const meta = await current(deps.store, triageId);
+  if ('kind' in meta) return meta;
+  const phase = pass === 'coarse' ? 'coarse_pass' : 'fine_pass';
+  if (meta.phase !== phase || (await deps.store.recordedGrids(triageId, pass)).has(grid)) {
+    return { kind: 'grid', pass, grid, recorded: false };
+  }
+  return runGrid(deps, meta, pass, grid, signal);
 }
 
 async function reload(store: TriageStore, triageId: string): Promise<TriageMeta> {
@@ -134,10 +171,25 @@ function failureReason(err: unknown): string {
 }
 
 async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: number, signal: AbortSignal): Promise<StepOutcome> {
-  const started = performance.now();
-  const read = await readGrid(deps, meta, pass, grid, failureReason, signal);
-  const hints = pass === 'fine' ? await sceneHints(deps.store, meta.triageId, read) : undefined;
-  const judged = await judgeGrid(deps, meta, read, hints, percentOf(meta), signal);
+  let started = performance.now();
+  const build = async () => {
+    started = performance.now(); // a grid's time is its own work, not its wait for the gate
+    const read = await readGrid(deps, meta, pass, grid, failureReason, signal);
+    return { read, image: await composeImage(deps, read, signal) };
+  };
+  const ask = async (read: ReadGrid, image: Buffer) => {
+    const hints = pass === 'fine' ? await sceneHints(deps.store, meta.triageId, read) : undefined;
+    return judgeGrid(deps, meta, read, image, hints, percentOf(meta), signal);
+  };
+  const imageWork = <T>(work: () => Promise<T>): Promise<T> => (deps.gate ? deps.gate.run(work, signal) : work());
+  // The image work holds the gate; a remote model's answer is awaited without it, while the next grid is
+  // built. A judge that decodes the grid here (the offline one) is image work too: it keeps the gate.
+  const { read, judged } = deps.vision.local
+    ? await imageWork(async () => {
+        const built = await build();
+        return { read: built.read, judged: await ask(built.read, built.image) };
+      })
+    : await imageWork(build).then(async (built) => ({ read: built.read, judged: await ask(built.read, built.image) }));
   const { verdicts, votes } = buildVerdicts(read, judged.answer);
   const record = buildRecord(read, judged, votes, performance.now() - started);
   const recorded = await deps.store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? read.failures.length : 0);
@@ -150,7 +202,7 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
   return { kind: 'grid', pass, grid, recorded };
 }
 
-async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number | undefined): Promise<StepOutcome> {
+async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number | undefined): Promise<Extract<NextWork, { kind: 'done' }>> {
   const { store } = deps;
   const [coarse, fine, recordedGroups] = await Promise.all([
     store.coarseVerdicts(meta.triageId),

@@ -1,20 +1,37 @@
 /**
- * The BullMQ side of the worker: one triage job per photo set, one grid per processor invocation. After
- * each grid the job is parked (moved to delayed, due now) so that other jobs' grids run in between: a
- * 16-photo job never waits behind a 2,000-photo one. Concurrency is 1: one photo, one sharp pipeline.
+ * The BullMQ side of the worker. A triage runs as a flow: its job queues one child job per grid of a pass
+ * (any worker process may take any of them), waits for its children (BullMQ's waiting-children state), ends
+ * the pass, queues the next pass's grids, and finally ranks. Each process takes several steps at once
+ * (`concurrency`) so that model calls overlap with image work, while its image gate lets one grid at a time
+ * be built: one photo, one sharp pipeline in flight per process. Grid jobs carry BullMQ priorities that give
+ * each user's running triages turns together (see TriageStore.fairTurn): a user with three jobs does not get
+ * three times the service, and a small job's grids go ahead of a big job's remaining ones.
  */
-import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, WaitingChildrenError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { RedisClient } from '@triage/queue';
 import { hostname } from 'node:os';
 import type { CreditLedger } from '@triage/db';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
+import {
+  cancelChannel,
+  createTriageQueue,
+  GRID_JOB,
+  gridJobId,
+  MAINTENANCE_QUEUE,
+  TRIAGE_QUEUE,
+  workersKey,
+  type TriageJobData,
+  type TriageStore,
+  type WorkerHeartbeat,
+} from '@triage/queue';
+import type { Pass } from '@triage/core';
 import { StorageUnavailableError } from '@triage/storage';
 import { sweepExpired } from './expiry.js';
 import { refundUnserved } from './refunds.js';
 import { DEFAULT_OUTAGE_POLICY, endOutage, notePause, outageExpired, outageState, type OutagePolicy } from './outage.js';
-import { runStep, TriageNotFoundError, type StepDeps } from './step.js';
+import { ImageGate } from './gate.js';
+import { nextWork, runGridStep, TriageNotFoundError, type NextWork, type StepDeps } from './step.js';
 
-export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
+export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog' | 'gate'> {
   /** A connection for BullMQ's worker (created with `maxRetriesPerRequest: null`). */
   connection: ConnectionOptions;
   /** A dedicated connection for cancel messages (a subscribed connection can do nothing else). */
@@ -24,6 +41,11 @@ export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog'> {
   lockDurationMs?: number;
   /** How often stalled jobs (their worker died) are looked for, ms. */
   stalledIntervalMs?: number;
+  /**
+   * Steps taken at once (WORKER_CONCURRENCY, default 4): grids waiting for the model's answer while the next
+   * one is built. Image work stays one grid, one photo at a time whatever the number.
+   */
+  concurrency?: number;
   /** Start consuming at once (default) or wait for `run()`. */
   autorun?: boolean;
   /** How often the retention sweep runs, ms (one scheduler per queue, whatever the number of workers); 0 = never. */
@@ -89,19 +111,42 @@ export async function jobProgress(store: TriageStore, triageId: string): Promise
   };
 }
 
+/** Grid jobs' BullMQ priorities stay below its limit (2^21). */
+const LAST_TURN = 2_000_000;
+
+export const DEFAULT_CONCURRENCY = 4;
+
 export async function createTriageWorker(options: TriageWorkerOptions): Promise<TriageWorker> {
   const { store, log } = options;
-  const active = new Map<string, AbortController>();
+  /** Every step running here, by triage: a cancel stops all of them. */
+  const active = new Map<string, Set<AbortController>>();
   const outagePolicy: OutagePolicy = { ...DEFAULT_OUTAGE_POLICY, ...options.outagePolicy };
+  const gate = new ImageGate();
+  // Grid jobs are added by the triage's own step: the queue's default options (attempts, retention) hold for them too.
+  const queue = createTriageQueue({ connection: options.connection, prefix: options.prefix, retentionSeconds: store.retentionSeconds });
 
   await options.subscriber.subscribe(cancelChannel(options.prefix));
   options.subscriber.on('message', (_channel: string, triageId: string) => {
-    const controller = active.get(triageId);
-    if (controller) {
-      log.info({ triageId }, 'cancel requested: stopping the running step');
-      controller.abort(new StopSignal('cancel'));
-    }
+    const running = active.get(triageId);
+    if (!running) return;
+    log.info({ triageId, steps: running.size }, 'cancel requested: stopping the running steps');
+    for (const controller of running) controller.abort(new StopSignal('cancel'));
   });
+
+  function track(triageId: string, bullSignal: AbortSignal | undefined): { controller: AbortController; done(): void } {
+    const controller = new AbortController();
+    bullSignal?.addEventListener('abort', () => controller.abort(new StopSignal('cancel')), { once: true });
+    const running = active.get(triageId) ?? new Set<AbortController>();
+    running.add(controller);
+    active.set(triageId, running);
+    return {
+      controller,
+      done() {
+        running.delete(controller);
+        if (running.size === 0 && active.get(triageId) === running) active.delete(triageId);
+      },
+    };
+  }
 
   /** As a triage ends; a ledger that fails now is asked again by the retention sweep (see refunds.ts). */
   async function refundIfUnserved(triageId: string): Promise<void> {
@@ -111,79 +156,140 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   }
 
   async function park(job: Job<TriageJobData>, token: string | undefined): Promise<never> {
-    // Back to the queue, due now, without counting an attempt: other jobs' grids get their turn first.
+    // Back to the queue, due now, without counting an attempt.
     await job.moveToDelayed(Date.now(), token);
     throw new DelayedError();
   }
 
-  async function showProgress(job: Job<TriageJobData>): Promise<void> {
-    const progress = await jobProgress(store, job.data.triageId).catch(() => null);
-    if (progress) await job.updateProgress(progress as unknown as object).catch(() => {});
+  /** The triage job's progress, which the dashboard draws (a grid job updates its parent's). */
+  async function showProgress(triageId: string, jobId: string | undefined): Promise<void> {
+    const progress = await jobProgress(store, triageId).catch(() => null);
+    if (progress && jobId) await queue.updateJobProgress(jobId, progress as unknown as object).catch(() => {});
   }
 
-  /** Hands the grid back unrecorded and parks the job until the storage may be back. */
+  /** A line in the triage job's log, where an operator looks first (a grid job writes to its parent's). */
+  function triageLog(job: Job<TriageJobData>, line: string): Promise<unknown> {
+    return job.parent?.id ? queue.addJobLog(job.parent.id, line) : job.log(line);
+  }
+
+  /** Hands the grid back unrecorded and parks its job until the storage may be back. */
   async function waitForStorage(job: Job<TriageJobData>, token: string | undefined, err: StorageUnavailableError): Promise<never> {
     const { waitMs, line } = await notePause(store, job.data.triageId, err.reason, outagePolicy);
     log.warn({ triageId: job.data.triageId, waitMs }, line);
-    await job.log(line);
+    await triageLog(job, line);
     await job.moveToDelayed(Date.now() + waitMs, token);
     throw new DelayedError();
   }
 
-  async function processStep(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
+  /** Queues the grids of a pass as children of the triage job, each user's turns after their other jobs' grids. */
+  async function queueGrids(job: Job<TriageJobData>, work: Extract<NextWork, { kind: 'grids' }>): Promise<void> {
     const { triageId } = job.data;
-    const controller = new AbortController();
-    bullSignal?.addEventListener('abort', () => controller.abort(new StopSignal('cancel')), { once: true });
-    active.set(triageId, controller);
+    const turn = await store.fairTurn(work.meta, work.pass, work.grids.length);
+    await queue.addBulk(
+      work.grids.map((grid, i) => ({
+        name: GRID_JOB,
+        data: { triageId, pass: work.pass, grid },
+        opts: {
+          jobId: gridJobId(triageId, work.pass, grid),
+          parent: { id: job.id!, queue: job.queueQualifiedName },
+          priority: Math.min(LAST_TURN, Math.max(1, turn) + i),
+          // A grid that fails for good fails its triage (see the 'failed' handler): no pass ends short of a grid.
+          failParentOnFailure: true,
+          // Its outcome lives on in the grid's record and in the triage job's list of processed children.
+          removeOnComplete: true,
+        },
+      })),
+    );
+    await job.log(`${work.pass} pass: ${work.grids.length} grid${work.grids.length === 1 ? '' : 's'} queued`);
+  }
+
+  /** The triage job's step: queue what is left of the pass and wait for it, or end the pass, or rank. */
+  async function processTriage(job: Job<TriageJobData>, token: string | undefined): Promise<string> {
+    const { triageId } = job.data;
     const jobLog = log.child({ triageId });
+    const deps: StepDeps = { ...options, log: jobLog, jobLog: (line) => job.log(line) };
+    try {
+      // A pass whose grids are all queued and finished but not all recorded is queued again (twice at most).
+      for (let round = 0; round < 3; round++) {
+        const work = await nextWork(deps, triageId);
+        await showProgress(triageId, job.id);
+        if (work.kind === 'done') {
+          await refundIfUnserved(triageId);
+          if (work.status === 'cancelled') throw new TriageCancelledError();
+          return work.status;
+        }
+        await queueGrids(job, work);
+        if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+      }
+      throw new Error('the pass’s grid jobs ended three times without recording every grid');
+    } catch (err) {
+      if (err instanceof WaitingChildrenError || err instanceof TriageCancelledError) throw err;
+      if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
+      jobLog.error({ err }, 'step failed');
+      throw err;
+    }
+  }
+
+  /** A grid job: one grid built, judged and recorded; a cancel or a shutdown stops it within one photo. */
+  async function processGrid(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
+    const { triageId } = job.data;
+    const pass = job.data.pass as Pass;
+    const grid = job.data.grid ?? 0;
+    const { controller, done } = track(triageId, bullSignal);
+    const jobLog = log.child({ triageId, pass, grid });
+    const parentId = job.parent?.id;
     try {
       const outage = await outageState(store, triageId);
       // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
       const storageOutage = outageExpired(outage, outagePolicy) ? 'fail' : 'pause';
-      const outcome = await runStep(
-        { ...options, log: jobLog, jobLog: (line) => job.log(line), storageOutage },
+      const outcome = await runGridStep(
+        { ...options, gate, log: jobLog, jobLog: (line) => triageLog(job, line), storageOutage },
         triageId,
+        pass,
+        grid,
         controller.signal,
       );
       if (outage && storageOutage === 'pause') await endOutage(store, triageId);
-      await showProgress(job);
-      if (outcome.kind === 'grid') return await park(job, token);
-      await refundIfUnserved(triageId);
-      if (outcome.status === 'cancelled') throw new TriageCancelledError();
-      return outcome.status;
+      if (outcome.kind === 'done') return outcome.status;
+      if (outcome.recorded) await showProgress(triageId, parentId);
+      return outcome.recorded ? 'recorded' : 'already recorded';
     } catch (err) {
-      if (err instanceof DelayedError || err instanceof TriageCancelledError) throw err;
+      if (err instanceof DelayedError) throw err;
       if (err instanceof StorageUnavailableError && !controller.signal.aborted) return await waitForStorage(job, token, err);
       const stop = controller.signal.reason;
       if (controller.signal.aborted && stop instanceof StopSignal) {
-        if (stop.reason === 'cancel') {
-          await store.finish(triageId, { status: 'cancelled' });
-          await refundIfUnserved(triageId);
-          jobLog.info('cancelled');
-          throw new TriageCancelledError();
+        if (stop.reason === 'shutdown') {
+          jobLog.info('handing the grid back: shutting down');
+          return await park(job, token);
         }
-        jobLog.info('handing the grid back: shutting down');
-        return await park(job, token);
+        // The triage job ends it as cancelled (and refunds) once its grid jobs have stopped.
+        await store.finish(triageId, { status: 'cancelled' });
+        jobLog.info('cancelled');
+        return 'cancelled';
       }
       if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
-      jobLog.error({ err }, 'step failed');
+      jobLog.error({ err }, 'grid step failed');
       throw err;
     } finally {
-      active.delete(triageId);
+      done();
     }
   }
 
-  const worker = new Worker<TriageJobData>(TRIAGE_QUEUE, processStep, {
-    connection: options.connection,
-    prefix: options.prefix,
-    concurrency: 1,
-    autorun: options.autorun ?? true,
-    lockDuration: options.lockDurationMs ?? 30_000,
-    stalledInterval: options.stalledIntervalMs ?? 30_000,
-    // Each grid is a new start of the same job: a crash-looping host must not fail a long job for good.
-    maxStalledCount: 100,
-    name: 'triage-worker',
-  });
+  const worker = new Worker<TriageJobData>(
+    TRIAGE_QUEUE,
+    (job, token, signal) => (job.name === GRID_JOB ? processGrid(job, token, signal) : processTriage(job, token)),
+    {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+      autorun: options.autorun ?? true,
+      lockDuration: options.lockDurationMs ?? 30_000,
+      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      // A crash-looping host must not fail a long job for good: a grid redelivered is resumed, not redone.
+      maxStalledCount: 100,
+      name: 'triage-worker',
+    },
+  );
 
   worker.on('failed', (job, err) => {
     if (!job || err instanceof TriageCancelledError) return;
@@ -239,11 +345,11 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     async close(deadlineMs = 10_000) {
       clearInterval(beating);
       const timer = setTimeout(() => {
-        for (const controller of active.values()) controller.abort(new StopSignal('shutdown'));
+        for (const running of active.values()) for (const controller of running) controller.abort(new StopSignal('shutdown'));
       }, deadlineMs);
       try {
         await Promise.all([worker.close(), maintenance?.worker.close()]);
-        await maintenance?.queue.close();
+        await Promise.all([maintenance?.queue.close(), queue.close()]);
         await store.redis.hdel(workersKey(options.prefix), id).catch(() => {});
       } finally {
         clearTimeout(timer);

@@ -5,7 +5,7 @@
  */
 import { QueueEvents, type Job } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { TriageJobData } from '@triage/queue';
+import { GRID_JOB, type TriageJobData } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import type { JobProgress } from '../src/index.js';
 import {
@@ -87,8 +87,15 @@ describe('the BullMQ job as the dashboard shows it', () => {
     }
     expect(seen.length).toBeGreaterThanOrEqual(status.grids_done);
 
-    // Each grid was one start of the job, none of them a retry: the attempts stay for real step failures.
-    expect(stored.attemptsStarted).toBeGreaterThanOrEqual(status.grids_done);
+    // Each grid was one child job of the triage's, whose outcome the triage job keeps (the grid job itself is
+    // removed once complete), and each was sent to the provider once: attempts stay for real failures.
+    const children = await stored.getChildrenValues();
+    expect(Object.keys(children)).toHaveLength(status.grids_done);
+    expect(Object.values(children).every((v) => v === 'recorded')).toBe(true);
+    expect(await env.queue.getJobs(['completed']).then((jobs) => jobs.filter((j) => j.name === GRID_JOB))).toEqual([]);
+    expect(Object.values(await env.store.attempts(job.triageId)).every((n) => n === 1)).toBe(true);
+    // The triage's own job: started once, then once after each pass (coarse, fine), never failed.
+    expect(stored.attemptsStarted).toBe(3);
     expect(stored.attemptsMade).toBeLessThan(stored.opts.attempts ?? 1);
     expect(stored.failedReason ?? null).toBeNull();
   });

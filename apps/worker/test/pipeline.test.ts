@@ -143,9 +143,10 @@ describe('a two-pass triage of 60 generated photos', () => {
     expect(coarseRecords).toHaveLength(5);
   });
 
-  it('a 12-photo job submitted after a 60-photo one does not wait for the whole big job', async () => {
+  it('a 12-photo job submitted after a 120-photo one does not wait for the whole big job', async () => {
     const { files } = await sampleSet();
-    const big = await stageJob(env, files, { layouts: SMALL_GRIDS });
+    // 10 coarse grids: far more than the grid steps a worker takes at once (WORKER_CONCURRENCY, 4).
+    const big = await stageJob(env, [...files, ...files], { layouts: SMALL_GRIDS });
     const small = await stageJob(env, files.slice(0, 12), { layouts: SMALL_GRIDS });
     await startInProcessWorker();
     await waitForStatus(env, small.triageId, ended);

@@ -3,7 +3,7 @@
  * queue, and stopped with SIGTERM mid-grid.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadSelection } from '@triage/queue';
+import { GRID_JOB, loadSelection } from '@triage/queue';
 import {
   ended,
   removeSampleSet,
@@ -82,13 +82,13 @@ describe('worker processes', () => {
     expect(coarse.size).toBe(60);
   });
 
-  it('two worker processes on one queue share two jobs: their grids interleave and both complete', async () => {
+  it('two worker processes on one queue share two users’ jobs: their grids interleave and both complete', async () => {
     const { files } = await sampleSet();
     start();
     start();
     await waitForWorkers(env, 2);
-    const a = await stageJob(env, files, { layouts: SMALL_GRIDS });
-    const b = await stageJob(env, files.slice(0, 36), { layouts: SMALL_GRIDS });
+    const a = await stageJob(env, files, { layouts: SMALL_GRIDS, userId: 'user-1' });
+    const b = await stageJob(env, files.slice(0, 36), { layouts: SMALL_GRIDS, userId: 'user-2' });
     const [sa, sb] = await Promise.all([waitForStatus(env, a.triageId, ended), waitForStatus(env, b.triageId, ended)]);
     expect(sa.status).toBe('completed');
     expect(sb.status).toBe('completed');
@@ -119,13 +119,13 @@ describe('worker processes', () => {
     const job = await stageJob(env, files, { layouts: SMALL_GRIDS });
     // 150 ms per read: a grid takes about two seconds, far longer than the 300 ms deadline.
     const w = start({ STORAGE_READ_LATENCY_MS: '150', SHUTDOWN_DEADLINE_MS: '300' });
-    // Mid-grid is a state, not a time: the job taken for its second step (BullMQ counts each time a job is
-    // taken; parking it between grids hands it back) while its second grid is not yet recorded.
+    // Mid-grid is a state, not a time: the first grid recorded and grid jobs still held by the worker (the
+    // next one reading its photos, about two seconds, the others waiting for their turn at the image gate).
     const before = await vi.waitUntil(
       async () => {
-        const taken = (await env.queue.getJob(job.triageId))?.attemptsStarted ?? 0;
         const done = (await env.store.status(job.triageId))?.grids_done ?? 0;
-        return taken >= 2 && done === taken - 1 ? { done } : false;
+        const held = (await env.queue.getActive()).filter((j) => j.name === GRID_JOB);
+        return done >= 1 && held.length > 0 ? { done } : false;
       },
       { timeout: 50_000, interval: 10 },
     ).then((s) => s.done);

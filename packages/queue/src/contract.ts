@@ -12,6 +12,20 @@ export const DEFAULT_BUCKET = 'photos';
 /** The BullMQ payload. Only the id: photos, settings and state live in Redis under our own keys. */
 export interface TriageJobData {
   triageId: string;
+  /** Set on a grid job (a child of the triage job, named GRID_JOB): the grid it builds and judges. */
+  pass?: Pass;
+  grid?: number;
+}
+
+/**
+ * A triage runs as a BullMQ flow: its job (TRIAGE_JOB) adds one child job per grid of a pass, waits for
+ * them, and ends the pass; any worker may take any grid.
+ */
+export const GRID_JOB = 'grid';
+
+/** A grid job's id: the same grid always makes the same id, so a pass added twice adds each grid once. */
+export function gridJobId(triageId: string, pass: Pass, grid: number): string {
+  return `${triageId}.${pass}.${grid}`;
 }
 
 /** One photo as accepted: where it is stored, and the name the user knows it by. */

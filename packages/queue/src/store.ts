@@ -68,6 +68,35 @@ local verdicts = cjson.decode(ARGV[9])
 if #verdicts > 0 then redis.call('HSET', KEYS[3], unpack(verdicts)) end
 return 1`;
 
+/**
+ * Fair shares by user. KEYS: the triage's meta, its user's jobs index (by creation time). ARGV: triage id,
+ * pass, the prefix of a triage's meta key, the number of grids being queued. Marks the pass as queued and
+ * returns the first turn (BullMQ priority) of its grids: after the grids still queued by the user's other
+ * running triages that have no more of them left (the older first among equals). So a user's triages take
+ * turns one after the other, the shortest first, while another user's triage takes its turns beside them:
+ * a user with three jobs gets about the share of a user with one, and a user's small job does not wait
+ * behind the same user's big one.
+ */
+const FAIR_BASE = `
+${TERMINAL}
+redis.call('HSET', KEYS[1], 'queued_pass', ARGV[2])
+local n = tonumber(ARGV[4])
+local base = 0
+local older = true
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if id == ARGV[1] then
+    older = false
+  else
+    local m = redis.call('HMGET', ARGV[3] .. id, 'status', 'queued_pass', 'coarse_total', 'coarse_done', 'fine_total', 'fine_done')
+    if m[1] == 'processing' and m[2] then
+      local left
+      if m[2] == 'coarse' then left = tonumber(m[3] or 0) - tonumber(m[4] or 0) else left = tonumber(m[5] or 0) - tonumber(m[6] or 0) end
+      if left > 0 and (left < n or (left == n and older)) then base = base + left end
+    end
+  end
+end
+return base + 1`;
+
 // Once per photo (a redelivered hand-off changes nothing), and only while the triage exists.
 const HANDOFF = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -343,6 +372,30 @@ export class TriageStore {
     );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
+  }
+
+  /** The grids of a pass already recorded, by number. */
+  async recordedGrids(triageId: string, pass: 'coarse' | 'fine'): Promise<Set<number>> {
+    const fields = await this.redis.hkeys(this.keys(triageId).grids);
+    return new Set(fields.filter((f) => f.startsWith(`${pass}:`)).map((f) => Number(f.slice(pass.length + 1))));
+  }
+
+  /**
+   * Where the `count` grids of a pass start in the queue's order (BullMQ priority, 1 = first): after what the
+   * user's shorter or older running triages still have queued (see FAIR_BASE). 0 when the triage has ended.
+   */
+  async fairTurn(meta: Pick<TriageMeta, 'triageId' | 'userId'>, pass: 'coarse' | 'fine', count: number): Promise<number> {
+    const turn = await this.redis.eval(
+      FAIR_BASE,
+      2,
+      this.keys(meta.triageId).meta,
+      userJobsKey(this.prefix, meta.userId),
+      meta.triageId,
+      pass,
+      triageKeys(this.prefix, '').meta,
+      String(count),
+    );
+    return Number(turn);
   }
 
   async gridRecords(triageId: string): Promise<GridRecord[]> {

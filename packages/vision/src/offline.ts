@@ -36,6 +36,7 @@ export interface CellJudgement {
 }
 
 export class OfflineProvider implements VisionProvider {
+  readonly local: boolean = true;
   readonly name = 'offline';
   readonly profile: VisionProfile;
   private readonly duplicateBits: number;

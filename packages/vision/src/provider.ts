@@ -62,6 +62,11 @@ export interface GridAnswer {
 
 export interface VisionProvider {
   readonly name: string;
+  /**
+   * Judges in this process with the image library (decoding the grid): the worker then runs it under its
+   * image gate, so that it never adds a second image pipeline. A remote model leaves this unset.
+   */
+  readonly local?: boolean;
   /** What the model sees: grids are built to exactly this. */
   readonly profile: VisionProfile;
   judge(request: GridRequest): Promise<GridAnswer>;
