@@ -1,9 +1,11 @@
 /**
  * Where Redis is written: a triage's settings, photos, per-grid records, verdicts and result. Every state
  * change that must not be half-done (accepting a job, recording a grid, starting the fine pass, finishing)
- * is one Lua script, so a worker killed at any moment leaves either the old state or the new one.
+ * is one Lua script (`lua/*.lua`, see scripts.ts), so a worker killed at any moment leaves either the old
+ * state or the new one.
  */
 import type { RedisClient } from './redis.js';
+import { defineScripts, runScript } from './scripts.js';
 import { progressOf, type GridPlan, type JobStatus, type Phase } from '@triage/core';
 import {
   allKeys,
@@ -20,113 +22,6 @@ import {
   type TriageRequest,
   type TriageStatus,
 } from './contract.js';
-
-const TERMINAL = "local st = redis.call('HGET', KEYS[1], 'status')\n" +
-  "if st == false or st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end\n";
-
-/**
- * KEYS: meta, photos, the user's jobs index. ARGV: triage id, created at (ms), fields JSON, photos JSON,
- * the user's cap on active jobs (0 = none), the prefix of a triage's meta key.
- * Returns 1 created, 0 the id is taken, -N the user already has N ≥ cap active jobs. Counting the user's active jobs and adding
- * this one is one step, so concurrent starts can never exceed the cap. (Their meta keys are derived here from
- * the index; with a hash-tag prefix they share the declared keys' slot.)
- */
-const CREATE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local cap = tonumber(ARGV[5])
-if cap > 0 then
-  local active = 0
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-    local st = redis.call('HGET', ARGV[6] .. id, 'status')
-    if st == 'pending' or st == 'uploading' or st == 'processing' then active = active + 1 end
-  end
-  if active >= cap then return -active end
-end
-redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
-local photos = cjson.decode(ARGV[4])
-local args = {}
-for i, p in ipairs(photos) do
-  args[#args + 1] = tostring(i - 1)
-  args[#args + 1] = p
-  if #args >= 1000 then redis.call('HSET', KEYS[2], unpack(args)); args = {} end
-end
-if #args > 0 then redis.call('HSET', KEYS[2], unpack(args)) end
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return 1`;
-
-const RECORD_GRID = `
-${TERMINAL}
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[1], 'failed', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'tokens_in', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'tokens_out', ARGV[6])
-redis.call('HINCRBYFLOAT', KEYS[1], 'cost_usd', ARGV[7])
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
-local verdicts = cjson.decode(ARGV[9])
-if #verdicts > 0 then redis.call('HSET', KEYS[3], unpack(verdicts)) end
-return 1`;
-
-// Once per photo (a redelivered hand-off changes nothing), and only while the triage exists.
-const HANDOFF = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-if ARGV[2] == 'ok' then
-  redis.call('HINCRBY', KEYS[1], 'handoff_done', 1)
-else
-  redis.call('HINCRBY', KEYS[1], 'handoff_failed', 1)
-  redis.call('HSET', KEYS[1], 'handoff_error', ARGV[2])
-end
-return 1`;
-
-const START = `
-${TERMINAL}
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'processing', 'phase', 'coarse_pass', 'started_at', ARGV[1], 'updated_at', ARGV[1])
-return 1`;
-
-const BEGIN_FINE = `
-${TERMINAL}
-if redis.call('HGET', KEYS[1], 'phase') ~= 'coarse_pass' then return 0 end
-redis.call('DEL', KEYS[2])
-local survivors = cjson.decode(ARGV[2])
-for i = 1, #survivors, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(survivors, i, math.min(i + 999, #survivors)))
-end
-local sizes = cjson.decode(ARGV[1])
-redis.call('HSET', KEYS[1], 'phase', 'fine_pass', 'fine_sizes', ARGV[1], 'fine_total', #sizes, 'fine_done', 0,
-  'pass1_survivors', #survivors, 'updated_at', ARGV[3])
-redis.call('SET', KEYS[3], ARGV[4])
-return 1`;
-
-/**
- * KEYS: meta, selected, ranks, finished index, groups, then every other key to expire.
- * ARGV: fields JSON, selected JSON, ranks JSON, ttl, triage id, ended at (ms), groups JSON ('' to leave them).
- */
-const FINISH = `
-${TERMINAL}
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
-local selected = cjson.decode(ARGV[2])
-redis.call('DEL', KEYS[2])
-for i = 1, #selected, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(selected, i, math.min(i + 999, #selected)))
-end
-local ranks = cjson.decode(ARGV[3])
-for i = 1, #ranks, 1000 do
-  redis.call('HSET', KEYS[3], unpack(ranks, i, math.min(i + 999, #ranks)))
-end
-if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'NX') end
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  for i = 1, #KEYS do
-    if i ~= 4 then redis.call('EXPIRE', KEYS[i], ttl) end
-  end
-end
-return 1`;
 
 /** The meta hash fields a status needs: read with one HMGET. */
 const STATUS_FIELDS = [
@@ -203,6 +98,7 @@ export class TriageStore {
   ) {
     this.prefix = options.prefix;
     this.retentionSeconds = options.retentionSeconds;
+    defineScripts(redis);
   }
 
   keys(triageId: string) {
@@ -240,18 +136,11 @@ export class TriageStore {
     };
     const flat = Object.entries(fields).flatMap(([key, value]) => [key, String(value)]);
     const photos = request.photos.map((p) => JSON.stringify(p));
-    const ok = await this.redis.eval(
-      CREATE,
-      3,
-      k.meta,
-      k.photos,
-      userJobsKey(this.prefix, request.userId),
-      request.triageId,
-      String(Date.now()),
-      JSON.stringify(flat),
-      JSON.stringify(photos),
-      String(maxActive),
-      triageKeys(this.prefix, '').meta,
+    const ok = await runScript(
+      this.redis,
+      'create',
+      [k.meta, k.photos, userJobsKey(this.prefix, request.userId)],
+      [request.triageId, String(Date.now()), JSON.stringify(flat), JSON.stringify(photos), String(maxActive), triageKeys(this.prefix, '').meta],
     );
     const code = Number(ok);
     return code === 1 ? { kind: 'created' } : code < 0 ? { kind: 'at-cap', active: -code } : { kind: 'exists' };
@@ -298,7 +187,7 @@ export class TriageStore {
   }
 
   async start(triageId: string): Promise<boolean> {
-    const ok = await this.redis.eval(START, 1, this.keys(triageId).meta, nowIso());
+    const ok = await runScript(this.redis, 'start', [this.keys(triageId).meta], [nowIso()]);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -325,12 +214,7 @@ export class TriageStore {
   ): Promise<boolean> {
     const k = this.keys(triageId);
     const flat = [...verdicts].flatMap(([index, v]) => [String(index), JSON.stringify(v)]);
-    const ok = await this.redis.eval(
-      RECORD_GRID,
-      3,
-      k.meta,
-      k.grids,
-      record.pass === 'coarse' ? k.coarse : k.fine,
+    const ok = await runScript(this.redis, 'record-grid', [k.meta, k.grids, record.pass === 'coarse' ? k.coarse : k.fine], [
       `${record.pass}:${record.grid}`,
       JSON.stringify(record),
       `${record.pass}_done`,
@@ -340,7 +224,7 @@ export class TriageStore {
       String(record.usage.costUsd),
       nowIso(),
       JSON.stringify(flat),
-    );
+    ]);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -378,8 +262,8 @@ export class TriageStore {
    */
   async beginFine(triageId: string, survivors: readonly number[], sizes: readonly number[], groups: readonly (number | null)[]): Promise<boolean> {
     const k = this.keys(triageId);
-    const ok = await this.redis.eval(
-      BEGIN_FINE, 3, k.meta, k.survivors, k.groups, JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups),
+    const ok = await runScript(
+      this.redis, 'begin-fine', [k.meta, k.survivors, k.groups], [JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups)],
     );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
@@ -399,15 +283,7 @@ export class TriageStore {
     if (outcome.errorMessage) fields.error_message = outcome.errorMessage;
     const ranks = [...(outcome.ranks ?? [])].flatMap(([index, rank]) => [String(index), String(rank)]);
     const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks, k.groups].includes(key));
-    const ok = await this.redis.eval(
-      FINISH,
-      5 + others.length,
-      k.meta,
-      k.selected,
-      k.ranks,
-      finishedKey(this.prefix),
-      k.groups,
-      ...others,
+    const ok = await runScript(this.redis, 'finish', [k.meta, k.selected, k.ranks, finishedKey(this.prefix), k.groups, ...others], [
       JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
       JSON.stringify((outcome.selected ?? []).map(String)),
       JSON.stringify(ranks),
@@ -415,7 +291,7 @@ export class TriageStore {
       triageId,
       String(Date.now()),
       outcome.groups ? JSON.stringify(outcome.groups) : '',
-    );
+    ]);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -423,7 +299,7 @@ export class TriageStore {
   /** Records a photo's hand-off to scoring: `failure` is why it could not be handed off. Once per photo. */
   async recordHandOff(triageId: string, photoId: string, failure?: string): Promise<boolean> {
     const k = this.keys(triageId);
-    const ok = await this.redis.eval(HANDOFF, 2, k.meta, k.handoff, photoId, failure ?? 'ok');
+    const ok = await runScript(this.redis, 'handoff', [k.meta, k.handoff], [photoId, failure ?? 'ok']);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
