@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFLINE_PROFILE } from '@triage/core';
-import { deleteKeysUnder, redisConnection, type RedisClient } from './redis.js';
+import { connectRedis, deleteKeysUnder, redisConnection, type RedisClient } from './redis.js';
 import { startRedisServer, type RedisServer } from './redis-server.js';
 import { SCRIPTS } from './scripts.js';
 import { TriageStore } from './store.js';
@@ -100,20 +100,22 @@ describe.each([
   ['Cluster', () => startRedisCluster()],
 ] as const)('Lua scripts through %s', (_kind, start) => {
   let topology: Topology;
-  let redis: RedisClient;
+  const clients: RedisClient[] = [];
   // A hash tag: in a Cluster every key of a triage, and its user's index, share one slot.
   const prefix = '{scripts}';
   beforeAll(async () => {
     topology = await start();
-    redis = redisConnection(topology.target, 'worker');
   });
   afterAll(async () => {
-    if (redis) await deleteKeysUnder(redis, prefix);
-    redis?.disconnect();
+    if (clients[0]) await deleteKeysUnder(clients[0], prefix);
+    for (const c of clients) c.disconnect();
     await topology?.stop();
   });
 
-  it('runs every script, and again after every node has forgotten them', async () => {
+  // Workers' connections, and producers' (the API's, the CLI's), which pipeline commands automatically.
+  it.each(['worker', 'producer'] as const)('runs every script on a %s connection, and again after every node has forgotten them', async (role) => {
+    const redis = await connectRedis(topology.target, role);
+    clients.push(redis);
     const store = new TriageStore(redis, { prefix, retentionSeconds: 60 });
     await lifecycle(store);
     for (const port of topology.nodes.keys()) await nodeCommand(port, 'SCRIPT', 'FLUSH');
