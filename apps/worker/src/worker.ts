@@ -7,7 +7,7 @@ import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions
 import type { RedisClient } from '@triage/queue';
 import { hostname } from 'node:os';
 import type { CreditLedger } from '@triage/db';
-import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, workersKey, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
+import { cancelChannel, MAINTENANCE_QUEUE, TRIAGE_QUEUE, type TriageJobData, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
 import { StorageUnavailableError } from '@triage/storage';
 import { sweepExpired } from './expiry.js';
 import { refundUnserved } from './refunds.js';
@@ -228,7 +228,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       startedAt,
       at: Date.now(),
     };
-    await store.redis.hset(workersKey(options.prefix), id, JSON.stringify(beat));
+    await store.heartbeat(id, beat);
   };
   const beating = setInterval(() => void heartbeat().catch(() => {}), options.heartbeatMs ?? 10_000);
   beating.unref();
@@ -244,7 +244,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       try {
         await Promise.all([worker.close(), maintenance?.worker.close()]);
         await maintenance?.queue.close();
-        await store.redis.hdel(workersKey(options.prefix), id).catch(() => {});
+        await store.dropWorker(id).catch(() => {});
       } finally {
         clearTimeout(timer);
         await options.subscriber.unsubscribe().catch(() => {});

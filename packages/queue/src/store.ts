@@ -14,6 +14,7 @@ import {
   finishedKey,
   triageKeys,
   userJobsKey,
+  workersKey,
   type CoarseVerdict,
   type FineVerdict,
   type GridRecord,
@@ -21,6 +22,7 @@ import {
   type SelectedPhoto,
   type TriageRequest,
   type TriageStatus,
+  type WorkerHeartbeat,
 } from './contract.js';
 
 /** The meta hash fields a status needs: read with one HMGET. */
@@ -51,7 +53,24 @@ export interface TriageMeta {
   cancelRequested: boolean;
   failed: number;
   createdAt: string;
+  /** The last pass picked nothing, so the selection is the top of the ranking. */
+  fallback: boolean;
 }
+
+/** A triage as a user's list of jobs shows it: one HMGET of its meta hash. */
+export interface JobSummary {
+  triageId: string;
+  status: JobStatus;
+  phase: Phase | null;
+  total: number;
+  createdAt: string;
+  coarseDone: number;
+  coarseTotal: number;
+  fineDone: number;
+  fineTotal: number;
+}
+
+const SUMMARY_FIELDS = ['status', 'phase', 'total_input', 'created_at', 'coarse_done', 'coarse_total', 'fine_done', 'fine_total'] as const;
 
 export interface FinishOutcome {
   status: Extract<JobStatus, 'completed' | 'failed' | 'cancelled'>;
@@ -168,7 +187,49 @@ export class TriageStore {
       cancelRequested: m.cancel_requested === '1',
       failed: int(m.failed),
       createdAt: m.created_at ?? '',
+      fallback: m.fallback === '1',
     };
+  }
+
+  /** The owner of a triage, or null when there is no such triage. One HGET. */
+  async owner(triageId: string): Promise<string | null> {
+    return this.redis.hget(this.keys(triageId).meta, 'user_id');
+  }
+
+  /**
+   * A user's triages, newest first (one pipelined HMGET each). Ids whose records are gone (expired or
+   * forgotten) are dropped from the user's index on the way.
+   */
+  async userJobs(userId: string): Promise<JobSummary[]> {
+    const indexKey = userJobsKey(this.prefix, userId);
+    const ids = await this.redis.zrevrange(indexKey, 0, -1);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys(id).meta, ...SUMMARY_FIELDS);
+    const rows = (await pipeline.exec()) ?? [];
+    const gone: string[] = [];
+    const jobs: JobSummary[] = [];
+    ids.forEach((triageId, i) => {
+      const [err, values] = rows[i] ?? [null, null];
+      if (err) throw err;
+      const [status, phase, total, createdAt, coarseDone, coarseTotal, fineDone, fineTotal] = values as (string | null)[];
+      if (!status) gone.push(triageId);
+      else jobs.push({
+        triageId, status: status as JobStatus, phase: (phase as Phase | null) ?? null, total: int(total), createdAt: createdAt ?? '',
+        coarseDone: int(coarseDone), coarseTotal: int(coarseTotal), fineDone: int(fineDone), fineTotal: int(fineTotal),
+      });
+    });
+    if (gone.length > 0) await this.redis.zrem(indexKey, ...gone);
+    return jobs;
+  }
+
+  /** Every photo of a triage, by index. */
+  async allPhotos(triageId: string): Promise<PhotoInput[]> {
+    const raw = await this.redis.hgetall(this.keys(triageId).photos);
+    return Object.entries(raw)
+      .map(([index, json]) => [Number(index), JSON.parse(json) as PhotoInput] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, photo]) => photo);
   }
 
   /** Photos by index, in the order asked. */
@@ -342,6 +403,22 @@ export class TriageStore {
   /** Triages that ended before `endedBefore` (ms), oldest first: the retention sweep's work list. */
   async finishedBefore(endedBefore: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(finishedKey(this.prefix), '-inf', `(${endedBefore}`, 'LIMIT', 0, limit);
+  }
+
+  /** Writes a worker process's heartbeat (`workerId`: `host:pid`). */
+  async heartbeat(workerId: string, beat: WorkerHeartbeat): Promise<void> {
+    await this.redis.hset(workersKey(this.prefix), workerId, JSON.stringify(beat));
+  }
+
+  /** Every worker process's last heartbeat, by worker id. */
+  async workerBeats(): Promise<Map<string, WorkerHeartbeat>> {
+    const raw = await this.redis.hgetall(workersKey(this.prefix));
+    return new Map(Object.entries(raw).map(([worker, json]) => [worker, JSON.parse(json) as WorkerHeartbeat]));
+  }
+
+  /** Forgets the heartbeats of worker processes that have stopped (or are presumed dead). */
+  async dropWorker(...workerIds: string[]): Promise<void> {
+    if (workerIds.length > 0) await this.redis.hdel(workersKey(this.prefix), ...workerIds);
   }
 
   /** The client's view of a triage, from one HMGET: O(1) whatever the job's size. */
