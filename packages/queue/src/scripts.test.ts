@@ -19,7 +19,7 @@ import type { GridRecord } from './contract.js';
 
 const PHOTOS = 4;
 /** Script calls in one `lifecycle`. */
-const SCRIPT_CALLS = 11;
+const SCRIPT_CALLS = 12;
 
 function record(grid: number, photos: number[]): GridRecord {
   return {
@@ -29,7 +29,7 @@ function record(grid: number, photos: number[]): GridRecord {
   };
 }
 
-/** A triage through every script: create, start, record a grid (twice: the second is a duplicate), begin the fine pass, hand off, finish. */
+/** A triage through every script: create, start, record a grid (twice: the second is a duplicate), begin the fine pass, hand off, wait for storage, finish. */
 async function lifecycle(store: TriageStore): Promise<string> {
   const triageId = randomUUID();
   const photos = Array.from({ length: PHOTOS }, (_, i) => ({ name: `p${i}.jpg`, path: `u/p${i}.jpg` }));
@@ -44,6 +44,8 @@ async function lifecycle(store: TriageStore): Promise<string> {
   expect(await store.beginFine(triageId, [0], [1], [0, 1, 2, 3])).toBe(true);
   expect(await store.recordHandOff(triageId, 'photo-0')).toBe(true);
   expect(await store.recordHandOff(triageId, 'photo-0')).toBe(false);
+  expect(await store.notePause(triageId, 'test', { waitMs: 1000, maxWaitMs: 1000, limitMs: 60_000 })).toMatchObject({ waitMs: 1000 });
+  await store.endOutage(triageId);
   expect(await store.finish(triageId, { status: 'completed', selected: [0], ranks: new Map([[0, 1]]) })).toBe(true);
   expect(await store.finish(triageId, { status: 'failed' })).toBe(false);
   const status = await store.status(triageId);

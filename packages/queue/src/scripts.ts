@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { RedisClient } from './redis.js';
 
 /** Every script, by its file's name (`lua/<name>.lua`). */
-export const SCRIPTS = ['create', 'record-grid', 'handoff', 'start', 'begin-fine', 'finish'] as const;
+export const SCRIPTS = ['create', 'record-grid', 'handoff', 'start', 'begin-fine', 'finish', 'note-pause'] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
 const DIR = new URL('./lua/', import.meta.url);

@@ -83,6 +83,25 @@ export interface FinishOutcome {
   groups?: readonly (number | null)[];
 }
 
+/** A storage outage a triage is waiting out: when its first wait began (ms), how many waits so far. */
+export interface OutageState {
+  since: number;
+  pauses: number;
+}
+
+/** How a triage waits out a storage outage, ms. */
+export interface PausePolicy {
+  /** First wait, doubling up to `maxWaitMs`. */
+  waitMs: number;
+  maxWaitMs: number;
+  /** How long an outage may last before photos fail instead of the job waiting. */
+  limitMs: number;
+}
+
+/** The meta hash fields of an outage (see lua/note-pause.lua). */
+const OUTAGE_SINCE = 'storage_outage_since';
+const OUTAGE_PAUSES = 'storage_pauses';
+
 export type CreateOutcome = { kind: 'created' } | { kind: 'exists' } | { kind: 'at-cap'; active: number };
 
 export interface TriageStoreOptions {
@@ -403,6 +422,30 @@ export class TriageStore {
   /** Triages that ended before `endedBefore` (ms), oldest first: the retention sweep's work list. */
   async finishedBefore(endedBefore: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(finishedKey(this.prefix), '-inf', `(${endedBefore}`, 'LIMIT', 0, limit);
+  }
+
+  /** The storage outage the triage is waiting out, if any. */
+  async outage(triageId: string): Promise<OutageState | null> {
+    const [since, pauses] = await this.redis.hmget(this.keys(triageId).meta, OUTAGE_SINCE, OUTAGE_PAUSES);
+    return since ? { since: Number(since), pauses: Number(pauses ?? 0) } : null;
+  }
+
+  /**
+   * Notes one more wait for the storage, in one script: the wait (doubling with each), and why, in the
+   * status's `error_message`. Null when the triage no longer exists: nothing is written then.
+   */
+  async notePause(triageId: string, reason: string, policy: PausePolicy, now = Date.now()): Promise<{ waitMs: number; line: string } | null> {
+    const args = [String(now), reason, String(policy.waitMs), String(policy.maxWaitMs), String(policy.limitMs)];
+    const reply = await runScript(this.redis, 'note-pause', [this.keys(triageId).meta], args);
+    if (!Array.isArray(reply)) return null;
+    await this.publish(triageId);
+    return { line: String(reply[0]), waitMs: Number(reply[1]) };
+  }
+
+  /** Ends the triage's outage: its record and status no longer show it. */
+  async endOutage(triageId: string): Promise<void> {
+    const removed = await this.redis.hdel(this.keys(triageId).meta, OUTAGE_SINCE, OUTAGE_PAUSES, 'error_message');
+    if (removed > 0) await this.publish(triageId);
   }
 
   /** Writes a worker process's heartbeat (`workerId`: `host:pid`). */
