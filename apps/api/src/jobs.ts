@@ -6,7 +6,6 @@ import {
   countActiveJobs,
   prepareTriage,
   submitTriage,
-  triageOwner,
   TriageExistsError,
   type PhotoInput,
   type PreparedTriage,
@@ -44,7 +43,7 @@ export async function ownedMeta(store: TriageStore, triageId: string, userId: st
 
 /** O(1): one HGET for the owner. */
 export async function assertOwner(store: TriageStore, triageId: string, userId: string): Promise<void> {
-  if ((await triageOwner(store, triageId)) !== userId) throw jobNotFound();
+  if ((await store.owner(triageId)) !== userId) throw jobNotFound();
 }
 
 /** A path inside `triage/{user}/{job}/`, with no `..`, encoded separators or other escapes. */

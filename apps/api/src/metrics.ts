@@ -6,7 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { workersKey, type TriageStore, type WorkerHeartbeat } from '@triage/queue';
+import type { TriageStore } from '@triage/queue';
 
 export interface MetricsDeps {
   store: TriageStore;
@@ -49,20 +49,18 @@ export function createMetrics(deps: MetricsDeps) {
     labelNames: ['worker', 'kind'],
     registers: [registry],
     async collect() {
-      const key = workersKey(deps.store.prefix);
-      const beats = await deps.store.redis.hgetall(key);
+      const beats = await deps.store.workerBeats();
       const now = Date.now();
       this.reset();
       const gone: string[] = [];
-      for (const [worker, json] of Object.entries(beats)) {
-        const beat = JSON.parse(json) as WorkerHeartbeat;
+      for (const [worker, beat] of beats) {
         // Silent for a minute: not live. Silent for ten: dead (killed, crashed), forgotten.
         if (now - beat.at > 600_000) gone.push(worker);
         if (now - beat.at > 60_000) continue;
         this.set({ worker, kind: 'rss' }, beat.rssBytes);
         this.set({ worker, kind: 'peak' }, beat.peakRssBytes);
       }
-      if (gone.length > 0) await deps.store.redis.hdel(key, ...gone);
+      await deps.store.dropWorker(...gone);
     },
   });
   const jobDuration = new Histogram({

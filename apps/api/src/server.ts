@@ -3,7 +3,8 @@
 import { pino } from 'pino';
 import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, RedisUnavailableError, TriageStore, warnAboutRedisConfig, type RedisClient } from '@triage/queue';
 import { createStorageDriver, LocalStorage, type StorageDriver } from '@triage/storage';
-import { createPool, migrate, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl } from '@triage/db';
+import { redactUrl } from '@triage/core';
+import { createPool, migrate, PgCreditLedger, readDatabaseSettings } from '@triage/db';
 import { buildApp } from './app.js';
 import { corsWarning } from './cors.js';
 import { NO_LEDGER, startReconciler, workStateOf, type CreditLedger } from './credits.js';
@@ -138,7 +139,7 @@ async function connectDatabase(workState: Parameters<typeof startReconciler>[2])
   await pool.query('SELECT 1');
   const credits = new PgCreditLedger(pool);
   const stop = startReconciler(credits, database.holdTimeoutMs, workState, log);
-  log.info({ database: redactDatabaseUrl(database.url), poolMax: database.poolMax }, 'credits are charged from the database');
+  log.info({ database: redactUrl(database.url), poolMax: database.poolMax }, 'credits are charged from the database');
   return {
     credits,
     async closeDatabase() {

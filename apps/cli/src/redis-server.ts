@@ -8,7 +8,8 @@ import { access, mkdtemp, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { connectRedis, describeRedis, redactUrl, SettingsError, startRedisServer, type RedisTarget } from '@triage/queue';
+import { redactUrl } from '@triage/core';
+import { connectRedis, describeRedis, SettingsError, startRedisServer, type RedisTarget } from '@triage/queue';
 
 export interface RedisForRun {
   target: RedisTarget;

@@ -5,29 +5,17 @@
  * it, and the status shows it in `error_message` while the job is still processing. Once it has lasted
  * longer than the limit, the next try reads with `outage: 'fail'`: the photos it hits fail with the reason.
  */
-import type { TriageStore } from '@triage/queue';
+import type { OutageState, PausePolicy, TriageStore } from '@triage/queue';
 
-export interface OutagePolicy {
-  /** How long an outage may last before photos fail instead of the job waiting, ms. */
-  limitMs: number;
-  /** First wait, doubling up to `maxWaitMs`. */
-  waitMs: number;
-  maxWaitMs: number;
-}
+export type { OutageState };
+
+/** How long an outage may last before photos fail instead of the job waiting, and how long each wait is (ms). */
+export type OutagePolicy = PausePolicy;
 
 export const DEFAULT_OUTAGE_POLICY: OutagePolicy = { limitMs: 30 * 60_000, waitMs: 2_000, maxWaitMs: 60_000 };
 
-export interface OutageState {
-  since: number;
-  pauses: number;
-}
-
-const SINCE = 'storage_outage_since';
-const PAUSES = 'storage_pauses';
-
 export async function outageState(store: TriageStore, triageId: string): Promise<OutageState | null> {
-  const [since, pauses] = await store.redis.hmget(store.keys(triageId).meta, SINCE, PAUSES);
-  return since ? { since: Number(since), pauses: Number(pauses ?? 0) } : null;
+  return store.outage(triageId);
 }
 
 /** Whether the outage has outlasted the limit: then photos fail rather than wait. */
@@ -35,24 +23,16 @@ export function outageExpired(state: OutageState | null, policy: OutagePolicy, n
   return state !== null && now - state.since >= policy.limitMs;
 }
 
-/** Records one more wait and says how long it is; the status tells the client why the job is waiting. */
+/**
+ * Records one more wait and says how long it is; the status tells the client why the job is waiting (one
+ * script: see the store's notePause). A triage deleted meanwhile is not recreated, and nothing is waited for.
+ */
 export async function notePause(store: TriageStore, triageId: string, reason: string, policy: OutagePolicy, now = Date.now()): Promise<{ waitMs: number; line: string }> {
-  const key = store.keys(triageId).meta;
-  await store.redis.hsetnx(key, SINCE, String(now));
-  const pauses = await store.redis.hincrby(key, PAUSES, 1);
-  const since = Number((await store.redis.hget(key, SINCE)) ?? now);
-  const waitMs = Math.min(policy.maxWaitMs, policy.waitMs * 2 ** Math.min(20, pauses - 1));
-  const left = Math.max(0, Math.round((policy.limitMs - (now - since)) / 1000));
-  const line =
-    `storage unavailable (${reason}): waiting ${Math.round(waitMs / 100) / 10} s before try ${pauses + 1}; ` +
-    `photos fail with this reason if it lasts ${left} s more`;
-  await store.redis.hset(key, 'error_message', line);
-  await store.publish(triageId);
-  return { waitMs, line };
+  const pause = await store.notePause(triageId, reason, policy, now);
+  return pause ?? { waitMs: 0, line: `storage unavailable (${reason}); triage ${triageId} no longer exists: not waiting` };
 }
 
 /** The outage is over for this triage: its record and status say so. */
 export async function endOutage(store: TriageStore, triageId: string): Promise<void> {
-  const removed = await store.redis.hdel(store.keys(triageId).meta, SINCE, PAUSES, 'error_message');
-  if (removed > 0) await store.publish(triageId);
+  await store.endOutage(triageId);
 }

@@ -2,7 +2,8 @@
 import { pino, type Logger } from 'pino';
 import { composeGrid, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile } from '@triage/images';
 import { connectRedis, describeRedis, redisConnection, TriageStore, warnAboutRedisConfig } from '@triage/queue';
-import { createPool, PgCreditLedger, readDatabaseSettings, redactDatabaseUrl, type Pool } from '@triage/db';
+import { redactUrl } from '@triage/core';
+import { createPool, PgCreditLedger, readDatabaseSettings, type Pool } from '@triage/db';
 import { createStorageDriver } from '@triage/storage';
 import { createVisionProvider } from '@triage/vision';
 import type { WorkerSettings } from './config.js';
@@ -62,7 +63,7 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
   log.info(
     {
       redis: describeRedis(settings.redis),
-      database: database ? redactDatabaseUrl(database.url) : 'none',
+      database: database ? redactUrl(database.url) : 'none',
       handoff: handoff ? settings.proceedQueue : 'off',
       prefix: settings.prefix,
       storage: settings.storageDriver,

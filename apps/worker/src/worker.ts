@@ -18,7 +18,6 @@ import {
   gridJobId,
   MAINTENANCE_QUEUE,
   TRIAGE_QUEUE,
-  workersKey,
   type TriageJobData,
   type TriageStore,
   type WorkerHeartbeat,
@@ -334,7 +333,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       startedAt,
       at: Date.now(),
     };
-    await store.redis.hset(workersKey(options.prefix), id, JSON.stringify(beat));
+    await store.heartbeat(id, beat);
   };
   const beating = setInterval(() => void heartbeat().catch(() => {}), options.heartbeatMs ?? 10_000);
   beating.unref();
@@ -350,7 +349,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       try {
         await Promise.all([worker.close(), maintenance?.worker.close()]);
         await Promise.all([maintenance?.queue.close(), queue.close()]);
-        await store.redis.hdel(workersKey(options.prefix), id).catch(() => {});
+        await store.dropWorker(id).catch(() => {});
       } finally {
         clearTimeout(timer);
         await options.subscriber.unsubscribe().catch(() => {});

@@ -8,3 +8,4 @@ export * from './profiles.js';
 export * from './image-size.js';
 export * from './scenes.js';
 export * from './flaws.js';
+export * from './redact.js';

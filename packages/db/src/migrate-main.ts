@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `npm run migrate`: applies the SQL migrations to DATABASE_URL and says which. */
-import { createPool, migrate, readDatabaseSettings, redactDatabaseUrl } from './index.js';
+import { redactUrl } from '@triage/core';
+import { createPool, migrate, readDatabaseSettings } from './index.js';
 
 async function main(): Promise<number> {
   const settings = readDatabaseSettings();
@@ -11,7 +12,7 @@ async function main(): Promise<number> {
   const pool = createPool(settings, 'photo-triage-migrate');
   try {
     const applied = await migrate(pool);
-    const where = redactDatabaseUrl(settings.url);
+    const where = redactUrl(settings.url);
     console.log(applied.length > 0 ? `migrate: applied ${applied.join(', ')} to ${where}` : `migrate: ${where} is up to date`);
     return 0;
   } finally {

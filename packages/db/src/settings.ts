@@ -63,14 +63,3 @@ export function readDatabaseSettings(env: Env = process.env): DatabaseSettings |
   }
   return { url, ...settings };
 }
-
-/** The connection string without its password, for the logs. */
-export function redactDatabaseUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable)';
-  }
-}

@@ -1,9 +1,10 @@
 /**
- * Read-only views of the store that the API serves: a user's active jobs, a job's owner, every photo's fate.
- * Nothing here changes a triage's state (except dropping a user's index entries whose records have expired).
+ * Read-only views of the store that the API serves: a user's active jobs, every photo's fate.
+ * Nothing here changes a triage's state (except dropping a user's index entries whose records have expired),
+ * and nothing reads Redis but through the store's methods.
  */
 import { groupMembers, jobFlaws, progressOf, type JobStatus, type Phase, type PhotoSignals } from '@triage/core';
-import { userJobsKey, type CoarseVerdict, type FateSignals, type FineVerdict, type PhotoFate, type PhotoInput } from './contract.js';
+import type { CoarseVerdict, FateSignals, FineVerdict, PhotoFate } from './contract.js';
 import { gridPaths, type TriageMeta, type TriageStore } from './store.js';
 
 export interface ActiveJob {
@@ -23,38 +24,20 @@ const ACTIVE: readonly JobStatus[] = ['pending', 'uploading', 'processing'];
  * forgotten) are dropped from the user's index on the way.
  */
 export async function activeJobs(store: TriageStore, userId: string): Promise<ActiveJob[]> {
-  const indexKey = userJobsKey(store.prefix, userId);
-  const ids = await store.redis.zrevrange(indexKey, 0, -1);
-  if (ids.length === 0) return [];
-  const fields = ['status', 'phase', 'total_input', 'created_at', 'coarse_done', 'coarse_total', 'fine_done', 'fine_total'] as const;
-  const pipeline = store.redis.pipeline();
-  for (const id of ids) pipeline.hmget(store.keys(id).meta, ...fields);
-  const rows = (await pipeline.exec()) ?? [];
-  const gone: string[] = [];
-  const jobs: ActiveJob[] = [];
-  ids.forEach((id, i) => {
-    const [err, values] = rows[i] ?? [null, null];
-    if (err) throw err;
-    const v = values as (string | null)[];
-    const status = v[0] as JobStatus | null;
-    if (!status) {
-      gone.push(id);
-      return;
-    }
-    if (!ACTIVE.includes(status)) return;
-    const phase = (v[1] as Phase | null) ?? null;
-    const [done, total] = phase === 'fine_pass' ? [Number(v[6]), Number(v[7])] : [Number(v[4]), Number(v[5])];
-    jobs.push({
-      job_id: id,
-      status,
-      total_input: Number(v[2] ?? 0),
-      progress_percentage: phase && status === 'processing' ? progressOf(phase, done || 0, total || 0).percentage : 0,
-      phase: phase ?? 'pending',
-      created_at: v[3] ?? '',
+  const jobs = await store.userJobs(userId);
+  return jobs
+    .filter((job) => ACTIVE.includes(job.status))
+    .map((job) => {
+      const [done, total] = job.phase === 'fine_pass' ? [job.fineDone, job.fineTotal] : [job.coarseDone, job.coarseTotal];
+      return {
+        job_id: job.triageId,
+        status: job.status,
+        total_input: job.total,
+        progress_percentage: job.phase && job.status === 'processing' ? progressOf(job.phase, done, total).percentage : 0,
+        phase: job.phase ?? 'pending',
+        created_at: job.createdAt,
+      };
     });
-  });
-  if (gone.length > 0) await store.redis.zrem(indexKey, ...gone);
-  return jobs;
 }
 
 /** How many of a user's jobs are pending or processing. */
@@ -62,30 +45,15 @@ export async function countActiveJobs(store: TriageStore, userId: string): Promi
   return (await activeJobs(store, userId)).length;
 }
 
-/** The owner of a triage, or null when there is no such triage. One HGET. */
-export async function triageOwner(store: TriageStore, triageId: string): Promise<string | null> {
-  return store.redis.hget(store.keys(triageId).meta, 'user_id');
-}
-
-/** Every photo of a triage, by index. */
-export async function allPhotos(store: TriageStore, triageId: string): Promise<PhotoInput[]> {
-  const raw = await store.redis.hgetall(store.keys(triageId).photos);
-  return Object.entries(raw)
-    .map(([index, json]) => [Number(index), JSON.parse(json) as PhotoInput] as const)
-    .sort((a, b) => a[0] - b[0])
-    .map(([, photo]) => photo);
-}
-
 /** What became of every photo of a triage, and why, in input order. */
 export async function photoFates(store: TriageStore, triageId: string): Promise<PhotoFate[]> {
-  const [meta, photos, coarse, fine, ranks, selected, fallback, groups] = await Promise.all([
+  const [meta, photos, coarse, fine, ranks, selected, groups] = await Promise.all([
     store.meta(triageId),
-    allPhotos(store, triageId),
+    store.allPhotos(triageId),
     store.coarseVerdicts(triageId),
     store.fineVerdicts(triageId),
     store.ranks(triageId),
     store.selected(triageId),
-    store.redis.hget(store.keys(triageId).meta, 'fallback'),
     store.groups(triageId),
   ]);
   if (!meta) return [];
@@ -112,7 +80,7 @@ export async function photoFates(store: TriageStore, triageId: string): Promise<
       signals: fateSignals(c, f),
       flaw,
       reason: fateReason({
-        status: meta.status, passes: meta.passes, fallback: fallback === '1', selected: isSelected, rank, coarse: c, fine: f, keep: selected.length,
+        status: meta.status, passes: meta.passes, fallback: meta.fallback, selected: isSelected, rank, coarse: c, fine: f, keep: selected.length,
         flaw, keptTwin: keeper === undefined ? undefined : photos[keeper]!.name,
       }),
     };
@@ -174,7 +142,7 @@ function fateReason(p: {
 
 /** Every object a triage put or left in storage: its photos, their client thumbnails, the grids it kept. */
 export async function storedObjects(store: TriageStore, meta: TriageMeta): Promise<string[]> {
-  const photos = await allPhotos(store, meta.triageId);
+  const photos = await store.allPhotos(meta.triageId);
   const paths = photos.flatMap((p) => (p.thumbnailPath ? [p.path, p.thumbnailPath] : [p.path]));
   if (meta.saveGrids) paths.push(...gridPaths(meta));
   return paths;

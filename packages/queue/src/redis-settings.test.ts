@@ -13,6 +13,7 @@ describe('which Redis: the settings', () => {
       explicit: true,
     });
     expect(describeRedis(redisOf({ REDIS_URL: 'rediss://app:s3cret@redis.internal:6380/0' }))).not.toContain('s3cret');
+    expect(describeRedis(redisOf({ REDIS_URL: 'redis://redis.internal:6379/0?password=s3cret' }))).toBe('redis://redis.internal:6379/0?password=***');
     expect(() => redisOf({ REDIS_URL: 'http://redis.internal' })).toThrow(/REDIS_URL must start with redis:\/\/ or rediss:\/\//);
     expect(() => redisOf({ REDIS_URL: 'redis://x', REDIS_PASSWORD: 'p' })).toThrow(/REDIS_PASSWORD has no meaning with REDIS_URL/);
     expect(() => redisOf({ REDIS_URL: 'redis://x', REDIS_TLS: 'on' })).toThrow(/REDIS_TLS has no meaning with REDIS_URL/);

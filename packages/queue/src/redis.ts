@@ -4,6 +4,7 @@
  * from the settings into a `RedisTarget`; `redisConnection` turns a target and a role into an ioredis client
  * configured to ride out a failover the way that role needs.
  */
+import { redactUrl } from '@triage/core';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 /** A client of any kind: the commands are the same, only how they find the master differs. */
@@ -153,21 +154,11 @@ export function describeRedis(target: RedisTarget): string {
   const list = (nodes: RedisNode[]) => nodes.map((n) => `${n.host}:${n.port}`).join(',');
   switch (target.kind) {
     case 'single':
-      return redactUrl(target.url);
+      return redactUrl(target.url, '(invalid Redis URL)');
     case 'cluster':
       return `Redis Cluster ${list(target.nodes)}`;
     case 'sentinel':
       return `master "${target.name}" of Sentinels ${list(target.sentinels)}`;
-  }
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(invalid Redis URL)';
   }
 }
 

@@ -1,9 +1,11 @@
 /**
  * Where Redis is written: a triage's settings, photos, per-grid records, verdicts and result. Every state
  * change that must not be half-done (accepting a job, recording a grid, starting the fine pass, finishing)
- * is one Lua script, so a worker killed at any moment leaves either the old state or the new one.
+ * is one Lua script (`lua/*.lua`, see scripts.ts), so a worker killed at any moment leaves either the old
+ * state or the new one.
  */
 import type { RedisClient } from './redis.js';
+import { defineScripts, runScript } from './scripts.js';
 import { progressOf, type GridPlan, type JobStatus, type Phase } from '@triage/core';
 import {
   allKeys,
@@ -12,6 +14,7 @@ import {
   finishedKey,
   triageKeys,
   userJobsKey,
+  workersKey,
   type CoarseVerdict,
   type FineVerdict,
   type GridRecord,
@@ -19,143 +22,8 @@ import {
   type SelectedPhoto,
   type TriageRequest,
   type TriageStatus,
+  type WorkerHeartbeat,
 } from './contract.js';
-
-const TERMINAL = "local st = redis.call('HGET', KEYS[1], 'status')\n" +
-  "if st == false or st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end\n";
-
-/**
- * KEYS: meta, photos, the user's jobs index. ARGV: triage id, created at (ms), fields JSON, photos JSON,
- * the user's cap on active jobs (0 = none), the prefix of a triage's meta key.
- * Returns 1 created, 0 the id is taken, -N the user already has N ≥ cap active jobs. Counting the user's active jobs and adding
- * this one is one step, so concurrent starts can never exceed the cap. (Their meta keys are derived here from
- * the index; with a hash-tag prefix they share the declared keys' slot.)
- */
-const CREATE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local cap = tonumber(ARGV[5])
-if cap > 0 then
-  local active = 0
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-    local st = redis.call('HGET', ARGV[6] .. id, 'status')
-    if st == 'pending' or st == 'uploading' or st == 'processing' then active = active + 1 end
-  end
-  if active >= cap then return -active end
-end
-redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[3])))
-local photos = cjson.decode(ARGV[4])
-local args = {}
-for i, p in ipairs(photos) do
-  args[#args + 1] = tostring(i - 1)
-  args[#args + 1] = p
-  if #args >= 1000 then redis.call('HSET', KEYS[2], unpack(args)); args = {} end
-end
-if #args > 0 then redis.call('HSET', KEYS[2], unpack(args)) end
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return 1`;
-
-const RECORD_GRID = `
-${TERMINAL}
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[1], 'failed', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'tokens_in', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'tokens_out', ARGV[6])
-redis.call('HINCRBYFLOAT', KEYS[1], 'cost_usd', ARGV[7])
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
-local verdicts = cjson.decode(ARGV[9])
-if #verdicts > 0 then redis.call('HSET', KEYS[3], unpack(verdicts)) end
-return 1`;
-
-/**
- * Fair shares by user. KEYS: the triage's meta, its user's jobs index (by creation time). ARGV: triage id,
- * pass, the prefix of a triage's meta key, the number of grids being queued. Marks the pass as queued and
- * returns the first turn (BullMQ priority) of its grids: after the grids still queued by the user's other
- * running triages that have no more of them left (the older first among equals). So a user's triages take
- * turns one after the other, the shortest first, while another user's triage takes its turns beside them:
- * a user with three jobs gets about the share of a user with one, and a user's small job does not wait
- * behind the same user's big one.
- */
-const FAIR_BASE = `
-${TERMINAL}
-redis.call('HSET', KEYS[1], 'queued_pass', ARGV[2])
-local n = tonumber(ARGV[4])
-local base = 0
-local older = true
-for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if id == ARGV[1] then
-    older = false
-  else
-    local m = redis.call('HMGET', ARGV[3] .. id, 'status', 'queued_pass', 'coarse_total', 'coarse_done', 'fine_total', 'fine_done')
-    if m[1] == 'processing' and m[2] then
-      local left
-      if m[2] == 'coarse' then left = tonumber(m[3] or 0) - tonumber(m[4] or 0) else left = tonumber(m[5] or 0) - tonumber(m[6] or 0) end
-      if left > 0 and (left < n or (left == n and older)) then base = base + left end
-    end
-  end
-end
-return base + 1`;
-
-// Once per photo (a redelivered hand-off changes nothing), and only while the triage exists.
-const HANDOFF = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-if ARGV[2] == 'ok' then
-  redis.call('HINCRBY', KEYS[1], 'handoff_done', 1)
-else
-  redis.call('HINCRBY', KEYS[1], 'handoff_failed', 1)
-  redis.call('HSET', KEYS[1], 'handoff_error', ARGV[2])
-end
-return 1`;
-
-const START = `
-${TERMINAL}
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'processing', 'phase', 'coarse_pass', 'started_at', ARGV[1], 'updated_at', ARGV[1])
-return 1`;
-
-const BEGIN_FINE = `
-${TERMINAL}
-if redis.call('HGET', KEYS[1], 'phase') ~= 'coarse_pass' then return 0 end
-redis.call('DEL', KEYS[2])
-local survivors = cjson.decode(ARGV[2])
-for i = 1, #survivors, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(survivors, i, math.min(i + 999, #survivors)))
-end
-local sizes = cjson.decode(ARGV[1])
-redis.call('HSET', KEYS[1], 'phase', 'fine_pass', 'fine_sizes', ARGV[1], 'fine_total', #sizes, 'fine_done', 0,
-  'pass1_survivors', #survivors, 'updated_at', ARGV[3])
-redis.call('SET', KEYS[3], ARGV[4])
-return 1`;
-
-/**
- * KEYS: meta, selected, ranks, finished index, groups, then every other key to expire.
- * ARGV: fields JSON, selected JSON, ranks JSON, ttl, triage id, ended at (ms), groups JSON ('' to leave them).
- */
-const FINISH = `
-${TERMINAL}
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[1])))
-local selected = cjson.decode(ARGV[2])
-redis.call('DEL', KEYS[2])
-for i = 1, #selected, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(selected, i, math.min(i + 999, #selected)))
-end
-local ranks = cjson.decode(ARGV[3])
-for i = 1, #ranks, 1000 do
-  redis.call('HSET', KEYS[3], unpack(ranks, i, math.min(i + 999, #ranks)))
-end
-if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'NX') end
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  for i = 1, #KEYS do
-    if i ~= 4 then redis.call('EXPIRE', KEYS[i], ttl) end
-  end
-end
-return 1`;
 
 /** The meta hash fields a status needs: read with one HMGET. */
 const STATUS_FIELDS = [
@@ -185,7 +53,24 @@ export interface TriageMeta {
   cancelRequested: boolean;
   failed: number;
   createdAt: string;
+  /** The last pass picked nothing, so the selection is the top of the ranking. */
+  fallback: boolean;
 }
+
+/** A triage as a user's list of jobs shows it: one HMGET of its meta hash. */
+export interface JobSummary {
+  triageId: string;
+  status: JobStatus;
+  phase: Phase | null;
+  total: number;
+  createdAt: string;
+  coarseDone: number;
+  coarseTotal: number;
+  fineDone: number;
+  fineTotal: number;
+}
+
+const SUMMARY_FIELDS = ['status', 'phase', 'total_input', 'created_at', 'coarse_done', 'coarse_total', 'fine_done', 'fine_total'] as const;
 
 export interface FinishOutcome {
   status: Extract<JobStatus, 'completed' | 'failed' | 'cancelled'>;
@@ -197,6 +82,25 @@ export interface FinishOutcome {
   /** Near-duplicate groups, when none were recorded at the start of the fine pass (see TriageStore.groups). */
   groups?: readonly (number | null)[];
 }
+
+/** A storage outage a triage is waiting out: when its first wait began (ms), how many waits so far. */
+export interface OutageState {
+  since: number;
+  pauses: number;
+}
+
+/** How a triage waits out a storage outage, ms. */
+export interface PausePolicy {
+  /** First wait, doubling up to `maxWaitMs`. */
+  waitMs: number;
+  maxWaitMs: number;
+  /** How long an outage may last before photos fail instead of the job waiting. */
+  limitMs: number;
+}
+
+/** The meta hash fields of an outage (see lua/note-pause.lua). */
+const OUTAGE_SINCE = 'storage_outage_since';
+const OUTAGE_PAUSES = 'storage_pauses';
 
 export type CreateOutcome = { kind: 'created' } | { kind: 'exists' } | { kind: 'at-cap'; active: number };
 
@@ -232,6 +136,7 @@ export class TriageStore {
   ) {
     this.prefix = options.prefix;
     this.retentionSeconds = options.retentionSeconds;
+    defineScripts(redis);
   }
 
   keys(triageId: string) {
@@ -269,18 +174,11 @@ export class TriageStore {
     };
     const flat = Object.entries(fields).flatMap(([key, value]) => [key, String(value)]);
     const photos = request.photos.map((p) => JSON.stringify(p));
-    const ok = await this.redis.eval(
-      CREATE,
-      3,
-      k.meta,
-      k.photos,
-      userJobsKey(this.prefix, request.userId),
-      request.triageId,
-      String(Date.now()),
-      JSON.stringify(flat),
-      JSON.stringify(photos),
-      String(maxActive),
-      triageKeys(this.prefix, '').meta,
+    const ok = await runScript(
+      this.redis,
+      'create',
+      [k.meta, k.photos, userJobsKey(this.prefix, request.userId)],
+      [request.triageId, String(Date.now()), JSON.stringify(flat), JSON.stringify(photos), String(maxActive), triageKeys(this.prefix, '').meta],
     );
     const code = Number(ok);
     return code === 1 ? { kind: 'created' } : code < 0 ? { kind: 'at-cap', active: -code } : { kind: 'exists' };
@@ -308,7 +206,49 @@ export class TriageStore {
       cancelRequested: m.cancel_requested === '1',
       failed: int(m.failed),
       createdAt: m.created_at ?? '',
+      fallback: m.fallback === '1',
     };
+  }
+
+  /** The owner of a triage, or null when there is no such triage. One HGET. */
+  async owner(triageId: string): Promise<string | null> {
+    return this.redis.hget(this.keys(triageId).meta, 'user_id');
+  }
+
+  /**
+   * A user's triages, newest first (one pipelined HMGET each). Ids whose records are gone (expired or
+   * forgotten) are dropped from the user's index on the way.
+   */
+  async userJobs(userId: string): Promise<JobSummary[]> {
+    const indexKey = userJobsKey(this.prefix, userId);
+    const ids = await this.redis.zrevrange(indexKey, 0, -1);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys(id).meta, ...SUMMARY_FIELDS);
+    const rows = (await pipeline.exec()) ?? [];
+    const gone: string[] = [];
+    const jobs: JobSummary[] = [];
+    ids.forEach((triageId, i) => {
+      const [err, values] = rows[i] ?? [null, null];
+      if (err) throw err;
+      const [status, phase, total, createdAt, coarseDone, coarseTotal, fineDone, fineTotal] = values as (string | null)[];
+      if (!status) gone.push(triageId);
+      else jobs.push({
+        triageId, status: status as JobStatus, phase: (phase as Phase | null) ?? null, total: int(total), createdAt: createdAt ?? '',
+        coarseDone: int(coarseDone), coarseTotal: int(coarseTotal), fineDone: int(fineDone), fineTotal: int(fineTotal),
+      });
+    });
+    if (gone.length > 0) await this.redis.zrem(indexKey, ...gone);
+    return jobs;
+  }
+
+  /** Every photo of a triage, by index. */
+  async allPhotos(triageId: string): Promise<PhotoInput[]> {
+    const raw = await this.redis.hgetall(this.keys(triageId).photos);
+    return Object.entries(raw)
+      .map(([index, json]) => [Number(index), JSON.parse(json) as PhotoInput] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, photo]) => photo);
   }
 
   /** Photos by index, in the order asked. */
@@ -327,7 +267,7 @@ export class TriageStore {
   }
 
   async start(triageId: string): Promise<boolean> {
-    const ok = await this.redis.eval(START, 1, this.keys(triageId).meta, nowIso());
+    const ok = await runScript(this.redis, 'start', [this.keys(triageId).meta], [nowIso()]);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -354,12 +294,7 @@ export class TriageStore {
   ): Promise<boolean> {
     const k = this.keys(triageId);
     const flat = [...verdicts].flatMap(([index, v]) => [String(index), JSON.stringify(v)]);
-    const ok = await this.redis.eval(
-      RECORD_GRID,
-      3,
-      k.meta,
-      k.grids,
-      record.pass === 'coarse' ? k.coarse : k.fine,
+    const ok = await runScript(this.redis, 'record-grid', [k.meta, k.grids, record.pass === 'coarse' ? k.coarse : k.fine], [
       `${record.pass}:${record.grid}`,
       JSON.stringify(record),
       `${record.pass}_done`,
@@ -369,7 +304,7 @@ export class TriageStore {
       String(record.usage.costUsd),
       nowIso(),
       JSON.stringify(flat),
-    );
+    ]);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -382,18 +317,14 @@ export class TriageStore {
 
   /**
    * Where the `count` grids of a pass start in the queue's order (BullMQ priority, 1 = first): after what the
-   * user's shorter or older running triages still have queued (see FAIR_BASE). 0 when the triage has ended.
+   * user's shorter or older running triages still have queued (lua/fair-turn.lua). 0 when the triage has ended.
    */
   async fairTurn(meta: Pick<TriageMeta, 'triageId' | 'userId'>, pass: 'coarse' | 'fine', count: number): Promise<number> {
-    const turn = await this.redis.eval(
-      FAIR_BASE,
-      2,
-      this.keys(meta.triageId).meta,
-      userJobsKey(this.prefix, meta.userId),
-      meta.triageId,
-      pass,
-      triageKeys(this.prefix, '').meta,
-      String(count),
+    const turn = await runScript(
+      this.redis,
+      'fair-turn',
+      [this.keys(meta.triageId).meta, userJobsKey(this.prefix, meta.userId)],
+      [meta.triageId, pass, triageKeys(this.prefix, '').meta, String(count)],
     );
     return Number(turn);
   }
@@ -431,8 +362,8 @@ export class TriageStore {
    */
   async beginFine(triageId: string, survivors: readonly number[], sizes: readonly number[], groups: readonly (number | null)[]): Promise<boolean> {
     const k = this.keys(triageId);
-    const ok = await this.redis.eval(
-      BEGIN_FINE, 3, k.meta, k.survivors, k.groups, JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups),
+    const ok = await runScript(
+      this.redis, 'begin-fine', [k.meta, k.survivors, k.groups], [JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups)],
     );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
@@ -452,15 +383,7 @@ export class TriageStore {
     if (outcome.errorMessage) fields.error_message = outcome.errorMessage;
     const ranks = [...(outcome.ranks ?? [])].flatMap(([index, rank]) => [String(index), String(rank)]);
     const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks, k.groups].includes(key));
-    const ok = await this.redis.eval(
-      FINISH,
-      5 + others.length,
-      k.meta,
-      k.selected,
-      k.ranks,
-      finishedKey(this.prefix),
-      k.groups,
-      ...others,
+    const ok = await runScript(this.redis, 'finish', [k.meta, k.selected, k.ranks, finishedKey(this.prefix), k.groups, ...others], [
       JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
       JSON.stringify((outcome.selected ?? []).map(String)),
       JSON.stringify(ranks),
@@ -468,7 +391,7 @@ export class TriageStore {
       triageId,
       String(Date.now()),
       outcome.groups ? JSON.stringify(outcome.groups) : '',
-    );
+    ]);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -476,7 +399,7 @@ export class TriageStore {
   /** Records a photo's hand-off to scoring: `failure` is why it could not be handed off. Once per photo. */
   async recordHandOff(triageId: string, photoId: string, failure?: string): Promise<boolean> {
     const k = this.keys(triageId);
-    const ok = await this.redis.eval(HANDOFF, 2, k.meta, k.handoff, photoId, failure ?? 'ok');
+    const ok = await runScript(this.redis, 'handoff', [k.meta, k.handoff], [photoId, failure ?? 'ok']);
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -519,6 +442,46 @@ export class TriageStore {
   /** Triages that ended before `endedBefore` (ms), oldest first: the retention sweep's work list. */
   async finishedBefore(endedBefore: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(finishedKey(this.prefix), '-inf', `(${endedBefore}`, 'LIMIT', 0, limit);
+  }
+
+  /** The storage outage the triage is waiting out, if any. */
+  async outage(triageId: string): Promise<OutageState | null> {
+    const [since, pauses] = await this.redis.hmget(this.keys(triageId).meta, OUTAGE_SINCE, OUTAGE_PAUSES);
+    return since ? { since: Number(since), pauses: Number(pauses ?? 0) } : null;
+  }
+
+  /**
+   * Notes one more wait for the storage, in one script: the wait (doubling with each), and why, in the
+   * status's `error_message`. Null when the triage no longer exists: nothing is written then.
+   */
+  async notePause(triageId: string, reason: string, policy: PausePolicy, now = Date.now()): Promise<{ waitMs: number; line: string } | null> {
+    const args = [String(now), reason, String(policy.waitMs), String(policy.maxWaitMs), String(policy.limitMs)];
+    const reply = await runScript(this.redis, 'note-pause', [this.keys(triageId).meta], args);
+    if (!Array.isArray(reply)) return null;
+    await this.publish(triageId);
+    return { line: String(reply[0]), waitMs: Number(reply[1]) };
+  }
+
+  /** Ends the triage's outage: its record and status no longer show it. */
+  async endOutage(triageId: string): Promise<void> {
+    const removed = await this.redis.hdel(this.keys(triageId).meta, OUTAGE_SINCE, OUTAGE_PAUSES, 'error_message');
+    if (removed > 0) await this.publish(triageId);
+  }
+
+  /** Writes a worker process's heartbeat (`workerId`: `host:pid`). */
+  async heartbeat(workerId: string, beat: WorkerHeartbeat): Promise<void> {
+    await this.redis.hset(workersKey(this.prefix), workerId, JSON.stringify(beat));
+  }
+
+  /** Every worker process's last heartbeat, by worker id. */
+  async workerBeats(): Promise<Map<string, WorkerHeartbeat>> {
+    const raw = await this.redis.hgetall(workersKey(this.prefix));
+    return new Map(Object.entries(raw).map(([worker, json]) => [worker, JSON.parse(json) as WorkerHeartbeat]));
+  }
+
+  /** Forgets the heartbeats of worker processes that have stopped (or are presumed dead). */
+  async dropWorker(...workerIds: string[]): Promise<void> {
+    if (workerIds.length > 0) await this.redis.hdel(workersKey(this.prefix), ...workerIds);
   }
 
   /** The client's view of a triage, from one HMGET: O(1) whatever the job's size. */
