@@ -70,4 +70,20 @@ describe('ImageGate', () => {
     await expect(gate.run(async () => 'never', controller.signal)).rejects.toThrow('stopped');
     expect(gate.busy).toBe(false);
   });
+
+  it('lets a lower rank in first, equal ranks in the order they asked', async () => {
+    const gate = new ImageGate();
+    const holder = pending();
+    const order: string[] = [];
+    const first = gate.run(() => holder.promise, undefined, 5);
+    const runs = [
+      gate.run(async () => void order.push('big-2'), undefined, 2),
+      gate.run(async () => void order.push('big-3'), undefined, 3),
+      gate.run(async () => void order.push('small-1'), undefined, 1),
+      gate.ranked(2).run(async () => void order.push('other-2')),
+    ];
+    holder.finish();
+    await Promise.all([first, ...runs]);
+    expect(order).toEqual(['small-1', 'big-2', 'other-2', 'big-3']);
+  });
 });

@@ -26,7 +26,7 @@ import { signalArray, type CoarseVerdict, type FineVerdict, type TriageMeta, typ
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
 import type { Logger } from 'pino';
-import type { ImageGate } from './gate.js';
+import type { Gate } from './gate.js';
 import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHints, type ReadGrid } from './grid-step.js';
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
@@ -54,7 +54,7 @@ export interface StepDeps {
   /** Photos of one near-duplicate group the final cut keeps at most (KEEP_PER_SCENE); default 1. */
   keepPerScene?: number;
   /** The process's image gate (one grid built at a time); without one, each step builds at once. */
-  gate?: ImageGate;
+  gate?: Gate;
 }
 
 export type StepOutcome =

@@ -242,7 +242,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
       const storageOutage = outageExpired(outage, outagePolicy) ? 'fail' : 'pause';
       const outcome = await runGridStep(
-        { ...options, gate, log: jobLog, jobLog: (line) => triageLog(job, line), storageOutage },
+        { ...options, gate: gate.ranked(job.opts.priority ?? 0), log: jobLog, jobLog: (line) => triageLog(job, line), storageOutage },
         triageId,
         pass,
         grid,
