@@ -57,16 +57,13 @@ async function* multipartBody(parts: Part[]): AsyncGenerator<Buffer> {
  * A JPEG-headed body of `bytes`, made 64 KB at a time (never whole in the test's memory either). When
  * `at` bytes are sent, `pause` is awaited before the rest.
  */
-function bigJpeg(bytes: number, at = Infinity, pause: () => Promise<void> = async () => {}): () => AsyncGenerator<Buffer> {
+/** A JPEG-looking part of `bytes`, sent 64 KB at a time; `pace(sent)` is awaited before each chunk. */
+function bigJpeg(bytes: number, pace: (sent: number) => Promise<void> = async () => {}): () => AsyncGenerator<Buffer> {
   return async function* () {
     yield Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
     const chunk = Buffer.alloc(64 * 1024, 7);
-    let paused = false;
     for (let sent = 4; sent < bytes; sent += chunk.length) {
-      if (!paused && sent >= at) {
-        paused = true;
-        await pause();
-      }
+      await pace(sent);
       yield chunk.subarray(0, Math.min(chunk.length, bytes - sent));
     }
   };
@@ -169,7 +166,7 @@ describe('POST /api/triage/start (multipart)', () => {
     let peak = 0;
     // A full collection per sample: on a loaded machine one can take a good part of a second, so the next
     // sample waits four times as long as the last one took (at least 50 ms), leaving the transfer most of the
-    // time. A part held whole would stay held for the whole pause below, whatever the sampling rate.
+    // time. A part held whole would hold the client back (below) until the server let it go, whatever the sampling rate.
     let sampler: NodeJS.Timeout | undefined;
     const sample = () => {
       const t0 = performance.now();
@@ -178,26 +175,28 @@ describe('POST /api/triage/start (multipart)', () => {
       sampler = setTimeout(sample, Math.max(50, 4 * (performance.now() - t0)));
     };
     sample();
-    // Two thirds in, the client waits until the server's file holds more than a quarter of the part: a
-    // server that collected the part before writing would never get there.
+    // The client never runs more than 8 MB ahead of what the server's file holds: so whatever the machine's
+    // load, at most that much is in flight, and a server that collected the part before writing it would
+    // never let the client go on (it ends in the assertions below, not in a hang).
+    let written = 0;
     let writtenWhileSending = 0;
-    const waitForServer = async () => {
-      // Bounded so that a server that never writes ends in the assertion below rather than a hang.
-      const deadline = Date.now() + 30_000;
-      while (writtenWhileSending <= 10 * MB && Date.now() < deadline) {
-        writtenWhileSending = await partialBytes(env, 'user-big');
-        await new Promise((r) => setTimeout(r, 25));
+    const deadline = Date.now() + 60_000;
+    const pace = async (sent: number) => {
+      while (sent - written > 8 * MB && Date.now() < deadline) {
+        written = await partialBytes(env, 'user-big');
+        writtenWhileSending = Math.max(writtenWhileSending, written);
+        if (sent - written > 8 * MB) await new Promise((r) => setTimeout(r, 10));
       }
     };
-    const res = await upload(env, base, [{ filename: 'big.jpg', body: bigJpeg(40 * MB, 27 * MB, waitForServer) }], 'user-big');
+    const res = await upload(env, base, [{ filename: 'big.jpg', body: bigJpeg(40 * MB, pace) }], 'user-big');
     clearTimeout(sampler);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(writtenWhileSending).toBeGreaterThan(10 * MB);
+    expect(writtenWhileSending).toBeGreaterThan(30 * MB);
     expect(storage.writes).toHaveLength(1);
     expect(storage.writes[0]!.streamed).toBe(true);
     expect(storage.writes[0]!.maxChunk).toBeLessThan(MB);
     // What the process (server and this test's client) still holds after a collection stays at half the
-    // part's 40 MB at most: socket and stream buffers in flight, never the part.
+    // part's 40 MB at most: the 8 MB in flight (counted on both sides) and stream buffers, never the part.
     expect(peak).toBeLessThan(20 * MB);
     const [photo] = await env.store.photos(res.body.job_id as string, [0]);
     expect((await env.storage.stat(BUCKET, photo!.path))?.size).toBe(40 * MB);
