@@ -302,7 +302,7 @@ export interface LoadSnapshot {
   loadMax: number;
 }
 
-function loadWatch(): { stop(): LoadSnapshot } {
+export function loadWatch(): { stop(): LoadSnapshot } {
   const start = loadavg()[0]!;
   let max = start;
   const timer = setInterval(() => (max = Math.max(max, loadavg()[0]!)), 1000);

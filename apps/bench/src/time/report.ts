@@ -5,7 +5,7 @@
 import { WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
 import { median } from '../load.js';
 import { hostLine, type Machine } from '../report.js';
-import type { FairRun, OneJobRun, SmallJobRun } from './scenarios.js';
+import type { FairRun, OneJobRun, RunFacts, SmallJobRun } from './scenarios.js';
 
 export interface TimeResult {
   key: string;
@@ -81,7 +81,7 @@ export function timeTargets(r: TimeResult): TargetFigure[] {
       measured: s1(s.loadedMs),
       reference: `alone on the idle service: ${s1(s.idleMs)}`,
       ratio: s.loadedMs / s.idleMs,
-      bound: '≤ 3 (plus the grids in flight)',
+      bound: '≤ 3, plus the grids in flight',
       met: s.loadedMs <= allowance,
       note:
         `${s.inFlight} grids of the big jobs in flight at submission (BullMQ active jobs: ${s.activeAtSubmit}), the last recorded ${s1(s.drainMs)} later; ` +
@@ -94,24 +94,25 @@ export function timeTargets(r: TimeResult): TargetFigure[] {
       ratio: r.fair.bMs / aMedian,
       bound: '≤ 1.00',
       met: r.fair.bMs <= aMedian,
-      note: `A's done at ${r.fair.aMs.map(s1).join(', ')} (from the first submission; the four spread over ${r.fair.submitSpreadMs} ms)`,
+      note: `A's done at ${r.fair.aMs.map(s1).join(', ')} (from the first submission; the four spread over ${r.fair.submitSpreadMs} ms); B − median of A's = ${r.fair.bMs - aMedian >= 0 ? '+' : ''}${((r.fair.bMs - aMedian) / 1000).toFixed(2)} s`,
     },
   ];
 }
 
 function runRows(r: TimeResult): string[] {
+  const facts = (x: RunFacts) => `${x.peakRss.map(mbs).join(', ')} | ${x.load.loadAtStart.toFixed(1)} / ${x.load.loadMax.toFixed(1)}`;
   const one = (name: string, x: OneJobRun) =>
-    `| ${name} | ${x.workers} | ${x.latencyMs} ms | ${x.photos} | ${s1(x.ms)} | ${x.grids} grids, ${x.modelCalls} model calls, recorded by ${x.workersUsed} worker(s) | ${x.peakRss.map(mbs).join(', ')} |`;
+    `| ${name} | ${x.workers} | ${x.latencyMs} ms | ${x.photos} | ${s1(x.ms)} | ${x.grids} grids, ${x.modelCalls} model calls, recorded by ${x.workersUsed} worker(s) | ${facts(x)} |`;
   const s = r.small;
   return [
-    '| run | workers | model latency | photos | time (created → completed) | detail | worker peak RSS (VmHWM) |',
-    '|---|---|---|---|---|---|---|',
+    '| run | workers | model latency | photos | time (created → completed) | detail | worker peak RSS (VmHWM) | load average, start / max |',
+    '|---|---|---|---|---|---|---|---|',
     one('one job, instant model (T₀)', r.instant),
     one('one job, model latency', r.latency),
     one('one job, two workers', r.twoWorkers),
-    `| small job, idle service | ${s.workers} | ${s.latencyMs} ms | ${s.smallPhotos} | ${s1(s.idleMs)} | | |`,
-    `| small job beside ${s.bigJobs} big jobs | ${s.workers} | ${s.latencyMs} ms | ${s.smallPhotos} (+ ${s.bigJobs} × ${s.bigPhotos}) | ${s1(s.loadedMs)} | submitted once every big job had recorded a grid | ${s.peakRss.map(mbs).join(', ')} |`,
-    `| fair shares, A × 3 and B × 1 | ${r.fair.workers} | ${r.fair.latencyMs} ms | 4 × ${r.fair.photos} | A ${r.fair.aMs.map(s1).join(', ')}; B ${s1(r.fair.bMs)} | from the first submission | ${r.fair.peakRss.map(mbs).join(', ')} |`,
+    `| small job, idle service | ${s.workers} | ${s.latencyMs} ms | ${s.smallPhotos} | ${s1(s.idleMs)} | then, on the same workers: | |`,
+    `| small job beside ${s.bigJobs} big jobs | ${s.workers} | ${s.latencyMs} ms | ${s.smallPhotos} (+ ${s.bigJobs} × ${s.bigPhotos}) | ${s1(s.loadedMs)} | submitted once every big job had recorded a grid | ${facts(s)} |`,
+    `| fair shares, A × 3 and B × 1 | ${r.fair.workers} | ${r.fair.latencyMs} ms | 4 × ${r.fair.photos} | A ${r.fair.aMs.map(s1).join(', ')}; B ${s1(r.fair.bMs)} | from the first submission | ${facts(r.fair)} |`,
   ];
 }
 
@@ -123,7 +124,7 @@ export function renderTimeSection(r: TimeResult): string {
     `<!-- bench:${r.key} -->`,
     `## ${title} — ${r.date}`,
     '',
-    hostLine(r.host, '; other processes of the machine may share these 2 cores'),
+    hostLine(r.host, '; other processes of the machine may share these 2 cores (see each run\'s load average)'),
     '',
     `Setup (\`npm run bench:time${r.quick ? ' -- --quick' : ''}\`): real worker processes (${worker}, LOG_LEVEL=warn${r.workerConcurrency ? `, WORKER_CONCURRENCY=${r.workerConcurrency}` : ''}) ` +
       `on Redis with a private prefix and the local storage driver, a fresh set of workers for each run; the Anthropic provider (VISION_PROVIDER=anthropic, grids planned for its default model) ` +

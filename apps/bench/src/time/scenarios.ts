@@ -14,7 +14,7 @@ import { createTriageQueue, prepareTriage, submitTriage, type GridRecord, type P
 import type { FakeAnthropic } from '@triage/vision/testing';
 import type { Queue } from 'bullmq';
 import type { CorpusFile } from '../corpus.js';
-import { BUCKET, openService, sleep, stagePhotos, startWorkers, type LoadContext, type Proc, type Service } from '../load.js';
+import { BUCKET, loadWatch, openService, sleep, stagePhotos, startWorkers, type LoadContext, type LoadSnapshot, type Proc, type Service } from '../load.js';
 import { memoryOf, MemorySampler } from '../proc.js';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
@@ -55,15 +55,25 @@ interface Running {
   waitUntil(ids: readonly string[], what: string, done: (statuses: TriageStatus[]) => boolean): Promise<TriageStatus[]>;
 }
 
-/** Runs `fn` on a fresh service with `workerCount` worker processes; adds each worker's peak RSS (VmHWM). */
-async function withService<T>(bench: TimeBench, name: string, workerCount: number, fn: (run: Running) => Promise<T>): Promise<T & { peakRss: number[] }> {
+/** What every run reports besides its own figures. */
+export interface RunFacts {
+  /** Each worker's peak RSS (VmHWM). */
+  peakRss: number[];
+  /** The machine's load average (1 min) when the run started and the highest seen during it. */
+  load: LoadSnapshot;
+}
+
+/** Runs `fn` on a fresh service with `workerCount` worker processes; adds the workers' peaks and the machine's load. */
+async function withService<T>(bench: TimeBench, name: string, workerCount: number, fn: (run: Running) => Promise<T>): Promise<T & RunFacts> {
   const svc = await openService(bench.ctx, name);
   const queue = createTriageQueue({ connection: svc.redis, prefix: svc.prefix, retentionSeconds: 3600 });
   const workers: Proc[] = [];
   let samplers: MemorySampler[] = [];
+  let watch: ReturnType<typeof loadWatch> | null = null;
   try {
     workers.push(...(await startWorkers(bench.ctx, svc, workerCount)));
     samplers = workers.map((w) => new MemorySampler(w.pid, 100));
+    watch = loadWatch();
     const run: Running = {
       svc,
       queue,
@@ -81,9 +91,10 @@ async function withService<T>(bench: TimeBench, name: string, workerCount: numbe
     };
     const result = await fn(run);
     samplers.forEach((s) => s.stop());
-    return { ...result, peakRss: workers.map((w, i) => Math.max(samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)) };
+    return { ...result, load: watch.stop(), peakRss: workers.map((w, i) => Math.max(samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)) };
   } finally {
     samplers.forEach((s) => s.stop());
+    watch?.stop();
     await Promise.all(workers.map((w) => w.stop()));
     await queue.close();
     await svc.cleanup();
@@ -126,7 +137,7 @@ function jobMs(status: TriageStatus): number {
   return Date.parse(status.completed_at) - Date.parse(status.created_at);
 }
 
-export interface OneJobRun {
+export interface OneJobRun extends RunFacts {
   workers: number;
   latencyMs: number;
   photos: number;
@@ -135,7 +146,6 @@ export interface OneJobRun {
   modelCalls: number;
   /** How many worker processes recorded grids of the job. */
   workersUsed: number;
-  peakRss: number[];
 }
 
 /** Targets 1 and 2: one two-pass job alone on `workers` worker processes, the model answering after `latencyMs`. */
@@ -153,7 +163,7 @@ export async function runOneJob(bench: TimeBench, workers: number, latencyMs: nu
   return { workers, latencyMs, photos, modelCalls: bench.fake.requests.length - callsBefore, ...r };
 }
 
-export interface SmallJobRun {
+export interface SmallJobRun extends RunFacts {
   workers: number;
   latencyMs: number;
   smallPhotos: number;
@@ -169,7 +179,6 @@ export interface SmallJobRun {
   drainMs: number;
   /** Grids of the big jobs recorded while the small job ran. */
   bigGridsMeanwhile: number;
-  peakRss: number[];
 }
 
 /**
@@ -209,7 +218,7 @@ function inFlightAt(records: readonly GridRecord[], small: TriageStatus): { inFl
   };
 }
 
-export interface FairRun {
+export interface FairRun extends RunFacts {
   workers: number;
   latencyMs: number;
   photos: number;
@@ -219,7 +228,6 @@ export interface FairRun {
   bMs: number;
   /** Spread of the four submissions (created_at), ms. */
   submitSpreadMs: number;
-  peakRss: number[];
 }
 
 /** Target 4: user A submits three jobs and user B one of the same size, all at once (B's last). */
