@@ -16,6 +16,8 @@ export interface TimeResult {
   latencyMs: number;
   /** WORKER_CONCURRENCY given to the workers, or null when left to the worker. */
   workerConcurrency: string | null;
+  /** WORKER_NICE given to the workers, or null (the worker's default, 10). */
+  workerNice?: string | null;
   host: Pick<Machine, 'cores' | 'cpu' | 'memoryGiB' | 'node'>;
   corpus: { unique: number; meanBytes: number; heicSkipped: number };
   instant: OneJobRun;
@@ -41,6 +43,16 @@ const s1 = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const f2 = (n: number) => n.toFixed(2);
 const mbs = (n: number) => `${(n / MB).toFixed(0)} MB`;
 
+/**
+ * Targets 1 and 2 compare runs made one after the other: when the machine's other work changed between them,
+ * that moves the reference as much as what is measured, and the detail says so.
+ */
+function loadNote(a: RunFacts, b: RunFacts): string {
+  const [x, y] = [a.load.loadAtStart, b.load.loadAtStart];
+  const steady = Math.abs(x - y) <= 0.25 * Math.max(x, y, 1);
+  return steady ? '' : `; **caution**: load average ${x.toFixed(1)} at the start of one run and ${y.toFixed(1)} of the other, so the machine's other work moved this ratio too`;
+}
+
 export function timeTargets(r: TimeResult): TargetFigure[] {
   const L = r.latencyMs;
   const overlapRef = r.instant.ms + 2 * L;
@@ -56,7 +68,7 @@ export function timeTargets(r: TimeResult): TargetFigure[] {
       ratio: r.latency.ms / overlapRef,
       bound: '≤ 1.20',
       met: r.latency.ms <= 1.2 * overlapRef,
-      note: `${r.latency.grids} grids, ${r.latency.modelCalls} model calls: the waits alone are ${s1(r.latency.modelCalls * L)}`,
+      note: `${r.latency.grids} grids, ${r.latency.modelCalls} model calls: the waits alone are ${s1(r.latency.modelCalls * L)}, T_L − T₀ = ${s1(r.latency.ms - r.instant.ms)}${loadNote(r.instant, r.latency)}`,
     },
     {
       target: `1. worker peak RSS (VmHWM), 1 worker, ${r.latency.photos} photos`,
@@ -74,7 +86,7 @@ export function timeTargets(r: TimeResult): TargetFigure[] {
       ratio: r.twoWorkers.ms / r.latency.ms,
       bound: '≤ 0.60',
       met: r.twoWorkers.ms <= 0.6 * r.latency.ms,
-      note: `grids recorded by ${r.twoWorkers.workersUsed} of the 2 workers`,
+      note: `grids recorded by ${r.twoWorkers.workersUsed} of the 2 workers${loadNote(r.latency, r.twoWorkers)}`,
     },
     {
       target: `3. small jobs stay small: ${s.smallPhotos} photos beside ${s.bigJobs} × ${s.bigPhotos} photos of ${s.bigJobs} other users, ${s.workers} workers`,
@@ -126,7 +138,7 @@ export function renderTimeSection(r: TimeResult): string {
     '',
     hostLine(r.host, '; other processes of the machine may share these 2 cores (see each run\'s load average)'),
     '',
-    `Setup (\`npm run bench:time${r.quick ? ' -- --quick' : ''}\`): real worker processes (${worker}, LOG_LEVEL=warn${r.workerConcurrency ? `, WORKER_CONCURRENCY=${r.workerConcurrency}` : ''}) ` +
+    `Setup (\`npm run bench:time${r.quick ? ' -- --quick' : ''}\`): real worker processes (${worker}, LOG_LEVEL=warn${r.workerConcurrency ? `, WORKER_CONCURRENCY=${r.workerConcurrency}` : ''}${r.workerNice ? `, WORKER_NICE=${r.workerNice}` : ''}) ` +
       `on Redis with a private prefix and the local storage driver, a fresh set of workers for each run; the Anthropic provider (VISION_PROVIDER=anthropic, grids planned for its default model) ` +
       `pointed at the local Messages API server (\`FakeAnthropic\` of @triage/vision/testing, in the benchmark's process) answering every call after ${r.latencyMs} ms (\`--latency-ms\`), or at once for T₀. ` +
       `Photos: the camera-like corpus of \`npm run bench\` (${r.corpus.unique} distinct 24 MP files, mean ${(r.corpus.meanBytes / MB).toFixed(1)} MB, cycled to the job size${r.corpus.heicSkipped > 0 ? `; ${r.corpus.heicSkipped} HEIC left out: no heif-enc` : ''}), ` +
