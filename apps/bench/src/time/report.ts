@@ -20,6 +20,8 @@ export interface TimeResult {
   workerNice?: string | null;
   host: Pick<Machine, 'cores' | 'cpu' | 'memoryGiB' | 'node'>;
   corpus: { unique: number; meanBytes: number; heicSkipped: number };
+  /** The corpus was read once before the first run (results saved before this was done lack it). */
+  corpusWarmed?: boolean;
   instant: OneJobRun;
   latency: OneJobRun;
   twoWorkers: OneJobRun;
@@ -141,7 +143,7 @@ export function renderTimeSection(r: TimeResult): string {
     `Setup (\`npm run bench:time${r.quick ? ' -- --quick' : ''}\`): real worker processes (${worker}, LOG_LEVEL=warn${r.workerConcurrency ? `, WORKER_CONCURRENCY=${r.workerConcurrency}` : ''}${r.workerNice ? `, WORKER_NICE=${r.workerNice}` : ''}) ` +
       `on Redis with a private prefix and the local storage driver, a fresh set of workers for each run; the Anthropic provider (VISION_PROVIDER=anthropic, grids planned for its default model) ` +
       `pointed at the local Messages API server (\`FakeAnthropic\` of @triage/vision/testing, in the benchmark's process) answering every call after ${r.latencyMs} ms (\`--latency-ms\`), or at once for T₀. ` +
-      `Photos: the camera-like corpus of \`npm run bench\` (${r.corpus.unique} distinct 24 MP files, mean ${(r.corpus.meanBytes / MB).toFixed(1)} MB, cycled to the job size${r.corpus.heicSkipped > 0 ? `; ${r.corpus.heicSkipped} HEIC left out: no heif-enc` : ''}), ` +
+      `Photos: the camera-like corpus of \`npm run bench\` (${r.corpus.unique} distinct 24 MP files, mean ${(r.corpus.meanBytes / MB).toFixed(1)} MB, cycled to the job size${r.corpus.heicSkipped > 0 ? `; ${r.corpus.heicSkipped} HEIC left out: no heif-enc` : ''}${r.corpusWarmed ? '; read once before the first run, so that every run finds it in the page cache' : ''}), ` +
       'each job submitted straight through @triage/queue with its user id, two passes, target 10 %. A job\'s time is the store\'s created_at → completed_at; ' +
       'every wait is on state in Redis (a job ended, a job recorded a grid). Grids in flight are the big jobs\' grids whose record spans the submission (finishedAt − durationMs ≤ created_at < finishedAt).',
     '',
