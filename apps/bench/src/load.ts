@@ -42,6 +42,8 @@ export interface LoadContext {
   apiScript?: string;
   /** Nice value to force on the worker processes (they lower their own priority to WORKER_NICE, 10, by default). */
   workerNice?: number;
+  /** Extra environment for every worker process (e.g. the vision provider's settings). */
+  workerEnv?: Record<string, string>;
   log(line: string): void;
 }
 
@@ -202,7 +204,7 @@ export async function startWorkers(ctx: LoadContext, svc: Service, count: number
   const workers = Array.from({ length: count }, (_, i) =>
     startProcess(
       join(ctx.repoRoot, 'apps/worker/dist/main.js'),
-      workerEnv({ REDIS_URL: ctx.redisUrl, TRIAGE_PREFIX: svc.prefix, STORAGE_DIR: svc.storageDir, LOG_LEVEL: 'warn' }) as Record<string, string>,
+      workerEnv({ REDIS_URL: ctx.redisUrl, TRIAGE_PREFIX: svc.prefix, STORAGE_DIR: svc.storageDir, LOG_LEVEL: 'warn', ...ctx.workerEnv }) as Record<string, string>,
       join(ctx.workDir, 'logs', `worker-${svc.prefix}-${i}.log`),
       WORKER_NODE_ARGS,
     ),
@@ -250,7 +252,7 @@ export interface StagedFile {
 }
 
 /** Links photos into `triage/{user}/{job}/` of the storage folder, as a browser upload would have put them. */
-export async function stagePhotos(svc: Service, userId: string, jobId: string, photos: readonly SampleFile[], count: number): Promise<StagedFile[]> {
+export async function stagePhotos(svc: Service, userId: string, jobId: string, photos: readonly Pick<SampleFile, 'name' | 'path'>[], count: number): Promise<StagedFile[]> {
   const files: StagedFile[] = [];
   for (let i = 0; i < count; i++) {
     const photo = photos[i % photos.length]!;
@@ -300,7 +302,7 @@ export interface LoadSnapshot {
   loadMax: number;
 }
 
-function loadWatch(): { stop(): LoadSnapshot } {
+export function loadWatch(): { stop(): LoadSnapshot } {
   const start = loadavg()[0]!;
   let max = start;
   const timer = setInterval(() => (max = Math.max(max, loadavg()[0]!)), 1000);

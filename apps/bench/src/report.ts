@@ -289,7 +289,7 @@ export function renderSection(result: BenchResult, others: readonly BenchResult[
 
 const HEADER = `# Benchmarks
 
-Written by \`npm run bench\` and \`npm run load\` (apps/bench): one section per job size (or load scenario), replaced when the same one runs again.
+Written by \`npm run bench\`, \`npm run bench:quality\`, \`npm run load\` and \`npm run bench:time\` (apps/bench): one section per job size (or scenario), replaced when the same one runs again.
 See the README for the options. Figures are from the operating system (VmHWM, rchar), never from inside V8.
 `;
 
