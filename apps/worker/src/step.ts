@@ -20,7 +20,7 @@ import {
   type Pass,
   type PhotoVerdict,
 } from '@triage/core';
-import type { EmbeddedThumbnail, GridCell, Thumbnail } from '@triage/images';
+import type { EmbeddedThumbnail, GridCell, Thumbnail, ThumbnailOptions } from '@triage/images';
 import { signalArray, type CoarseVerdict, type FineVerdict, type TriageMeta, type TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
@@ -29,8 +29,8 @@ import { buildRecord, buildVerdicts, judgeGrid, readGrid, sceneHints } from './g
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
-  /** `detail`: also measure focus and noise at full resolution (Thumbnail.detail). */
-  thumbnail(path: string, size: number, options?: { signal?: AbortSignal; detail?: boolean }): Promise<Thumbnail>;
+  /** `detail`: also measure focus and noise at full resolution (Thumbnail.detail), always or if the thumbnail leaves it open. */
+  thumbnail(path: string, size: number, options?: ThumbnailOptions): Promise<Thumbnail>;
   thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
   /** Undefined when the DC decoder leaves the file to libvips. */
   thumbnailFromDcScans(head: Uint8Array, size: number, options?: { orientation?: number; signal?: AbortSignal }): Promise<Thumbnail | undefined>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arrangeFine, bestCorrelation, groupMembers, groupScenes, SIGNATURE_SIDE, withGroupBest, type SceneKey } from './scenes.js';
+import { arrangeFine, bestCorrelation, groupMembers, groupScenes, SIGNATURE_SIDE, withGroupBest, withSurvivingMates, type SceneKey } from './scenes.js';
 
 const N = SIGNATURE_SIDE;
 
@@ -90,5 +90,14 @@ describe('withGroupBest', () => {
     // 3 survived (its group's best is 2); 5 survived alone; group 1 had no survivor.
     expect(withGroupBest([3, 5], groups, (i) => quality[i]!)).toEqual([2, 3, 5]);
     expect(withGroupBest([2], groups, (i) => quality[i]!)).toEqual([2]);
+  });
+});
+
+describe('withSurvivingMates', () => {
+  it('names the survivors with another survivor of their group, wherever they stand in the order', () => {
+    const groups = [0, 0, 2, 2, null, 5, 5];
+    // 0 and 1 survive together; 2 survives without 3; 4 has no group; 6 and 5 survive, in reverse order.
+    expect([...withSurvivingMates([6, 0, 2, 4, 1, 5], groups)].sort()).toEqual([0, 1, 5, 6]);
+    expect(withSurvivingMates([], groups).size).toBe(0);
   });
 });

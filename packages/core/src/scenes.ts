@@ -136,6 +136,19 @@ export function arrangeFine(survivors: readonly number[], groups: readonly (numb
 }
 
 /**
+ * The survivors (of the coarse pass, in the fine pass) with at least one other survivor in their group: the
+ * photos a side-by-side comparison at full size can decide between.
+ */
+export function withSurvivingMates(survivors: readonly number[], groups: readonly (number | null)[]): Set<number> {
+  const count = new Map<number, number>();
+  for (const index of survivors) {
+    const g = groups[index];
+    if (g !== null && g !== undefined) count.set(g, (count.get(g) ?? 0) + 1);
+  }
+  return new Set(survivors.filter((index) => (count.get(groups[index] ?? -1) ?? 0) > 1));
+}
+
+/**
  * The coarse pass's survivors, plus, for each group with a survivor, the group's best-measured photo (highest
  * `quality`, the first on a tie) when it did not survive: a grid may have dropped the sharp frame of a burst
  * and kept a shaken one, which only a side-by-side look at full size (the fine pass's) tells apart. In index order.

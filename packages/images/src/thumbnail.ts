@@ -24,10 +24,20 @@ export interface Thumbnail {
   from?: 'image' | 'embedded' | 'dc-scans';
   /**
    * Focus and noise at full resolution, on a DETAIL_SIDE px square at the frame's centre, when asked for
-   * (`detail: true`) and the photo was decoded from its file (not a progressive JPEG): a thumbnail cannot
-   * show either (noise is averaged away, a slight defocus is below a pixel).
+   * (ThumbnailOptions.detail) and the photo was decoded from its file (not a progressive JPEG): a thumbnail
+   * cannot show either (noise is averaged away, a slight defocus is below a pixel).
    */
   detail?: Detail;
+}
+
+export interface ThumbnailOptions {
+  signal?: AbortSignal;
+  /**
+   * Also measure Thumbnail.detail: always (`true`), or only when the thumbnail leaves it open — a test of the
+   * thumbnail's own signals, made once they are measured. The square costs about half a full-resolution decode
+   * (see detailOf), so it is worth taking only where its answer can change a verdict.
+   */
+  detail?: boolean | ((thumb: Pick<Thumbnail, 'signals' | 'source'>) => boolean);
 }
 
 export interface Detail {
@@ -83,7 +93,7 @@ const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif'
  * Throws ImageReadError for files that are not readable images; file-system errors (missing file,
  * permissions) pass through unchanged because they are the caller's problem, not the photo's.
  */
-export async function thumbnailFromFile(path: string, size: number, options: { signal?: AbortSignal; detail?: boolean } = {}): Promise<Thumbnail> {
+export async function thumbnailFromFile(path: string, size: number, options: ThumbnailOptions = {}): Promise<Thumbnail> {
   if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   options.signal?.throwIfAborted();
 
@@ -129,7 +139,7 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
 
   const thumb = await finish(data, side, size, { width, height, format: metadata.format }, 'image');
   // A progressive JPEG cannot be read a strip at a time: its square would cost a second whole decode.
-  if (!options.detail || metadata.isProgressive) return thumb;
+  if (metadata.isProgressive || !(typeof options.detail === 'function' ? options.detail(thumb) : options.detail)) return thumb;
   options.signal?.throwIfAborted();
   return { ...thumb, detail: await detailOf(path, metadata) };
 }
