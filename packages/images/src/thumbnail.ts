@@ -24,8 +24,8 @@ export interface Thumbnail {
   from?: 'image' | 'embedded' | 'dc-scans';
   /**
    * Focus and noise at full resolution, on a DETAIL_SIDE px square at the frame's centre, when asked for
-   * (ThumbnailOptions.detail) and the photo was decoded from its file (not a progressive JPEG): a thumbnail
-   * cannot show either (noise is averaged away, a slight defocus is below a pixel).
+   * (ThumbnailOptions.detail) and the photo was decoded from a baseline JPEG or a non-interlaced PNG file
+   * (see STRIP_FORMATS): a thumbnail cannot show either (noise is averaged away, a slight defocus is below a pixel).
    */
   detail?: Detail;
 }
@@ -46,6 +46,9 @@ export interface Detail {
   /** As QualitySignals.noise, at 1:1 (8-bit levels). */
   noise: number;
 }
+
+/** Formats whose full-resolution square is read a strip at a time (when not progressive or interlaced). */
+const STRIP_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png']);
 
 /** Side (px) of the full-resolution square the detail is measured on. */
 export const DETAIL_SIDE = 384;
@@ -138,8 +141,11 @@ export async function thumbnailFromFile(path: string, size: number, options: Thu
   }
 
   const thumb = await finish(data, side, size, { width, height, format: metadata.format }, 'image');
-  // A progressive JPEG cannot be read a strip at a time: its square would cost a second whole decode.
-  if (metadata.isProgressive || !(typeof options.detail === 'function' ? options.detail(thumb) : options.detail)) return thumb;
+  // Only a file libvips reads a strip at a time gives the square for time, not memory: a progressive JPEG
+  // or an interlaced PNG would cost a second whole decode, a WebP its whole decoded image (about 100 MB more
+  // at 12 MP, measured).
+  if (!STRIP_FORMATS.has(metadata.format) || metadata.isProgressive) return thumb;
+  if (!(typeof options.detail === 'function' ? options.detail(thumb) : options.detail)) return thumb;
   options.signal?.throwIfAborted();
   return { ...thumb, detail: await detailOf(path, metadata) };
 }
