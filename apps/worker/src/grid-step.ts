@@ -195,6 +195,7 @@ export function buildVerdicts(read: ReadGrid, answer: GridAnswer): { verdicts: M
       reviewed,
       quality: thumb ? round(thumb.signals.quality) : null,
       ...(thumb && recordedSignals(thumb, read.pass)),
+      ...(read.pass === 'coarse' && read.reads[i]!.captured !== undefined && { captured: read.reads[i]!.captured }),
       ...(failure !== undefined && { failure }),
     });
   });

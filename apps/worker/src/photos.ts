@@ -55,6 +55,8 @@ export interface PhotoRead {
   bytes: number;
   /** Time spent making its thumbnail once its bytes were in (decode, resize, signals), ms. */
   ms: number;
+  /** When it was taken (EXIF DateTimeOriginal, see JpegHeader.captured), from the head the coarse pass reads anyway. */
+  captured?: number;
 }
 
 export interface ReadContext {
@@ -78,11 +80,12 @@ export interface ReadContext {
 }
 
 /** Where a photo's thumbnail will come from, decided from file heads alone (small range reads). */
-type Plan =
+type Plan = (
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
   | { kind: 'dc-scans'; path: string; head: Buffer; orientation: number; bytes: number }
   | { kind: 'file'; path: string; source: PhotoSource; bytes: number }
-  | { kind: 'failed'; error: unknown; bytes: number };
+  | { kind: 'failed'; error: unknown; bytes: number }
+) & { captured?: number };
 
 type Fetched =
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
@@ -112,8 +115,16 @@ async function head(ctx: ReadContext, path: string): Promise<{ bytes: Buffer; he
   return { bytes, header: parseJpegHead(bytes) };
 }
 
-/** Finds the cheapest good-enough source for a photo from heads alone (no whole file, no decoding). */
+/** The plan of a photo, with its capture time where its head (read for the plan anyway) gives one. */
 async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
+  const seen: { header?: JpegHeader | null } = {};
+  const chosen = await chooseSource(ctx, photo, seen);
+  const captured = seen.header?.captured;
+  return captured === undefined ? chosen : { ...chosen, captured };
+}
+
+/** Finds the cheapest good-enough source for a photo from heads alone (no whole file, no decoding); `seen` gets the original's header when read. */
+async function chooseSource(ctx: ReadContext, photo: PhotoInput, seen: { header?: JpegHeader | null }): Promise<Plan> {
   let bytes = 0;
   try {
     let original: JpegHeader | null = null;
@@ -124,6 +135,7 @@ async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
       originalHead = h.bytes;
       bytes += h.bytes.length;
       original = h.header;
+      seen.header = original;
       // A bomb (or a giant) is refused from its header, before its bytes are fetched.
       if (original) checkPixelLimit(original.width, original.height, original.orientation);
       const embedded = ctx.pass === 'coarse' ? findEmbeddedThumbnail(h.bytes) : null;
@@ -262,10 +274,12 @@ export async function readThumbnails(
       ctx.signal.throwIfAborted();
       for (let k = i + 1; k <= i + HEADS_AHEAD && k < photos.length; k++) void planOf(k);
       const fetched: Fetched = await next!;
+      const { captured } = await planOf(i);
       next = i + 1 < photos.length ? fetchOf(i + 1) : undefined;
       const started = performance.now();
       try {
-        results.push({ ...(await decode(ctx, photos[i]!, fetched, ctx.detail?.[i])), ms: performance.now() - started });
+        const read = await decode(ctx, photos[i]!, fetched, ctx.detail?.[i]);
+        results.push({ ...read, ms: performance.now() - started, ...(read.thumb && captured !== undefined && { captured }) });
       } catch (error) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         if (await isOutage(ctx, error)) throw new StorageUnavailableError(describe(error), error);

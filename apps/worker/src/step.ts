@@ -84,7 +84,8 @@ export async function runStep(deps: StepDeps, triageId: string, signal: AbortSig
     // Groups once, from the recorded coarse verdicts: a resumed worker computes the very same ones.
     const groups = sceneGroups(meta.total, verdicts);
     const compared = withGroupBest(survivors, groups, (i) => verdicts.get(i)?.quality ?? null);
-    const { order, sizes } = arrangeFine(compared, groups, capacity(meta.plan.fine));
+    const captured = Array.from({ length: meta.total }, (_, i) => verdicts.get(i)?.captured);
+    const { order, sizes } = arrangeFine(compared, groups, capacity(meta.plan.fine), captured);
     await store.beginFine(triageId, order, sizes, groups);
     meta = await reload(store, triageId);
   }
@@ -176,12 +177,12 @@ async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number
   return { kind: 'done', status: 'completed' };
 }
 
-/** The job's near-duplicate groups, from the coarse pass's signatures (deterministic: see @triage/core scenes.ts). */
+/** The job's near-duplicate groups, from the coarse pass's signatures and capture times (deterministic: see @triage/core scenes.ts). */
 function sceneGroups(total: number, coarse: Map<number, CoarseVerdict>): (number | null)[] {
   return groupScenes(
     Array.from({ length: total }, (_, i) => {
       const v = coarse.get(i);
-      return v && v.failure === undefined && v.signature && v.layout ? { signature: v.signature, layout: v.layout } : null;
+      return v && v.failure === undefined && v.signature && v.layout ? { signature: v.signature, layout: v.layout, captured: v.captured } : null;
     }),
   );
 }
