@@ -3,7 +3,7 @@ import { JPEG_HEAD_BYTES, orientedSize, orientSquare, parseJpegHead, type Embedd
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
 import { decodeProgressiveDc, readDcScans } from './progressive.js';
-import { computeSignals, directionalSharpness, SIGNAL_SIDE, type QualitySignals } from './signals.js';
+import { computeSignals, detailSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
 export interface Thumbnail {
   /** Square side, px. */
@@ -167,8 +167,7 @@ async function detailOf(path: string, stored: { width: number; height: number })
     .removeAlpha()
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
-  const signals = computeSignals(data, info.width, info.height);
-  return { sharpness: directionalSharpness(data, info.width, info.height, signals.noise), noise: signals.noise };
+  return detailSignals(data, info.width, info.height);
 }
 
 /**
