@@ -61,8 +61,8 @@ export interface PassFigures<F extends RunPhoto = CorpusFile> {
   bytesReadPerPhoto: number | null;
   /** Where the thumbnails came from (GridRecord.sources summed), e.g. {embedded: 160, original: 40}. */
   sources: Record<string, number>;
-  /** Each photo's thumbnail time (GridRecord.readMs) with its corpus file. */
-  reads: { file: F; ms: number }[];
+  /** Each photo's thumbnail time (GridRecord.readMs) with its corpus file; `square`: the fine pass measured it at 1:1 too. */
+  reads: { file: F; ms: number; square: boolean }[];
   /** The pass's time outside the photos' thumbnails (waiting for storage, grid, judge, Redis), per photo. */
   overheadMsPerPhoto: number;
 }
@@ -165,7 +165,9 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
     const records = await store.gridRecords(triageId);
     const coarse = passFigures(records.filter((r) => r.pass === 'coarse'), photos);
     const fineRecords = records.filter((r) => r.pass === 'fine');
-    const fine = fineRecords.length > 0 ? passFigures(fineRecords, photos) : null;
+    // Photos whose fine verdict carries the full-size square's figures (Thumbnail.detail).
+    const squares = new Set([...(await store.fineVerdicts(triageId))].filter(([, v]) => v.detail).map(([i]) => i));
+    const fine = fineRecords.length > 0 ? passFigures(fineRecords, photos, squares) : null;
     const photosRead = coarse.photos + (fine?.photos ?? 0);
     return {
       status: status!.status,
@@ -194,10 +196,10 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
   }
 }
 
-function passFigures<F extends RunPhoto>(records: readonly GridRecord[], files: readonly F[]): PassFigures<F> {
+function passFigures<F extends RunPhoto>(records: readonly GridRecord[], files: readonly F[], squares?: ReadonlySet<number>): PassFigures<F> {
   const sizeOf = (index: number) => files[index]!.size;
   const photos = records.reduce((n, r) => n + r.photos.length, 0);
-  const reads = records.flatMap((r) => r.photos.map((index, k) => ({ file: files[index]!, ms: r.readMs?.[k] ?? 0 })));
+  const reads = records.flatMap((r) => r.photos.map((index, k) => ({ file: files[index]!, ms: r.readMs?.[k] ?? 0, square: squares?.has(index) ?? false })));
   const readMs = reads.reduce((n, r) => n + r.ms, 0);
   const ms = records.reduce((n, r) => n + r.durationMs, 0);
   const bytes = records.reduce((n, r) => n + r.photos.reduce((m, i) => m + sizeOf(i), 0), 0);

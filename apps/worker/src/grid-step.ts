@@ -4,7 +4,19 @@
  * near-duplicate groups it knows of), build the photos' verdicts, build the grid's record. runStep records
  * the result atomically.
  */
-import { coarsePercent, finePercent, fitGeometry, gridStarts, jobFlaws, labelsFor, picksForGrid, type GridGeometry, type Pass, type PhotoSignals } from '@triage/core';
+import {
+  coarsePercent,
+  finePercent,
+  fitGeometry,
+  gridStarts,
+  jobFlaws,
+  labelsFor,
+  picksForGrid,
+  withSurvivingMates,
+  type GridGeometry,
+  type Pass,
+  type PhotoSignals,
+} from '@triage/core';
 import type { GridCell, Thumbnail } from '@triage/images';
 import { gridPath, type CoarseVerdict, type FineVerdict, type GridRecord, type PhotoFailure, type TriageMeta, type TriageStore } from '@triage/queue';
 import { NO_USAGE, type CellHint, type GridAnswer } from '@triage/vision';
@@ -26,6 +38,8 @@ export interface ReadGrid {
   geometry: GridGeometry;
   reads: PhotoRead[];
   failures: PhotoFailure[];
+  /** Fine pass: the job's near-duplicate groups, as read before the photos (null when none were recorded). */
+  groups?: (number | null)[] | null;
 }
 
 export interface Judged {
@@ -56,13 +70,34 @@ export async function readGrid(
     pass === 'coarse' ? Array.from({ length: end - start }, (_, i) => start + i) : await deps.store.survivors(meta.triageId, start, end);
   const photos = await deps.store.photos(meta.triageId, indexes);
   const geometry = fitGeometry(meta.plan[pass], indexes.length);
+  const fine = pass === 'fine' ? await detailWanted(deps.store, meta, indexes) : undefined;
   const reads = await readThumbnails(
-    { storage: deps.storage, images: deps.images, bucket: meta.bucket, pass, size: geometry.thumb, transforms: deps.storageTransforms ?? false, signal, outage: deps.storageOutage ?? 'pause' },
+    {
+      storage: deps.storage, images: deps.images, bucket: meta.bucket, pass, size: geometry.thumb, transforms: deps.storageTransforms ?? false, signal,
+      outage: deps.storageOutage ?? 'pause', ...(fine && { detail: fine.detail }),
+    },
     photos,
     describe,
   );
   const failures = reads.flatMap((r, i) => (r.thumb ? [] : [{ index: indexes[i]!, reason: r.reason ?? 'unreadable' }]));
-  return { pass, grid, gridCount: sizes.length, start, indexes, labels: labelsFor(indexes.length, geometry.cols), geometry, reads, failures };
+  const labels = labelsFor(indexes.length, geometry.cols);
+  return { pass, grid, gridCount: sizes.length, start, indexes, labels, geometry, reads, failures, ...(fine && { groups: fine.groups }) };
+}
+
+/**
+ * Which of a fine grid's photos are worth the full-size square (about half a full decode each): those with
+ * another survivor of their scene, anywhere in the pass, always; the rest only if their thumbnail leaves
+ * noise open (see ReadContext.detail).
+ */
+async function detailWanted(
+  store: Pick<TriageStore, 'groups' | 'survivors'>,
+  meta: TriageMeta,
+  indexes: readonly number[],
+): Promise<{ groups: (number | null)[] | null; detail: ('always' | 'if-unsure')[] }> {
+  const total = meta.fineSizes.reduce((a, b) => a + b, 0);
+  const [groups, survivors] = await Promise.all([store.groups(meta.triageId), store.survivors(meta.triageId, 0, total)]);
+  const mated = withSurvivingMates(survivors, groups ?? []);
+  return { groups, detail: indexes.map((i) => (mated.has(i) ? 'always' : 'if-unsure')) };
 }
 
 /**
@@ -71,7 +106,7 @@ export async function readGrid(
  * signals). Undefined before groups exist.
  */
 export async function sceneHints(store: Pick<TriageStore, 'groups' | 'coarseVerdictsOf'>, triageId: string, read: ReadGrid): Promise<SceneHints | undefined> {
-  const groups = await store.groups(triageId);
+  const groups = read.groups !== undefined ? read.groups : await store.groups(triageId);
   if (!groups) return undefined;
   const present = new Set(read.indexes.map((i) => groups[i]).filter((g): g is number => g !== null && g !== undefined));
   const mates = groups.flatMap((g, i) => (g !== null && present.has(g) ? [i] : []));
@@ -165,6 +200,7 @@ export function buildVerdicts(read: ReadGrid, answer: GridAnswer): { verdicts: M
       reviewed,
       quality: thumb ? round(thumb.signals.quality) : null,
       ...(thumb && recordedSignals(thumb, read.pass)),
+      ...(read.pass === 'coarse' && read.reads[i]!.captured !== undefined && { captured: read.reads[i]!.captured }),
       ...(failure !== undefined && { failure }),
     });
   });

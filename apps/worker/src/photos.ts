@@ -36,10 +36,11 @@ import {
   type EmbeddedThumbnail,
   type JpegHeader,
   type Thumbnail,
+  type ThumbnailOptions,
 } from '@triage/images';
 import type { PhotoInput } from '@triage/queue';
 import { StorageRequestError, StorageUnavailableError, TransformRefusedError, type LocalFile, type StorageDriver } from '@triage/storage';
-import type { Pass } from '@triage/core';
+import { mayBeNoisy, type Pass } from '@triage/core';
 import type { ImageOps } from './step.js';
 
 export type PhotoSource = 'embedded' | 'thumbnail' | 'transform' | 'dc-scans' | 'original';
@@ -54,6 +55,8 @@ export interface PhotoRead {
   bytes: number;
   /** Time spent making its thumbnail once its bytes were in (decode, resize, signals), ms. */
   ms: number;
+  /** When it was taken (EXIF DateTimeOriginal, see JpegHeader.captured), from the head the coarse pass reads anyway. */
+  captured?: number;
 }
 
 export interface ReadContext {
@@ -67,14 +70,22 @@ export interface ReadContext {
   signal: AbortSignal;
   /** What a storage outage does: stop the read to try later (default), or fail the photos it hits. */
   outage?: 'pause' | 'fail';
+  /**
+   * Fine pass: by photo (position in `photos`), whether focus and noise are measured at full size too
+   * (Thumbnail.detail) — 'always' for a photo with another survivor of its scene, which only a comparison at
+   * full size tells apart, 'if-unsure' otherwise: then only where its thumbnail does not rule out the noise
+   * that flags a lone photo (mayBeNoisy). Absent: never. Only a decoded original has it (see decode).
+   */
+  detail?: readonly ('always' | 'if-unsure')[];
 }
 
 /** Where a photo's thumbnail will come from, decided from file heads alone (small range reads). */
-type Plan =
+type Plan = (
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
   | { kind: 'dc-scans'; path: string; head: Buffer; orientation: number; bytes: number }
   | { kind: 'file'; path: string; source: PhotoSource; bytes: number }
-  | { kind: 'failed'; error: unknown; bytes: number };
+  | { kind: 'failed'; error: unknown; bytes: number }
+) & { captured?: number };
 
 type Fetched =
   | { kind: 'embedded'; embedded: EmbeddedThumbnail; bytes: number }
@@ -104,8 +115,16 @@ async function head(ctx: ReadContext, path: string): Promise<{ bytes: Buffer; he
   return { bytes, header: parseJpegHead(bytes) };
 }
 
-/** Finds the cheapest good-enough source for a photo from heads alone (no whole file, no decoding). */
+/** The plan of a photo, with its capture time where its head (read for the plan anyway) gives one. */
 async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
+  const seen: { header?: JpegHeader | null } = {};
+  const chosen = await chooseSource(ctx, photo, seen);
+  const captured = seen.header?.captured;
+  return captured === undefined ? chosen : { ...chosen, captured };
+}
+
+/** Finds the cheapest good-enough source for a photo from heads alone (no whole file, no decoding); `seen` gets the original's header when read. */
+async function chooseSource(ctx: ReadContext, photo: PhotoInput, seen: { header?: JpegHeader | null }): Promise<Plan> {
   let bytes = 0;
   try {
     let original: JpegHeader | null = null;
@@ -116,6 +135,7 @@ async function plan(ctx: ReadContext, photo: PhotoInput): Promise<Plan> {
       originalHead = h.bytes;
       bytes += h.bytes.length;
       original = h.header;
+      seen.header = original;
       // A bomb (or a giant) is refused from its header, before its bytes are fetched.
       if (original) checkPixelLimit(original.width, original.height, original.orientation);
       const embedded = ctx.pass === 'coarse' ? findEmbeddedThumbnail(h.bytes) : null;
@@ -186,7 +206,13 @@ async function fetchDcScans(ctx: ReadContext, photo: PhotoInput, planned: Extrac
   return fetchFile(ctx, photo, { kind: 'file', path: photo.path, source: 'original', bytes });
 }
 
-async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Promise<Omit<PhotoRead, 'ms'>> {
+/** What `thumbnail` is asked about the full-size square, for a photo that wants it. */
+function detailOption(want: 'always' | 'if-unsure' | undefined): ThumbnailOptions['detail'] {
+  if (want === 'always') return true;
+  return want === 'if-unsure' ? (thumb) => mayBeNoisy(thumb.signals) : false;
+}
+
+async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched, want?: 'always' | 'if-unsure'): Promise<Omit<PhotoRead, 'ms'>> {
   const { images, size, signal } = ctx;
   if (fetched.kind === 'failed') throw fetched.error;
   if (fetched.kind === 'embedded') {
@@ -196,7 +222,7 @@ async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Pr
       if (signal.aborted) throw err;
       // A damaged embedded thumbnail says nothing about the photo itself: decode the original.
       const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal });
-      return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size });
+      return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size }, want);
     }
   }
   if (fetched.kind === 'dc-scans') {
@@ -204,11 +230,11 @@ async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched): Pr
     if (thumb) return { thumb, source: 'dc-scans', bytes: fetched.bytes };
     // Damaged entropy data in the DC scans: libvips decides what the whole file is worth.
     const file = await ctx.storage.readToFile(ctx.bucket, photo.path, { signal });
-    return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size });
+    return decode(ctx, photo, { kind: 'file', file, source: 'original', bytes: fetched.bytes + file.size }, want);
   }
   try {
-    // The fine pass measures focus and noise at full size too, where the original itself was fetched.
-    const detail = ctx.pass === 'fine' && fetched.source === 'original';
+    // Focus and noise at full size, where the original itself was fetched and the photo wants them.
+    const detail = ctx.pass === 'fine' && fetched.source === 'original' ? detailOption(want) : false;
     return { thumb: await images.thumbnail(fetched.file.path, size, { signal, detail }), source: fetched.source, bytes: fetched.bytes };
   } finally {
     await fetched.file.release();
@@ -248,10 +274,12 @@ export async function readThumbnails(
       ctx.signal.throwIfAborted();
       for (let k = i + 1; k <= i + HEADS_AHEAD && k < photos.length; k++) void planOf(k);
       const fetched: Fetched = await next!;
+      const { captured } = await planOf(i);
       next = i + 1 < photos.length ? fetchOf(i + 1) : undefined;
       const started = performance.now();
       try {
-        results.push({ ...(await decode(ctx, photos[i]!, fetched)), ms: performance.now() - started });
+        const read = await decode(ctx, photos[i]!, fetched, ctx.detail?.[i]);
+        results.push({ ...read, ms: performance.now() - started, ...(read.thumb && captured !== undefined && { captured }) });
       } catch (error) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         if (await isOutage(ctx, error)) throw new StorageUnavailableError(describe(error), error);

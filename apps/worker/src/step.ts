@@ -21,7 +21,7 @@ import {
   type Pass,
   type PhotoVerdict,
 } from '@triage/core';
-import type { EmbeddedThumbnail, GridCell, Thumbnail } from '@triage/images';
+import type { EmbeddedThumbnail, GridCell, Thumbnail, ThumbnailOptions } from '@triage/images';
 import { signalArray, type CoarseVerdict, type FineVerdict, type TriageMeta, type TriageStore } from '@triage/queue';
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
@@ -31,8 +31,8 @@ import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHin
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
-  /** `detail`: also measure focus and noise at full resolution (Thumbnail.detail). */
-  thumbnail(path: string, size: number, options?: { signal?: AbortSignal; detail?: boolean }): Promise<Thumbnail>;
+  /** `detail`: also measure focus and noise at full resolution (Thumbnail.detail), always or if the thumbnail leaves it open. */
+  thumbnail(path: string, size: number, options?: ThumbnailOptions): Promise<Thumbnail>;
   thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
   /** Undefined when the DC decoder leaves the file to libvips. */
   thumbnailFromDcScans(head: Uint8Array, size: number, options?: { orientation?: number; signal?: AbortSignal }): Promise<Thumbnail | undefined>;
@@ -101,7 +101,8 @@ export async function nextWork(deps: StepDeps, triageId: string): Promise<NextWo
     // Groups once, from the recorded coarse verdicts: a resumed worker computes the very same ones.
     const groups = sceneGroups(meta.total, verdicts);
     const compared = withGroupBest(survivors, groups, (i) => verdicts.get(i)?.quality ?? null);
-    const { order, sizes } = arrangeFine(compared, groups, capacity(meta.plan.fine));
+    const captured = Array.from({ length: meta.total }, (_, i) => verdicts.get(i)?.captured);
+    const { order, sizes } = arrangeFine(compared, groups, capacity(meta.plan.fine), captured);
     await store.beginFine(triageId, order, sizes, groups);
     meta = await reload(store, triageId);
   }
@@ -228,12 +229,12 @@ async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number
   return { kind: 'done', status: 'completed' };
 }
 
-/** The job's near-duplicate groups, from the coarse pass's signatures (deterministic: see @triage/core scenes.ts). */
+/** The job's near-duplicate groups, from the coarse pass's signatures and capture times (deterministic: see @triage/core scenes.ts). */
 function sceneGroups(total: number, coarse: Map<number, CoarseVerdict>): (number | null)[] {
   return groupScenes(
     Array.from({ length: total }, (_, i) => {
       const v = coarse.get(i);
-      return v && v.failure === undefined && v.signature && v.layout ? { signature: v.signature, layout: v.layout } : null;
+      return v && v.failure === undefined && v.signature && v.layout ? { signature: v.signature, layout: v.layout, captured: v.captured } : null;
     }),
   );
 }

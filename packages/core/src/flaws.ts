@@ -21,6 +21,19 @@ export type Flaw = 'blurred' | 'noisy' | 'blown highlights' | 'too dark' | 'too 
 
 /** Noise σ at 1:1 (8-bit levels) above which a photo is "noisy": clean photos here read under 1.5, ISO 6400 above 2. */
 export const NOISY_AT_FULL_SIZE = 2;
+/**
+ * Noise σ at the thumbnail's scale (QualitySignals.noise, 8-bit levels) from which a photo with no other
+ * survivor of its scene is measured at 1:1 for noise (the only flaw the 1:1 square decides alone). On
+ * `npm run bench:quality` the weakest noise flaw (σ 10 at 24 MP) reads 0.73 at the thumbnail's scale, and
+ * no photo below 0.5 read noisy at 1:1. Noise fine enough to average out in the thumbnail (white noise at
+ * 1:1) is looked for only where a photo has twins, which are measured at 1:1 whatever their thumbnail reads.
+ */
+export const MAY_BE_NOISY = 0.5;
+
+/** Whether a photo's thumbnail signals leave open that it is noisy at full size. */
+export function mayBeNoisy(thumbnail: { noise: number }): boolean {
+  return thumbnail.noise >= MAY_BE_NOISY;
+}
 /** A group member less sharp than this share of the group's sharpest is "blurred" (thumbnail scale). */
 export const BLURRED_IN_GROUP = 0.6;
 /** The same at 1:1, where defocus shows far more. */

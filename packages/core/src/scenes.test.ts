@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { arrangeFine, bestCorrelation, groupMembers, groupScenes, SIGNATURE_SIDE, withGroupBest, type SceneKey } from './scenes.js';
+import {
+  arrangeFine,
+  bestCorrelation,
+  BURST_CORRELATION,
+  BURST_SPAN_MS,
+  groupMembers,
+  groupScenes,
+  SAME_SCENE_CORRELATION,
+  SCENE_SPAN_MS,
+  SIGNATURE_SIDE,
+  withGroupBest,
+  withSurvivingMates,
+  type SceneKey,
+} from './scenes.js';
 
 const N = SIGNATURE_SIDE;
 
@@ -58,7 +71,39 @@ describe('groupScenes', () => {
   });
 });
 
+describe('groupScenes with capture times', () => {
+  const signature = (f: (x: number, y: number) => number) => Uint8Array.from(Array.from({ length: N * N }, (_, i) => Math.max(0, Math.min(255, Math.round(f(i % N, Math.floor(i / N)))))));
+  // A burst frame: the scene with a subject (a bright block) that has moved into it.
+  const moved = (x: number, y: number) => (x >= 5 && x < 9 && y >= 6 && y < 10 ? 250 : hills(x, y));
+
+  it('groups burst frames that differ more than a re-framing does when taken within BURST_SPAN_MS, and only then', () => {
+    const c = bestCorrelation(signature(hills), signature(moved));
+    expect(c).toBeGreaterThan(BURST_CORRELATION);
+    expect(c).toBeLessThan(SAME_SCENE_CORRELATION);
+    const [a, b] = [key(hills), key(moved)];
+    expect(groupScenes([a, b])).toEqual([0, 1]);
+    expect(groupScenes([{ ...a, captured: 1_000 }, { ...b, captured: 1_000 + BURST_SPAN_MS }])).toEqual([0, 0]);
+    expect(groupScenes([{ ...a, captured: 1_000 }, { ...b, captured: 2_000 + BURST_SPAN_MS }])).toEqual([0, 1]);
+    expect(groupScenes([{ ...a, captured: 1_000 }, b])).toEqual([0, 1]);
+  });
+
+  it('never groups alike shots taken more than SCENE_SPAN_MS apart, and judges by pixels when one has no time', () => {
+    const [a, b] = [key(hills), key((x, y) => hills(x + 1, y))];
+    expect(groupScenes([{ ...a, captured: 0 }, { ...b, captured: SCENE_SPAN_MS }])).toEqual([0, 0]);
+    expect(groupScenes([{ ...a, captured: 0 }, { ...b, captured: SCENE_SPAN_MS + 1 }])).toEqual([0, 1]);
+    expect(groupScenes([{ ...a, captured: 0 }, b])).toEqual([0, 0]);
+  });
+});
+
 describe('arrangeFine', () => {
+  it('takes survivors in capture order where known, a group side by side in capture order, the undated last', () => {
+    const groups = [0, 1, 2, 0, 4, 5];
+    const captured = [5_000, 1_000, null, 3_000, 2_000, undefined];
+    // 1 (1 s), 4 (2 s), the group of 3 (3 s) and 0 (5 s), then 2 and 5 without a time, in input order.
+    expect(arrangeFine([0, 1, 2, 3, 4, 5], groups, 10, captured).order).toEqual([1, 4, 3, 0, 2, 5]);
+    expect(arrangeFine([0, 1, 2, 3, 4, 5], groups, 10).order).toEqual([0, 3, 1, 2, 4, 5]);
+  });
+
   it('puts a group side by side in one grid, groups in order of their first photo, no grid over capacity', () => {
     // Photos 0..9; 1, 5 and 8 are one scene; 3 and 9 another.
     const groups = [0, 1, 2, 3, 4, 1, 6, 7, 1, 3];
@@ -90,5 +135,14 @@ describe('withGroupBest', () => {
     // 3 survived (its group's best is 2); 5 survived alone; group 1 had no survivor.
     expect(withGroupBest([3, 5], groups, (i) => quality[i]!)).toEqual([2, 3, 5]);
     expect(withGroupBest([2], groups, (i) => quality[i]!)).toEqual([2]);
+  });
+});
+
+describe('withSurvivingMates', () => {
+  it('names the survivors with another survivor of their group, wherever they stand in the order', () => {
+    const groups = [0, 0, 2, 2, null, 5, 5];
+    // 0 and 1 survive together; 2 survives without 3; 4 has no group; 6 and 5 survive, in reverse order.
+    expect([...withSurvivingMates([6, 0, 2, 4, 1, 5], groups)].sort()).toEqual([0, 1, 5, 6]);
+    expect(withSurvivingMates([], groups).size).toBe(0);
   });
 });

@@ -7,10 +7,11 @@
  * groups, so a worker that resumes after a crash computes exactly what the dead one would have.
  */
 
-/** What grouping needs of a photo: QualitySignals.signature and .layout (hex). */
+/** What grouping needs of a photo: QualitySignals.signature and .layout (hex), and when it was taken if known (ms, EXIF). */
 export interface SceneKey {
   signature: string;
   layout: string;
+  captured?: number;
 }
 
 /** Side of the luma signature (QualitySignals.signature). */
@@ -24,9 +25,20 @@ export const SIGNATURE_SIDE = 16;
 export const SAME_SCENE_CORRELATION = 0.8;
 export const SAME_SCENE_LAYOUT = 0.5;
 
+/**
+ * Capture time, where both photos have one (EXIF DateTimeOriginal), is a hint either way. Taken within
+ * BURST_SPAN_MS of each other, they are a burst or a moment apart, and a looser match suffices (a subject
+ * moving across a burst changes the frame more than re-framing does). Taken more than SCENE_SPAN_MS apart, they
+ * are never one group, however alike: two alike scenes of a day (two misty lakes) stay apart.
+ */
+export const BURST_SPAN_MS = 2_000;
+export const BURST_CORRELATION = 0.6;
+export const BURST_LAYOUT = 0.75;
+export const SCENE_SPAN_MS = 30 * 60_000;
+
 /** Group id (the index of the group's first photo) of every photo; null for a photo without signals. */
 export function groupScenes(keys: readonly (SceneKey | null)[]): (number | null)[] {
-  const decoded = keys.map((k) => (k ? { signature: decodeHex(k.signature), layout: decodeHex(k.layout) } : null));
+  const decoded = keys.map((k) => (k ? { signature: decodeHex(k.signature), layout: decodeHex(k.layout), captured: k.captured } : null));
   const parent = keys.map((_, i) => i);
   const find = (i: number): number => {
     while (parent[i] !== i) {
@@ -41,9 +53,12 @@ export function groupScenes(keys: readonly (SceneKey | null)[]): (number | null)
     for (let j = i + 1; j < decoded.length; j++) {
       const b = decoded[j];
       if (!b || find(i) === find(j)) continue;
+      const gap = a.captured !== undefined && b.captured !== undefined ? Math.abs(a.captured - b.captured) : null;
+      if (gap !== null && gap > SCENE_SPAN_MS) continue;
+      const burst = gap !== null && gap <= BURST_SPAN_MS;
       // The layout first: 48 bytes, and most pairs of different scenes fail it.
-      if (layoutGap(a.layout, b.layout) > SAME_SCENE_LAYOUT) continue;
-      if (bestCorrelation(a.signature, b.signature) < SAME_SCENE_CORRELATION) continue;
+      if (layoutGap(a.layout, b.layout) > (burst ? BURST_LAYOUT : SAME_SCENE_LAYOUT)) continue;
+      if (bestCorrelation(a.signature, b.signature) < (burst ? BURST_CORRELATION : SAME_SCENE_CORRELATION)) continue;
       const [ri, rj] = [find(i), find(j)];
       // The smaller root wins, so a group's id is its first photo whatever the order of the unions.
       if (ri < rj) parent[rj] = ri;
@@ -107,12 +122,18 @@ export function groupMembers(groups: readonly (number | null)[]): Map<number, nu
 
 /**
  * The fine pass's order and grid sizes: a group's survivors side by side in one grid (so the model compares
- * them directly), groups in the order of their first photo (capture order, for a camera's file names), no
- * grid above `capacity`. A group larger than a grid is cut into full grids.
+ * them directly), in capture order, and groups in the capture order of their first photo, no grid above
+ * `capacity`. A group larger than a grid is cut into full grids. Capture order is `captured` (ms, from EXIF)
+ * where a photo has it; photos without follow in input order (a camera's file names count up as it shoots).
  */
-export function arrangeFine(survivors: readonly number[], groups: readonly (number | null)[], capacity: number): { order: number[]; sizes: number[] } {
+export function arrangeFine(
+  survivors: readonly number[],
+  groups: readonly (number | null)[],
+  capacity: number,
+  captured: readonly (number | null | undefined)[] = [],
+): { order: number[]; sizes: number[] } {
   const units = new Map<number | string, number[]>();
-  for (const index of survivors) {
+  for (const index of inCaptureOrder(survivors, captured)) {
     const key = groups[index] ?? `alone:${index}`;
     const unit = units.get(key);
     if (unit) unit.push(index);
@@ -133,6 +154,25 @@ export function arrangeFine(survivors: readonly number[], groups: readonly (numb
   }
   if (current > 0) sizes.push(current);
   return { order, sizes };
+}
+
+/** `indexes` by capture time (ties and photos without one in input order, those without last). */
+export function inCaptureOrder(indexes: readonly number[], captured: readonly (number | null | undefined)[]): number[] {
+  const time = (i: number) => captured[i] ?? Infinity;
+  return [...indexes].sort((a, b) => time(a) - time(b) || a - b);
+}
+
+/**
+ * The survivors (of the coarse pass, in the fine pass) with at least one other survivor in their group: the
+ * photos a side-by-side comparison at full size can decide between.
+ */
+export function withSurvivingMates(survivors: readonly number[], groups: readonly (number | null)[]): Set<number> {
+  const count = new Map<number, number>();
+  for (const index of survivors) {
+    const g = groups[index];
+    if (g !== null && g !== undefined) count.set(g, (count.get(g) ?? 0) + 1);
+  }
+  return new Set(survivors.filter((index) => (count.get(groups[index] ?? -1) ?? 0) > 1));
 }
 
 /**

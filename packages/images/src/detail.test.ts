@@ -48,4 +48,26 @@ describe('detail at full resolution', () => {
     expect(turned.sharpness).toBeCloseTo(upright.sharpness, 1);
     expect(turned.noise).toBeCloseTo(upright.noise, 0);
   });
+
+  it('is not measured where it would cost memory, not just time: a WebP or a progressive JPEG is decoded whole', async () => {
+    await writeVariant(base, { crop, longSide: 2400 }, temp.file('plain.jpg'));
+    const webp = temp.file('plain.webp');
+    const progressive = temp.file('progressive.jpg');
+    await sharp(temp.file('plain.jpg')).webp({ quality: 90 }).toFile(webp);
+    await sharp(temp.file('plain.jpg')).jpeg({ quality: 90, progressive: true }).toFile(progressive);
+    expect((await thumbnailFromFile(temp.file('plain.jpg'), 84, { detail: true })).detail).toBeDefined();
+    expect((await thumbnailFromFile(webp, 84, { detail: true })).detail).toBeUndefined();
+    expect((await thumbnailFromFile(progressive, 84, { detail: true })).detail).toBeUndefined();
+  });
+
+  it('is measured when a test of the thumbnail asks for it, after the thumbnail\'s signals, and not when it declines', async () => {
+    const path = temp.file('asked.jpg');
+    await writeVariant(base, { crop, longSide: 2400, flaws: [{ kind: 'noise', sigma: 14, seed: 5 }] }, path);
+    const seen: number[] = [];
+    const declined = await thumbnailFromFile(path, 84, { detail: (t) => (seen.push(t.signals.noise), false) });
+    const asked = await thumbnailFromFile(path, 84, { detail: (t) => (seen.push(t.signals.noise), t.source.width === 2400) });
+    expect(declined.detail).toBeUndefined();
+    expect(asked.detail!.noise).toBeGreaterThan(2);
+    expect(seen).toEqual([declined.signals.noise, asked.signals.noise]);
+  });
 });

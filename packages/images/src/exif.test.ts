@@ -5,6 +5,7 @@ import {
   JPEG_HEAD_BYTES,
   orientedSize,
   orientSquare,
+  parseExifDate,
   parseJpegHead,
 } from './exif.js';
 import { sharp } from './sharp.js';
@@ -85,6 +86,35 @@ describe('withExif + findEmbeddedThumbnail', () => {
     // A stale thumbnail after a 3:2 crop, or a letterboxed one.
     expect(embeddedThumbnailFits({ width: 160, height: 120, image: { width: 5664, height: 3776 } }, 84)).toBe(false);
     expect(embeddedThumbnailFits({ width: 160, height: 120, image: { width: 6000, height: 4000 } }, 84)).toBe(false);
+  });
+});
+
+describe('capture time (EXIF DateTimeOriginal)', () => {
+  it('reads DateTimeOriginal and SubSecTimeOriginal from the Exif IFD, beside the orientation and the thumbnail', async () => {
+    const main = await jpeg(quadrants(400, 300), 400, 300);
+    const thumb = await jpeg(quadrants(160, 120), 160, 120);
+    const file = withExif(main, { orientation: 6, thumbnail: thumb, captured: '2026:05:01 10:11:12', subSec: '25' });
+    expect(parseJpegHead(file)).toMatchObject({ orientation: 6, captured: Date.UTC(2026, 4, 1, 10, 11, 12) + 250 });
+    expect(findEmbeddedThumbnail(file)!.jpeg.equals(thumb)).toBe(true);
+    expect(parseJpegHead(withExif(main, { captured: '2026:05:01 10:11:12' }))!.captured).toBe(Date.UTC(2026, 4, 1, 10, 11, 12));
+  });
+
+  it('reads the date as libexif writes it (through sharp)', async () => {
+    const file = await sharp(quadrants(400, 300), { raw: { width: 400, height: 300, channels: 3 } })
+      .jpeg()
+      .withExif({ IFD0: { Make: 'Test' }, IFD2: { DateTimeOriginal: '2025:12:31 23:59:58' } })
+      .toBuffer();
+    expect(parseJpegHead(file)!.captured).toBe(Date.UTC(2025, 11, 31, 23, 59, 58));
+  });
+
+  it('has none without EXIF, without the tag, or with a blank or impossible date', async () => {
+    const main = await jpeg(quadrants(400, 300), 400, 300);
+    expect(parseJpegHead(main)!.captured).toBeUndefined();
+    expect(parseJpegHead(withExif(main, { orientation: 3 }))!.captured).toBeUndefined();
+    expect(parseJpegHead(withExif(main, { captured: '0000:00:00 00:00:00' }))!.captured).toBeUndefined();
+    expect(parseJpegHead(withExif(main, { captured: '    :  :     :  :  ' }))!.captured).toBeUndefined();
+    expect(parseExifDate('2026:13:01 00:00:00')).toBeUndefined();
+    expect(parseExifDate('2026:02:03 04:05:06', '5')).toBe(Date.UTC(2026, 1, 3, 4, 5, 6) + 500);
   });
 });
 

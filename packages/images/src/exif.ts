@@ -1,7 +1,7 @@
 /**
  * Reads what a photo's first bytes say about it, in plain JS (no sharp, no decode): a JPEG's size from its
- * SOF marker, its EXIF orientation, whether it is progressive, and where its embedded EXIF thumbnail (IFD1
- * JPEGInterchangeFormat / Length) lies. Cameras put that thumbnail (about 160 × 120) in the APP1 segment at
+ * SOF marker, its EXIF orientation and capture time (DateTimeOriginal), whether it is progressive, and where
+ * its embedded EXIF thumbnail (IFD1 JPEGInterchangeFormat / Length) lies. Cameras put that thumbnail (about 160 × 120) in the APP1 segment at
  * the very start of the file, so a range read of the head is enough for the coarse pass.
  *
  * Writing such a segment (`withExif`, for the benchmark corpus and the tests) is in testing/exif-writer.ts.
@@ -19,6 +19,8 @@ export interface JpegHeader {
   progressive: boolean;
   /** Where the embedded EXIF thumbnail lies in the file, when IFD1 names one. */
   thumbnail?: { offset: number; length: number };
+  /** When the photo was taken (see TiffInfo.captured), when its EXIF says. */
+  captured?: number;
 }
 
 export interface EmbeddedThumbnail {
@@ -60,6 +62,7 @@ export function parseJpegHead(head: Uint8Array): JpegHeader | null {
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   let orientation = 1;
   let thumbnail: JpegHeader['thumbnail'];
+  let captured: number | undefined;
   let pos = 2;
   while (pos + 4 <= head.length) {
     if (head[pos] !== 0xff) return null;
@@ -81,13 +84,14 @@ export function parseJpegHead(head: Uint8Array): JpegHeader | null {
       const height = view.getUint16(start + 1);
       const width = view.getUint16(start + 3);
       if (width === 0 || height === 0) return null;
-      return { width, height, orientation, progressive: isProgressiveSof(marker), ...(thumbnail && { thumbnail }) };
+      return { width, height, orientation, progressive: isProgressiveSof(marker), ...(thumbnail && { thumbnail }), ...(captured !== undefined && { captured }) };
     }
     if (marker === APP1 && end <= head.length && isExifHeader(head, start)) {
       const exif = parseTiff(head.subarray(start + 6, end));
       if (exif) {
         orientation = exif.orientation;
         if (exif.thumbnail) thumbnail = { offset: start + 6 + exif.thumbnail.offset, length: exif.thumbnail.length };
+        captured = exif.captured;
       }
     }
     pos = end;
@@ -106,9 +110,30 @@ interface TiffInfo {
   orientation: number;
   /** Relative to the TIFF header. */
   thumbnail?: { offset: number; length: number };
+  /**
+   * DateTimeOriginal (with SubSecTimeOriginal when present) as milliseconds since 1970, the camera's clock read
+   * as if it were UTC: EXIF gives no time zone, so the figure orders one camera's photos (a burst, a day) and
+   * measures the time between them, but is no true instant.
+   */
+  captured?: number;
 }
 
-/** Reads IFD0's Orientation and IFD1's thumbnail pointers from a TIFF block ("II*\0" or "MM\0*"). */
+const EXIF_IFD = 0x8769;
+const DATE_TIME_ORIGINAL = 0x9003;
+const SUB_SEC_TIME_ORIGINAL = 0x9291;
+const ASCII = 2;
+
+/** "YYYY:MM:DD HH:MM:SS" (and sub-second digits) as TiffInfo.captured; undefined for a blank or invalid date. */
+export function parseExifDate(text: string, subSec?: string): number | undefined {
+  const m = /^(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})/.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  if (year < 1900 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const fraction = subSec && /^\d+/.test(subSec.trim()) ? Number(`0.${/^\d+/.exec(subSec.trim())![0]}`) : 0;
+  return Date.UTC(year, month - 1, day, hour, minute, second) + Math.round(fraction * 1000);
+}
+
+/** Reads IFD0's Orientation, IFD1's thumbnail pointers and the Exif IFD's capture time from a TIFF block ("II*\0" or "MM\0*"). */
 function parseTiff(tiff: Uint8Array): TiffInfo | null {
   if (tiff.length < 8) return null;
   const view = new DataView(tiff.buffer, tiff.byteOffset, tiff.byteLength);
@@ -135,18 +160,38 @@ function parseTiff(tiff: Uint8Array): TiffInfo | null {
     return { tags, next: u32(offset + 2 + count * 12) };
   };
 
+  /** An ASCII entry of the IFD at `offset` (without its NUL), inline or pointed at; undefined if absent or out of bounds. */
+  const readAscii = (offset: number, tag: number): string | undefined => {
+    if (offset < 8 || offset + 2 > tiff.length) return undefined;
+    const count = u16(offset);
+    if (offset + 2 + count * 12 > tiff.length) return undefined;
+    for (let i = 0; i < count; i++) {
+      const entry = offset + 2 + i * 12;
+      if (u16(entry) !== tag || u16(entry + 2) !== ASCII) continue;
+      const n = u32(entry + 4);
+      const at = n <= 4 ? entry + 8 : u32(entry + 8);
+      if (n > 64 || at + n > tiff.length) return undefined;
+      return String.fromCharCode(...tiff.subarray(at, at + n)).replace(/\0.*$/s, '');
+    }
+    return undefined;
+  };
+
   const ifd0 = readIfd(u32(4));
   if (!ifd0) return null;
   const rawOrientation = ifd0.tags.get(0x0112) ?? 1;
   const orientation = rawOrientation >= 1 && rawOrientation <= 8 ? rawOrientation : 1;
+  const exifIfd = ifd0.tags.get(EXIF_IFD);
+  const date = exifIfd === undefined ? undefined : readAscii(exifIfd, DATE_TIME_ORIGINAL);
+  const captured = date === undefined ? undefined : parseExifDate(date, readAscii(exifIfd!, SUB_SEC_TIME_ORIGINAL));
+  const info: TiffInfo = { orientation, ...(captured !== undefined && { captured }) };
   const ifd1 = ifd0.next !== 0 ? readIfd(ifd0.next) : null;
   const offset = ifd1?.tags.get(0x0201);
   const length = ifd1?.tags.get(0x0202);
-  if (offset === undefined || length === undefined || offset === 0 || length === 0) return { orientation };
+  if (offset === undefined || length === undefined || offset === 0 || length === 0) return info;
   // The thumbnail lies inside the EXIF segment: pointers past it (into the image data, or beyond the file)
   // are damaged or hostile, and what they point at is not the thumbnail.
-  if (offset < 8 || offset + length > tiff.length) return { orientation };
-  return { orientation, thumbnail: { offset, length } };
+  if (offset < 8 || offset + length > tiff.length) return info;
+  return { ...info, thumbnail: { offset, length } };
 }
 
 /**

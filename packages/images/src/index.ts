@@ -12,6 +12,7 @@ export {
   DETAIL_SIDE,
   type Detail,
   type Thumbnail,
+  type ThumbnailOptions,
 } from './thumbnail.js';
 export {
   JPEG_HEAD_BYTES,

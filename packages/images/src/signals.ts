@@ -119,7 +119,20 @@ export function computeSignals(rgb: Uint8Array, width: number, height: number): 
  * noise has variance 6σ²).
  */
 export function directionalSharpness(rgb: Uint8Array, width: number, height: number, noise: number): number {
+  return softerSharpness(toLuma(rgb, width, height), width, height, noise);
+}
+
+/**
+ * Focus and noise of a full-resolution square (Thumbnail.detail): noise as QualitySignals.noise measures it,
+ * and directionalSharpness, from one luma plane and nothing else (no hash, layout or exposure: not needed).
+ */
+export function detailSignals(rgb: Uint8Array, width: number, height: number): { sharpness: number; noise: number } {
   const luma = toLuma(rgb, width, height);
+  const noise = round(noiseOf(luma, width, height));
+  return { sharpness: softerSharpness(luma, width, height, noise), noise };
+}
+
+function softerSharpness(luma: Float64Array, width: number, height: number, noise: number): number {
   const along = (dx: number, dy: number) => {
     const tiles = 4;
     const variances: number[] = [];

@@ -3,7 +3,7 @@ import { JPEG_HEAD_BYTES, orientedSize, orientSquare, parseJpegHead, type Embedd
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
 import { decodeProgressiveDc, readDcScans } from './progressive.js';
-import { computeSignals, directionalSharpness, SIGNAL_SIDE, type QualitySignals } from './signals.js';
+import { computeSignals, detailSignals, SIGNAL_SIDE, type QualitySignals } from './signals.js';
 
 export interface Thumbnail {
   /** Square side, px. */
@@ -24,10 +24,20 @@ export interface Thumbnail {
   from?: 'image' | 'embedded' | 'dc-scans';
   /**
    * Focus and noise at full resolution, on a DETAIL_SIDE px square at the frame's centre, when asked for
-   * (`detail: true`) and the photo was decoded from its file (not a progressive JPEG): a thumbnail cannot
-   * show either (noise is averaged away, a slight defocus is below a pixel).
+   * (ThumbnailOptions.detail) and the photo was decoded from a baseline JPEG or a non-interlaced PNG file
+   * (see STRIP_FORMATS): a thumbnail cannot show either (noise is averaged away, a slight defocus is below a pixel).
    */
   detail?: Detail;
+}
+
+export interface ThumbnailOptions {
+  signal?: AbortSignal;
+  /**
+   * Also measure Thumbnail.detail: always (`true`), or only when the thumbnail leaves it open — a test of the
+   * thumbnail's own signals, made once they are measured. The square costs about half a full-resolution decode
+   * (see detailOf), so it is worth taking only where its answer can change a verdict.
+   */
+  detail?: boolean | ((thumb: Pick<Thumbnail, 'signals' | 'source'>) => boolean);
 }
 
 export interface Detail {
@@ -36,6 +46,9 @@ export interface Detail {
   /** As QualitySignals.noise, at 1:1 (8-bit levels). */
   noise: number;
 }
+
+/** Formats whose full-resolution square is read a strip at a time (when not progressive or interlaced). */
+const STRIP_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png']);
 
 /** Side (px) of the full-resolution square the detail is measured on. */
 export const DETAIL_SIDE = 384;
@@ -83,7 +96,7 @@ const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif'
  * Throws ImageReadError for files that are not readable images; file-system errors (missing file,
  * permissions) pass through unchanged because they are the caller's problem, not the photo's.
  */
-export async function thumbnailFromFile(path: string, size: number, options: { signal?: AbortSignal; detail?: boolean } = {}): Promise<Thumbnail> {
+export async function thumbnailFromFile(path: string, size: number, options: ThumbnailOptions = {}): Promise<Thumbnail> {
   if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   options.signal?.throwIfAborted();
 
@@ -128,8 +141,11 @@ export async function thumbnailFromFile(path: string, size: number, options: { s
   }
 
   const thumb = await finish(data, side, size, { width, height, format: metadata.format }, 'image');
-  // A progressive JPEG cannot be read a strip at a time: its square would cost a second whole decode.
-  if (!options.detail || metadata.isProgressive) return thumb;
+  // Only a file libvips reads a strip at a time gives the square for time, not memory: a progressive JPEG
+  // or an interlaced PNG would cost a second whole decode, a WebP its whole decoded image (about 100 MB more
+  // at 12 MP, measured).
+  if (!STRIP_FORMATS.has(metadata.format) || metadata.isProgressive) return thumb;
+  if (!(typeof options.detail === 'function' ? options.detail(thumb) : options.detail)) return thumb;
   options.signal?.throwIfAborted();
   return { ...thumb, detail: await detailOf(path, metadata) };
 }
@@ -151,8 +167,7 @@ async function detailOf(path: string, stored: { width: number; height: number })
     .removeAlpha()
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
-  const signals = computeSignals(data, info.width, info.height);
-  return { sharpness: directionalSharpness(data, info.width, info.height, signals.noise), noise: signals.noise };
+  return detailSignals(data, info.width, info.height);
 }
 
 /**

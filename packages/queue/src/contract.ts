@@ -189,6 +189,8 @@ export interface CoarseVerdict extends RecordedSignals {
   /** Colour layout and luma signature: what near-duplicate groups are computed from. */
   layout?: string;
   signature?: string;
+  /** When the photo was taken, from its EXIF DateTimeOriginal (JpegHeader.captured), where it has one. */
+  captured?: number;
   failure?: string;
 }
 
