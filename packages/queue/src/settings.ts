@@ -23,6 +23,8 @@ import {
 import { DEFAULT_PREFIX } from './contract.js';
 import { DEFAULT_HANDOFF_QUEUE } from './submit.js';
 import { redisTargetFromEnv } from './redis-settings.js';
+
+export { SettingsError } from './redis-settings.js';
 import { DEFAULT_FAILOVER_TIMEOUT_MS, type RedisTarget } from './redis.js';
 
 export interface SharedSettings {
