@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The API process: reads the settings once, connects Redis as a producer, listens; drains on SIGTERM/SIGINT. */
 import { pino } from 'pino';
-import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, RedisUnavailableError, TriageStore, warnAboutRedisConfig, type RedisClient } from '@triage/queue';
+import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, LOG_LEVEL, RedisUnavailableError, TriageStore, warnAboutRedisConfig, type RedisClient } from '@triage/queue';
 import { createStorageDriver, LocalStorage, type StorageDriver } from '@triage/storage';
 import { redactUrl } from '@triage/core';
 import { createPool, migrate, PgCreditLedger, readDatabaseSettings } from '@triage/db';
@@ -13,7 +13,7 @@ import { DASHBOARD_PATH } from './paths.js';
 import { STORAGE_ROUTE } from './routes/storage.js';
 import { isLoopbackHost, readApiSettings, type ApiSettings } from './settings.js';
 
-const log = pino({ level: process.env.LOG_LEVEL?.trim() || 'info', base: { service: 'triage-api', pid: process.pid } });
+const log = pino({ level: LOG_LEVEL.read(process.env), base: { service: 'triage-api', pid: process.pid } });
 
 async function main(): Promise<void> {
   const settings = readApiSettings();

@@ -1,8 +1,7 @@
 /** The API's settings: the shared ones plus the HTTP side's, read once from the environment and validated. */
 import { randomBytes } from 'node:crypto';
-import { readSharedSettings, SettingsError, type SharedSettings } from '@triage/queue';
-
-type Env = Record<string, string | undefined>;
+import { readSettings, setting, SettingsError, type Env } from '@triage/core';
+import { LOG_LEVEL, readSharedSettings, type SharedSettings } from '@triage/queue';
 
 export interface DashboardSettings {
   user: string;
@@ -30,73 +29,46 @@ export interface ApiSettings extends SharedSettings {
   logLevel: string;
 }
 
-function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!(Number.isInteger(n) && n >= min && n <= max)) {
-    throw new SettingsError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
-  }
-  return n;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new SettingsError(`${name} must be true or false, got "${env[name]}"`);
-}
-
-function optional(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v ? v : undefined;
-}
+/** The API's own settings (SUPABASE_URL, which it also reads, is a shared one). */
+export const API_SETTINGS = {
+  host: setting.text('HOST', '127.0.0.1'),
+  port: setting.whole('PORT', 8000, { min: 0, max: 65535 }),
+  corsOrigins: setting.list('CORS_ORIGINS', [], {
+    item: (origin) => origin.replace(/\/+$/, ''),
+    pattern: /^(\*|https?:\/\/[^/]+)$/,
+    message: (origin) => `CORS_ORIGINS holds "${origin}": give origins such as https://app.example.com, comma-separated`,
+  }),
+  dashboardUser: setting.text('DASHBOARD_USER', undefined),
+  dashboardPassword: setting.text('DASHBOARD_PASSWORD', undefined),
+  dashboardReadOnly: setting.flag('DASHBOARD_READ_ONLY', true),
+  rateLimitPerMinute: setting.whole('RATE_LIMIT_PER_MINUTE', 10, { min: 1 }),
+  maxActiveJobsPerUser: setting.whole('MAX_ACTIVE_JOBS_PER_USER', 3, { min: 1 }),
+  maxUploadMb: setting.whole('MAX_UPLOAD_MB', 50, { min: 1, max: 10_000 }),
+  /** Unset: http://HOST:PORT. */
+  publicUrl: setting.url('PUBLIC_URL', undefined, ['http:', 'https:'], (v) => `PUBLIC_URL must be an absolute URL, got "${v}"`),
+  /** Unset: a random key, so signed URLs stop working when the process restarts. */
+  storageSigningKey: setting.text('STORAGE_SIGNING_KEY', undefined),
+  supabaseJwtSecret: setting.text('SUPABASE_JWT_SECRET', undefined),
+  logLevel: LOG_LEVEL,
+};
 
 export function readApiSettings(env: Env = process.env): ApiSettings {
   const shared = readSharedSettings(env);
-  const host = optional(env, 'HOST') ?? '127.0.0.1';
-  const port = int(env, 'PORT', 8000, 0, 65535);
-  const user = optional(env, 'DASHBOARD_USER');
-  const password = optional(env, 'DASHBOARD_PASSWORD');
+  const { dashboardUser: user, dashboardPassword: password, dashboardReadOnly, maxUploadMb, storageSigningKey, ...s } = readSettings(API_SETTINGS, env);
   if ((user === undefined) !== (password === undefined)) {
     throw new SettingsError('DASHBOARD_USER and DASHBOARD_PASSWORD must be set together (or both left unset to turn the dashboard off)');
   }
-  const publicUrl = (optional(env, 'PUBLIC_URL') ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
-  try {
-    new URL(publicUrl);
-  } catch {
-    throw new SettingsError(`PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
-  }
-  const supabaseUrl = optional(env, 'SUPABASE_URL');
-  if (supabaseUrl !== undefined && !/^https?:\/\//.test(supabaseUrl)) {
-    throw new SettingsError(`SUPABASE_URL must be an http(s) URL, got "${supabaseUrl}"`);
-  }
-  const corsOrigins = (optional(env, 'CORS_ORIGINS') ?? '')
-    .split(',')
-    .map((o) => o.trim().replace(/\/+$/, ''))
-    .filter(Boolean);
-  for (const origin of corsOrigins) {
-    if (origin !== '*' && !/^https?:\/\/[^/]+$/.test(origin)) {
-      throw new SettingsError(`CORS_ORIGINS holds "${origin}": give origins such as https://app.example.com, comma-separated`);
-    }
-  }
-  const signingKey = optional(env, 'STORAGE_SIGNING_KEY');
+  const host = s.host.includes(':') ? `[${s.host}]` : s.host;
+  // The URL made from HOST and PORT is checked as a given one would be.
+  const publicUrl = s.publicUrl ?? API_SETTINGS.publicUrl.read({ PUBLIC_URL: `http://${host}:${s.port}` })!;
   return {
     ...shared,
-    host,
-    port,
-    corsOrigins,
-    dashboard: user && password ? { user, password, readOnly: bool(env, 'DASHBOARD_READ_ONLY', true) } : null,
-    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 10, 1),
-    maxActiveJobsPerUser: int(env, 'MAX_ACTIVE_JOBS_PER_USER', 3, 1),
-    maxUploadBytes: int(env, 'MAX_UPLOAD_MB', 50, 1, 10_000) * 1024 * 1024,
-    publicUrl,
-    storageSigningKey: signingKey ?? randomBytes(32).toString('base64url'),
-    ephemeralSigningKey: signingKey === undefined,
-    supabaseUrl,
-    supabaseJwtSecret: optional(env, 'SUPABASE_JWT_SECRET'),
-    logLevel: optional(env, 'LOG_LEVEL') ?? 'info',
+    ...s,
+    dashboard: user && password ? { user, password, readOnly: dashboardReadOnly } : null,
+    maxUploadBytes: maxUploadMb * 1024 * 1024,
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+    storageSigningKey: storageSigningKey ?? randomBytes(32).toString('base64url'),
+    ephemeralSigningKey: storageSigningKey === undefined,
   };
 }
 

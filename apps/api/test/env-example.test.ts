@@ -3,10 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { API_NODE_ARGS, readSharedSettings, WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
-import { readWorkerSettings } from '@triage/worker';
-import { readDatabaseSettings } from '@triage/db';
-import { readApiSettings } from '../src/settings.js';
+import type { Setting } from '@triage/core';
+import { API_NODE_ARGS, GRID_SETTINGS, LOG_LEVEL, readSharedSettings, REDIS_SETTINGS, SHARED_SETTINGS, WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
+import { readWorkerSettings, WORKER_SETTINGS } from '@triage/worker';
+import { DATABASE_SETTINGS, readDatabaseSettings } from '@triage/db';
+import { API_SETTINGS, readApiSettings } from '../src/settings.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const SETTINGS_SOURCES = [
@@ -35,6 +36,17 @@ describe('.env.example', () => {
       const source = await readFile(resolve(root, file), 'utf8');
       const read = new Set([...source.matchAll(/env\.([A-Z][A-Z0-9_]+)|\[?'([A-Z][A-Z0-9_]{2,})'/g)].map((m) => m[1] ?? m[2]!));
       for (const name of read) if (/_/.test(name) || ['HOST', 'PORT'].includes(name)) expect(listed, `${file} reads ${name}`).toContain(name);
+    }
+  });
+
+  it('names every variable the settings schemas declare, with the declared default or blank (= the default)', async () => {
+    const env = await example();
+    const schemas: Record<string, Setting<unknown>>[] = [SHARED_SETTINGS, GRID_SETTINGS.coarse, GRID_SETTINGS.fine, REDIS_SETTINGS, DATABASE_SETTINGS, API_SETTINGS, WORKER_SETTINGS, { LOG_LEVEL }];
+    const declared = schemas.flatMap((schema) => Object.values(schema));
+    expect(declared.map((s) => s.name)).toContain('GRID_FINE_ROWS');
+    for (const s of declared) {
+      expect(Object.keys(env)).toContain(s.name);
+      if (env[s.name] !== '') expect(env[s.name], s.name).toBe(Array.isArray(s.default) ? s.default.join(',') : String(s.default));
     }
   });
 

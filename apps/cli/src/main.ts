@@ -6,7 +6,7 @@ import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
 import { API_NODE_ARGS, readSharedSettings, RedisUnavailableError, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
 import { CliError, InterruptedError, runTriage, TriageEndedError, type RunOptions, type RunSummary } from './run.js';
-import { ensureRedis, NoRedisError, startedNotice } from './redis-server.js';
+import { ensureRedis, NoRedisError, REDIS_LOCAL_URL, startedNotice } from './redis-server.js';
 import { spawn } from 'node:child_process';
 import { APP_MAINS } from './run.js';
 
@@ -27,7 +27,7 @@ Options of run:
 
 Settings come from the environment (REDIS_URL or REDIS_CLUSTER_NODES or REDIS_SENTINELS, STORAGE_DIR,
 TRIAGE_PREFIX, GRID_*): see the README. With no Redis configured, run, demo and start use the one at
-REDIS_LOCAL_URL (default redis://127.0.0.1:6379), or start a private redis-server when none answers there.
+REDIS_LOCAL_URL (default ${REDIS_LOCAL_URL.default}), or start a private redis-server when none answers there.
 Exit codes: 0 done, 2 bad input, 3 no Redis, 130 interrupted (Ctrl-C), 1 anything else.`;
 
 function runOptions(argv: string[]): RunOptions {

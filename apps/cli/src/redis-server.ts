@@ -1,15 +1,15 @@
 /**
  * Redis for a one-machine run. A configured Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS) is
  * used or the run stops with the "no Redis" error naming it: never a stand-in for what the operator chose.
- * Only when nothing is configured: the Redis at REDIS_LOCAL_URL (default 127.0.0.1:6379), or a private
+ * Only when nothing is configured: the Redis at REDIS_LOCAL_URL (default DEFAULT_REDIS_URL), or a private
  * `redis-server` for the run when none answers there and one is installed, or exactly how to get one.
  */
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { redactUrl } from '@triage/core';
-import { connectRedis, describeRedis, SettingsError, startRedisServer, type RedisTarget } from '@triage/queue';
+import { redactUrl, setting } from '@triage/core';
+import { connectRedis, DEFAULT_REDIS_URL, describeRedis, startRedisServer, type RedisTarget } from '@triage/queue';
 
 export interface RedisForRun {
   target: RedisTarget;
@@ -56,12 +56,7 @@ const using = (target: RedisTarget): RedisForRun => ({
 });
 
 /** Where to look for a Redis when none is configured. */
-function localUrl(env: NodeJS.ProcessEnv): string {
-  const raw = env.REDIS_LOCAL_URL?.trim();
-  if (!raw) return 'redis://127.0.0.1:6379';
-  if (!/^rediss?:\/\//.test(raw)) throw new SettingsError('REDIS_LOCAL_URL must be a redis:// or rediss:// URL');
-  return raw;
-}
+export const REDIS_LOCAL_URL = setting.url('REDIS_LOCAL_URL', DEFAULT_REDIS_URL, ['redis:', 'rediss:'], () => 'REDIS_LOCAL_URL must be a redis:// or rediss:// URL');
 
 export async function ensureRedis(configured: RedisTarget, env: NodeJS.ProcessEnv = process.env): Promise<RedisForRun> {
   if (configured.kind !== 'single' || configured.explicit) {
@@ -69,7 +64,7 @@ export async function ensureRedis(configured: RedisTarget, env: NodeJS.ProcessEn
     if (failure) throw new NoRedisError(`${failure}\n(configured by ${configured.kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : configured.kind === 'sentinel' ? 'REDIS_SENTINELS' : 'REDIS_URL'}; no other Redis is used in its place)`);
     return using(configured);
   }
-  const local: RedisTarget = { kind: 'single', url: localUrl(env), explicit: false };
+  const local: RedisTarget = { kind: 'single', url: REDIS_LOCAL_URL.read(env), explicit: false };
   if ((await answers(local)) === null) return using(local);
   const binary = await findExecutable('redis-server');
   if (!binary) {
@@ -102,5 +97,5 @@ export async function ensureRedis(configured: RedisTarget, env: NodeJS.ProcessEn
 
 /** The line `triage start` prints when it started a private Redis. */
 export function startedNotice(redis: RedisForRun): string {
-  return `No Redis configured and none answers at ${redactUrl(process.env.REDIS_LOCAL_URL?.trim() || 'redis://127.0.0.1:6379')}: started one for this session at ${describeRedis(redis.target)}\n`;
+  return `No Redis configured and none answers at ${redactUrl(REDIS_LOCAL_URL.read(process.env))}: started one for this session at ${describeRedis(redis.target)}\n`;
 }

@@ -6,13 +6,14 @@
  * longer than the limit, the next try reads with `outage: 'fail'`: the photos it hits fail with the reason.
  */
 import type { OutageState, PausePolicy, TriageStore } from '@triage/queue';
+import { WORKER_SETTINGS } from './config.js';
 
 export type { OutageState };
 
 /** How long an outage may last before photos fail instead of the job waiting, and how long each wait is (ms). */
 export type OutagePolicy = PausePolicy;
 
-export const DEFAULT_OUTAGE_POLICY: OutagePolicy = { limitMs: 30 * 60_000, waitMs: 2_000, maxWaitMs: 60_000 };
+export const DEFAULT_OUTAGE_POLICY: OutagePolicy = { limitMs: WORKER_SETTINGS.storageOutageLimitMs.default, waitMs: 2_000, maxWaitMs: 60_000 };
 
 export async function outageState(store: TriageStore, triageId: string): Promise<OutageState | null> {
   return store.outage(triageId);

@@ -26,6 +26,7 @@ import { signalArray, type CoarseVerdict, type FineVerdict, type TriageMeta, typ
 import type { StorageDriver } from '@triage/storage';
 import type { VisionProvider } from '@triage/vision';
 import type { Logger } from 'pino';
+import { WORKER_SETTINGS } from './config.js';
 import type { Gate } from './gate.js';
 import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHints, type ReadGrid } from './grid-step.js';
 
@@ -51,7 +52,7 @@ export interface StepDeps {
   log: Logger;
   /** Lines an operator should see beside the job in the dashboard. */
   jobLog?: (line: string) => Promise<unknown>;
-  /** Photos of one near-duplicate group the final cut keeps at most (KEEP_PER_SCENE); default 1. */
+  /** Photos of one near-duplicate group the final cut keeps at most (KEEP_PER_SCENE); its default when unset. */
   keepPerScene?: number;
   /** The process's image gate (one grid built at a time); without one, each step builds at once. */
   gate?: Gate;
@@ -214,7 +215,7 @@ async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number
   const flaws = jobFlaws(groups, signalArray(meta.total, coarse), signalArray(meta.total, fine));
   const verdicts = Array.from({ length: meta.total }, (_, i) => ({ ...toVerdict(i, coarse.get(i), fine.get(i)), flawed: flaws[i] !== null }));
   const keep = finalCount(percentOf(meta), meta.total);
-  const { selected, fallback, ranks } = selectFinal(verdicts, keep, meta.passes, { groups, perGroup: deps.keepPerScene ?? 1 });
+  const { selected, fallback, ranks } = selectFinal(verdicts, keep, meta.passes, { groups, perGroup: deps.keepPerScene ?? WORKER_SETTINGS.keepPerScene.default });
   await store.finish(meta.triageId, {
     status: 'completed',
     selected,

@@ -28,6 +28,7 @@ import { sweepExpired } from './expiry.js';
 import { refundUnserved } from './refunds.js';
 import { DEFAULT_OUTAGE_POLICY, endOutage, notePause, outageExpired, outageState, type OutagePolicy } from './outage.js';
 import { ImageGate } from './gate.js';
+import { WORKER_SETTINGS } from './config.js';
 import { nextWork, runGridStep, TriageNotFoundError, type NextWork, type StepDeps } from './step.js';
 
 export interface TriageWorkerOptions extends Omit<StepDeps, 'jobLog' | 'gate'> {
@@ -113,7 +114,7 @@ export async function jobProgress(store: TriageStore, triageId: string): Promise
 /** Grid jobs' BullMQ priorities stay below its limit (2^21). */
 const LAST_TURN = 2_000_000;
 
-export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_CONCURRENCY = WORKER_SETTINGS.concurrency.default;
 
 export async function createTriageWorker(options: TriageWorkerOptions): Promise<TriageWorker> {
   const { store, log } = options;
@@ -282,8 +283,8 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       prefix: options.prefix,
       concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
       autorun: options.autorun ?? true,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      lockDuration: options.lockDurationMs ?? WORKER_SETTINGS.lockDurationMs.default,
+      stalledInterval: options.stalledIntervalMs ?? WORKER_SETTINGS.stalledIntervalMs.default,
       // A crash-looping host must not fail a long job for good: a grid redelivered is resumed, not redone.
       maxStalledCount: 100,
       name: 'triage-worker',
@@ -341,7 +342,7 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
 
   return {
     worker,
-    async close(deadlineMs = 10_000) {
+    async close(deadlineMs = WORKER_SETTINGS.shutdownDeadlineMs.default) {
       clearInterval(beating);
       const timer = setTimeout(() => {
         for (const running of active.values()) for (const controller of running) controller.abort(new StopSignal('shutdown'));

@@ -2,11 +2,7 @@
  * The database settings of the API and the worker, read once from the environment and validated. Without
  * DATABASE_URL there is no database: no credits are charged and proceed only queues the hand-off.
  */
-export class DatabaseSettingsError extends Error {
-  override name = 'SettingsError';
-}
-
-type Env = Record<string, string | undefined>;
+import { readSettings, setting, type Env } from '@triage/core';
 
 export interface DatabaseSettings {
   /** A PostgreSQL connection string (a secret: it may carry a password; never logged as it is). */
@@ -23,43 +19,24 @@ export interface DatabaseSettings {
   holdTimeoutMs: number;
 }
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!(Number.isInteger(n) && n >= min && n <= max)) {
-    throw new DatabaseSettingsError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
-  }
-  return n;
-}
+export const DATABASE_SETTINGS = {
+  poolMax: setting.whole('DATABASE_POOL_MAX', 10, { min: 1, max: 1000 }),
+  statementTimeoutMs: setting.ms('DATABASE_STATEMENT_TIMEOUT_MS', 15_000, { min: 100, max: 3_600_000 }),
+  connectTimeoutMs: setting.ms('DATABASE_CONNECT_TIMEOUT_MS', 10_000, { min: 100, max: 600_000 }),
+  migrateOnStart: setting.flag('DATABASE_MIGRATE_ON_START', false),
+  holdTimeoutMs: setting.ms('CREDIT_HOLD_TIMEOUT_MS', 60_000, { min: 100, max: 86_400_000 }),
+};
 
-function flag(env: Env, name: string): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return false;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new DatabaseSettingsError(`${name} must be true or false, got "${env[name]}"`);
-}
+/** Checked after the others, so that a bad value is refused even where no database is configured. */
+const DATABASE_URL = setting.url('DATABASE_URL', undefined, ['postgres:', 'postgresql:'], (_, protocol) =>
+  protocol
+    ? `DATABASE_URL must start with postgres:// or postgresql://, got "${protocol}//..."`
+    : 'DATABASE_URL must be a URL such as postgres://user:password@host:5432/database',
+);
 
 /** Null when DATABASE_URL is unset: the service runs without credits and without the scoring hand-off. */
 export function readDatabaseSettings(env: Env = process.env): DatabaseSettings | null {
-  const url = env.DATABASE_URL?.trim();
-  const settings = {
-    poolMax: int(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
-    statementTimeoutMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 15_000, 100, 3_600_000),
-    connectTimeoutMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
-    migrateOnStart: flag(env, 'DATABASE_MIGRATE_ON_START'),
-    holdTimeoutMs: int(env, 'CREDIT_HOLD_TIMEOUT_MS', 60_000, 100, 86_400_000),
-  };
-  if (!url) return null;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new DatabaseSettingsError('DATABASE_URL must be a URL such as postgres://user:password@host:5432/database');
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new DatabaseSettingsError(`DATABASE_URL must start with postgres:// or postgresql://, got "${parsed.protocol}//..."`);
-  }
-  return { url, ...settings };
+  const settings = readSettings(DATABASE_SETTINGS, env);
+  const url = DATABASE_URL.read(env);
+  return url === undefined ? null : { url, ...settings };
 }

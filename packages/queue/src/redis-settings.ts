@@ -5,19 +5,27 @@
  * plain `host:port`. A Cluster needs every key of a triage, BullMQ's included, in one slot: the prefix must
  * hold a hash tag, or the first multi-key script fails with CROSSSLOT.
  */
+import { setting, SettingsError, type Env } from '@triage/core';
 import type { RedisNode, RedisTarget } from './redis.js';
 
-export class SettingsError extends Error {
-  override name = 'SettingsError';
-}
+export { SettingsError, type Env } from '@triage/core';
 
-export type Env = Record<string, string | undefined>;
+/** The variables that say which Redis; only those of one kind may be set. */
+export const REDIS_SETTINGS = {
+  url: setting.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:'], (_, protocol) =>
+    protocol ? `REDIS_URL must start with redis:// or rediss:// (TLS), got ${protocol}//` : `REDIS_URL must be a redis:// or rediss:// URL, got something else`,
+  ),
+  /** `host:port,host:port`: see `parseNodeList`. */
+  clusterNodes: setting.text('REDIS_CLUSTER_NODES', undefined),
+  sentinels: setting.text('REDIS_SENTINELS', undefined),
+  sentinelName: setting.text('REDIS_SENTINEL_NAME', undefined),
+  username: setting.text('REDIS_USERNAME', undefined),
+  password: setting.text('REDIS_PASSWORD', undefined),
+  sentinelPassword: setting.text('REDIS_SENTINEL_PASSWORD', undefined),
+  tls: setting.oneOf('REDIS_TLS', ['on', 'off'], 'off'),
+};
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-
-function value(env: Env, name: string): string | undefined {
-  return env[name]?.trim() || undefined;
-}
+export const DEFAULT_REDIS_URL = REDIS_SETTINGS.url.default;
 
 /** `host:port,host:port` → nodes; IPv6 as `[::1]:7000`. */
 export function parseNodeList(name: string, raw: string): RedisNode[] {
@@ -33,70 +41,53 @@ export function parseNodeList(name: string, raw: string): RedisNode[] {
     });
 }
 
-function checkUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new SettingsError(`REDIS_URL must be a redis:// or rediss:// URL, got something else`);
-  }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new SettingsError(`REDIS_URL must start with redis:// or rediss:// (TLS), got ${url.protocol}//`);
-  }
-  return raw;
-}
-
 function hasHashTag(prefix: string): boolean {
   return /\{[^{}]+\}/.test(prefix);
 }
 
-function tlsSetting(env: Env): boolean {
-  const raw = value(env, 'REDIS_TLS') ?? 'off';
-  if (raw !== 'on' && raw !== 'off') throw new SettingsError(`REDIS_TLS must be on or off, got "${raw}"`);
-  return raw === 'on';
-}
-
 /** Refuses settings that belong to another kind than the one configured: a typo must not pass silently. */
-function refuseStray(env: Env, kind: RedisTarget['kind'], names: string[]): void {
-  for (const name of names) {
+function refuseStray(env: Env, kind: RedisTarget['kind'], names: (keyof typeof REDIS_SETTINGS)[]): void {
+  for (const { name } of names.map((key) => REDIS_SETTINGS[key])) {
     // REDIS_TLS=off is the default spelled out (as in .env.example), not a stray setting.
-    if (value(env, name) && !(name === 'REDIS_TLS' && value(env, name) === 'off')) throw new SettingsError(`${name} has no meaning with ${kind === 'single' ? 'REDIS_URL (a single Redis; put credentials and rediss:// in the URL)' : kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'}: remove it`);
+    if (env[name]?.trim() && !(name === 'REDIS_TLS' && env[name]?.trim() === 'off')) throw new SettingsError(`${name} has no meaning with ${kind === 'single' ? 'REDIS_URL (a single Redis; put credentials and rediss:// in the URL)' : kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'}: remove it`);
   }
 }
 
 export function redisTargetFromEnv(env: Env, prefix: string): RedisTarget {
-  const url = value(env, 'REDIS_URL');
-  const cluster = value(env, 'REDIS_CLUSTER_NODES');
-  const sentinels = value(env, 'REDIS_SENTINELS');
-  const sentinelName = value(env, 'REDIS_SENTINEL_NAME');
-  const given = [url && 'REDIS_URL', cluster && 'REDIS_CLUSTER_NODES', sentinels && 'REDIS_SENTINELS'].filter(Boolean);
+  const s = REDIS_SETTINGS;
+  const cluster = s.clusterNodes.read(env);
+  const sentinels = s.sentinels.read(env);
+  const sentinelName = s.sentinelName.read(env);
+  const given = [s.url, s.clusterNodes, s.sentinels].filter((one) => one.given(env)).map((one) => one.name);
   if (given.length > 1) {
     throw new SettingsError(`${given.join(' and ')} are both set: configure one kind of Redis (a single node, a Cluster, or Sentinels)`);
   }
   if (sentinelName && !sentinels) throw new SettingsError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS: list the Sentinels as host:port');
-  const credentials = { ...(value(env, 'REDIS_USERNAME') && { username: value(env, 'REDIS_USERNAME')! }), ...(value(env, 'REDIS_PASSWORD') && { password: value(env, 'REDIS_PASSWORD')! }) };
+  const username = s.username.read(env);
+  const password = s.password.read(env);
+  const credentials = { ...(username && { username }), ...(password && { password }) };
   if (cluster) {
-    refuseStray(env, 'cluster', ['REDIS_SENTINEL_PASSWORD']);
+    refuseStray(env, 'cluster', ['sentinelPassword']);
     if (!hasHashTag(prefix)) {
       throw new SettingsError(
         `TRIAGE_PREFIX "${prefix}" has no hash tag, but REDIS_CLUSTER_NODES is set: on a Cluster every key of the queue must ` +
           `share one slot; use a prefix such as "{${prefix.replace(/[{}]/g, '')}}"`,
       );
     }
-    return { kind: 'cluster', nodes: parseNodeList('REDIS_CLUSTER_NODES', cluster), ...credentials, tls: tlsSetting(env) };
+    return { kind: 'cluster', nodes: parseNodeList(s.clusterNodes.name, cluster), ...credentials, tls: s.tls.read(env) === 'on' };
   }
   if (sentinels) {
     if (!sentinelName) throw new SettingsError('REDIS_SENTINELS is set without REDIS_SENTINEL_NAME: give the name of the master the Sentinels watch');
-    const sentinelPassword = value(env, 'REDIS_SENTINEL_PASSWORD');
+    const sentinelPassword = s.sentinelPassword.read(env);
     return {
       kind: 'sentinel',
-      sentinels: parseNodeList('REDIS_SENTINELS', sentinels),
+      sentinels: parseNodeList(s.sentinels.name, sentinels),
       name: sentinelName,
       ...credentials,
       ...(sentinelPassword && { sentinelPassword }),
-      tls: tlsSetting(env),
+      tls: s.tls.read(env) === 'on',
     };
   }
-  refuseStray(env, 'single', ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'REDIS_TLS']);
-  return url ? { kind: 'single', url: checkUrl(url), explicit: true } : { kind: 'single', url: DEFAULT_REDIS_URL, explicit: false };
+  refuseStray(env, 'single', ['username', 'password', 'sentinelPassword', 'tls']);
+  return { kind: 'single', url: s.url.read(env), explicit: s.url.given(env) };
 }

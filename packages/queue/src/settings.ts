@@ -9,7 +9,12 @@ import {
   DEFAULT_MODEL,
   OFFLINE_PROFILE,
   profileFor,
+  readSettings,
+  setting,
+  SettingsError,
   UnknownModelError,
+  type Env,
+  type SettingsOf,
   type Pass,
   type ProfileOverrides,
   type PassLayout,
@@ -17,7 +22,9 @@ import {
 } from '@triage/core';
 import { DEFAULT_PREFIX } from './contract.js';
 import { DEFAULT_HANDOFF_QUEUE } from './submit.js';
-import { redisTargetFromEnv, SettingsError, type Env } from './redis-settings.js';
+import { redisTargetFromEnv } from './redis-settings.js';
+
+export { SettingsError } from './redis-settings.js';
 import { DEFAULT_FAILOVER_TIMEOUT_MS, type RedisTarget } from './redis.js';
 
 export interface SharedSettings {
@@ -53,110 +60,96 @@ export interface SharedSettings {
   layouts: Record<Pass, PassLayout>;
 }
 
-export { SettingsError } from './redis-settings.js';
-
-function positiveNumber(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!(Number.isFinite(n) && n > 0)) throw new SettingsError(`${name} must be a positive number, got "${raw}"`);
-  return n;
-}
-
-function nonNegativeNumber(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!(Number.isFinite(n) && n >= 0)) throw new SettingsError(`${name} must be a number ≥ 0, got "${raw}"`);
-  return n;
-}
-
-function optionalInt(env: Env, name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const n = Number(raw);
-  if (!(Number.isInteger(n) && n > 0)) throw new SettingsError(`${name} must be a positive integer, got "${raw}"`);
-  return n;
-}
-
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new SettingsError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
-  return raw as T;
-}
-
-function layoutFromEnv(env: Env, pass: Pass): PassLayout {
+/** Grid sizes of one pass: GRID_COARSE_ROWS, GRID_FINE_MIN_THUMB and so on (rows and columns follow the profile when unset). */
+function gridSettings(pass: Pass) {
   const p = `GRID_${pass.toUpperCase()}`;
-  const layout: PassLayout = { minThumb: optionalInt(env, `${p}_MIN_THUMB`) ?? DEFAULT_LAYOUTS[pass].minThumb };
-  const rows = optionalInt(env, `${p}_ROWS`);
-  const cols = optionalInt(env, `${p}_COLS`);
-  if (rows !== undefined) layout.rows = rows;
-  if (cols !== undefined) layout.cols = cols;
-  return layout;
+  return {
+    minThumb: setting.whole(`${p}_MIN_THUMB`, DEFAULT_LAYOUTS[pass].minThumb, { min: 1 }),
+    rows: setting.whole(`${p}_ROWS`, undefined, { min: 1 }),
+    cols: setting.whole(`${p}_COLS`, undefined, { min: 1 }),
+  };
 }
 
+/** Every setting the API, the worker and the CLI share; the apps' schemas add their own. */
+export const SHARED_SETTINGS = {
+  prefix: setting.text('TRIAGE_PREFIX', DEFAULT_PREFIX, {
+    pattern: /^[A-Za-z0-9{}_.-]+$/,
+    message: (v) => `TRIAGE_PREFIX may hold letters, digits, {}, _, . and - only, got "${v}"`,
+  }),
+  proceedQueue: setting.text('PROCEED_QUEUE', DEFAULT_HANDOFF_QUEUE, {
+    pattern: /^[A-Za-z0-9_.-]+$/,
+    message: (v) => `PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${v}"`,
+  }),
+  storageDriver: setting.oneOf('STORAGE_DRIVER', ['local', 'supabase'], 'local'),
+  supabaseUrl: setting.url('SUPABASE_URL', undefined, ['http:', 'https:'], (v) => `SUPABASE_URL must be an http(s) URL, got "${v}"`),
+  supabaseServiceRoleKey: setting.text('SUPABASE_SERVICE_ROLE_KEY', undefined),
+  anthropicApiKey: setting.text('ANTHROPIC_API_KEY', undefined),
+  /** Unset: anthropic when ANTHROPIC_API_KEY is set (whoever sets a key means to use it), else offline. */
+  visionProvider: setting.oneOf('VISION_PROVIDER', ['offline', 'anthropic'], undefined),
+  visionModels: setting.list('VISION_MODELS', [DEFAULT_MODEL]),
+  maxEdge: setting.whole('VISION_MAX_EDGE', undefined, { min: 1 }),
+  maxTokens: setting.whole('VISION_MAX_TOKENS', undefined, { min: 1 }),
+  patch: setting.whole('VISION_PATCH', undefined, { min: 1 }),
+  inputPerMTok: setting.decimal('VISION_PRICE_INPUT', undefined, { zero: true }),
+  outputPerMTok: setting.decimal('VISION_PRICE_OUTPUT', undefined, { zero: true }),
+  redisFailoverTimeoutMs: setting.decimal('REDIS_FAILOVER_TIMEOUT_MS', DEFAULT_FAILOVER_TIMEOUT_MS),
+  retentionHours: setting.decimal('RETENTION_HOURS', 24),
+  storageDir: setting.text('STORAGE_DIR', '.triage/storage'),
+  storageReadLatencyMs: setting.decimal('STORAGE_READ_LATENCY_MS', 0, { zero: true }),
+  storageTransforms: setting.oneOf('STORAGE_TRANSFORMS', ['on', 'off'], 'off'),
+  bucket: setting.text('STORAGE_BUCKET', 'photos'),
+  anthropicBaseUrl: setting.url('ANTHROPIC_BASE_URL', undefined, ['http:', 'https:'], (v) => `ANTHROPIC_BASE_URL must be an http(s) URL, got "${v}"`),
+};
+
+/** Grid sizes per pass (GRID_COARSE_*, GRID_FINE_*). */
+export const GRID_SETTINGS = { coarse: gridSettings('coarse'), fine: gridSettings('fine') };
+
+/** LOG_LEVEL, of the API and the worker. */
+export const LOG_LEVEL = setting.text('LOG_LEVEL', 'info');
+
+type Shared = SettingsOf<typeof SHARED_SETTINGS>;
+
+function layout(grid: ReturnType<typeof gridSettings>, env: Env): PassLayout {
+  const { minThumb, rows, cols } = readSettings(grid, env);
+  return { minThumb, ...(rows !== undefined && { rows }), ...(cols !== undefined && { cols }) };
+}
+
+/** The profile the provider sees: the smallest of the voting models', with the operator's corrections. */
+function visionProfile(s: Shared, provider: SharedSettings['visionProvider']): { overrides: ProfileOverrides; profile: VisionProfile } {
+  const overrides: ProfileOverrides = {};
+  for (const key of ['maxEdge', 'maxTokens', 'patch', 'inputPerMTok', 'outputPerMTok'] as const) {
+    if (s[key] !== undefined) overrides[key] = s[key];
+  }
+  if (provider !== 'anthropic') return { overrides, profile: OFFLINE_PROFILE };
+  try {
+    return { overrides, profile: combinedProfile(s.visionModels.map((m) => profileFor(m, overrides))) };
+  } catch (err) {
+    if (err instanceof UnknownModelError || err instanceof RangeError) throw new SettingsError(`VISION_MODELS: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The shared settings, checked together (Supabase needs its key, a provider its credentials, a Cluster a hash tag). */
 export function readSharedSettings(env: Env = process.env): SharedSettings {
-  const prefix = env.TRIAGE_PREFIX?.trim() || DEFAULT_PREFIX;
-  if (!/^[A-Za-z0-9{}_.-]+$/.test(prefix)) throw new SettingsError(`TRIAGE_PREFIX may hold letters, digits, {}, _, . and - only, got "${prefix}"`);
-  const proceedQueue = env.PROCEED_QUEUE?.trim() || DEFAULT_HANDOFF_QUEUE;
-  if (!/^[A-Za-z0-9_.-]+$/.test(proceedQueue)) throw new SettingsError(`PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${proceedQueue}"`);
-  const storageDriver = oneOf(env, 'STORAGE_DRIVER', ['local', 'supabase'], 'local');
-  const supabaseUrl = env.SUPABASE_URL?.trim() || undefined;
-  const supabaseServiceRoleKey = env.SUPABASE_SERVICE_ROLE_KEY?.trim() || undefined;
-  if (storageDriver === 'supabase') {
-    for (const [name, value] of [['SUPABASE_URL', supabaseUrl], ['SUPABASE_SERVICE_ROLE_KEY', supabaseServiceRoleKey]] as const) {
-      if (!value) throw new SettingsError(`STORAGE_DRIVER=supabase needs ${name}`);
+  const all = readSettings(SHARED_SETTINGS, env);
+  const { retentionHours, maxEdge, maxTokens, patch, inputPerMTok, outputPerMTok, ...s } = all;
+  if (s.storageDriver === 'supabase') {
+    for (const needed of [SHARED_SETTINGS.supabaseUrl, SHARED_SETTINGS.supabaseServiceRoleKey]) {
+      if (!needed.given(env)) throw new SettingsError(`STORAGE_DRIVER=supabase needs ${needed.name}`);
     }
   }
-  const anthropicApiKey = env.ANTHROPIC_API_KEY?.trim() || undefined;
-  // A key alone selects the model: whoever sets one means to use it.
-  const visionProvider = oneOf(env, 'VISION_PROVIDER', ['offline', 'anthropic'], anthropicApiKey ? 'anthropic' : 'offline');
-  if (visionProvider === 'anthropic' && !anthropicApiKey) throw new SettingsError('VISION_PROVIDER=anthropic needs ANTHROPIC_API_KEY');
-  const visionModels = (env.VISION_MODELS?.trim() || DEFAULT_MODEL).split(',').map((m) => m.trim()).filter(Boolean);
-  const visionProfileOverrides: ProfileOverrides = {};
-  for (const [name, key] of [
-    ['VISION_MAX_EDGE', 'maxEdge'],
-    ['VISION_MAX_TOKENS', 'maxTokens'],
-    ['VISION_PATCH', 'patch'],
-  ] as const) {
-    const v = optionalInt(env, name);
-    if (v !== undefined) visionProfileOverrides[key] = v;
-  }
-  for (const [name, key] of [
-    ['VISION_PRICE_INPUT', 'inputPerMTok'],
-    ['VISION_PRICE_OUTPUT', 'outputPerMTok'],
-  ] as const) {
-    if (env[name]?.trim()) visionProfileOverrides[key] = nonNegativeNumber(env, name, 0);
-  }
-  let profile = OFFLINE_PROFILE;
-  if (visionProvider === 'anthropic') {
-    try {
-      profile = combinedProfile(visionModels.map((m) => profileFor(m, visionProfileOverrides)));
-    } catch (err) {
-      if (err instanceof UnknownModelError || err instanceof RangeError) throw new SettingsError(`VISION_MODELS: ${err.message}`);
-      throw err;
-    }
-  }
+  const visionProvider = s.visionProvider ?? (s.anthropicApiKey ? 'anthropic' : 'offline');
+  if (visionProvider === 'anthropic' && !s.anthropicApiKey) throw new SettingsError('VISION_PROVIDER=anthropic needs ANTHROPIC_API_KEY');
+  const { overrides, profile } = visionProfile(all, visionProvider);
   return {
-    redis: redisTargetFromEnv(env, prefix),
-    redisFailoverTimeoutMs: positiveNumber(env, 'REDIS_FAILOVER_TIMEOUT_MS', DEFAULT_FAILOVER_TIMEOUT_MS),
-    prefix,
-    proceedQueue,
-    retentionSeconds: Math.round(positiveNumber(env, 'RETENTION_HOURS', 24) * 3600),
-    storageDriver,
-    storageDir: resolve(env.STORAGE_DIR?.trim() || '.triage/storage'),
-    storageReadLatencyMs: nonNegativeNumber(env, 'STORAGE_READ_LATENCY_MS', 0),
-    supabaseUrl,
-    supabaseServiceRoleKey,
-    storageTransforms: oneOf(env, 'STORAGE_TRANSFORMS', ['on', 'off'], 'off') === 'on',
-    bucket: env.STORAGE_BUCKET?.trim() || 'photos',
+    ...s,
+    redis: redisTargetFromEnv(env, s.prefix),
+    retentionSeconds: Math.round(retentionHours * 3600),
+    storageDir: resolve(s.storageDir),
+    storageTransforms: s.storageTransforms === 'on',
     visionProvider,
-    anthropicApiKey,
-    anthropicBaseUrl: env.ANTHROPIC_BASE_URL?.trim() || undefined,
-    visionModels,
-    visionProfileOverrides,
+    visionProfileOverrides: overrides,
     profile,
-    layouts: { coarse: layoutFromEnv(env, 'coarse'), fine: layoutFromEnv(env, 'fine') },
+    layouts: { coarse: layout(GRID_SETTINGS.coarse, env), fine: layout(GRID_SETTINGS.fine, env) },
   };
 }
