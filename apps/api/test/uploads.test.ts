@@ -6,24 +6,29 @@ import { request as httpRequest } from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { readdir, stat } from 'node:fs/promises';
+import { EventEmitter, once } from 'node:events';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStorage } from '@triage/storage';
 import { sniffImage } from '../src/uploads.js';
 import { BUCKET, JPEG_BYTES, setup, type Env } from './harness.js';
 
-/** The local driver, noting what each write was given. */
+/** The local driver, noting what each write was given and announcing each chunk it is handed ('chunk'). */
 class WatchedStorage extends LocalStorage {
-  readonly writes: { streamed: boolean; maxChunk: number }[] = [];
+  readonly writes: { streamed: boolean; maxChunk: number; bytes: number }[] = [];
+  readonly events = new EventEmitter();
   override async write(bucket: string, path: string, body: Buffer | Readable, options: { contentType: string }) {
-    const note = { streamed: !Buffer.isBuffer(body), maxChunk: 0 };
+    const note = { streamed: !Buffer.isBuffer(body), maxChunk: 0, bytes: 0 };
     this.writes.push(note);
     if (Buffer.isBuffer(body)) return super.write(bucket, path, body, options);
+    const events = this.events;
     const watched = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         note.maxChunk = Math.max(note.maxChunk, chunk.length);
+        note.bytes += chunk.length;
         callback(null, chunk);
+        events.emit('chunk');
       },
     });
     body.on('error', (err) => watched.destroy(err));
@@ -54,10 +59,9 @@ async function* multipartBody(parts: Part[]): AsyncGenerator<Buffer> {
 }
 
 /**
- * A JPEG-headed body of `bytes`, made 64 KB at a time (never whole in the test's memory either). When
- * `at` bytes are sent, `pause` is awaited before the rest.
+ * A JPEG-headed body of `bytes`, made 64 KB at a time (never whole in the test's memory either);
+ * `pace(sent)` is awaited before each chunk.
  */
-/** A JPEG-looking part of `bytes`, sent 64 KB at a time; `pace(sent)` is awaited before each chunk. */
 function bigJpeg(bytes: number, pace: (sent: number) => Promise<void> = async () => {}): () => AsyncGenerator<Buffer> {
   return async function* () {
     yield Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
@@ -67,16 +71,6 @@ function bigJpeg(bytes: number, pace: (sent: number) => Promise<void> = async ()
       yield chunk.subarray(0, Math.min(chunk.length, bytes - sent));
     }
   };
-}
-
-/** Size of the partial file an upload is being written to, if any. */
-async function partialBytes(env: Env, userId: string): Promise<number> {
-  const root = join(env.storageDir, BUCKET, 'triage', userId);
-  let total = 0;
-  for (const job of await readdir(root).catch(() => [] as string[])) {
-    for (const f of await readdir(join(root, job))) if (f.includes('.partial-')) total += (await stat(join(root, job, f)).catch(() => ({ size: 0 }))).size;
-  }
-  return total;
 }
 
 /** A real collection on demand, to measure what is still held rather than what is merely not yet collected. */
@@ -166,7 +160,7 @@ describe('POST /api/triage/start (multipart)', () => {
     let peak = 0;
     // A full collection per sample: on a loaded machine one can take a good part of a second, so the next
     // sample waits four times as long as the last one took (at least 50 ms), leaving the transfer most of the
-    // time. A part held whole would hold the client back (below) until the server let it go, whatever the sampling rate.
+    // time. A part held whole would hold the client back (below), whatever the sampling rate.
     let sampler: NodeJS.Timeout | undefined;
     const sample = () => {
       const t0 = performance.now();
@@ -175,18 +169,14 @@ describe('POST /api/triage/start (multipart)', () => {
       sampler = setTimeout(sample, Math.max(50, 4 * (performance.now() - t0)));
     };
     sample();
-    // The client never runs more than 8 MB ahead of what the server's file holds: so whatever the machine's
-    // load, at most that much is in flight, and a server that collected the part before writing it would
-    // never let the client go on (it ends in the assertions below, not in a hang).
-    let written = 0;
+    // The client never runs more than 8 MB ahead of what the server has handed to storage: so whatever the
+    // machine's load, at most that much is in flight, and a server that collected the part before writing it
+    // would never let the client go on (the test then fails on its timeout rather than pass).
     let writtenWhileSending = 0;
-    const deadline = Date.now() + 60_000;
+    const handed = () => storage.writes.at(-1)?.bytes ?? 0;
     const pace = async (sent: number) => {
-      while (sent - written > 8 * MB && Date.now() < deadline) {
-        written = await partialBytes(env, 'user-big');
-        writtenWhileSending = Math.max(writtenWhileSending, written);
-        if (sent - written > 8 * MB) await new Promise((r) => setTimeout(r, 10));
-      }
+      while (sent - handed() > 8 * MB) await once(storage.events, 'chunk');
+      writtenWhileSending = Math.max(writtenWhileSending, handed());
     };
     const res = await upload(env, base, [{ filename: 'big.jpg', body: bigJpeg(40 * MB, pace) }], 'user-big');
     clearTimeout(sampler);
