@@ -169,13 +169,13 @@ describe('POST /api/triage/start (multipart)', () => {
       sampler = setTimeout(sample, Math.max(50, 4 * (performance.now() - t0)));
     };
     sample();
-    // The client never runs more than 8 MB ahead of what the server has handed to storage: so whatever the
+    // The client never runs more than 2 MB ahead of what the server has handed to storage: so whatever the
     // machine's load, at most that much is in flight, and a server that collected the part before writing it
     // would never let the client go on (the test then fails on its timeout rather than pass).
     let writtenWhileSending = 0;
     const handed = () => storage.writes.at(-1)?.bytes ?? 0;
     const pace = async (sent: number) => {
-      while (sent - handed() > 8 * MB) await once(storage.events, 'chunk');
+      while (sent - handed() > 2 * MB) await once(storage.events, 'chunk');
       writtenWhileSending = Math.max(writtenWhileSending, handed());
     };
     const res = await upload(env, base, [{ filename: 'big.jpg', body: bigJpeg(40 * MB, pace) }], 'user-big');
@@ -185,9 +185,11 @@ describe('POST /api/triage/start (multipart)', () => {
     expect(storage.writes).toHaveLength(1);
     expect(storage.writes[0]!.streamed).toBe(true);
     expect(storage.writes[0]!.maxChunk).toBeLessThan(MB);
-    // What the process (server and this test's client) still holds after a collection stays at half the
-    // part's 40 MB at most: the 8 MB in flight (counted on both sides) and stream buffers, never the part.
-    expect(peak).toBeLessThan(20 * MB);
+    // What the process (server and this test's client) still holds after a collection stays well under the
+    // part's 40 MB: never the part, or a copy of it kept beside the stream. (With at most 2 MB in flight, 11–22
+    // MB were seen on a machine busy with other work: stream, socket and parser buffers that a full collection
+    // does not reach while they are in use. A server keeping the part would hold 40 MB or more.)
+    expect(peak).toBeLessThan(30 * MB);
     const [photo] = await env.store.photos(res.body.job_id as string, [0]);
     expect((await env.storage.stat(BUCKET, photo!.path))?.size).toBe(40 * MB);
   });
