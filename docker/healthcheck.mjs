@@ -80,8 +80,13 @@ function redisCommands(redisUrl, commands) {
   if (db && db !== '0') pre.push(['SELECT', db]);
   const all = [...pre, ...commands];
   return new Promise((resolve, reject) => {
-    const socket = secure ? tlsConnect({ host: u.hostname, port, servername: u.hostname }) : netConnect({ host: u.hostname, port });
-    const timer = setTimeout(() => socket.destroy(new Error(`Redis did not answer within ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+    const socket = secure
+      ? tlsConnect({ host: u.hostname, port, servername: u.hostname })
+      : netConnect({ host: u.hostname, port });
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`Redis did not answer within ${TIMEOUT_MS} ms`)),
+      TIMEOUT_MS,
+    );
     let buf = Buffer.alloc(0);
     socket.once(secure ? 'secureConnect' : 'connect', () => socket.write(all.map(encode).join('')));
     socket.on('data', (chunk) => {
@@ -120,7 +125,10 @@ function nodeUrl(hostPort, password = env('REDIS_PASSWORD'), username = env('RED
 /** The first of `hostPorts` that answers `fn`, or the last error. */
 async function firstAnswer(hostPorts, fn) {
   let last = new Error('no node listed');
-  for (const hp of hostPorts.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const hp of hostPorts
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     try {
       return await fn(hp);
     } catch (err) {
@@ -134,7 +142,9 @@ async function firstAnswer(hostPorts, fn) {
 async function redisCommand(command) {
   if (env('REDIS_SENTINELS')) {
     const [host, port] = await firstAnswer(env('REDIS_SENTINELS'), async (hp) => {
-      const [addr] = await redisCommands(nodeUrl(hp, env('REDIS_SENTINEL_PASSWORD'), ''), [['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', env('REDIS_SENTINEL_NAME')]]);
+      const [addr] = await redisCommands(nodeUrl(hp, env('REDIS_SENTINEL_PASSWORD'), ''), [
+        ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', env('REDIS_SENTINEL_NAME')],
+      ]);
       if (!Array.isArray(addr)) throw new Error(`no master named ${env('REDIS_SENTINEL_NAME')}`);
       return addr;
     });

@@ -55,13 +55,21 @@ function figure(line) {
 }
 const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...opts });
+const sh = (cmd, args, opts = {}) =>
+  execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...opts });
 const compose = (...args) => sh(COMPOSE[0], [...COMPOSE.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 
 // --- the engine's view -------------------------------------------------------------------------------
 
 function containers(service) {
-  const ids = sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${service}`]);
+  const ids = sh('docker', [
+    'ps',
+    '-q',
+    '--filter',
+    `label=com.docker.compose.project=${PROJECT}`,
+    '--filter',
+    `label=com.docker.compose.service=${service}`,
+  ]);
   return ids.trim().split('\n').filter(Boolean).map(inspect);
 }
 function inspect(id) {
@@ -91,12 +99,30 @@ function memoryOf(container) {
   const read = (file) => readFileSync(file, 'utf8').trim();
   if (v1) {
     const dir = join('/sys/fs/cgroup/memory', v1.split(':').slice(2).join(':'));
-    const stat = Object.fromEntries(read(join(dir, 'memory.stat')).split('\n').map((l) => l.split(' ')));
-    return { file: join(dir, 'memory.max_usage_in_bytes'), peak: Number(read(join(dir, 'memory.max_usage_in_bytes'))), limit: Number(read(join(dir, 'memory.limit_in_bytes'))), stat };
+    const stat = Object.fromEntries(
+      read(join(dir, 'memory.stat'))
+        .split('\n')
+        .map((l) => l.split(' ')),
+    );
+    return {
+      file: join(dir, 'memory.max_usage_in_bytes'),
+      peak: Number(read(join(dir, 'memory.max_usage_in_bytes'))),
+      limit: Number(read(join(dir, 'memory.limit_in_bytes'))),
+      stat,
+    };
   }
   const dir = join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::')).slice(3));
-  const stat = Object.fromEntries(read(join(dir, 'memory.stat')).split('\n').map((l) => l.split(' ')));
-  return { file: join(dir, 'memory.peak'), peak: Number(read(join(dir, 'memory.peak'))), limit: Number(read(join(dir, 'memory.max'))), stat };
+  const stat = Object.fromEntries(
+    read(join(dir, 'memory.stat'))
+      .split('\n')
+      .map((l) => l.split(' ')),
+  );
+  return {
+    file: join(dir, 'memory.peak'),
+    peak: Number(read(join(dir, 'memory.peak'))),
+    limit: Number(read(join(dir, 'memory.max'))),
+    stat,
+  };
 }
 
 // --- the API, as the webapp speaks to it ---------------------------------------------------------------
@@ -114,7 +140,11 @@ async function token(user, secret = env('STACK_JWT_SECRET')) {
 async function api(user, path, { method = 'GET', body, bearer } = {}) {
   const headers = { authorization: `Bearer ${bearer ?? (await token(user))}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  return fetch(`${API}/api/triage${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return fetch(`${API}/api/triage${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 async function json(res, expected, what) {
@@ -139,7 +169,10 @@ async function untilDone(user, jobId, { timeoutMs, each = () => {} }) {
     const s = await json(res, 200, 'status');
     await each(s);
     if (['completed', 'failed', 'cancelled'].includes(s.status)) return s;
-    check(Date.now() < deadline, `job ${jobId} still ${s.status} after ${timeoutMs / 60000} min (${s.grids_done}/${s.grids_total} grids)`);
+    check(
+      Date.now() < deadline,
+      `job ${jobId} still ${s.status} after ${timeoutMs / 60000} min (${s.grids_done}/${s.grids_total} grids)`,
+    );
     if (Date.now() - last > 60_000) {
       last = Date.now();
       log(`  ${s.status}: ${s.grids_done}/${s.grids_total} grids`);
@@ -166,7 +199,10 @@ function stage(user, jobId, files, place) {
 async function checkStarted(redis) {
   const config = Object.fromEntries(chunk(await redis.config('GET', '*'), 2));
   check(config.appendonly === 'yes', `Redis appendonly is ${config.appendonly}, expected yes`);
-  check(config['maxmemory-policy'] === 'noeviction', `Redis maxmemory-policy is ${config['maxmemory-policy']}, expected noeviction`);
+  check(
+    config['maxmemory-policy'] === 'noeviction',
+    `Redis maxmemory-policy is ${config['maxmemory-policy']}, expected noeviction`,
+  );
   log(`Redis: appendonly yes, appendfsync ${config.appendfsync}, maxmemory-policy noeviction`);
 
   const workers = containers('worker');
@@ -178,20 +214,31 @@ async function checkStarted(redis) {
     check(id, `no heartbeat from ${w.Name}'s worker (pid ${pid}) in ${PREFIX}:workers: ${Object.keys(beats)}`);
   }
   checkProcess(containers('api')[0], ['node', ...API_NODE_ARGS, 'apps/api/dist/server.js'], { MALLOC_ARENA_MAX: '2' });
-  for (const w of workers) checkProcess(w, ['node', ...WORKER_NODE_ARGS, 'apps/worker/dist/main.js'], { MALLOC_ARENA_MAX: '2', ...WORKER_MALLOC_ENV });
+  for (const w of workers)
+    checkProcess(w, ['node', ...WORKER_NODE_ARGS, 'apps/worker/dist/main.js'], {
+      MALLOC_ARENA_MAX: '2',
+      ...WORKER_MALLOC_ENV,
+    });
   log('API and 2 workers: started with the commands and memory settings of packages/queue/src/runtime.ts, as uid 1000');
 }
 
 function checkProcess(container, argv, wantedEnv) {
   const pid = nodePid(container);
   const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  check(JSON.stringify(cmdline) === JSON.stringify(argv), `${container.Name} runs ${JSON.stringify(cmdline)}, expected ${JSON.stringify(argv)}`);
+  check(
+    JSON.stringify(cmdline) === JSON.stringify(argv),
+    `${container.Name} runs ${JSON.stringify(cmdline)}, expected ${JSON.stringify(argv)}`,
+  );
   const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1];
   check(Number(uid) === NODE_UID, `${container.Name}'s node process runs as uid ${uid}, expected ${NODE_UID} (node)`);
   const environ = Object.fromEntries(
-    readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
-  for (const [k, v] of Object.entries(wantedEnv)) check(environ[k] === v, `${container.Name}: ${k}=${environ[k]}, expected ${v}`);
+  for (const [k, v] of Object.entries(wantedEnv))
+    check(environ[k] === v, `${container.Name}: ${k}=${environ[k]}, expected ${v}`);
   check(environ.NODE_ENV === 'production', `${container.Name}: NODE_ENV=${environ.NODE_ENV}`);
 }
 
@@ -209,10 +256,22 @@ async function webappFlow() {
   const { dir, files } = stage(user, jobId, samples, (from, to) => writeFileSync(to, readFileSync(from)));
   const body = { job_id: jobId, files, target: '20%', criteria: 'standout', passes: 2 };
 
-  await json(await api(user, '/start-from-storage', { method: 'POST', body, bearer: await token(user, 'not-the-secret-'.repeat(4)) }), 401, 'a token signed with another secret');
+  await json(
+    await api(user, '/start-from-storage', {
+      method: 'POST',
+      body,
+      bearer: await token(user, 'not-the-secret-'.repeat(4)),
+    }),
+    401,
+    'a token signed with another secret',
+  );
   const res401 = await fetch(`${API}/api/triage/active`);
   check(res401.status === 401, `no token: expected 401, got ${res401.status}`);
-  const started = await json(await api(user, '/start-from-storage', { method: 'POST', body }), 200, 'start-from-storage');
+  const started = await json(
+    await api(user, '/start-from-storage', { method: 'POST', body }),
+    200,
+    'start-from-storage',
+  );
   check(started.photo_count === 30, `photo_count ${started.photo_count}, expected 30`);
   await json(await api('someone-else', `/${jobId}/status`), 404, "another user's job");
 
@@ -221,7 +280,10 @@ async function webappFlow() {
   check(final.status === 'completed', `webapp job ended ${final.status}: ${final.error_message ?? ''}`);
   const results = await json(await api(user, `/${jobId}/results?include=all`), 200, 'results');
   check(results.photos.length === 30, `results list ${results.photos.length} photos, expected 30`);
-  check(results.selected_photos.length > 0 && results.selected_photos.length === results.final_selected, 'picks missing from the results');
+  check(
+    results.selected_photos.length > 0 && results.selected_photos.length === results.final_selected,
+    'picks missing from the results',
+  );
   const thumb = await fetch(results.selected_photos[0].thumbnail_url);
   const head = Buffer.from(await thumb.arrayBuffer()).subarray(0, 3);
   check(thumb.status === 200 && head.equals(Buffer.from([0xff, 0xd8, 0xff])), `signed thumbnail URL: ${thumb.status}`);
@@ -231,14 +293,19 @@ async function webappFlow() {
   const zipPath = join(RUN, 'picks.zip');
   writeFileSync(zipPath, Buffer.from(await zip.arrayBuffer()));
   const entries = sh('unzip', ['-Z1', zipPath]).trim().split('\n');
-  check(entries.length === results.selected_photos.length, `ZIP holds ${entries.length} files, ${results.selected_photos.length} picked`);
+  check(
+    entries.length === results.selected_photos.length,
+    `ZIP holds ${entries.length} files, ${results.selected_photos.length} picked`,
+  );
   check(/No errors detected/.test(sh('unzip', ['-t', zipPath])), 'the ZIP does not test clean');
 
   await json(await api(user, `/${jobId}`, { method: 'DELETE' }), 200, 'delete');
   check(readdirSync(dir).length === 0, `after DELETE, ${readdirSync(dir).length} photos remain in storage`);
   await json(await api(user, `/${jobId}/status`), 404, 'status after delete');
   const failed = results.photos.filter((p) => p.fate === 'failed').length;
-  figure(`webapp flow: 30 photos, ${results.selected_photos.length} picked, ${failed} unreadable on purpose; completed in ${((Date.now() - t0) / 1000).toFixed(0)} s; ZIP ${entries.length} files; deleted`);
+  figure(
+    `webapp flow: 30 photos, ${results.selected_photos.length} picked, ${failed} unreadable on purpose; completed in ${((Date.now() - t0) / 1000).toFixed(0)} s; ZIP ${entries.length} files; deleted`,
+  );
 }
 
 // --- 3. and 4. the 2,000-photo jobs --------------------------------------------------------------------------
@@ -249,14 +316,24 @@ async function corpus() {
   // Read once from the host: on cgroup v1 a page of the file cache is charged to the first reader, so the
   // photos' cache is the host's, and the workers' accounting shows their own memory (see docs/deploy.md).
   for (const f of files) await readFile(f.path);
-  return Array.from({ length: BIG_JOB }, (_, i) => ({ name: `${String(i).padStart(4, '0')}-${files[i % files.length].name}`, path: files[i % files.length].path }));
+  return Array.from({ length: BIG_JOB }, (_, i) => ({
+    name: `${String(i).padStart(4, '0')}-${files[i % files.length].name}`,
+    path: files[i % files.length].path,
+  }));
 }
 
 async function startBig(photos, label) {
   const user = `stack-${label}-${randomUUID().slice(0, 8)}`;
   const jobId = randomUUID();
   const { files } = stage(user, jobId, photos, (from, to) => linkSync(from, to));
-  const started = await json(await api(user, '/start-from-storage', { method: 'POST', body: { job_id: jobId, files, target: '10%', criteria: 'standout', passes: 2 } }), 200, `start ${label}`);
+  const started = await json(
+    await api(user, '/start-from-storage', {
+      method: 'POST',
+      body: { job_id: jobId, files, target: '10%', criteria: 'standout', passes: 2 },
+    }),
+    200,
+    `start ${label}`,
+  );
   check(started.photo_count === BIG_JOB, `photo_count ${started.photo_count}`);
   return { user, jobId, t0: Date.now() };
 }
@@ -273,12 +350,22 @@ async function bigJob(photos) {
   check(final.status === 'completed', `2,000-photo job ended ${final.status}: ${final.error_message ?? ''}`);
   const seconds = (Date.now() - job.t0) / 1000;
   const results = await json(await api(job.user, `/${job.jobId}/results`), 200, 'results');
-  figure(`2,000-photo two-pass job: ${final.grids_total} grids, ${results.pass1_survivors} survivors, ${results.final_selected} picked, ${final.photos_failed ?? 0} failed, ${seconds.toFixed(0)} s`);
+  figure(
+    `2,000-photo two-pass job: ${final.grids_total} grids, ${results.pass1_survivors} survivors, ${results.final_selected} picked, ${final.photos_failed ?? 0} failed, ${seconds.toFixed(0)} s`,
+  );
   for (const w of containers('worker')) {
     const m = memoryOf(w);
-    check(m.limit === MEMORY_LIMIT, `${w.Name}: memory limit ${m.limit}, expected ${MEMORY_LIMIT} (compose mem_limit 512m)`);
-    figure(`${w.Name.slice(1)}: cgroup peak ${mb(m.peak)} (limit ${mb(m.limit)}; now rss ${mb(Number(m.stat.total_rss ?? m.stat.anon))}, cache ${mb(Number(m.stat.total_cache ?? m.stat.file))}) (${m.file.split('/').at(-1)} of its memory cgroup)`);
-    check(m.peak < MEMORY_BUDGET, `${w.Name}: the kernel counted a ${mb(m.peak)} peak, above the ${mb(MEMORY_BUDGET)} budget`);
+    check(
+      m.limit === MEMORY_LIMIT,
+      `${w.Name}: memory limit ${m.limit}, expected ${MEMORY_LIMIT} (compose mem_limit 512m)`,
+    );
+    figure(
+      `${w.Name.slice(1)}: cgroup peak ${mb(m.peak)} (limit ${mb(m.limit)}; now rss ${mb(Number(m.stat.total_rss ?? m.stat.anon))}, cache ${mb(Number(m.stat.total_cache ?? m.stat.file))}) (${m.file.split('/').at(-1)} of its memory cgroup)`,
+    );
+    check(
+      m.peak < MEMORY_BUDGET,
+      `${w.Name}: the kernel counted a ${mb(m.peak)} peak, above the ${mb(MEMORY_BUDGET)} budget`,
+    );
   }
   return picksOf(job);
 }
@@ -303,7 +390,9 @@ async function disturbedJob(redis, photos, undisturbed) {
         phase = 'after-redis';
         const t = Date.now();
         compose('restart', 'redis');
-        figure(`docker-compose restart redis at grid ${s.grids_done}/${s.grids_total}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        figure(
+          `docker-compose restart redis at grid ${s.grids_done}/${s.grids_total}: ${((Date.now() - t) / 1000).toFixed(1)} s`,
+        );
         await redis.ping();
       } else if (phase === 'after-redis' && s.grids_done >= 8) {
         phase = 'killed';
@@ -312,7 +401,9 @@ async function disturbedJob(redis, photos, undisturbed) {
         victim = containers('worker').find((w) => nodePid(w) === pid) ?? containers('worker')[0];
         killedAt = Date.now();
         sh('docker', ['kill', '--signal', 'KILL', victim.Id]);
-        figure(`SIGKILL to ${victim.Name.slice(1)} (which recorded the newest grid) at grid ${s.grids_done}/${s.grids_total}`);
+        figure(
+          `SIGKILL to ${victim.Name.slice(1)} (which recorded the newest grid) at grid ${s.grids_done}/${s.grids_total}`,
+        );
       }
     },
   });
@@ -324,10 +415,18 @@ async function disturbedJob(redis, photos, undisturbed) {
   const takers = [...new Set(after.map((r) => r.worker))];
   const survivor = containers('worker').filter((w) => w.Id !== victim.Id);
   check(survivor.length === 1, `expected the other worker replica alone to run, found ${survivor.length}`);
-  check(takers.every((t) => t.endsWith(`:${nodePid(survivor[0])}`)), `grids after the kill recorded by ${takers}, not by ${survivor[0].Name}`);
-  figure(`after the kill: ${after.length} grids recorded by ${survivor[0].Name.slice(1)}; completed in ${((Date.now() - job.t0) / 1000).toFixed(0)} s; ${untilDone.unavailable ?? 0} status polls answered 503 while Redis restarted`);
+  check(
+    takers.every((t) => t.endsWith(`:${nodePid(survivor[0])}`)),
+    `grids after the kill recorded by ${takers}, not by ${survivor[0].Name}`,
+  );
+  figure(
+    `after the kill: ${after.length} grids recorded by ${survivor[0].Name.slice(1)}; completed in ${((Date.now() - job.t0) / 1000).toFixed(0)} s; ${untilDone.unavailable ?? 0} status polls answered 503 while Redis restarted`,
+  );
   const picks = await picksOf(job);
-  check(JSON.stringify(picks) === JSON.stringify(undisturbed), `picks differ from the undisturbed run: ${picks.length} vs ${undisturbed.length}`);
+  check(
+    JSON.stringify(picks) === JSON.stringify(undisturbed),
+    `picks differ from the undisturbed run: ${picks.length} vs ${undisturbed.length}`,
+  );
   figure(`same ${picks.length} picks, in the same order, as the undisturbed run`);
   return victim;
 }
@@ -346,7 +445,12 @@ function imageFiles(image) {
   const id = sh('docker', ['create', image]).trim();
   try {
     const listing = sh('sh', ['-c', `docker export ${id} | tar -t`]);
-    return new Set(listing.split('\n').filter(Boolean).map((p) => p.replace(/\/$/, '')));
+    return new Set(
+      listing
+        .split('\n')
+        .filter(Boolean)
+        .map((p) => p.replace(/\/$/, '')),
+    );
   } finally {
     sh('docker', ['rm', id]);
   }
@@ -359,13 +463,21 @@ function checkImage(image, dev) {
   check(secretEnv.length === 0, `${image} carries ${secretEnv.join(', ')}`);
   const files = imageFiles(image);
   const app = [...files].filter((p) => p.startsWith('app/'));
-  const canary = app.filter((p) => /(^|\/)\.env(\.(?!example$)[^/]*)?$|\.npmrc$|\.pem$|(^|\/)\.(bench|triage|stack|git)(\/|$)/.test(p));
+  const canary = app.filter((p) =>
+    /(^|\/)\.env(\.(?!example$)[^/]*)?$|\.npmrc$|\.pem$|(^|\/)\.(bench|triage|stack|git)(\/|$)/.test(p),
+  );
   check(canary.length === 0, `${image} holds ${canary.slice(0, 5).join(', ')}`);
   const devIn = dev.filter((p) => files.has(`app/${p}`));
   check(devIn.length === 0, `${image} holds ${devIn.length} development packages: ${devIn.slice(0, 5).join(', ')}`);
-  const tests = app.filter((p) => !p.startsWith('app/node_modules/') && /\.test\.|(^|\/)(test|testing|fixtures|src)(\/|$)|test-fixtures|\.(jpe?g|png|webp|heic|heif|tiff?|zip)$/i.test(p));
+  const tests = app.filter(
+    (p) =>
+      !p.startsWith('app/node_modules/') &&
+      /\.test\.|(^|\/)(test|testing|fixtures|src)(\/|$)|test-fixtures|\.(jpe?g|png|webp|heic|heif|tiff?|zip)$/i.test(p),
+  );
   check(tests.length === 0, `${image} holds test code, sources or data: ${tests.slice(0, 8).join(', ')}`);
-  figure(`${image}: ${mb(meta.Size)} (${app.length} files in /app), user node, no secrets, no development packages (${dev.length} in the lockfile), no tests or test data`);
+  figure(
+    `${image}: ${mb(meta.Size)} (${app.length} files in /app), user node, no secrets, no development packages (${dev.length} in the lockfile), no tests or test data`,
+  );
 }
 
 // --- main ------------------------------------------------------------------------------------------------------

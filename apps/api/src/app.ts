@@ -68,20 +68,30 @@ function createServer(logger: AppDeps['logger']) {
 /** The routes without a token: operations, and the local driver's signed URLs. */
 async function registerOps(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const { settings, storage } = deps;
-  const metrics = createMetrics({ store: deps.store, queues: [deps.queue, deps.handoffQueue], triageQueue: deps.queue });
+  const metrics = createMetrics({
+    store: deps.store,
+    queues: [deps.queue, deps.handoffQueue],
+    triageQueue: deps.queue,
+  });
   await app.register(opsRoutes, { redis: deps.redis, storage, bucket: settings.bucket, metrics });
   if (storage instanceof LocalStorage) await app.register(storageRoute, { local: storage });
   if (settings.dashboard) {
     // Loaded only when configured: Bull Board is a tenth of the API's memory.
     const { dashboardPlugin, DASHBOARD_PATH } = await import('./dashboard.js');
-    await app.register(dashboardPlugin, { prefix: DASHBOARD_PATH, settings: settings.dashboard, queues: [deps.queue, deps.handoffQueue] });
+    await app.register(dashboardPlugin, {
+      prefix: DASHBOARD_PATH,
+      settings: settings.dashboard,
+      queues: [deps.queue, deps.handoffQueue],
+    });
   }
 }
 
 /** The /api/triage routes, with one subscriber connection for their events, closed with the app. */
 async function registerTriage(app: FastifyInstance, deps: AppDeps): Promise<void> {
   const { settings } = deps;
-  const events = new EventHub(() => redisConnection(settings.redis, 'subscriber', { failoverTimeoutMs: settings.redisFailoverTimeoutMs }));
+  const events = new EventHub(() =>
+    redisConnection(settings.redis, 'subscriber', { failoverTimeoutMs: settings.redisFailoverTimeoutMs }),
+  );
   app.addHook('onClose', async () => events.close());
   await app.register(triageRoutes, {
     prefix: API_PREFIX,

@@ -153,11 +153,22 @@ describe('createAuthenticator: HS256 with the project secret', () => {
   });
 
   it('rejects garbage', async () => {
-    for (const garbage of ['garbage', 'a.b.c', 'a.b', '...', `${b64url({ alg: 'HS256' })}.not-json!.x`, 'eyJ.eyJ.sig']) {
+    for (const garbage of [
+      'garbage',
+      'a.b.c',
+      'a.b',
+      '...',
+      `${b64url({ alg: 'HS256' })}.not-json!.x`,
+      'eyJ.eyJ.sig',
+    ]) {
       await expectRejected(auth, bearer(garbage), 'malformed');
     }
     // Well-formed segments whose header is not JSON.
-    await expectRejected(auth, bearer(`${Buffer.from('nope').toString('base64url')}.${b64url(claims())}.c2ln`), 'malformed');
+    await expectRejected(
+      auth,
+      bearer(`${Buffer.from('nope').toString('base64url')}.${b64url(claims())}.c2ln`),
+      'malformed',
+    );
   });
 
   it('rejects alg none, signed or unsigned', async () => {
@@ -221,7 +232,9 @@ describe('createAuthenticator: HS256 with the project secret', () => {
     await expectRejected(auth, bearer(await hs256(claims({ aud: undefined }))), 'audience');
     const custom = createAuthenticator({ jwtSecret: SECRET, audience: 'my-app' });
     await expectRejected(custom, bearer(await hs256()), 'audience');
-    await expect(custom.verify(bearer(await hs256(claims({ aud: 'my-app' }))))).resolves.toMatchObject({ userId: USER });
+    await expect(custom.verify(bearer(await hs256(claims({ aud: 'my-app' }))))).resolves.toMatchObject({
+      userId: USER,
+    });
   });
 
   it('rejects a missing sub', async () => {
@@ -260,9 +273,7 @@ describe('createAuthenticator: ES256 / RS256 from the JWKS', () => {
       mode: 'supabase',
     });
     await expect(auth.verify(bearer(await signWith(rs, 'RS256', 'rs-1')))).resolves.toMatchObject({ userId: USER });
-    await Promise.all(
-      Array.from({ length: 10 }, async () => auth.verify(bearer(await signWith(es, 'ES256', 'es-1')))),
-    );
+    await Promise.all(Array.from({ length: 10 }, async () => auth.verify(bearer(await signWith(es, 'ES256', 'es-1')))));
     expect(hits).toBe(1);
   });
 
@@ -297,9 +308,7 @@ describe('createAuthenticator: ES256 / RS256 from the JWKS', () => {
     await auth.verify(bearer(await signWith(es, 'ES256', 'es-1')));
     expect(hits).toBe(1);
 
-    const flood = await Promise.all(
-      Array.from({ length: 50 }, () => signWith(stranger, 'ES256', randomUUID())),
-    );
+    const flood = await Promise.all(Array.from({ length: 50 }, () => signWith(stranger, 'ES256', randomUUID())));
     for (const token of flood) await expectRejected(auth, bearer(token), 'unknown_key');
     expect(hits).toBe(1);
 
@@ -370,7 +379,11 @@ describe('createAuthenticator: ES256 / RS256 from the JWKS', () => {
   it('rejects expired, not-yet-valid, wrong-audience and bad-sub asymmetric tokens', async () => {
     const auth = make();
     await expectRejected(auth, bearer(await signWith(es, 'ES256', 'es-1', claims({ exp: now() - 60 }))), 'expired');
-    await expectRejected(auth, bearer(await signWith(es, 'ES256', 'es-1', claims({ nbf: now() + 600 }))), 'not_yet_valid');
+    await expectRejected(
+      auth,
+      bearer(await signWith(es, 'ES256', 'es-1', claims({ nbf: now() + 600 }))),
+      'not_yet_valid',
+    );
     await expectRejected(auth, bearer(await signWith(rs, 'RS256', 'rs-1', claims({ aud: 'anon' }))), 'audience');
     await expectRejected(auth, bearer(await signWith(es, 'ES256', 'es-1', claims({ sub: 'a/b' }))), 'subject');
     await expectRejected(auth, bearer(await signWith(es, 'ES256', 'es-1', claims({ sub: undefined }))), 'subject');

@@ -99,7 +99,13 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   // Imported once as a WebCrypto key: given bytes or a KeyObject, jose imports it again on every verification
   // (the largest single cost of a status request).
   const secret = options.jwtSecret
-    ? crypto.subtle.importKey('raw', new TextEncoder().encode(options.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    ? crypto.subtle.importKey(
+        'raw',
+        new TextEncoder().encode(options.jwtSecret),
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['verify'],
+      )
     : undefined;
   const supabaseUrl = options.supabaseUrl?.trim() ? options.supabaseUrl.trim().replace(/\/+$/, '') : undefined;
 

@@ -39,7 +39,11 @@ export async function chargeOr402(ledger: CreditLedger, ...args: Parameters<Cred
  * After queueing failed: refunds the charge when its work is certainly not queued (the check answers "no
  * such job"); when even that cannot be known (Redis away), the charge stays held and the reconciler decides.
  */
-export async function refundIfNotQueued(ledger: CreditLedger, keys: readonly string[], exists: () => Promise<boolean>): Promise<void> {
+export async function refundIfNotQueued(
+  ledger: CreditLedger,
+  keys: readonly string[],
+  exists: () => Promise<boolean>,
+): Promise<void> {
   if (keys.length === 0 || !ledger.enabled) return;
   const queued = await exists().catch(() => null);
   // Only held charges: a settled one paid for work that was queued, whatever this request found.
@@ -51,7 +55,8 @@ export async function refundIfNotQueued(ledger: CreditLedger, keys: readonly str
  * point, to prove that a crash between charge and queue leaves no charge without its job.
  */
 export function crashPoint(name: 'after-charge' | 'after-enqueue'): void {
-  if (process.env.NODE_ENV === 'test' && process.env.TRIAGE_TEST_CRASH_AT === name) process.kill(process.pid, 'SIGKILL');
+  if (process.env.NODE_ENV === 'test' && process.env.TRIAGE_TEST_CRASH_AT === name)
+    process.kill(process.pid, 'SIGKILL');
 }
 
 /** What the reconciler needs to know of a held charge's work: does its triage, or its hand-off job, exist? */
@@ -79,7 +84,8 @@ export function startReconciler(
       (r) => {
         if (r.refunded > 0 || r.settled > 0) log.info(r, 'credits: resolved charges held past CREDIT_HOLD_TIMEOUT_MS');
       },
-      (err: unknown) => log.warn({ err: (err as Error).message }, 'credits: could not reconcile held charges; will retry'),
+      (err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'credits: could not reconcile held charges; will retry'),
     );
   void run();
   const timer = setInterval(run, Math.max(100, Math.min(30_000, Math.floor(holdTimeoutMs / 2))));

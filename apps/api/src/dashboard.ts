@@ -35,7 +35,8 @@ export function checkBasicAuth(header: string | undefined, settings: DashboardSe
 }
 
 /** Stylesheets and scripts the template loads from another origin. */
-const EXTERNAL_ASSET = /<link\b[^>]*\bhref="(?:https?:)?\/\/[^"]*"[^>]*>\s*|<script\b[^>]*\bsrc="(?:https?:)?\/\/[^"]*"[^>]*>\s*<\/script>\s*/gi;
+const EXTERNAL_ASSET =
+  /<link\b[^>]*\bhref="(?:https?:)?\/\/[^"]*"[^>]*>\s*|<script\b[^>]*\bsrc="(?:https?:)?\/\/[^"]*"[^>]*>\s*<\/script>\s*/gi;
 
 /** Only this origin; inline styles (the loading screen) and data: images (the UI's icons) allowed. */
 export const DASHBOARD_CSP =
@@ -57,7 +58,10 @@ export function describeJob(job: { name?: string; progress?: unknown }): string 
   return `${name} · ${p.message} · ${String(p.grids_done)} of ${String(p.grids_total)} grids (one start per grid)`;
 }
 
-export async function dashboardPlugin(app: FastifyInstance, options: { settings: DashboardSettings; queues: Queue[] }): Promise<void> {
+export async function dashboardPlugin(
+  app: FastifyInstance,
+  options: { settings: DashboardSettings; queues: Queue[] },
+): Promise<void> {
   const { settings } = options;
   app.addHook('onRequest', async (request, reply) => {
     if (!checkBasicAuth(request.headers.authorization, settings)) {

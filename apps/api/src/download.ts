@@ -28,9 +28,16 @@ export function uniqueNames(names: readonly string[]): string[] {
   });
 }
 
-export async function zipSelection(storage: StorageDriver, bucket: string, photos: readonly SelectedPhoto[]): Promise<Readable> {
+export async function zipSelection(
+  storage: StorageDriver,
+  bucket: string,
+  photos: readonly SelectedPhoto[],
+): Promise<Readable> {
   // Check first, so that a missing original becomes a note in the archive instead of a broken download.
-  const found = await storage.statMany(bucket, photos.map((p) => p.path));
+  const found = await storage.statMany(
+    bucket,
+    photos.map((p) => p.path),
+  );
   const present = photos.filter((_, i) => found[i] !== null);
   const missing = photos.filter((_, i) => found[i] === null);
   const names = uniqueNames(present.map((p) => safeName(p.name, `photo-${p.index + 1}.jpg`)));

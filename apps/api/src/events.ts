@@ -115,7 +115,10 @@ export class EventHub {
     try {
       feed.attach(await withDeadline(subscribing, ms, 'subscribing'));
     } catch (err) {
-      subscribing.then((unsubscribe) => unsubscribe(), () => {});
+      subscribing.then(
+        (unsubscribe) => unsubscribe(),
+        () => {},
+      );
       throw err;
     }
     return feed;

@@ -63,7 +63,8 @@ function checkStorableKey(storage: StorageDriver, photo: PhotoInput): void {
     try {
       storage.checkKey?.(path);
     } catch (err) {
-      if (err instanceof InvalidPathError) throw new HttpError(400, `File "${photo.name || path}" cannot be stored under that name: ${err.message}`);
+      if (err instanceof InvalidPathError)
+        throw new HttpError(400, `File "${photo.name || path}" cannot be stored under that name: ${err.message}`);
       throw err;
     }
   }
@@ -84,7 +85,13 @@ export async function assertActiveCap(deps: JobDeps, userId: string): Promise<vo
  * the charge taken (0 deducted) or the job there (409). A process that dies between the charge and the
  * queue leaves a held charge, which the reconciler refunds since no job carries it.
  */
-async function chargeThenQueue(deps: JobDeps, userId: string, jobId: string, required: number, prepared: PreparedTriage): Promise<number> {
+async function chargeThenQueue(
+  deps: JobDeps,
+  userId: string,
+  jobId: string,
+  required: number,
+  prepared: PreparedTriage,
+): Promise<number> {
   const key = triageChargeKey(jobId);
   // A job id whose triage was charged and queued before, and has since been deleted or has expired, is a
   // reuse, not a retry: its old charge must neither pay for a new run nor be refunded by one.
@@ -94,7 +101,11 @@ async function chargeThenQueue(deps: JobDeps, userId: string, jobId: string, req
   const deducted = await chargeOr402(deps.credits, userId, 'triage', jobId, [{ key, amount: required }]);
   crashPoint('after-charge');
   try {
-    await withDeadline(submitTriage(deps.queue, deps.store, prepared, deps.settings.maxActiveJobsPerUser), 5000, 'adding the job');
+    await withDeadline(
+      submitTriage(deps.queue, deps.store, prepared, deps.settings.maxActiveJobsPerUser),
+      5000,
+      'adding the job',
+    );
   } catch (err) {
     // Another request of the same job_id queued it: the charge is that job's, and stays.
     if (err instanceof TriageExistsError) throw new HttpError(409, `Triage job ${jobId} already exists`);
@@ -144,7 +155,15 @@ export async function acceptTriage(deps: JobDeps, userId: string, input: AcceptI
   let prepared;
   try {
     prepared = prepareTriage(
-      { triageId: input.jobId, userId, bucket: settings.bucket, photos: input.photos, target: input.target, criteria: input.criteria, passes: input.passes },
+      {
+        triageId: input.jobId,
+        userId,
+        bucket: settings.bucket,
+        photos: input.photos,
+        target: input.target,
+        criteria: input.criteria,
+        passes: input.passes,
+      },
       settings.profile,
       settings.layouts,
     );
@@ -161,11 +180,18 @@ export async function acceptTriage(deps: JobDeps, userId: string, input: AcceptI
   await assertActiveCap(deps, userId);
   if (!input.stored) {
     // Originals must exist; a missing client thumbnail is no loss (the original is used), so it is not checked.
-    const found = await storage.statMany(settings.bucket, input.photos.map((p) => p.path));
+    const found = await storage.statMany(
+      settings.bucket,
+      input.photos.map((p) => p.path),
+    );
     const missing = input.photos.filter((_, i) => found[i] === null).map((p) => p.name || p.path);
     if (missing.length > 0) {
       const shown = missing.slice(0, 10).join(', ');
-      throw new HttpError(400, `Files not found in storage: ${shown}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`, { missing });
+      throw new HttpError(
+        400,
+        `Files not found in storage: ${shown}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`,
+        { missing },
+      );
     }
   }
   const required = triageCost(input.photos.length);

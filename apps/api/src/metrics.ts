@@ -77,11 +77,33 @@ export function createMetrics(deps: MetricsDeps) {
     buckets: [0.5, 1, 2, 5, 10, 20, 40, 80],
     registers: [registry],
   });
-  const jobsFinished = new Counter({ name: 'triage_jobs_finished_total', help: 'Triages seen finishing', labelNames: ['status'], registers: [registry] });
-  const photosProcessed = new Counter({ name: 'triage_photos_processed_total', help: 'Photos of finished triages', registers: [registry] });
-  const photosFailed = new Counter({ name: 'triage_photos_failed_total', help: 'Photos that could not be read', registers: [registry] });
-  const tokens = new Counter({ name: 'triage_tokens_total', help: 'Vision model tokens of finished triages', labelNames: ['direction'], registers: [registry] });
-  const cost = new Counter({ name: 'triage_cost_usd_total', help: 'Vision model cost of finished triages, USD', registers: [registry] });
+  const jobsFinished = new Counter({
+    name: 'triage_jobs_finished_total',
+    help: 'Triages seen finishing',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  const photosProcessed = new Counter({
+    name: 'triage_photos_processed_total',
+    help: 'Photos of finished triages',
+    registers: [registry],
+  });
+  const photosFailed = new Counter({
+    name: 'triage_photos_failed_total',
+    help: 'Photos that could not be read',
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: 'triage_tokens_total',
+    help: 'Vision model tokens of finished triages',
+    labelNames: ['direction'],
+    registers: [registry],
+  });
+  const cost = new Counter({
+    name: 'triage_cost_usd_total',
+    help: 'Vision model cost of finished triages, USD',
+    registers: [registry],
+  });
 
   async function observeFinished(): Promise<void> {
     const jobs = await deps.triageQueue.getJobs(['completed', 'failed'], 0, SCAN - 1);
@@ -94,7 +116,10 @@ export function createMetrics(deps: MetricsDeps) {
       const records = await deps.store.gridRecords(id);
       for (const r of records) gridDuration.observe({ pass: r.pass }, r.durationMs / 1000);
       if (status.completed_at && status.created_at) {
-        jobDuration.observe({ status: status.status }, (Date.parse(status.completed_at) - Date.parse(status.created_at)) / 1000);
+        jobDuration.observe(
+          { status: status.status },
+          (Date.parse(status.completed_at) - Date.parse(status.created_at)) / 1000,
+        );
       }
       jobsFinished.inc({ status: status.status });
       photosProcessed.inc(status.total_input);

@@ -5,7 +5,15 @@
  */
 import type { Queue } from 'bullmq';
 import { proceedChargeKey, triageChargeKey } from '@triage/db';
-import { handOff, handOffJobId, unservedReason, type HandOffJobData, type SelectedPhoto, type TriageMeta, type TriageStore } from '@triage/queue';
+import {
+  handOff,
+  handOffJobId,
+  unservedReason,
+  type HandOffJobData,
+  type SelectedPhoto,
+  type TriageMeta,
+  type TriageStore,
+} from '@triage/queue';
 import { chargeOr402, proceedCost, refundIfNotQueued, type CreditLedger } from './credits.js';
 import { withDeadline } from './errors.js';
 
@@ -15,11 +23,26 @@ interface Deps {
   handoffQueue: Queue<HandOffJobData>;
 }
 
-export async function proceedWithCredits(deps: Deps, userId: string, bucket: string, triageId: string, chosen: readonly SelectedPhoto[]) {
+export async function proceedWithCredits(
+  deps: Deps,
+  userId: string,
+  bucket: string,
+  triageId: string,
+  chosen: readonly SelectedPhoto[],
+) {
   const photos = chosen.map((p) => ({ id: String(p.index), name: p.name, path: p.path }));
-  const jobId = handOffJobId(triageId, photos.map((p) => p.id));
+  const jobId = handOffJobId(
+    triageId,
+    photos.map((p) => p.id),
+  );
   const keys = photos.map((p) => proceedChargeKey(triageId, p.id));
-  const deducted = await chargeOr402(deps.credits, userId, 'proceed', jobId, keys.map((key) => ({ key, amount: 1 })));
+  const deducted = await chargeOr402(
+    deps.credits,
+    userId,
+    'proceed',
+    jobId,
+    keys.map((key) => ({ key, amount: 1 })),
+  );
   try {
     await withDeadline(handOff(deps.handoffQueue, { triageId, userId, bucket, photos }, jobId), 5000, 'handing off');
   } catch (err) {

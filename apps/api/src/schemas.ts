@@ -12,15 +12,28 @@ export const ErrorReply = Type.Object(
 export const JobParams = Type.Object({ job_id: Type.String({ maxLength: 200 }) });
 
 /** A string enum, as OpenAPI shows it best. */
-const StringEnum = <const T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
+const StringEnum = <const T extends string>(values: readonly T[]) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values] });
 
 export const JobStatusEnum = StringEnum(['pending', 'uploading', 'processing', 'completed', 'failed', 'cancelled']);
 export const PhaseEnum = StringEnum(['uploading', 'grid_generation', 'coarse_pass', 'fine_pass', 'complete']);
 
 /** A job's phase in the active list: `pending` until its first grid starts (never null). */
-export const ActivePhaseEnum = StringEnum(['pending', 'uploading', 'grid_generation', 'coarse_pass', 'fine_pass', 'complete']);
+export const ActivePhaseEnum = StringEnum([
+  'pending',
+  'uploading',
+  'grid_generation',
+  'coarse_pass',
+  'fine_pass',
+  'complete',
+]);
 
-export const HealthReply = Type.Object({ status: Type.Literal('ok'), version: Type.String(), service: Type.String(), auth: Type.String() });
+export const HealthReply = Type.Object({
+  status: Type.Literal('ok'),
+  version: Type.String(),
+  service: Type.String(),
+  auth: Type.String(),
+});
 
 export const ActiveReply = Type.Object({
   jobs: Type.Array(
@@ -39,7 +52,10 @@ export const FileInput = Type.Object({
   original_name: Type.String({ maxLength: 1024 }),
   storage_path: Type.String({ maxLength: 2048 }),
   thumbnail_path: Type.Optional(
-    Type.String({ maxLength: 2048, description: 'A smaller copy uploaded beside the original (same folder rules); used when big enough for a pass' }),
+    Type.String({
+      maxLength: 2048,
+      description: 'A smaller copy uploaded beside the original (same folder rules); used when big enough for a pass',
+    }),
   ),
   size: Type.Optional(Type.Number({ minimum: 0 })),
 });
@@ -95,18 +111,28 @@ export const StatusReply = Type.Object({
   handoff: Nullable(
     Type.Object(
       { handed_off: Type.Integer(), failed: Type.Integer(), last_error: Nullable(Type.String()) },
-      { description: 'The hand-off to scoring after proceed: photos handed off, photos that could not be (refunded), why' },
+      {
+        description:
+          'The hand-off to scoring after proceed: photos handed off, photos that could not be (refunded), why',
+      },
     ),
   ),
 });
 
-export const ResultsQuery = Type.Object({ include: Type.Optional(Type.Union([Type.Literal('selected'), Type.Literal('all')])) });
+export const ResultsQuery = Type.Object({
+  include: Type.Optional(Type.Union([Type.Literal('selected'), Type.Literal('all')])),
+});
 
 export const SelectedPhoto = Type.Object({
   id: Type.String(),
   original_filename: Type.String(),
   storage_path: Type.String(),
-  thumbnail_url: Nullable(Type.String({ description: 'Signed, valid 1 h: a thumbnail-sized image where the storage can make one; null when the original has left storage' })),
+  thumbnail_url: Nullable(
+    Type.String({
+      description:
+        'Signed, valid 1 h: a thumbnail-sized image where the storage can make one; null when the original has left storage',
+    }),
+  ),
   url: Nullable(Type.String({ description: 'Signed, valid 1 h: the original; null when it has left storage' })),
   rank: Type.Integer(),
   reason: Type.Optional(Type.String({ description: 'Why there are no URLs' })),
@@ -116,7 +142,12 @@ export const PhotoFate = Type.Object({
   id: Type.String(),
   original_filename: Type.String(),
   storage_path: Type.String(),
-  fate: Type.Union([Type.Literal('selected'), Type.Literal('not_selected'), Type.Literal('failed'), Type.Literal('not_reviewed')]),
+  fate: Type.Union([
+    Type.Literal('selected'),
+    Type.Literal('not_selected'),
+    Type.Literal('failed'),
+    Type.Literal('not_reviewed'),
+  ]),
   reason: Type.String(),
   rank: Nullable(Type.Integer()),
   coarse_votes: Nullable(Type.Number()),
@@ -125,7 +156,7 @@ export const PhotoFate = Type.Object({
   group: Nullable(
     Type.Object(
       {
-        id: Type.String({ description: 'id of the group\'s first photo' }),
+        id: Type.String({ description: "id of the group's first photo" }),
         size: Type.Integer({ description: 'photos of the same scene in the job' }),
         picked: Type.Boolean({ description: 'this photo is the one of its group that was kept' }),
       },
@@ -144,7 +175,11 @@ export const PhotoFate = Type.Object({
       { description: 'what was measured of it; null when it could not be read' },
     ),
   ),
-  flaw: Nullable(Type.String({ description: 'a severe technical flaw: blurred, noisy, blown highlights, too dark, too bright, badly exposed' })),
+  flaw: Nullable(
+    Type.String({
+      description: 'a severe technical flaw: blurred, noisy, blown highlights, too dark, too bright, badly exposed',
+    }),
+  ),
 });
 
 export const ResultsReply = Type.Object({
@@ -164,11 +199,19 @@ export const ResultsReply = Type.Object({
 // Null first: with type coercion on, an empty body would otherwise be coerced into [''].
 export const ProceedBody = Type.Union([
   Type.Null(),
-  Type.Object({ photo_ids: Type.Optional(Type.Array(Type.Union([Type.String({ maxLength: 100 }), Type.Integer()]), { maxItems: 2000 })) }),
+  Type.Object({
+    photo_ids: Type.Optional(
+      Type.Array(Type.Union([Type.String({ maxLength: 100 }), Type.Integer()]), { maxItems: 2000 }),
+    ),
+  }),
   Type.Array(Type.Union([Type.String({ maxLength: 100 }), Type.Integer()]), { maxItems: 2000 }),
 ]);
 
-export const ProceedReply = Type.Object({ queued_count: Type.Integer(), credits_deducted: Type.Number(), credits_required: Type.Number() });
+export const ProceedReply = Type.Object({
+  queued_count: Type.Integer(),
+  credits_deducted: Type.Number(),
+  credits_required: Type.Number(),
+});
 
 export const MessageReply = Type.Object({ message: Type.String() });
 

@@ -1,7 +1,17 @@
 #!/usr/bin/env node
 /** The API process: reads the settings once, connects Redis as a producer, listens; drains on SIGTERM/SIGINT. */
 import { pino } from 'pino';
-import { connectRedis, createHandOffQueue, createTriageQueue, describeRedis, LOG_LEVEL, RedisUnavailableError, TriageStore, warnAboutRedisConfig, type RedisClient } from '@triage/queue';
+import {
+  connectRedis,
+  createHandOffQueue,
+  createTriageQueue,
+  describeRedis,
+  LOG_LEVEL,
+  RedisUnavailableError,
+  TriageStore,
+  warnAboutRedisConfig,
+  type RedisClient,
+} from '@triage/queue';
 import { createStorageDriver, LocalStorage, type StorageDriver } from '@triage/storage';
 import { redactUrl } from '@triage/core';
 import { createPool, migrate, PgCreditLedger, readDatabaseSettings } from '@triage/db';
@@ -25,7 +35,9 @@ async function main(): Promise<void> {
   const cors = corsWarning(settings.corsOrigins, authenticator.mode === 'local');
   if (cors) log.warn(cors);
   if (settings.ephemeralSigningKey) {
-    log.warn('STORAGE_SIGNING_KEY is not set: a random key signs storage URLs, so they stop working when the API restarts');
+    log.warn(
+      'STORAGE_SIGNING_KEY is not set: a random key signs storage URLs, so they stop working when the API restarts',
+    );
   }
   const redis = await connectRedis(settings.redis, 'producer');
   await warnAboutRedisConfig(redis, log);
@@ -34,10 +46,21 @@ async function main(): Promise<void> {
   const queueOptions = { connection: redis, prefix: settings.prefix, retentionSeconds: settings.retentionSeconds };
   const queue = createTriageQueue(queueOptions);
   const handoffQueue = createHandOffQueue(settings.proceedQueue, queueOptions);
-  for (const q of [queue, handoffQueue]) q.on('error', (err: Error) => log.warn({ queue: q.name, err: err.message }, 'queue connection error'));
+  for (const q of [queue, handoffQueue])
+    q.on('error', (err: Error) => log.warn({ queue: q.name, err: err.message }, 'queue connection error'));
   const storage = await openStorage(settings, redis);
   const { credits, closeDatabase } = await connectDatabase(workStateOf(store, handoffQueue));
-  const app = await buildApp({ settings, redis, store, queue, handoffQueue, storage, authenticator, credits, logger: log });
+  const app = await buildApp({
+    settings,
+    redis,
+    store,
+    queue,
+    handoffQueue,
+    storage,
+    authenticator,
+    credits,
+    logger: log,
+  });
   stopOnSignals(async () => {
     await app.close();
     await Promise.allSettled([queue.close(), handoffQueue.close(), closeDatabase()]);
@@ -122,7 +145,9 @@ function stopOnSignals(close: () => Promise<void>): void {
 }
 
 /** The credit ledger when DATABASE_URL is set (migrated first when asked), else none, said at start. */
-async function connectDatabase(workState: Parameters<typeof startReconciler>[2]): Promise<{ credits: CreditLedger; closeDatabase: () => Promise<void> }> {
+async function connectDatabase(
+  workState: Parameters<typeof startReconciler>[2],
+): Promise<{ credits: CreditLedger; closeDatabase: () => Promise<void> }> {
   const database = readDatabaseSettings();
   if (!database) {
     log.warn(
@@ -131,7 +156,9 @@ async function connectDatabase(workState: Parameters<typeof startReconciler>[2])
     );
     return { credits: NO_LEDGER, closeDatabase: async () => {} };
   }
-  const pool = createPool(database, 'photo-triage-api', (err) => log.warn({ err: err.message }, 'database connection error'));
+  const pool = createPool(database, 'photo-triage-api', (err) =>
+    log.warn({ err: err.message }, 'database connection error'),
+  );
   if (database.migrateOnStart) {
     const applied = await migrate(pool);
     log.info({ applied }, applied.length > 0 ? 'database migrated' : 'database schema up to date');

@@ -36,7 +36,8 @@ export const API_SETTINGS = {
   corsOrigins: setting.list('CORS_ORIGINS', [], {
     item: (origin) => origin.replace(/\/+$/, ''),
     pattern: /^(\*|https?:\/\/[^/]+)$/,
-    message: (origin) => `CORS_ORIGINS holds "${origin}": give origins such as https://app.example.com, comma-separated`,
+    message: (origin) =>
+      `CORS_ORIGINS holds "${origin}": give origins such as https://app.example.com, comma-separated`,
   }),
   dashboardUser: setting.text('DASHBOARD_USER', undefined),
   dashboardPassword: setting.text('DASHBOARD_PASSWORD', undefined),
@@ -45,7 +46,12 @@ export const API_SETTINGS = {
   maxActiveJobsPerUser: setting.whole('MAX_ACTIVE_JOBS_PER_USER', 3, { min: 1 }),
   maxUploadMb: setting.whole('MAX_UPLOAD_MB', 50, { min: 1, max: 10_000 }),
   /** Unset: http://HOST:PORT. */
-  publicUrl: setting.url('PUBLIC_URL', undefined, ['http:', 'https:'], (v) => `PUBLIC_URL must be an absolute URL, got "${v}"`),
+  publicUrl: setting.url(
+    'PUBLIC_URL',
+    undefined,
+    ['http:', 'https:'],
+    (v) => `PUBLIC_URL must be an absolute URL, got "${v}"`,
+  ),
   /** Unset: a random key, so signed URLs stop working when the process restarts. */
   storageSigningKey: setting.text('STORAGE_SIGNING_KEY', undefined),
   supabaseJwtSecret: setting.text('SUPABASE_JWT_SECRET', undefined),
@@ -54,9 +60,18 @@ export const API_SETTINGS = {
 
 export function readApiSettings(env: Env = process.env): ApiSettings {
   const shared = readSharedSettings(env);
-  const { dashboardUser: user, dashboardPassword: password, dashboardReadOnly, maxUploadMb, storageSigningKey, ...s } = readSettings(API_SETTINGS, env);
+  const {
+    dashboardUser: user,
+    dashboardPassword: password,
+    dashboardReadOnly,
+    maxUploadMb,
+    storageSigningKey,
+    ...s
+  } = readSettings(API_SETTINGS, env);
   if ((user === undefined) !== (password === undefined)) {
-    throw new SettingsError('DASHBOARD_USER and DASHBOARD_PASSWORD must be set together (or both left unset to turn the dashboard off)');
+    throw new SettingsError(
+      'DASHBOARD_USER and DASHBOARD_PASSWORD must be set together (or both left unset to turn the dashboard off)',
+    );
   }
   const host = s.host.includes(':') ? `[${s.host}]` : s.host;
   // The URL made from HOST and PORT is checked as a given one would be.

@@ -20,14 +20,24 @@ export interface SignedPick {
   reason?: string;
 }
 
-export async function signPicks(storage: StorageDriver, bucket: string, picks: readonly SelectedPhoto[], transforms: boolean): Promise<SignedPick[]> {
-  const resized = transforms && picks.length > 0 && storage.transformsUsable ? await storage.transformsUsable(bucket, picks[0]!.path) : transforms;
+export async function signPicks(
+  storage: StorageDriver,
+  bucket: string,
+  picks: readonly SelectedPhoto[],
+  transforms: boolean,
+): Promise<SignedPick[]> {
+  const resized =
+    transforms && picks.length > 0 && storage.transformsUsable
+      ? await storage.transformsUsable(bucket, picks[0]!.path)
+      : transforms;
   return Promise.all(
     picks.map(async (p) => {
       const base = { id: String(p.index), original_filename: p.name, storage_path: p.path, rank: p.rank };
       try {
         const url = await storage.signedUrl(bucket, p.path, URL_SECONDS);
-        const thumbnail = resized ? await storage.signedUrl(bucket, p.path, URL_SECONDS, { transform: THUMBNAIL }) : url;
+        const thumbnail = resized
+          ? await storage.signedUrl(bucket, p.path, URL_SECONDS, { transform: THUMBNAIL })
+          : url;
         return { ...base, thumbnail_url: thumbnail, url };
       } catch (err) {
         if (!(err instanceof ObjectNotFoundError)) throw err;

@@ -25,7 +25,8 @@ const HEIF_BRANDS = new Set(['mif1', 'msf1', 'heif']);
 
 /** The image type told by a file's first bytes, or null. */
 export function sniffImage(head: Buffer): ImageKind | null {
-  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return { ext: 'jpg', contentType: 'image/jpeg' };
+  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff)
+    return { ext: 'jpg', contentType: 'image/jpeg' };
   if (head.length >= 8 && head.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
     return { ext: 'png', contentType: 'image/png' };
   }
@@ -88,7 +89,9 @@ async function storePart(
   }
   const objectPath = path(kind.ext);
   try {
-    await deps.storage.write(deps.settings.bucket, objectPath, Readable.from(body(), { objectMode: false }), { contentType: kind.contentType });
+    await deps.storage.write(deps.settings.bucket, objectPath, Readable.from(body(), { objectMode: false }), {
+      contentType: kind.contentType,
+    });
   } catch (err) {
     // A refusal of this file (its type or size in this bucket) skips it, with the storage's reason.
     if (!(err instanceof StorageRequestError && err.kind === 'refused')) throw err;
@@ -107,7 +110,11 @@ function tooLarge(deps: JobDeps, name: string): HttpError {
   return new HttpError(413, `File "${name}" is larger than the ${mb(deps.settings.maxUploadBytes)} upload limit`);
 }
 
-export async function acceptUpload(deps: JobDeps, request: FastifyRequest, userId: string): Promise<Accepted & { skipped: SkippedPart[] }> {
+export async function acceptUpload(
+  deps: JobDeps,
+  request: FastifyRequest,
+  userId: string,
+): Promise<Accepted & { skipped: SkippedPart[] }> {
   if (!request.isMultipart()) throw new HttpError(400, 'Expected a multipart/form-data upload with "files" parts');
   const jobId = randomUUID();
   const folder = `triage/${userId}/${jobId}`;
@@ -134,11 +141,23 @@ export async function acceptUpload(deps: JobDeps, request: FastifyRequest, userI
       else skipped.push(outcome.skipped);
     }
     if (photos.length === 0) throw new HttpError(400, 'No files provided', { skipped });
-    const accepted = await acceptTriage(deps, userId, { jobId, photos, target: fields.target, criteria: fields.criteria, passes: fields.passes, stored: true });
+    const accepted = await acceptTriage(deps, userId, {
+      jobId,
+      photos,
+      target: fields.target,
+      criteria: fields.criteria,
+      passes: fields.passes,
+      stored: true,
+    });
     return { ...accepted, skipped };
   } catch (err) {
     // Nothing half-accepted: the files of a refused upload do not stay in storage.
-    await deps.storage.remove(deps.settings.bucket, photos.map((p) => p.path)).catch(() => {});
+    await deps.storage
+      .remove(
+        deps.settings.bucket,
+        photos.map((p) => p.path),
+      )
+      .catch(() => {});
     if (err instanceof HttpError && err.statusCode === 400 && skipped.length > 0 && !('skipped' in err.extra)) {
       throw new HttpError(400, err.message, { ...err.extra, skipped });
     }

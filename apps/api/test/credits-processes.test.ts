@@ -62,7 +62,9 @@ async function startApi(extra: Record<string, string> = {}): Promise<Api> {
   });
   running.push(proc);
   let out = '';
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    proc.once('exit', (code, signal) => r({ code, signal })),
+  );
   const base = await new Promise<string>((resolveBase, reject) => {
     const onData = (d: Buffer) => {
       out += d.toString();
@@ -85,7 +87,9 @@ async function startRequest(base: string, user: string, jobId: string, files: un
 }
 
 async function chargeState(jobId: string): Promise<string | undefined> {
-  return (await db.pool.query<{ state: string }>('SELECT state FROM triage_charges WHERE key = $1', [`triage:${jobId}`])).rows[0]?.state;
+  return (
+    await db.pool.query<{ state: string }>('SELECT state FROM triage_charges WHERE key = $1', [`triage:${jobId}`])
+  ).rows[0]?.state;
 }
 
 describe('50 concurrent starts by one user with a balance of 7', () => {
@@ -100,9 +104,13 @@ describe('50 concurrent starts by one user with a balance of 7', () => {
         }),
       );
       const apis = await Promise.all(Array.from({ length: processes }, () => startApi()));
-      const replies = await Promise.all(jobs.map((j, i) => startRequest(apis[i % processes]!.base, user, j.jobId, j.files)));
+      const replies = await Promise.all(
+        jobs.map((j, i) => startRequest(apis[i % processes]!.base, user, j.jobId, j.files)),
+      );
       const codes = replies.map((r) => r.status);
-      const bodies = await Promise.all(replies.map((r) => r.json() as Promise<{ detail?: string; credits_deducted?: number }>));
+      const bodies = await Promise.all(
+        replies.map((r) => r.json() as Promise<{ detail?: string; credits_deducted?: number }>),
+      );
       expect(codes.filter((c) => c === 200)).toHaveLength(7);
       expect(codes.filter((c) => c === 402)).toHaveLength(43);
       for (const [i, b] of bodies.entries()) {
@@ -134,7 +142,13 @@ describe('an API killed between the charge and the queue', () => {
 
     await startApi({ CREDIT_HOLD_TIMEOUT_MS: '300' });
     await eventually(async () => (await chargeState(jobId)) === 'refunded', 60_000);
-    expect(await creditsOf(db.pool, user)).toEqual({ balance: 3, movements: [{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }] });
+    expect(await creditsOf(db.pool, user)).toEqual({
+      balance: 3,
+      movements: [
+        { amount: -1, type: 'inference' },
+        { amount: 1, type: 'refund' },
+      ],
+    });
     expect(await env.queue.getJob(jobId)).toBeUndefined();
   }, 180_000);
 
@@ -164,7 +178,9 @@ describe('start-up', () => {
     plain.proc.kill('SIGTERM');
     expect((await plain.exited).code).toBe(0);
 
-    await expect(startApi({ SUPABASE_JWT_SECRET: '' })).rejects.toThrow(/DATABASE_URL is set, but no SUPABASE_JWT_SECRET or SUPABASE_URL/);
+    await expect(startApi({ SUPABASE_JWT_SECRET: '' })).rejects.toThrow(
+      /DATABASE_URL is set, but no SUPABASE_JWT_SECRET or SUPABASE_URL/,
+    );
     await expect(startApi({ DATABASE_POOL_MAX: 'many' })).rejects.toThrow(/DATABASE_POOL_MAX must be a whole number/);
 
     const fresh = await createTestDatabase();
@@ -176,7 +192,9 @@ describe('start-up', () => {
       expect(migrating.output()).toMatch(/database migrated/);
       expect(migrating.output()).toMatch(/credits are charged from the database/);
       expect(migrating.output()).not.toContain('never-log-this-password');
-      const tables = await fresh.pool.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'triage_charges'");
+      const tables = await fresh.pool.query(
+        "SELECT 1 FROM information_schema.tables WHERE table_name = 'triage_charges'",
+      );
       expect(tables.rowCount).toBe(1);
       migrating.proc.kill('SIGTERM');
       await migrating.exited;

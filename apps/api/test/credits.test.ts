@@ -27,16 +27,40 @@ afterEach(async () => {
 
 async function start(userId: string, jobId: string, count: number) {
   const files = await env.stage(userId, jobId, count);
-  return env.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await env.auth(userId), payload: { job_id: jobId, files } });
+  return env.app.inject({
+    method: 'POST',
+    url: '/api/triage/start-from-storage',
+    headers: await env.auth(userId),
+    payload: { job_id: jobId, files },
+  });
 }
 
 /** Finishes a pending job as the worker would, with one reviewed grid: picks the given indexes. */
 async function complete(jobId: string, selected: number[], total: number) {
   await env.store.start(jobId);
-  const verdicts = new Map(Array.from({ length: total }, (_, i) => [i, { votes: selected.includes(i) ? 1 : 0, reviewed: true, quality: 0.5 }]));
+  const verdicts = new Map(
+    Array.from({ length: total }, (_, i) => [i, { votes: selected.includes(i) ? 1 : 0, reviewed: true, quality: 0.5 }]),
+  );
   await env.store.recordGrid(
     jobId,
-    { pass: 'coarse', grid: 0, photos: [...verdicts.keys()], labels: [], votes: {}, reviewed: true, failures: [], usage: { inputTokens: 1, outputTokens: 1, costUsd: 0 }, asked: 1, models: [], durationMs: 1, finishedAt: Date.now(), worker: 'test', bytesRead: 0, sources: {}, readMs: [] },
+    {
+      pass: 'coarse',
+      grid: 0,
+      photos: [...verdicts.keys()],
+      labels: [],
+      votes: {},
+      reviewed: true,
+      failures: [],
+      usage: { inputTokens: 1, outputTokens: 1, costUsd: 0 },
+      asked: 1,
+      models: [],
+      durationMs: 1,
+      finishedAt: Date.now(),
+      worker: 'test',
+      bytesRead: 0,
+      sources: {},
+      readMs: [],
+    },
     verdicts,
     0,
   );
@@ -87,11 +111,18 @@ describe('starting a triage', () => {
     const upload = async () => {
       const boundary = 'b0undary';
       const body = Buffer.concat([
-        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+        ),
         JPEG_BYTES,
         Buffer.from(`\r\n--${boundary}--\r\n`),
       ]);
-      return env.app.inject({ method: 'POST', url: '/api/triage/start', headers: { ...(await env.auth(user)), 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: body });
+      return env.app.inject({
+        method: 'POST',
+        url: '/api/triage/start',
+        headers: { ...(await env.auth(user)), 'content-type': `multipart/form-data; boundary=${boundary}` },
+        payload: body,
+      });
     };
     const first = await upload();
     expect(first.statusCode, first.body).toBe(200);
@@ -100,7 +131,9 @@ describe('starting a triage', () => {
     expect(second.statusCode).toBe(402);
     expect(second.json()).toEqual({ detail: 'Insufficient credits: need 1, have 0' });
     // Only the accepted upload's file is in storage: the refused one's was removed.
-    const files = (await readdir(join(env.storageDir, BUCKET, 'triage', user), { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+    const files = (
+      await readdir(join(env.storageDir, BUCKET, 'triage', user), { recursive: true, withFileTypes: true })
+    ).filter((e) => e.isFile());
     expect(files).toHaveLength(1);
     expect(await creditsOf(db.pool, user)).toEqual({ balance: 0, movements: [{ amount: -1, type: 'inference' }] });
   });
@@ -116,7 +149,10 @@ describe('DELETE and refunds', () => {
     expect(res.statusCode).toBe(200);
     const after = await creditsOf(db.pool, user);
     expect(after.balance).toBe(1);
-    expect(after.movements).toEqual([{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }]);
+    expect(after.movements).toEqual([
+      { amount: -1, type: 'inference' },
+      { amount: 1, type: 'refund' },
+    ]);
   });
 
   it('a completed job is not refunded when deleted', async () => {
@@ -125,7 +161,10 @@ describe('DELETE and refunds', () => {
     const jobId = randomUUID();
     expect((await start(user, jobId, 3)).statusCode).toBe(200);
     await complete(jobId, [0], 3);
-    expect((await env.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await env.auth(user) })).statusCode).toBe(200);
+    expect(
+      (await env.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await env.auth(user) }))
+        .statusCode,
+    ).toBe(200);
     expect(await creditsOf(db.pool, user)).toEqual({ balance: 0, movements: [{ amount: -1, type: 'inference' }] });
   });
 });
@@ -163,7 +202,11 @@ describe('a job id used again after its triage was deleted', () => {
     expect(again.json()).toMatchObject({ credits_deducted: 1 });
     expect(await creditsOf(db.pool, user)).toEqual({
       balance: 0,
-      movements: [{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }, { amount: -1, type: 'inference' }],
+      movements: [
+        { amount: -1, type: 'inference' },
+        { amount: 1, type: 'refund' },
+        { amount: -1, type: 'inference' },
+      ],
     });
   });
 });
@@ -177,14 +220,21 @@ describe('proceed', () => {
     await complete(jobId, [3, 1], 4);
     const headers = await env.auth(user);
     // A double click: two requests at once.
-    const [a, b] = await Promise.all([1, 2].map(() => env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers })));
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers })),
+    );
     expect([a!.statusCode, b!.statusCode]).toEqual([200, 200]);
     expect([a!.json().credits_deducted, b!.json().credits_deducted].sort()).toEqual([0, 2]);
     expect(a!.json().queued_count).toBe(2);
     expect(await env.handoffQueue.getJobs(['waiting'], 0, -1)).toHaveLength(1);
     expect((await creditsOf(db.pool, user)).balance).toBe(0);
     // Balance 0 now: a proceed of the same photos costs nothing more and is accepted; nothing new is charged.
-    const again = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers, payload: { photo_ids: ['1'] } });
+    const again = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers,
+      payload: { photo_ids: ['1'] },
+    });
     expect(again.statusCode).toBe(200);
     expect(again.json()).toMatchObject({ queued_count: 1, credits_deducted: 0 });
   });
@@ -195,7 +245,11 @@ describe('proceed', () => {
     const jobId = randomUUID();
     expect((await start(user, jobId, 4)).statusCode).toBe(200);
     await complete(jobId, [0, 1, 2], 4);
-    const res = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers: await env.auth(user) });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers: await env.auth(user),
+    });
     expect(res.statusCode).toBe(402);
     expect(res.json()).toEqual({ detail: 'Insufficient credits: need 3, have 1' });
     expect(await env.handoffQueue.getJobs(['waiting'], 0, -1)).toHaveLength(0);

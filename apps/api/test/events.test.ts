@@ -36,7 +36,12 @@ async function subscribers(channel: string): Promise<number> {
 async function accepted(target: Env = env): Promise<string> {
   const jobId = randomUUID();
   const files = await target.stage(USER, jobId, 3);
-  const res = await target.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await target.auth(USER), payload: { job_id: jobId, files } });
+  const res = await target.app.inject({
+    method: 'POST',
+    url: '/api/triage/start-from-storage',
+    headers: await target.auth(USER),
+    payload: { job_id: jobId, files },
+  });
   expect(res.statusCode, res.body).toBe(200);
   return jobId;
 }
@@ -48,7 +53,11 @@ async function accepted(target: Env = env): Promise<string> {
 async function running(target: Env = env): Promise<{ jobId: string; holder: Worker }> {
   await target.queue.drain(); // the other tests' jobs, still waiting: the holder must take this one
   const jobId = await accepted(target);
-  const holder = new Worker(TRIAGE_QUEUE, null, { connection: redisConnection(target.settings.redis, 'worker'), prefix: target.prefix, lockDuration: LONG_WAIT_MS });
+  const holder = new Worker(TRIAGE_QUEUE, null, {
+    connection: redisConnection(target.settings.redis, 'worker'),
+    prefix: target.prefix,
+    lockDuration: LONG_WAIT_MS,
+  });
   const job = await holder.getNextJob(randomUUID());
   expect(job?.id).toBe(jobId);
   expect(await target.store.start(jobId)).toBe(true);
@@ -94,7 +103,10 @@ async function nextStatus(next: () => Promise<Block | null>): Promise<{ id: stri
 }
 
 async function openEvents(jobId: string, signal?: AbortSignal): Promise<Response> {
-  const res = await fetch(`${base}/api/triage/${jobId}/events`, { headers: await env.auth(USER), ...(signal && { signal }) });
+  const res = await fetch(`${base}/api/triage/${jobId}/events`, {
+    headers: await env.auth(USER),
+    ...(signal && { signal }),
+  });
   expect(res.status).toBe(200);
   return res;
 }
@@ -138,7 +150,10 @@ describe('the events stream', () => {
     await env.store.start(jobId);
     expect(await nextStatus(next)).toMatchObject({ id: '2', status: { status: 'processing' } });
     await env.store.finish(jobId, { status: 'failed', errorMessage: 'stopped by the test' });
-    expect(await nextStatus(next)).toMatchObject({ id: '3', status: { status: 'failed', error_message: 'stopped by the test' } });
+    expect(await nextStatus(next)).toMatchObject({
+      id: '3',
+      status: { status: 'failed', error_message: 'stopped by the test' },
+    });
     expect(await next()).toBeNull(); // the stream ended by itself
     await eventually(async () => (await subscribers(eventsChannel(env.prefix, jobId))) === 0);
   });
@@ -171,9 +186,14 @@ describe("DELETE's wait for a running job", () => {
     const { jobId, holder } = await running();
     const began = Date.now();
     let settled = false;
-    const deleting = env.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await env.auth(USER) }).finally(() => (settled = true));
+    const deleting = env.app
+      .inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await env.auth(USER) })
+      .finally(() => (settled = true));
     // The DELETE has asked the worker to stop and subscribed to the job's events: it waits.
-    await eventually(async () => (await env.store.meta(jobId))?.cancelRequested && (await subscribers(eventsChannel(env.prefix, jobId))) === 1);
+    await eventually(
+      async () =>
+        (await env.store.meta(jobId))?.cancelRequested && (await subscribers(eventsChannel(env.prefix, jobId))) === 1,
+    );
     expect(settled).toBe(false);
     await env.store.finish(jobId, { status: 'cancelled' }); // as the worker does when it sees the cancel
     const res = await deleting;
@@ -189,7 +209,11 @@ describe("DELETE's wait for a running job", () => {
     try {
       const { jobId, holder } = await running(short);
       const began = Date.now();
-      const res = await short.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await short.auth(USER) });
+      const res = await short.app.inject({
+        method: 'DELETE',
+        url: `/api/triage/${jobId}`,
+        headers: await short.auth(USER),
+      });
       expect(res.statusCode, res.body).toBe(200);
       expect(Date.now() - began).toBeGreaterThanOrEqual(300);
       expect(await short.store.meta(jobId)).toBeNull();

@@ -14,7 +14,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Worker } from 'bullmq';
-import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
+import {
+  composeGrid,
+  generateSampleSet,
+  thumbnailFromDcScans,
+  thumbnailFromEmbedded,
+  thumbnailFromFile,
+  type SampleFile,
+} from '@triage/images';
 import type { Results, TriageStatus } from '@triage/client';
 import { migrate, PgCreditLedger } from '@triage/db';
 import { createTestDatabase, creditsOf, seedCredits, type TestDatabase } from '@triage/db/testing';
@@ -90,7 +97,10 @@ async function stageSamples(jobId: string, files: SampleFile[]) {
 }
 
 async function api(path: string, init: RequestInit = {}) {
-  return fetch(`${base}${path}`, { ...init, headers: { ...(await env.auth(USER)), 'content-type': 'application/json', ...init.headers } });
+  return fetch(`${base}${path}`, {
+    ...init,
+    headers: { ...(await env.auth(USER)), 'content-type': 'application/json', ...init.headers },
+  });
 }
 
 /** The webapp's way: poll the status every 2 s until the job ends. */
@@ -124,9 +134,17 @@ describe('the webapp flow with credits', () => {
     await seedCredits(db.pool, USER, 10);
     const jobId = randomUUID();
     const files = await stageSamples(jobId, samples.files);
-    const started = await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: jobId, files, target: '20%' }) });
+    const started = await api('/api/triage/start-from-storage', {
+      method: 'POST',
+      body: JSON.stringify({ job_id: jobId, files, target: '20%' }),
+    });
     expect(started.status).toBe(200);
-    expect(await started.json()).toMatchObject({ job_id: jobId, photo_count: 30, credits_deducted: 1, credits_required: 1 });
+    expect(await started.json()).toMatchObject({
+      job_id: jobId,
+      photo_count: 30,
+      credits_deducted: 1,
+      credits_required: 1,
+    });
     expect((await creditsOf(db.pool, USER)).balance).toBe(9);
 
     expect((await pollUntilEnded(jobId)).status).toBe('completed');
@@ -143,7 +161,11 @@ describe('the webapp flow with credits', () => {
 
     const proceed = await api(`/api/triage/${jobId}/proceed`, { method: 'POST' });
     expect(proceed.status).toBe(200);
-    expect(await proceed.json()).toEqual({ queued_count: picks.length, credits_deducted: picks.length, credits_required: picks.length });
+    expect(await proceed.json()).toEqual({
+      queued_count: picks.length,
+      credits_deducted: picks.length,
+      credits_required: picks.length,
+    });
     const handed = await eventually(async () => {
       const s = (await (await api(`/api/triage/${jobId}/status`)).json()) as TriageStatus;
       return s.handoff && s.handoff.handed_off + s.handoff.failed === picks.length ? s.handoff : null;
@@ -165,7 +187,10 @@ describe('the webapp flow with credits', () => {
     const charged = 10 - 1 - picks.length;
     expect(await creditsOf(db.pool, USER)).toEqual({
       balance: charged,
-      movements: [{ amount: -1, type: 'inference' }, { amount: -picks.length, type: 'inference' }],
+      movements: [
+        { amount: -1, type: 'inference' },
+        { amount: -picks.length, type: 'inference' },
+      ],
     });
 
     const del = await api(`/api/triage/${jobId}`, { method: 'DELETE' });
@@ -181,13 +206,28 @@ describe('the webapp flow with credits', () => {
     const jobId = randomUUID();
     const files = await stageSamples(jobId, samples.files.slice(0, 8));
     const before = (await creditsOf(db.pool, USER)).balance;
-    expect((await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: jobId, files, target: '2' }) })).status).toBe(200);
+    expect(
+      (
+        await api('/api/triage/start-from-storage', {
+          method: 'POST',
+          body: JSON.stringify({ job_id: jobId, files, target: '2' }),
+        })
+      ).status,
+    ).toBe(200);
     expect((await pollUntilEnded(jobId)).status).toBe('completed');
-    const proceed = (await (await api(`/api/triage/${jobId}/proceed`, { method: 'POST' })).json()) as { queued_count: number };
-    await eventually(async () => ((await env.store.status(jobId))?.handoff?.handed_off ?? 0) === proceed.queued_count, 60_000);
+    const proceed = (await (await api(`/api/triage/${jobId}/proceed`, { method: 'POST' })).json()) as {
+      queued_count: number;
+    };
+    await eventually(
+      async () => ((await env.store.status(jobId))?.handoff?.handed_off ?? 0) === proceed.queued_count,
+      60_000,
+    );
     const copies = (await scoredRows()).filter((r) => r.storage_path.includes(`/${jobId}/`));
     expect(copies).toHaveLength(proceed.queued_count);
-    const swept = await sweepExpired({ store: env.store, storage: env.storage, log: pino({ level: 'silent' }) }, Date.now() + (env.store.retentionSeconds + 60) * 1000);
+    const swept = await sweepExpired(
+      { store: env.store, storage: env.storage, log: pino({ level: 'silent' }) },
+      Date.now() + (env.store.retentionSeconds + 60) * 1000,
+    );
     expect(swept.removed).toBeGreaterThanOrEqual(1);
     expect(await env.store.meta(jobId)).toBeNull();
     for (const f of files) expect(await exists(f.storage_path)).toBe(false);

@@ -11,7 +11,14 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
-import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
+import {
+  composeGrid,
+  generateSampleSet,
+  thumbnailFromDcScans,
+  thumbnailFromEmbedded,
+  thumbnailFromFile,
+  type SampleFile,
+} from '@triage/images';
 import type { Results, TriageStatus } from '@triage/client';
 import { redisConnection, type RedisClient } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
@@ -70,11 +77,16 @@ async function stageSamples(jobId: string, files: SampleFile[]) {
 }
 
 async function api(path: string, init: RequestInit = {}) {
-  return fetch(`${base}${path}`, { ...init, headers: { ...(await env.auth(USER)), 'content-type': 'application/json', ...init.headers } });
+  return fetch(`${base}${path}`, {
+    ...init,
+    headers: { ...(await env.auth(USER)), 'content-type': 'application/json', ...init.headers },
+  });
 }
 
 /** Reads an SSE stream to its end; returns the status objects it carried. */
-async function readEvents(res: Response): Promise<{ statuses: { status: string; grids_done: number }[]; heartbeats: number }> {
+async function readEvents(
+  res: Response,
+): Promise<{ statuses: { status: string; grids_done: number }[]; heartbeats: number }> {
   const statuses = [];
   let heartbeats = 0;
   const decoder = new TextDecoder();
@@ -97,9 +109,18 @@ describe('the whole flow over a real socket', () => {
   it('start → events and polling → results → download → proceed → delete', async () => {
     const jobId = randomUUID();
     const files = await stageSamples(jobId, samples.files);
-    const started = await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: jobId, files, target: '20%', passes: 2 }) });
+    const started = await api('/api/triage/start-from-storage', {
+      method: 'POST',
+      body: JSON.stringify({ job_id: jobId, files, target: '20%', passes: 2 }),
+    });
     expect(started.status).toBe(200);
-    expect(await started.json()).toMatchObject({ job_id: jobId, status: 'processing', photo_count: 30, credits_deducted: 0, credits_required: 1 });
+    expect(await started.json()).toMatchObject({
+      job_id: jobId,
+      status: 'processing',
+      photo_count: 30,
+      credits_deducted: 0,
+      credits_required: 1,
+    });
 
     const eventsRes = await api(`/api/triage/${jobId}/events`, { headers: { accept: 'text/event-stream' } });
     expect(eventsRes.status).toBe(200);
@@ -134,7 +155,11 @@ describe('the whole flow over a real socket', () => {
     for (const p of photos) expect(p.reason).toEqual(expect.any(String));
     // Every readable photo carries its signals; the sample set's bursts are near-duplicate groups, one kept at most.
     for (const p of photos.filter((x) => x.fate !== 'failed')) {
-      expect(p.signals).toMatchObject({ sharpness: expect.any(Number), exposure: expect.any(Number), clipped_highlights: expect.any(Number) });
+      expect(p.signals).toMatchObject({
+        sharpness: expect.any(Number),
+        exposure: expect.any(Number),
+        clipped_highlights: expect.any(Number),
+      });
     }
     const grouped = photos.filter((p) => p.group);
     expect(grouped.length).toBeGreaterThan(1);
@@ -151,7 +176,9 @@ describe('the whole flow over a real socket', () => {
 
     const zipRes = await api(`/api/triage/${jobId}/download`);
     expect(zipRes.status).toBe(200);
-    expect(zipRes.headers.get('content-disposition')).toBe(`attachment; filename=triage_${jobId.slice(0, 8)}_selected.zip`);
+    expect(zipRes.headers.get('content-disposition')).toBe(
+      `attachment; filename=triage_${jobId.slice(0, 8)}_selected.zip`,
+    );
     const zipPath = join(env.dir, 'picks.zip');
     await writeFile(zipPath, Buffer.from(await zipRes.arrayBuffer()));
     const listing = (await promisify(execFile)('unzip', ['-Z1', zipPath])).stdout.trim().split('\n');
@@ -160,7 +187,10 @@ describe('the whole flow over a real socket', () => {
     const test = await promisify(execFile)('unzip', ['-t', zipPath]);
     expect(test.stdout).toMatch(/No errors detected/);
 
-    const proceed = await api(`/api/triage/${jobId}/proceed`, { method: 'POST', body: JSON.stringify({ photo_ids: [first.id] }) });
+    const proceed = await api(`/api/triage/${jobId}/proceed`, {
+      method: 'POST',
+      body: JSON.stringify({ photo_ids: [first.id] }),
+    });
     expect(await proceed.json()).toEqual({ queued_count: 1, credits_deducted: 0, credits_required: 1 });
 
     const del = await api(`/api/triage/${jobId}`, { method: 'DELETE' });
@@ -172,7 +202,8 @@ describe('the whole flow over a real socket', () => {
 
   it('reports each live worker’s memory, as the operating system counts it, in /metrics', async () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    const line = (kind: string) => new RegExp(`triage_worker_memory_bytes\\{worker="[^"]+:${process.pid}",kind="${kind}"\\} (\\d+)`).exec(metrics);
+    const line = (kind: string) =>
+      new RegExp(`triage_worker_memory_bytes\\{worker="[^"]+:${process.pid}",kind="${kind}"\\} (\\d+)`).exec(metrics);
     const rss = Number(line('rss')?.[1]);
     const peak = Number(line('peak')?.[1]);
     expect(rss).toBeGreaterThan(10 * 1024 * 1024);
@@ -183,9 +214,15 @@ describe('the whole flow over a real socket', () => {
     const jobId = randomUUID();
     const all = [...samples.files, ...samples.files, ...samples.files];
     const files = await stageSamples(jobId, all);
-    expect((await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: jobId, files }) })).status).toBe(200);
+    expect(
+      (await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: jobId, files }) }))
+        .status,
+    ).toBe(200);
     // Wait until the worker is inside the job.
-    await vi.waitUntil(async () => (await env.store.status(jobId))?.status === 'processing', { timeout: 30_000, interval: 25 });
+    await vi.waitUntil(async () => (await env.store.status(jobId))?.status === 'processing', {
+      timeout: 30_000,
+      interval: 25,
+    });
     const events = readEvents(await api(`/api/triage/${jobId}/events`));
     const del = await api(`/api/triage/${jobId}`, { method: 'DELETE' });
     expect(del.status).toBe(200);
@@ -197,9 +234,19 @@ describe('the whole flow over a real socket', () => {
     // The worker took the next job at once: it is not stuck on the deleted one.
     const next = randomUUID();
     const nextFiles = await stageSamples(next, samples.files.slice(0, 4));
-    expect((await api('/api/triage/start-from-storage', { method: 'POST', body: JSON.stringify({ job_id: next, files: nextFiles, target: '1' }) })).status).toBe(200);
+    expect(
+      (
+        await api('/api/triage/start-from-storage', {
+          method: 'POST',
+          body: JSON.stringify({ job_id: next, files: nextFiles, target: '1' }),
+        })
+      ).status,
+    ).toBe(200);
     const ended = ['completed', 'failed', 'cancelled'];
-    await vi.waitUntil(async () => ended.includes((await env.store.status(next))?.status ?? ''), { timeout: 40_000, interval: 50 });
+    await vi.waitUntil(async () => ended.includes((await env.store.status(next))?.status ?? ''), {
+      timeout: 40_000,
+      interval: 50,
+    });
     expect((await env.store.status(next))?.status).toBe('completed');
   });
 });

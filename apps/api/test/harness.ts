@@ -31,7 +31,11 @@ export const PUBLIC_URL = 'http://api.test';
 export const BUCKET = 'photos';
 
 /** The smallest bytes that pass the JPEG check (the worker never reads them in these tests). */
-export const JPEG_BYTES = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(60, 1), Buffer.from([0xff, 0xd9])]);
+export const JPEG_BYTES = Buffer.concat([
+  Buffer.from([0xff, 0xd8, 0xff, 0xe0]),
+  Buffer.alloc(60, 1),
+  Buffer.from([0xff, 0xd9]),
+]);
 
 export interface Env {
   prefix: string;
@@ -47,7 +51,12 @@ export interface Env {
   token(userId: string): Promise<string>;
   auth(userId: string): Promise<{ authorization: string }>;
   /** Writes files into storage under the user's job folder; returns the `files` of a start request. */
-  stage(userId: string, jobId: string, count: number, bytes?: (i: number) => Buffer | Promise<Buffer>): Promise<{ original_name: string; storage_path: string; size: number }[]>;
+  stage(
+    userId: string,
+    jobId: string,
+    count: number,
+    bytes?: (i: number) => Buffer | Promise<Buffer>,
+  ): Promise<{ original_name: string; storage_path: string; size: number }[]>;
   close(): Promise<void>;
 }
 
@@ -82,7 +91,11 @@ export async function setup(
   // Connection errors reach the requests as 503s; the tests that stop Redis need no second report.
   queue.on('error', () => {});
   handoffQueue.on('error', () => {});
-  const storage = makeStorage({ root: storageDir, publicUrl: `${settings.publicUrl}/storage`, signingKey: settings.storageSigningKey });
+  const storage = makeStorage({
+    root: storageDir,
+    publicUrl: `${settings.publicUrl}/storage`,
+    signingKey: settings.storageSigningKey,
+  });
   const authenticator = createAuthenticator({ jwtSecret: JWT_SECRET });
   const app = await buildApp({
     settings,
@@ -147,7 +160,11 @@ export async function setup(
 }
 
 /** Runs `fn` until it returns a value, polling every `ms`. */
-export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, ms = 100): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+  ms = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -22,7 +22,12 @@ afterAll(async () => {
 });
 
 async function start(userId: string, body: Record<string, unknown>) {
-  return env.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await env.auth(userId), payload: body });
+  return env.app.inject({
+    method: 'POST',
+    url: '/api/triage/start-from-storage',
+    headers: await env.auth(userId),
+    payload: body,
+  });
 }
 
 /** Accepts a job of `count` staged photos for `userId`. */
@@ -39,10 +44,29 @@ async function complete(jobId: string, selected: number[], total: number) {
   await env.store.start(jobId);
   const ranks = new Map(Array.from({ length: total }, (_, i) => [i, i + 1] as [number, number]));
   // Every photo was looked at in the coarse pass; the picks got a vote.
-  const verdicts = new Map(Array.from({ length: total }, (_, i) => [i, { votes: selected.includes(i) ? 1 : 0, reviewed: true, quality: 0.5 }]));
+  const verdicts = new Map(
+    Array.from({ length: total }, (_, i) => [i, { votes: selected.includes(i) ? 1 : 0, reviewed: true, quality: 0.5 }]),
+  );
   await env.store.recordGrid(
     jobId,
-    { pass: 'coarse', grid: 0, photos: [...verdicts.keys()], labels: [], votes: {}, reviewed: true, failures: [], usage: { inputTokens: 10, outputTokens: 2, costUsd: 0 }, asked: 1, models: [], durationMs: 5, finishedAt: Date.now(), worker: 'test', bytesRead: 0, sources: {}, readMs: [] },
+    {
+      pass: 'coarse',
+      grid: 0,
+      photos: [...verdicts.keys()],
+      labels: [],
+      votes: {},
+      reviewed: true,
+      failures: [],
+      usage: { inputTokens: 10, outputTokens: 2, costUsd: 0 },
+      asked: 1,
+      models: [],
+      durationMs: 5,
+      finishedAt: Date.now(),
+      worker: 'test',
+      bytesRead: 0,
+      sources: {},
+      readMs: [],
+    },
     verdicts,
     0,
   );
@@ -52,9 +76,24 @@ async function complete(jobId: string, selected: number[], total: number) {
 describe('settings', () => {
   it('defaults, validation, and what counts as loopback for local mode', () => {
     const s = readApiSettings({});
-    expect(s).toMatchObject({ host: '127.0.0.1', port: 8000, corsOrigins: [], dashboard: null, rateLimitPerMinute: 10, maxActiveJobsPerUser: 3, proceedQueue: 'triage-proceed', maxUploadBytes: 50 * 1024 * 1024, publicUrl: 'http://127.0.0.1:8000', ephemeralSigningKey: true });
-    expect(readApiSettings({ DASHBOARD_USER: 'a', DASHBOARD_PASSWORD: 'b', DASHBOARD_READ_ONLY: 'false' }).dashboard).toEqual({ user: 'a', password: 'b', readOnly: false });
-    expect(() => readApiSettings({ DASHBOARD_USER: 'a' })).toThrow(/DASHBOARD_USER and DASHBOARD_PASSWORD must be set together/);
+    expect(s).toMatchObject({
+      host: '127.0.0.1',
+      port: 8000,
+      corsOrigins: [],
+      dashboard: null,
+      rateLimitPerMinute: 10,
+      maxActiveJobsPerUser: 3,
+      proceedQueue: 'triage-proceed',
+      maxUploadBytes: 50 * 1024 * 1024,
+      publicUrl: 'http://127.0.0.1:8000',
+      ephemeralSigningKey: true,
+    });
+    expect(
+      readApiSettings({ DASHBOARD_USER: 'a', DASHBOARD_PASSWORD: 'b', DASHBOARD_READ_ONLY: 'false' }).dashboard,
+    ).toEqual({ user: 'a', password: 'b', readOnly: false });
+    expect(() => readApiSettings({ DASHBOARD_USER: 'a' })).toThrow(
+      /DASHBOARD_USER and DASHBOARD_PASSWORD must be set together/,
+    );
     expect(() => readApiSettings({ PORT: 'x' })).toThrow(/PORT must be a whole number/);
     expect(() => readApiSettings({ CORS_ORIGINS: 'app.example.com' })).toThrow(/CORS_ORIGINS/);
     for (const h of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.1.2.3']) expect(isLoopbackHost(h), h).toBe(true);
@@ -82,8 +121,26 @@ describe('health and auth', () => {
 describe('POST /api/triage/start-from-storage', () => {
   it('accepts a job: the contract fields, cost by tier, nothing deducted, grids from the real plan', async () => {
     const { jobId, reply } = await accepted(A, 5, { target: '20%', passes: 2 });
-    const plan = prepareTriage({ triageId: jobId, userId: A, bucket: BUCKET, photos: Array.from({ length: 5 }, () => ({ name: 'x', path: 'x' })), target: '20%', passes: 2 }, OFFLINE_PROFILE, env.settings.layouts);
-    expect(reply).toMatchObject({ job_id: jobId, status: 'processing', photo_count: 5, credits_deducted: 0, credits_required: 1, estimated_grids: plan.estimatedGrids });
+    const plan = prepareTriage(
+      {
+        triageId: jobId,
+        userId: A,
+        bucket: BUCKET,
+        photos: Array.from({ length: 5 }, () => ({ name: 'x', path: 'x' })),
+        target: '20%',
+        passes: 2,
+      },
+      OFFLINE_PROFILE,
+      env.settings.layouts,
+    );
+    expect(reply).toMatchObject({
+      job_id: jobId,
+      status: 'processing',
+      photo_count: 5,
+      credits_deducted: 0,
+      credits_required: 1,
+      estimated_grids: plan.estimatedGrids,
+    });
     expect(await env.queue.getJob(jobId)).toBeTruthy();
   });
 
@@ -92,7 +149,18 @@ describe('POST /api/triage/start-from-storage', () => {
     const files = await env.stage(A, jobId, 2);
     const cases: [Record<string, unknown>, number, string | RegExp][] = [
       [{ job_id: jobId, files: [] }, 400, 'No files provided'],
-      [{ job_id: jobId, files: Array.from({ length: 2001 }, (_, i) => ({ original_name: `${i}.jpg`, storage_path: `triage/${A}/${jobId}/${i}.jpg`, size: 1 })) }, 400, 'Maximum 2000 photos allowed per triage'],
+      [
+        {
+          job_id: jobId,
+          files: Array.from({ length: 2001 }, (_, i) => ({
+            original_name: `${i}.jpg`,
+            storage_path: `triage/${A}/${jobId}/${i}.jpg`,
+            size: 1,
+          })),
+        },
+        400,
+        'Maximum 2000 photos allowed per triage',
+      ],
       [{ job_id: jobId, files, passes: 3 }, 400, 'Passes must be 1 or 2'],
       [{ job_id: jobId, files, passes: 0 }, 400, 'Passes must be 1 or 2'],
       [{ job_id: jobId, files, target: 'abc' }, 400, /^Invalid target "abc"/],
@@ -173,14 +241,46 @@ describe('status, active, results, download, proceed, delete', () => {
     const res = await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers: await env.auth(A) });
     expect(res.statusCode).toBe(200);
     const s = res.json();
-    expect(Object.keys(s)).toEqual(expect.arrayContaining(['job_id', 'status', 'progress', 'total_input', 'pass1_survivors', 'final_selected', 'error_message', 'created_at', 'completed_at']));
-    expect(s).toMatchObject({ job_id: jobId, status: 'pending', progress: null, total_input: 3, photos_failed: 0, grids_done: 0, tokens: { input: 0, output: 0 } });
+    expect(Object.keys(s)).toEqual(
+      expect.arrayContaining([
+        'job_id',
+        'status',
+        'progress',
+        'total_input',
+        'pass1_survivors',
+        'final_selected',
+        'error_message',
+        'created_at',
+        'completed_at',
+      ]),
+    );
+    expect(s).toMatchObject({
+      job_id: jobId,
+      status: 'pending',
+      progress: null,
+      total_input: 3,
+      photos_failed: 0,
+      grids_done: 0,
+      tokens: { input: 0, output: 0 },
+    });
 
     await env.store.start(jobId);
-    const processing = (await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers: await env.auth(A) })).json();
-    expect(processing.progress).toEqual({ phase: 'coarse_pass', current_step: 0, total_steps: 1, percentage: 0, message: 'Coarse selection: grid 0/1' });
+    const processing = (
+      await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers: await env.auth(A) })
+    ).json();
+    expect(processing.progress).toEqual({
+      phase: 'coarse_pass',
+      current_step: 0,
+      total_steps: 1,
+      percentage: 0,
+      message: 'Coarse selection: grid 0/1',
+    });
 
-    const unknown = await env.app.inject({ method: 'GET', url: `/api/triage/${randomUUID()}/status`, headers: await env.auth(A) });
+    const unknown = await env.app.inject({
+      method: 'GET',
+      url: `/api/triage/${randomUUID()}/status`,
+      headers: await env.auth(A),
+    });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toEqual({ detail: 'Triage job not found' });
   });
@@ -197,7 +297,12 @@ describe('status, active, results, download, proceed, delete', () => {
     expect(res.statusCode).toBe(200);
     const jobs = res.json().jobs;
     expect(jobs.map((j: { job_id: string }) => j.job_id)).toEqual([second.jobId, first.jobId]);
-    expect(jobs[0]).toMatchObject({ status: 'pending', total_input: 2, progress_percentage: 0, created_at: expect.any(String) });
+    expect(jobs[0]).toMatchObject({
+      status: 'pending',
+      total_input: 2,
+      progress_percentage: 0,
+      created_at: expect.any(String),
+    });
     expect(await env.redis.zscore(userJobsKey(env.prefix, user), 'expired-id')).toBeNull();
   });
 
@@ -209,7 +314,11 @@ describe('status, active, results, download, proceed, delete', () => {
       download: 'Triage must be completed before downloading',
       proceed: 'Triage must be completed before proceeding to scoring',
     };
-    for (const [method, url] of [['GET', 'results'], ['GET', 'download'], ['POST', 'proceed']] as const) {
+    for (const [method, url] of [
+      ['GET', 'results'],
+      ['GET', 'download'],
+      ['POST', 'proceed'],
+    ] as const) {
       const res = await env.app.inject({ method, url: `/api/triage/${jobId}/${url}`, headers });
       expect(res.statusCode, url).toBe(400);
       expect(res.json()).toEqual({ detail: expected[url] });
@@ -223,10 +332,23 @@ describe('status, active, results, download, proceed, delete', () => {
     const res = await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/results`, headers });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ job_id: jobId, status: 'completed', total_input: 4, final_selected: 2, pass1_survivors: 2, target: '10%', criteria: 'standout' });
+    expect(body).toMatchObject({
+      job_id: jobId,
+      status: 'completed',
+      total_input: 4,
+      final_selected: 2,
+      pass1_survivors: 2,
+      target: '10%',
+      criteria: 'standout',
+    });
     expect(body.selected_photos.map((p: { id: string }) => p.id)).toEqual(['2', '0']);
-    expect(body.selected_photos[0]).toMatchObject({ original_filename: files[2]!.original_name, storage_path: files[2]!.storage_path });
-    expect(body.selected_photos[0].thumbnail_url).toMatch(new RegExp(`^${PUBLIC_URL}/storage/photos/triage/.+\\?expires=\\d+&signature=`));
+    expect(body.selected_photos[0]).toMatchObject({
+      original_filename: files[2]!.original_name,
+      storage_path: files[2]!.storage_path,
+    });
+    expect(body.selected_photos[0].thumbnail_url).toMatch(
+      new RegExp(`^${PUBLIC_URL}/storage/photos/triage/.+\\?expires=\\d+&signature=`),
+    );
     expect(body.photos).toBeUndefined();
 
     // The signed URL serves the object; a tampered one is refused.
@@ -241,9 +363,16 @@ describe('status, active, results, download, proceed, delete', () => {
     const bad = await env.app.inject({ method: 'GET', url: url.pathname + url.search });
     expect(bad.statusCode).toBe(403);
 
-    const all = (await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/results?include=all`, headers })).json();
+    const all = (
+      await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/results?include=all`, headers })
+    ).json();
     expect(all.photos).toHaveLength(4);
-    expect(all.photos.map((p: { fate: string }) => p.fate)).toEqual(['selected', 'not_selected', 'selected', 'not_selected']);
+    expect(all.photos.map((p: { fate: string }) => p.fate)).toEqual([
+      'selected',
+      'not_selected',
+      'selected',
+      'not_selected',
+    ]);
     expect(all.photos[1].reason).toBe('not picked in the coarse pass');
     expect(all.photos[2].reason).toBe('selected (rank 3)');
   });
@@ -265,7 +394,11 @@ describe('status, active, results, download, proceed, delete', () => {
     const files = (await env.stage(A, jobId, 3)).map((f) => ({ ...f, original_name: 'same.jpg' }));
     expect((await start(A, { job_id: jobId, files })).statusCode).toBe(200);
     await complete(jobId, [0, 1, 2], 3);
-    const res = await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/download`, headers: await env.auth(A) });
+    const res = await env.app.inject({
+      method: 'GET',
+      url: `/api/triage/${jobId}/download`,
+      headers: await env.auth(A),
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/zip');
     expect(res.headers['content-disposition']).toBe(`attachment; filename=triage_${jobId.slice(0, 8)}_selected.zip`);
@@ -279,11 +412,26 @@ describe('status, active, results, download, proceed, delete', () => {
     const all = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers });
     expect(all.statusCode, all.body).toBe(200);
     expect(all.json()).toEqual({ queued_count: 2, credits_deducted: 0, credits_required: 2 });
-    const subset = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers, payload: { photo_ids: ['1'] } });
+    const subset = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers,
+      payload: { photo_ids: ['1'] },
+    });
     expect(subset.json()).toMatchObject({ queued_count: 1, credits_deducted: 0 });
-    const bare = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers, payload: ['3', '1'] });
+    const bare = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers,
+      payload: ['3', '1'],
+    });
     expect(bare.json()).toMatchObject({ queued_count: 2 });
-    const unknown = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers, payload: { photo_ids: ['0'] } });
+    const unknown = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers,
+      payload: { photo_ids: ['0'] },
+    });
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().detail).toBe('Unknown photo ids (not among the selected photos): 0');
 
@@ -291,7 +439,12 @@ describe('status, active, results, download, proceed, delete', () => {
     const jobs = await env.handoffQueue.getJobs(['waiting'], 0, -1);
     expect(jobs).toHaveLength(2);
     const data = jobs.find((j) => j.data.photos.length === 1)!.data;
-    expect(data).toEqual({ triageId: jobId, userId: A, bucket: BUCKET, photos: [{ id: '1', name: 'IMG_0001.jpg', path: expect.stringMatching(/^triage\//) }] });
+    expect(data).toEqual({
+      triageId: jobId,
+      userId: A,
+      bucket: BUCKET,
+      photos: [{ id: '1', name: 'IMG_0001.jpg', path: expect.stringMatching(/^triage\//) }],
+    });
     expect(JSON.stringify(jobs.map((j) => j.data))).not.toMatch(/signature|https?:/);
   });
 
@@ -304,7 +457,11 @@ describe('status, active, results, download, proceed, delete', () => {
     expect(await env.store.meta(jobId)).toBeNull();
     expect(await env.queue.getJob(jobId)).toBeUndefined();
     for (const f of files) expect(await env.storage.stat(BUCKET, f.storage_path)).toBeNull();
-    const again = await env.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: { ...headers, 'content-type': 'application/json' } });
+    const again = await env.app.inject({
+      method: 'DELETE',
+      url: `/api/triage/${jobId}`,
+      headers: { ...headers, 'content-type': 'application/json' },
+    });
     expect(again.statusCode).toBe(404);
     expect(again.json()).toEqual({ detail: 'Triage job not found' });
   });
@@ -342,13 +499,20 @@ describe('limits', () => {
       const go = async () => {
         const jobId = randomUUID();
         const files = await limited.stage(user, jobId, 1);
-        return limited.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await limited.auth(user), payload: { job_id: jobId, files } });
+        return limited.app.inject({
+          method: 'POST',
+          url: '/api/triage/start-from-storage',
+          headers: await limited.auth(user),
+          payload: { job_id: jobId, files },
+        });
       };
       expect((await go()).statusCode).toBe(200);
       expect((await go()).statusCode).toBe(200);
       const capped = await go();
       expect(capped.statusCode).toBe(429);
-      expect(capped.json().detail).toBe('Too many active triage jobs: you have 2 pending or processing (the limit is 2). Wait for one to finish or cancel it.');
+      expect(capped.json().detail).toBe(
+        'Too many active triage jobs: you have 2 pending or processing (the limit is 2). Wait for one to finish or cancel it.',
+      );
       const limitedRes = await go();
       expect(limitedRes.statusCode).toBe(429);
       expect(limitedRes.json().detail).toMatch(/^Too many triage jobs started: at most 3 per minute\. Try again in/);
@@ -356,7 +520,12 @@ describe('limits', () => {
       // Another user has their own budget.
       const other = randomUUID();
       const files = await limited.stage('user-other', other, 1);
-      const res = await limited.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await limited.auth('user-other'), payload: { job_id: other, files } });
+      const res = await limited.app.inject({
+        method: 'POST',
+        url: '/api/triage/start-from-storage',
+        headers: await limited.auth('user-other'),
+        payload: { job_id: other, files },
+      });
       expect(res.statusCode).toBe(200);
     } finally {
       await limited.close();
@@ -377,16 +546,35 @@ describe('operations', () => {
     const docs = await env.app.inject({ method: 'GET', url: '/docs/json' });
     expect(docs.statusCode).toBe(200);
     const paths = Object.keys(docs.json().paths);
-    for (const p of ['/api/triage/start-from-storage', '/api/triage/start', '/api/triage/{job_id}/status', '/api/triage/{job_id}/events', '/api/triage/{job_id}/results', '/api/triage/{job_id}/download', '/api/triage/{job_id}/proceed', '/api/triage/{job_id}', '/api/triage/active', '/api/triage/health']) {
+    for (const p of [
+      '/api/triage/start-from-storage',
+      '/api/triage/start',
+      '/api/triage/{job_id}/status',
+      '/api/triage/{job_id}/events',
+      '/api/triage/{job_id}/results',
+      '/api/triage/{job_id}/download',
+      '/api/triage/{job_id}/proceed',
+      '/api/triage/{job_id}',
+      '/api/triage/active',
+      '/api/triage/health',
+    ]) {
       expect(paths).toContain(p);
     }
     expect((await env.app.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
   });
 
   it('CORS answers configured origins only', async () => {
-    const ok = await env.app.inject({ method: 'OPTIONS', url: '/api/triage/active', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET' } });
+    const ok = await env.app.inject({
+      method: 'OPTIONS',
+      url: '/api/triage/active',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET' },
+    });
     expect(ok.headers['access-control-allow-origin']).toBe('https://app.example.com');
-    const other = await env.app.inject({ method: 'GET', url: '/api/triage/health', headers: { origin: 'https://evil.example.com' } });
+    const other = await env.app.inject({
+      method: 'GET',
+      url: '/api/triage/health',
+      headers: { origin: 'https://evil.example.com' },
+    });
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 
@@ -394,7 +582,11 @@ describe('operations', () => {
     const none = await env.app.inject({ method: 'GET', url: '/admin/queues' });
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toMatch(/^Basic/);
-    const wrong = await env.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` } });
+    const wrong = await env.app.inject({
+      method: 'GET',
+      url: '/admin/queues',
+      headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` },
+    });
     expect(wrong.statusCode).toBe(401);
     const authorization = `Basic ${Buffer.from('admin:pw').toString('base64')}`;
     const page = await env.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization } });

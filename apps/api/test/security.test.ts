@@ -44,9 +44,18 @@ function capturedLogger(): { logger: Logger; text(): string } {
 }
 
 const now = () => Math.floor(Date.now() / 1000);
-const claims = (overrides: JWTPayload = {}): JWTPayload => ({ sub: A, aud: 'authenticated', role: 'authenticated', iat: now(), exp: now() + 3600, ...overrides });
+const claims = (overrides: JWTPayload = {}): JWTPayload => ({
+  sub: A,
+  aud: 'authenticated',
+  role: 'authenticated',
+  iat: now(),
+  exp: now() + 3600,
+  ...overrides,
+});
 const hs256 = (payload: JWTPayload, secret: string | Uint8Array = JWT_SECRET) =>
-  new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(typeof secret === 'string' ? new TextEncoder().encode(secret) : secret);
+  new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .sign(typeof secret === 'string' ? new TextEncoder().encode(secret) : secret);
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 /** Any header, the signature an HMAC-SHA256 of the signing input with `key`. */
 function forge(header: Record<string, unknown>, payload: JWTPayload, key: string | Buffer = JWT_SECRET): string {
@@ -55,7 +64,11 @@ function forge(header: Record<string, unknown>, payload: JWTPayload, key: string
 }
 
 /** A refused token: 401, `WWW-Authenticate: Bearer`, a body that is `{detail}` only and holds no part of the token. */
-function expectRefused(res: { statusCode: number; headers: Record<string, unknown>; body: string; json(): unknown }, token: string, what: string) {
+function expectRefused(
+  res: { statusCode: number; headers: Record<string, unknown>; body: string; json(): unknown },
+  token: string,
+  what: string,
+) {
   expect(res.statusCode, what).toBe(401);
   expect(res.headers['www-authenticate'], what).toBe('Bearer');
   const body = res.json() as Record<string, unknown>;
@@ -88,14 +101,22 @@ let apiLog: ReturnType<typeof capturedLogger>;
 
 beforeAll(async () => {
   apiLog = capturedLogger();
-  env = await setup({ DASHBOARD_USER: 'admin', DASHBOARD_PASSWORD: 'dashboard-password-7f3a' }, { logger: apiLog.logger });
+  env = await setup(
+    { DASHBOARD_USER: 'admin', DASHBOARD_PASSWORD: 'dashboard-password-7f3a' },
+    { logger: apiLog.logger },
+  );
 });
 afterAll(async () => {
   await env?.close();
 });
 
 async function start(e: Env, userId: string, body: Record<string, unknown>) {
-  return e.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await e.auth(userId), payload: body });
+  return e.app.inject({
+    method: 'POST',
+    url: '/api/triage/start-from-storage',
+    headers: await e.auth(userId),
+    payload: body,
+  });
 }
 
 /** A pending job of A's (no worker runs here). */
@@ -113,7 +134,15 @@ describe('attack tokens through the real app', () => {
   it('forged, expired, wrong-audience, alg none, tampered and cross-algorithm tokens: 401 on every route, the token never echoed', async () => {
     const { jobId, files } = await pendingJob();
     const valid = await hs256(claims());
-    expect((await env.app.inject({ method: 'GET', url: '/api/triage/active', headers: { authorization: `Bearer ${valid}` } })).statusCode).toBe(200);
+    expect(
+      (
+        await env.app.inject({
+          method: 'GET',
+          url: '/api/triage/active',
+          headers: { authorization: `Bearer ${valid}` },
+        })
+      ).statusCode,
+    ).toBe(200);
 
     const [h, , s] = valid.split('.');
     const cases: [string, string][] = [
@@ -161,7 +190,8 @@ describe('attack tokens through the real app', () => {
       attacker = await generateKeyPair('RS256', { extractable: true });
       const published = { keys: [{ ...(await exportJWK(rs.publicKey)), kid: 'rs-1', alg: 'RS256', use: 'sig' }] };
       jwks = createServer((req, res) => {
-        if (req.url === '/auth/v1/.well-known/jwks.json') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(published));
+        if (req.url === '/auth/v1/.well-known/jwks.json')
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(published));
         else res.writeHead(404).end();
       });
       await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
@@ -175,7 +205,11 @@ describe('attack tokens through the real app', () => {
 
     it('the published RSA key signs for real, but never works as an HMAC secret, and a token’s own key is ignored', async () => {
       const rsToken = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'rs-1' }).sign(rs.privateKey);
-      const ok = await confused.app.inject({ method: 'GET', url: '/api/triage/active', headers: { authorization: `Bearer ${rsToken}` } });
+      const ok = await confused.app.inject({
+        method: 'GET',
+        url: '/api/triage/active',
+        headers: { authorization: `Bearer ${rsToken}` },
+      });
       expect(ok.statusCode).toBe(200);
 
       const jwk = await exportJWK(rs.publicKey);
@@ -185,17 +219,35 @@ describe('attack tokens through the real app', () => {
         ['HS256 with the PEM public key, kid rs-1', forge({ alg: 'HS256', kid: 'rs-1' }, claims(), pem)],
         ['HS256 with the JWK JSON as secret', forge({ alg: 'HS256', kid: 'rs-1' }, claims(), JSON.stringify(jwk))],
         ['HS256 with the modulus bytes as secret', forge({ alg: 'HS256' }, claims(), Buffer.from(jwk.n!, 'base64url'))],
-        ['RS256 signed by an unknown key, kid rs-1', await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'rs-1' }).sign(attacker.privateKey)],
+        [
+          'RS256 signed by an unknown key, kid rs-1',
+          await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'rs-1' }).sign(attacker.privateKey),
+        ],
         [
           'RS256 carrying its own jwk',
-          await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'rs-1', jwk: await exportJWK(attacker.publicKey) }).sign(attacker.privateKey),
+          await new SignJWT(claims())
+            .setProtectedHeader({ alg: 'RS256', kid: 'rs-1', jwk: await exportJWK(attacker.publicKey) })
+            .sign(attacker.privateKey),
         ],
-        ['RS256 pointing at a jku', await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'evil', jku: 'http://127.0.0.1:1/jwks.json' }).sign(attacker.privateKey)],
+        [
+          'RS256 pointing at a jku',
+          await new SignJWT(claims())
+            .setProtectedHeader({ alg: 'RS256', kid: 'evil', jku: 'http://127.0.0.1:1/jwks.json' })
+            .sign(attacker.privateKey),
+        ],
         ['PS256 with the secret', forge({ alg: 'PS256', kid: 'rs-1' }, claims())],
         ['alg none with the kid', forge({ alg: 'none', kid: 'rs-1' }, claims())],
       ];
       for (const [what, token] of attacks) {
-        expectRefused(await confused.app.inject({ method: 'GET', url: '/api/triage/active', headers: { authorization: `Bearer ${token}` } }), token, what);
+        expectRefused(
+          await confused.app.inject({
+            method: 'GET',
+            url: '/api/triage/active',
+            headers: { authorization: `Bearer ${token}` },
+          }),
+          token,
+          what,
+        );
       }
     });
   });
@@ -219,7 +271,12 @@ describe('user B probing user A’s job while it is pending', () => {
       ['DELETE', `/api/triage/${jobId.toUpperCase()}`],
     ] as const;
     for (const [method, url] of probes) {
-      const res = await env.app.inject({ method, url, headers: b, ...(method === 'POST' && { payload: { photo_ids: ['0'] } }) });
+      const res = await env.app.inject({
+        method,
+        url,
+        headers: b,
+        ...(method === 'POST' && { payload: { photo_ids: ['0'] } }),
+      });
       expect(res.statusCode, `${method} ${url}`).toBe(404);
       expect(res.json(), `${method} ${url}`).toEqual({ detail: 'Triage job not found' });
     }
@@ -232,7 +289,11 @@ describe('user B probing user A’s job while it is pending', () => {
     expect(meta).toMatchObject({ userId: A, status: 'pending', cancelRequested: false, total: files.length });
     expect(await env.queue.getJob(jobId)).toBeTruthy();
     for (const f of files) expect(await env.storage.stat(BUCKET, f.storage_path)).not.toBeNull();
-    const mine = await env.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers: await env.auth(A) });
+    const mine = await env.app.inject({
+      method: 'GET',
+      url: `/api/triage/${jobId}/status`,
+      headers: await env.auth(A),
+    });
     expect(mine.statusCode).toBe(200);
     expect(mine.json()).toMatchObject({ job_id: jobId, status: 'pending' });
   });
@@ -309,10 +370,17 @@ describe('storage path escapes', () => {
 
   it('an uploaded file’s name never becomes a path', async () => {
     const boundary = '----security-boundary';
-    const names = ['../../../../escape-1.jpg', '..\\..\\escape-2.jpg', '/etc/escape-3.jpg', 'a%2f..%2f..%2fescape-4.jpg'];
+    const names = [
+      '../../../../escape-1.jpg',
+      '..\\..\\escape-2.jpg',
+      '/etc/escape-3.jpg',
+      'a%2f..%2f..%2fescape-4.jpg',
+    ];
     const body = Buffer.concat([
       ...names.flatMap((name) => [
-        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${name}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${name}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+        ),
         JPEG_BYTES,
         Buffer.from('\r\n'),
       ]),
@@ -359,11 +427,16 @@ describe('body, count and rate limits', () => {
     const boundary = '----many-boundary';
     const part = (i: number) =>
       Buffer.concat([
-        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${i}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${i}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+        ),
         JPEG_BYTES,
         Buffer.from('\r\n'),
       ]);
-    const body = Buffer.concat([...Array.from({ length: 2001 }, (_, i) => part(i)), Buffer.from(`--${boundary}--\r\n`)]);
+    const body = Buffer.concat([
+      ...Array.from({ length: 2001 }, (_, i) => part(i)),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
     const res = await env.app.inject({
       method: 'POST',
       url: '/api/triage/start',
@@ -387,7 +460,9 @@ describe('body, count and rate limits', () => {
       const viaUpload = async () => {
         const boundary = '----rate-boundary';
         const payload = Buffer.concat([
-          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+          Buffer.from(
+            `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+          ),
           JPEG_BYTES,
           Buffer.from(`\r\n--${boundary}--\r\n`),
         ]);
@@ -402,7 +477,12 @@ describe('body, count and rate limits', () => {
       for (let i = 0; i < 5; i++) {
         const jobId = randomUUID();
         const forged = await hs256(claims({ sub: user }), 'not-the-secret-but-just-as-long-0123456789abcdef');
-        const res = await limited.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: { authorization: `Bearer ${forged}` }, payload: { job_id: jobId, files: [] } });
+        const res = await limited.app.inject({
+          method: 'POST',
+          url: '/api/triage/start-from-storage',
+          headers: { authorization: `Bearer ${forged}` },
+          payload: { job_id: jobId, files: [] },
+        });
         expect(res.statusCode).toBe(401);
       }
       expect((await viaStorage()).statusCode).toBe(200);
@@ -441,8 +521,16 @@ describe('the dashboard', () => {
       bearer,
       'dashboard-password-7f3a',
     ]) {
-      for (const url of ['/admin/queues', '/admin/queues/api/queues', `/admin/queues/api/queues/triage/${randomUUID()}`]) {
-        const res = await env.app.inject({ method: 'GET', url, headers: authorization === undefined ? {} : { authorization } });
+      for (const url of [
+        '/admin/queues',
+        '/admin/queues/api/queues',
+        `/admin/queues/api/queues/triage/${randomUUID()}`,
+      ]) {
+        const res = await env.app.inject({
+          method: 'GET',
+          url,
+          headers: authorization === undefined ? {} : { authorization },
+        });
         expect(res.statusCode, `${authorization} ${url}`).toBe(401);
         expect(res.headers['www-authenticate']).toMatch(/^Basic/);
         expect(res.body).not.toMatch(/triage|queue/i);
@@ -522,27 +610,52 @@ describe('secrets never reach logs, job data or Redis', () => {
       visionFake.inject({ times: 3, fault: { kind: 'status', status: 500 } });
       visionFake.inject({ times: 1, fault: { kind: 'text', text: 'I would rather not answer in JSON.' } });
 
-      const started = await secure.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers, payload: { job_id: jobId, files, target: '20%' } });
+      const started = await secure.app.inject({
+        method: 'POST',
+        url: '/api/triage/start-from-storage',
+        headers,
+        payload: { job_id: jobId, files, target: '20%' },
+      });
       expect(started.statusCode, started.body).toBe(200);
       let status: { status: string } | undefined;
       for (let i = 0; i < 600; i++) {
-        status = (await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers })).json() as { status: string };
+        status = (await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers })).json() as {
+          status: string;
+        };
         if (['completed', 'failed', 'cancelled'].includes(status.status)) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(status?.status, workerOut.slice(-2000)).toBe('completed');
 
       // Everything a client does with a finished job, plus a few things it should not do.
-      const results = await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/results?include=all`, headers });
+      const results = await secure.app.inject({
+        method: 'GET',
+        url: `/api/triage/${jobId}/results?include=all`,
+        headers,
+      });
       expect(results.statusCode).toBe(200);
-      const selected = (results.json() as { selected_photos: { id: string; url: string; thumbnail_url: string }[] }).selected_photos;
+      const selected = (results.json() as { selected_photos: { id: string; url: string; thumbnail_url: string }[] })
+        .selected_photos;
       expect(selected.length).toBeGreaterThan(0);
       // The signed URLs do reach the client (that is their purpose)…
       expect(selected[0]!.url).toMatch(/[?&]token=/);
       const signedUrls = selected.flatMap((p) => [p.url, p.thumbnail_url]);
-      expect((await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/events`, headers })).statusCode).toBe(200);
-      expect((await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/download`, headers })).statusCode).toBe(200);
-      expect((await secure.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers, payload: { photo_ids: [selected[0]!.id] } })).statusCode).toBe(200);
+      expect((await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/events`, headers })).statusCode).toBe(
+        200,
+      );
+      expect(
+        (await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/download`, headers })).statusCode,
+      ).toBe(200);
+      expect(
+        (
+          await secure.app.inject({
+            method: 'POST',
+            url: `/api/triage/${jobId}/proceed`,
+            headers,
+            payload: { photo_ids: [selected[0]!.id] },
+          })
+        ).statusCode,
+      ).toBe(200);
       expect((await secure.app.inject({ method: 'GET', url: '/api/triage/active', headers })).statusCode).toBe(200);
       // The legacy upload route too (its multipart parser traces the request's headers).
       const boundary = '----secrets-boundary';
@@ -551,18 +664,39 @@ describe('secrets never reach logs, job data or Redis', () => {
         url: '/api/triage/start',
         headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
         payload: Buffer.concat([
-          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+          Buffer.from(
+            `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+          ),
           await readFile(samples[0]!.path),
           Buffer.from(`\r\n--${boundary}--\r\n`),
         ]),
       });
       expect(upload.statusCode, upload.body).toBe(200);
       const dashboard = `Basic ${Buffer.from(`admin:${DASHBOARD_PASSWORD}`).toString('base64')}`;
-      expect((await secure.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: { authorization: dashboard } })).statusCode).toBe(200);
+      expect(
+        (
+          await secure.app.inject({
+            method: 'GET',
+            url: '/admin/queues/api/queues',
+            headers: { authorization: dashboard },
+          })
+        ).statusCode,
+      ).toBe(200);
       // A token in the query string, and a bad token: refused, and not written down either.
-      expect((await secure.app.inject({ method: 'GET', url: `/api/triage/active?access_token=${token}&token=${token}` })).statusCode).toBe(401);
+      expect(
+        (await secure.app.inject({ method: 'GET', url: `/api/triage/active?access_token=${token}&token=${token}` }))
+          .statusCode,
+      ).toBe(401);
       const forged = await hs256(claims({ sub: user }), 'not-the-secret-but-just-as-long-0123456789abcdef');
-      expect((await secure.app.inject({ method: 'GET', url: '/api/triage/active', headers: { authorization: `Bearer ${forged}` } })).statusCode).toBe(401);
+      expect(
+        (
+          await secure.app.inject({
+            method: 'GET',
+            url: '/api/triage/active',
+            headers: { authorization: `Bearer ${forged}` },
+          })
+        ).statusCode,
+      ).toBe(401);
 
       worker.kill('SIGTERM');
       await workerExited;
@@ -574,7 +708,11 @@ describe('secrets never reach logs, job data or Redis', () => {
 
       const jobs = await secure.queue.getJobs(['completed', 'failed', 'waiting', 'active', 'delayed'], 0, -1);
       expect(jobs.map((j) => j.id)).toContain(jobId);
-      const handoffs = await secure.handoffQueue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'], 0, -1);
+      const handoffs = await secure.handoffQueue.getJobs(
+        ['waiting', 'active', 'completed', 'failed', 'delayed'],
+        0,
+        -1,
+      );
       expect(handoffs).toHaveLength(1);
       const jobLogs = await secure.queue.getJobLogs(jobId, 0, -1);
       expect(jobLogs.logs.length).toBeGreaterThan(0);
@@ -584,7 +722,15 @@ describe('secrets never reach logs, job data or Redis', () => {
       const places: Record<string, string> = {
         'API logs': log.text(),
         'worker logs': workerOut,
-        'triage job data': JSON.stringify(jobs.map((j) => ({ data: j.data, opts: j.opts, returnvalue: j.returnvalue, failedReason: j.failedReason, stacktrace: j.stacktrace }))),
+        'triage job data': JSON.stringify(
+          jobs.map((j) => ({
+            data: j.data,
+            opts: j.opts,
+            returnvalue: j.returnvalue,
+            failedReason: j.failedReason,
+            stacktrace: j.stacktrace,
+          })),
+        ),
         'hand-off job data': JSON.stringify(handoffs.map((j) => ({ data: j.data, opts: j.opts }))),
         'job logs': JSON.stringify(jobLogs.logs),
         'Redis values': redis.text,
@@ -608,7 +754,11 @@ describe('secrets never reach logs, job data or Redis', () => {
       for (const [place, text] of Object.entries(places)) {
         for (const [what, needle] of forbidden) {
           if (typeof needle === 'string') expect(text.includes(needle), `${what} in the ${place}`).toBe(false);
-          else expect(needle.test(text), `${what} in the ${place}: …${needle.exec(text) ? text.slice(Math.max(0, needle.exec(text)!.index - 200), needle.exec(text)!.index + 100) : ''}…`).toBe(false);
+          else
+            expect(
+              needle.test(text),
+              `${what} in the ${place}: …${needle.exec(text) ? text.slice(Math.max(0, needle.exec(text)!.index - 200), needle.exec(text)!.index + 100) : ''}…`,
+            ).toBe(false);
         }
       }
     } finally {

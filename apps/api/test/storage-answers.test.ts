@@ -36,7 +36,12 @@ async function api(options: { key?: string; transforms?: boolean; sharing?: Env 
     },
     {
       storage: supabase(options.key),
-      ...(shared && { redis: shared.redis, store: shared.store, queue: shared.queue, handoffQueue: shared.handoffQueue }),
+      ...(shared && {
+        redis: shared.redis,
+        store: shared.store,
+        queue: shared.queue,
+        handoffQueue: shared.handoffQueue,
+      }),
     },
   );
   envs.push(env);
@@ -67,7 +72,11 @@ async function completedJob(env: Env, names: string[], picks: number[]): Promise
   const res = await startFromStorage(env, jobId, stage(jobId, names));
   expect(res.statusCode).toBe(200);
   await env.store.start(jobId);
-  await env.store.finish(jobId, { status: 'completed', selected: picks, ranks: new Map(picks.map((p, i) => [p, i + 1])) });
+  await env.store.finish(jobId, {
+    status: 'completed',
+    selected: picks,
+    ranks: new Map(picks.map((p, i) => [p, i + 1])),
+  });
   return jobId;
 }
 
@@ -75,7 +84,8 @@ beforeAll(async () => {
   fake = await FakeSupabase.start();
 });
 afterEach(async () => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   fake.transforms = 'on';
   fake.rendererDown = null;
   fake.buckets.set(BUCKET, {});
@@ -93,14 +103,21 @@ describe('results', () => {
     const res = await env.app.inject({ url: `/api/triage/${jobId}/results`, headers: await env.auth(USER) });
     expect(res.statusCode).toBe(200);
     const [gone, kept] = res.json().selected_photos;
-    expect(gone).toMatchObject({ id: '0', thumbnail_url: null, url: null, reason: 'the original is no longer in storage' });
+    expect(gone).toMatchObject({
+      id: '0',
+      thumbnail_url: null,
+      url: null,
+      reason: 'the original is no longer in storage',
+    });
     expect(kept.thumbnail_url).toMatch(/\/object\/sign\//);
   });
 
   it('thumbnail_url follows STORAGE_TRANSFORMS: a plain signed URL when off, a resized one when on and served', async () => {
     const off = await api({ transforms: false });
     const offJob = await completedJob(off, ['a.jpg'], [0]);
-    const offReply = (await off.app.inject({ url: `/api/triage/${offJob}/results`, headers: await off.auth(USER) })).json();
+    const offReply = (
+      await off.app.inject({ url: `/api/triage/${offJob}/results`, headers: await off.auth(USER) })
+    ).json();
     expect(offReply.selected_photos[0].thumbnail_url).toMatch(/\/object\/sign\//);
     expect(fake.log('render')).toHaveLength(0);
 
@@ -122,17 +139,23 @@ describe('results', () => {
 });
 
 describe('start', () => {
-  it('a part the bucket refuses (MIME types) is skipped with the storage\'s reason, the rest accepted', async () => {
+  it("a part the bucket refuses (MIME types) is skipped with the storage's reason, the rest accepted", async () => {
     const env = await api();
     fake.buckets.set(BUCKET, { allowedMimeTypes: ['image/jpeg'] });
     const boundary = 'b0undary';
     const part = (name: string, type: string, body: Buffer) =>
       Buffer.concat([
-        Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="${name}"\r\ncontent-type: ${type}\r\n\r\n`),
+        Buffer.from(
+          `--${boundary}\r\ncontent-disposition: form-data; name="files"; filename="${name}"\r\ncontent-type: ${type}\r\n\r\n`,
+        ),
         body,
         Buffer.from('\r\n'),
       ]);
-    const payload = Buffer.concat([part('a.jpg', 'image/jpeg', JPEG_BYTES), part('b.png', 'image/png', PNG_BYTES), Buffer.from(`--${boundary}--\r\n`)]);
+    const payload = Buffer.concat([
+      part('a.jpg', 'image/jpeg', JPEG_BYTES),
+      part('b.png', 'image/png', PNG_BYTES),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
     const res = await env.app.inject({
       method: 'POST',
       url: '/api/triage/start',
@@ -141,7 +164,9 @@ describe('start', () => {
     });
     expect(res.statusCode).toBe(200);
     expect(res.json().photo_count).toBe(1);
-    expect(res.json().skipped).toEqual([{ name: 'b.png', reason: expect.stringMatching(/mime type image\/png is not supported/) }]);
+    expect(res.json().skipped).toEqual([
+      { name: 'b.png', reason: expect.stringMatching(/mime type image\/png is not supported/) },
+    ]);
   });
 
   it('start-from-storage with a wrong key: 503 naming the setting, not "Files not found"', async () => {
@@ -156,7 +181,9 @@ describe('start', () => {
   it('names storage cannot hold are refused with the reason; names that need encoding are accepted and found', async () => {
     const env = await api();
     const jobId = randomUUID();
-    const refused = await startFromStorage(env, jobId, [{ original_name: 'é.jpg', storage_path: `triage/${USER}/${jobId}/é.jpg` }]);
+    const refused = await startFromStorage(env, jobId, [
+      { original_name: 'é.jpg', storage_path: `triage/${USER}/${jobId}/é.jpg` },
+    ]);
     expect(refused.statusCode).toBe(400);
     expect(refused.json().detail).toMatch(/é\.jpg.*ASCII/);
     const odd = await startFromStorage(env, jobId, stage(jobId, ['q?.jpg', 'a#1.jpg']));
@@ -169,13 +196,23 @@ describe('DELETE and readiness', () => {
     const good = await api();
     const jobId = await completedJob(good, ['a.jpg', 'b.jpg'], [0]);
     const anon = await api({ key: fake.anonKey, sharing: good });
-    const res = await anon.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await anon.auth(USER) });
+    const res = await anon.app.inject({
+      method: 'DELETE',
+      url: `/api/triage/${jobId}`,
+      headers: await anon.auth(USER),
+    });
     expect(res.statusCode).toBe(503);
     expect(res.json().detail).toMatch(/removed 0 of 2.*SUPABASE_SERVICE_ROLE_KEY/);
     expect(fake.has(BUCKET, `triage/${USER}/${jobId}/a.jpg`)).toBe(true);
-    expect((await good.app.inject({ url: `/api/triage/${jobId}/status`, headers: await good.auth(USER) })).statusCode).toBe(200);
+    expect(
+      (await good.app.inject({ url: `/api/triage/${jobId}/status`, headers: await good.auth(USER) })).statusCode,
+    ).toBe(200);
     // With the service key the same request removes everything.
-    const done = await good.app.inject({ method: 'DELETE', url: `/api/triage/${jobId}`, headers: await good.auth(USER) });
+    const done = await good.app.inject({
+      method: 'DELETE',
+      url: `/api/triage/${jobId}`,
+      headers: await good.auth(USER),
+    });
     expect(done.statusCode).toBe(200);
     expect(fake.has(BUCKET, `triage/${USER}/${jobId}/a.jpg`)).toBe(false);
   });

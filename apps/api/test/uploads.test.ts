@@ -47,10 +47,13 @@ const BOUNDARY = '----triage-test-boundary-7d1f';
 
 async function* multipartBody(parts: Part[]): AsyncGenerator<Buffer> {
   for (const part of parts) {
-    const disposition = part.filename === undefined
-      ? `form-data; name="${part.field}"`
-      : `form-data; name="${part.field ?? 'files'}"; filename="${part.filename}"`;
-    yield Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\n${part.filename !== undefined ? 'Content-Type: image/jpeg\r\n' : ''}\r\n`);
+    const disposition =
+      part.filename === undefined
+        ? `form-data; name="${part.field}"`
+        : `form-data; name="${part.field ?? 'files'}"; filename="${part.filename}"`;
+    yield Buffer.from(
+      `--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\n${part.filename !== undefined ? 'Content-Type: image/jpeg\r\n' : ''}\r\n`,
+    );
     if (typeof part.body === 'function') yield* part.body();
     else yield Buffer.from(part.body);
     yield Buffer.from('\r\n');
@@ -77,7 +80,12 @@ function bigJpeg(bytes: number, pace: (sent: number) => Promise<void> = async ()
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
 
-async function upload(env: Env, base: string, parts: Part[], userId = 'user-up'): Promise<{ status: number; body: Record<string, unknown> }> {
+async function upload(
+  env: Env,
+  base: string,
+  parts: Part[],
+  userId = 'user-up',
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const headers = { ...(await env.auth(userId)), 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${base}/api/triage/start`, { method: 'POST', headers }, (res) => {
@@ -86,8 +94,12 @@ async function upload(env: Env, base: string, parts: Part[], userId = 'user-up')
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
     });
     // The server may answer (413) before the whole body is sent and close: that is not a test failure.
-    req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
-    Readable.from(multipartBody(parts)).on('error', () => {}).pipe(req);
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err),
+    );
+    Readable.from(multipartBody(parts))
+      .on('error', () => {})
+      .pipe(req);
   });
 }
 
@@ -138,7 +150,15 @@ describe('POST /api/triage/start (multipart)', () => {
     ];
     const res = await upload(env, base, parts);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(res.body).toMatchObject({ status: 'processing', photo_count: 200, credits_deducted: 0, credits_required: 3, passes: 1, target: '10%', criteria: 'quality' });
+    expect(res.body).toMatchObject({
+      status: 'processing',
+      photo_count: 200,
+      credits_deducted: 0,
+      credits_required: 3,
+      passes: 1,
+      target: '10%',
+      criteria: 'quality',
+    });
     expect(res.body.skipped).toEqual([
       { name: 'notes.jpg', reason: 'not a JPEG, PNG, HEIC/HEIF or WebP image' },
       { name: 'empty.jpg', reason: 'empty file' },
@@ -197,11 +217,22 @@ describe('POST /api/triage/start (multipart)', () => {
   it('no photo at all is 400 "No files provided", with the skipped parts', async () => {
     const res = await upload(env, base, [{ filename: 'a.txt', body: 'text' }], 'user-none');
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ detail: 'No files provided', skipped: [{ name: 'a.txt', reason: 'not a JPEG, PNG, HEIC/HEIF or WebP image' }] });
+    expect(res.body).toEqual({
+      detail: 'No files provided',
+      skipped: [{ name: 'a.txt', reason: 'not a JPEG, PNG, HEIC/HEIF or WebP image' }],
+    });
   });
 
   it('a bad form field is the contract’s 400, and nothing stays in storage', async () => {
-    const res = await upload(env, base, [{ filename: 'a.jpg', body: JPEG_BYTES }, { field: 'passes', body: '3' }], 'user-bad');
+    const res = await upload(
+      env,
+      base,
+      [
+        { filename: 'a.jpg', body: JPEG_BYTES },
+        { field: 'passes', body: '3' },
+      ],
+      'user-bad',
+    );
     expect(res.status).toBe(400);
     expect(res.body.detail).toBe('Passes must be 1 or 2');
     expect(await storedFiles(env, 'user-bad')).toBe(0);
@@ -213,10 +244,15 @@ describe('POST /api/triage/start with a part over MAX_UPLOAD_MB', () => {
     const env = await setup({ MAX_UPLOAD_MB: '1' });
     try {
       const base = await env.app.listen({ host: '127.0.0.1', port: 0 });
-      const res = await upload(env, base, [
-        { filename: 'ok.jpg', body: JPEG_BYTES },
-        { filename: 'huge.jpg', body: bigJpeg(3 * 1024 * 1024) },
-      ], 'user-huge');
+      const res = await upload(
+        env,
+        base,
+        [
+          { filename: 'ok.jpg', body: JPEG_BYTES },
+          { filename: 'huge.jpg', body: bigJpeg(3 * 1024 * 1024) },
+        ],
+        'user-huge',
+      );
       expect(res.status).toBe(413);
       expect(res.body).toEqual({ detail: 'File "huge.jpg" is larger than the 1 MB upload limit' });
       expect(await storedFiles(env, 'user-huge')).toBe(0);
@@ -225,4 +261,3 @@ describe('POST /api/triage/start with a part over MAX_UPLOAD_MB', () => {
     }
   });
 });
-

@@ -28,7 +28,12 @@ afterAll(async () => {
 async function accepted(userId: string, count: number, target = env) {
   const jobId = randomUUID();
   const files = await target.stage(userId, jobId, count);
-  const res = await target.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers: await target.auth(userId), payload: { job_id: jobId, files } });
+  const res = await target.app.inject({
+    method: 'POST',
+    url: '/api/triage/start-from-storage',
+    headers: await target.auth(userId),
+    payload: { job_id: jobId, files },
+  });
   expect(res.statusCode, res.body).toBe(200);
   return jobId;
 }
@@ -71,7 +76,11 @@ describe('what the webapp reads', () => {
     const dl = await get(`/${jobId}/download`);
     expect([dl.statusCode, dl.json()]).toEqual([400, { detail: 'No photos to download' }]);
     expect(dl.headers['content-type']).not.toMatch(/zip/);
-    const proceed = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers: await env.auth(A) });
+    const proceed = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers: await env.auth(A),
+    });
     expect([proceed.statusCode, proceed.json()]).toEqual([400, { detail: 'No photos to score' }]);
   });
 
@@ -79,7 +88,12 @@ describe('what the webapp reads', () => {
     const jobId = await accepted(A, 2);
     await env.store.start(jobId);
     await env.store.finish(jobId, { status: 'completed', selected: [1], pass1Survivors: 1 });
-    const res = await env.app.inject({ method: 'POST', url: `/api/triage/${jobId}/proceed`, headers: await env.auth(A), payload: { photo_ids: [] } });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: `/api/triage/${jobId}/proceed`,
+      headers: await env.auth(A),
+      payload: { photo_ids: [] },
+    });
     expect([res.statusCode, res.json()]).toEqual([400, { detail: 'No photos to score' }]);
   });
 });
@@ -96,13 +110,17 @@ describe('the per-user cap on active jobs', () => {
         bodies.push({ job_id: jobId, files: await capped.stage(user, jobId, 1) });
       }
       const replies = await Promise.all(
-        bodies.map((payload) => capped.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers, payload })),
+        bodies.map((payload) =>
+          capped.app.inject({ method: 'POST', url: '/api/triage/start-from-storage', headers, payload }),
+        ),
       );
       const codes = replies.map((r) => r.statusCode);
       expect(codes.filter((c) => c === 200)).toHaveLength(3);
       expect(codes.filter((c) => c === 429)).toHaveLength(47);
       for (const r of replies.filter((x) => x.statusCode === 429)) {
-        expect(r.json().detail).toMatch(/^Too many active triage jobs: you have \d+ pending or processing \(the limit is 3\)/);
+        expect(r.json().detail).toMatch(
+          /^Too many active triage jobs: you have \d+ pending or processing \(the limit is 3\)/,
+        );
       }
       // Nothing half-accepted: exactly three triages stored for the user, and three jobs queued.
       expect(await capped.redis.zcard(userJobsKey(capped.prefix, user))).toBe(3);
@@ -115,19 +133,37 @@ describe('the per-user cap on active jobs', () => {
 
 describe('CORS', () => {
   const preflight = (target: Env, origin: string) =>
-    target.app.inject({ method: 'OPTIONS', url: '/api/triage/active', headers: { origin, 'access-control-request-method': 'GET' } });
+    target.app.inject({
+      method: 'OPTIONS',
+      url: '/api/triage/active',
+      headers: { origin, 'access-control-request-method': 'GET' },
+    });
 
   it('in local mode, allows browser origins on loopback (any port) by default, and nothing else', async () => {
     const local = await setup({ SUPABASE_JWT_SECRET: '' }, { authenticator: createAuthenticator({}) });
     try {
-      for (const origin of ['http://localhost:5173', 'http://127.0.0.1:3000', 'http://[::1]:5173', 'http://localhost']) {
+      for (const origin of [
+        'http://localhost:5173',
+        'http://127.0.0.1:3000',
+        'http://[::1]:5173',
+        'http://localhost',
+      ]) {
         expect((await preflight(local, origin)).headers['access-control-allow-origin'], origin).toBe(origin);
       }
-      for (const origin of ['https://app.example.com', 'http://localhost.example.com', 'http://127.0.0.1.example.com:80', 'null']) {
+      for (const origin of [
+        'https://app.example.com',
+        'http://localhost.example.com',
+        'http://127.0.0.1.example.com:80',
+        'null',
+      ]) {
         expect((await preflight(local, origin)).headers['access-control-allow-origin'], origin).toBeUndefined();
       }
       // And a real call from the dev server's origin is answered with the header the browser needs.
-      const res = await local.app.inject({ method: 'GET', url: '/api/triage/active', headers: { origin: 'http://localhost:5173' } });
+      const res = await local.app.inject({
+        method: 'GET',
+        url: '/api/triage/active',
+        headers: { origin: 'http://localhost:5173' },
+      });
       expect(res.statusCode).toBe(200);
       expect(res.headers['access-control-allow-origin']).toBe('http://localhost:5173');
     } finally {
@@ -139,7 +175,9 @@ describe('CORS', () => {
     expect((await preflight(env, 'http://localhost:5173')).headers['access-control-allow-origin']).toBeUndefined();
     const listed = await setup({ CORS_ORIGINS: 'https://app.example.com,http://localhost:5173' });
     try {
-      expect((await preflight(listed, 'http://localhost:5173')).headers['access-control-allow-origin']).toBe('http://localhost:5173');
+      expect((await preflight(listed, 'http://localhost:5173')).headers['access-control-allow-origin']).toBe(
+        'http://localhost:5173',
+      );
       expect((await preflight(listed, 'http://127.0.0.1:5173')).headers['access-control-allow-origin']).toBeUndefined();
     } finally {
       await listed.close();
@@ -149,7 +187,14 @@ describe('CORS', () => {
   /** Starts the API process and collects its log until it listens; then stops it. */
   async function startupLog(extra: Record<string, string>): Promise<string> {
     const child = spawn(process.execPath, [SERVER], {
-      env: { PATH: process.env.PATH ?? '', REDIS_URL, PORT: '0', TRIAGE_PREFIX: `apitest-cors-${randomUUID().slice(0, 8)}`, STORAGE_DIR: env.storageDir, ...extra },
+      env: {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL,
+        PORT: '0',
+        TRIAGE_PREFIX: `apitest-cors-${randomUUID().slice(0, 8)}`,
+        STORAGE_DIR: env.storageDir,
+        ...extra,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -171,7 +216,10 @@ describe('CORS', () => {
   it('warns at start when tokens are verified and CORS_ORIGINS is empty; not in local mode or with origins', async () => {
     const verified = await startupLog({ SUPABASE_JWT_SECRET: 'a-secret-that-is-long-enough-for-hs256-012345' });
     expect(verified).toMatch(/CORS_ORIGINS is empty/);
-    const withOrigins = await startupLog({ SUPABASE_JWT_SECRET: 'a-secret-that-is-long-enough-for-hs256-012345', CORS_ORIGINS: 'https://app.example.com' });
+    const withOrigins = await startupLog({
+      SUPABASE_JWT_SECRET: 'a-secret-that-is-long-enough-for-hs256-012345',
+      CORS_ORIGINS: 'https://app.example.com',
+    });
     expect(withOrigins).not.toMatch(/CORS_ORIGINS is empty/);
     const local = await startupLog({});
     expect(local).toMatch(/LOCAL MODE/);
@@ -182,7 +230,8 @@ describe('CORS', () => {
 describe('the dashboard', () => {
   const authorization = `Basic ${Buffer.from('admin:pw').toString('base64')}`;
   /** Any absolute or protocol-relative URL in an attribute or a CSS url()/@import. */
-  const EXTERNAL = /(?:href|src|action)\s*=\s*["']?(?:https?:)?\/\/|url\(\s*["']?(?:https?:)?\/\/|@import\s+["'](?:https?:)?\/\//i;
+  const EXTERNAL =
+    /(?:href|src|action)\s*=\s*["']?(?:https?:)?\/\/|url\(\s*["']?(?:https?:)?\/\/|@import\s+["'](?:https?:)?\/\//i;
 
   it('its page and stylesheets name no other server, and its CSP keeps every request on this origin', async () => {
     const page = await env.app.inject({ method: 'GET', url: '/admin/queues', headers: { authorization } });
@@ -206,10 +255,23 @@ describe('the dashboard', () => {
   it('lists a job by its step: the progress the worker reports names the phase and grid', async () => {
     const jobId = await accepted(A, 2);
     const job = (await env.queue.getJob(jobId))!;
-    await job.updateProgress({ progress: 25, phase: 'coarse_pass', grid: '1/4', grids_done: 1, grids_total: 4, message: 'Coarse selection: grid 1/4' });
-    const res = await env.app.inject({ method: 'GET', url: `/admin/queues/api/queues?activeQueue=${env.queue.name}&status=waiting&page=1&jobsPerPage=50`, headers: { authorization } });
+    await job.updateProgress({
+      progress: 25,
+      phase: 'coarse_pass',
+      grid: '1/4',
+      grids_done: 1,
+      grids_total: 4,
+      message: 'Coarse selection: grid 1/4',
+    });
+    const res = await env.app.inject({
+      method: 'GET',
+      url: `/admin/queues/api/queues?activeQueue=${env.queue.name}&status=waiting&page=1&jobsPerPage=50`,
+      headers: { authorization },
+    });
     expect(res.statusCode, res.body).toBe(200);
-    const queue = (res.json() as { queues: { name: string; jobs: { id: string; name: string; progress: unknown }[] }[] }).queues.find((q) => q.name === env.queue.name)!;
+    const queue = (
+      res.json() as { queues: { name: string; jobs: { id: string; name: string; progress: unknown }[] }[] }
+    ).queues.find((q) => q.name === env.queue.name)!;
     const listed = queue.jobs.find((j) => j.id === jobId)!;
     expect(listed.name).toBe('triage · Coarse selection: grid 1/4 · 1 of 4 grids (one start per grid)');
     expect(listed.progress).toMatchObject({ progress: 25, phase: 'coarse_pass', grid: '1/4' });

@@ -52,15 +52,33 @@ export function specOf(index: number): CorpusSpec {
   const rand = mulberry32(0xbe0c4 + index * 7919);
   const slot = index % 50;
   // Every other HEIC has no thumbnail item (as some converters write them): a full decode, the heaviest case.
-  if (slot === 3) return { index, kind: 'heic', width: 4032, height: 3024, orientation: 1, progressive: false, thumbnail: Math.floor(index / 50) % 2 === 0 ? 'fresh' : 'none' };
-  if (slot === 7) return { index, kind: 'png', width: 2560, height: 1600, orientation: 1, progressive: false, thumbnail: 'none' };
-  if (slot === 11) return { index, kind: 'webp', width: 4000, height: 3000, orientation: 1, progressive: false, thumbnail: 'none' };
+  if (slot === 3)
+    return {
+      index,
+      kind: 'heic',
+      width: 4032,
+      height: 3024,
+      orientation: 1,
+      progressive: false,
+      thumbnail: Math.floor(index / 50) % 2 === 0 ? 'fresh' : 'none',
+    };
+  if (slot === 7)
+    return { index, kind: 'png', width: 2560, height: 1600, orientation: 1, progressive: false, thumbnail: 'none' };
+  if (slot === 11)
+    return { index, kind: 'webp', width: 4000, height: 3000, orientation: 1, progressive: false, thumbnail: 'none' };
   const progressive = rand() < 0.15;
   const orientation = 1 + (index % 8);
   const hasThumb = rand() < 0.8;
   const stale = hasThumb && rand() < 0.06;
   const size = stale ? CROPPED : FULL;
-  return { index, kind: 'jpeg', ...size, orientation, progressive, thumbnail: hasThumb ? (stale ? 'stale' : 'fresh') : 'none' };
+  return {
+    index,
+    kind: 'jpeg',
+    ...size,
+    orientation,
+    progressive,
+    thumbnail: hasThumb ? (stale ? 'stale' : 'fresh') : 'none',
+  };
 }
 
 export function fileNameOf(spec: CorpusSpec): string {
@@ -189,7 +207,9 @@ async function generate(dir: string, spec: CorpusSpec): Promise<void> {
     // The scene is drawn at the 4:3 size; a "cropped" photo cuts it to 3:2 after its thumbnail was made.
     const full = spec.thumbnail === 'stale' ? FULL : { width: spec.width, height: spec.height };
     const small = lowResScene(Math.round(full.width / 8), Math.round(full.height / 8), seed);
-    const raw = await sharp(small, { raw: { width: Math.round(full.width / 8), height: Math.round(full.height / 8), channels: 3 } })
+    const raw = await sharp(small, {
+      raw: { width: Math.round(full.width / 8), height: Math.round(full.height / 8), channels: 3 },
+    })
       .resize(full.width, full.height, { kernel: 'cubic' })
       .raw()
       .toBuffer();
@@ -202,15 +222,29 @@ async function generate(dir: string, spec: CorpusSpec): Promise<void> {
     } else if (spec.kind === 'heic') {
       const jpegInput = `${partial}.jpg`;
       await input().jpeg({ quality: 95 }).toFile(jpegInput);
-      await promisify(execFile)('heif-enc', ['-q', '60', ...(spec.thumbnail === 'none' ? [] : ['-t', '320']), '-o', partial, jpegInput]);
+      await promisify(execFile)('heif-enc', [
+        '-q',
+        '60',
+        ...(spec.thumbnail === 'none' ? [] : ['-t', '320']),
+        '-o',
+        partial,
+        jpegInput,
+      ]);
       await rm(jpegInput, { force: true });
       // heif-enc names its output itself when the name has no .heic suffix: make sure it is where we said.
       if (!existsSync(partial) && existsSync(`${partial}.heic`)) await rename(`${partial}.heic`, partial);
     } else {
       const thumbnail =
-        spec.thumbnail === 'none' ? undefined : await input().resize(160, 120, { fit: 'fill' }).jpeg({ quality: 85 }).toBuffer();
-      const image = spec.thumbnail === 'stale' ? input().extract({ left: 0, top: (FULL.height - CROPPED.height) / 2, ...CROPPED }) : input();
-      const jpeg = await image.jpeg({ quality: JPEG_QUALITY, progressive: spec.progressive, chromaSubsampling: '4:2:0' }).toBuffer();
+        spec.thumbnail === 'none'
+          ? undefined
+          : await input().resize(160, 120, { fit: 'fill' }).jpeg({ quality: 85 }).toBuffer();
+      const image =
+        spec.thumbnail === 'stale'
+          ? input().extract({ left: 0, top: (FULL.height - CROPPED.height) / 2, ...CROPPED })
+          : input();
+      const jpeg = await image
+        .jpeg({ quality: JPEG_QUALITY, progressive: spec.progressive, chromaSubsampling: '4:2:0' })
+        .toBuffer();
       await writeFile(partial, withExif(jpeg, { orientation: spec.orientation, ...(thumbnail && { thumbnail }) }));
     }
     await rename(partial, path);

@@ -29,7 +29,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
 import { describeHost, hostLine, writeSection } from './report.js';
-import { runFairness, runThroughput, runTransfers, type FairnessResult, type LoadContext, type LoadSnapshot, type MemoryRun, type ThroughputRun, type TransferResult, type ApiVariant, median } from './load.js';
+import {
+  runFairness,
+  runThroughput,
+  runTransfers,
+  type FairnessResult,
+  type LoadContext,
+  type LoadSnapshot,
+  type MemoryRun,
+  type ThroughputRun,
+  type TransferResult,
+  type ApiVariant,
+  median,
+} from './load.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -84,7 +96,12 @@ if (only !== undefined && !['fairness', 'throughput', 'transfer'].includes(only)
   process.exit(2);
 }
 
-const ctx: LoadContext = { repoRoot, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', workDir: join(repoRoot, '.bench/load'), log };
+const ctx: LoadContext = {
+  repoRoot,
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  workDir: join(repoRoot, '.bench/load'),
+  log,
+};
 const apiNodeOptions = values['api-node-options'];
 const apiEnv: Record<string, string> = {};
 if (apiNodeOptions) apiEnv.NODE_OPTIONS = apiNodeOptions;
@@ -103,7 +120,9 @@ if (variant !== undefined && !/^[a-z0-9-]+$/.test(variant)) {
   console.error('--variant may hold a-z, 0-9 and - only');
   process.exit(2);
 }
-const candidate = variant ? ` (candidate: ${variant}${apiNodeOptions ? `, NODE_OPTIONS=${apiNodeOptions}` : ''}${ctx.workerNice ? `, workers at nice ${ctx.workerNice}` : ''})` : '';
+const candidate = variant
+  ? ` (candidate: ${variant}${apiNodeOptions ? `, NODE_OPTIONS=${apiNodeOptions}` : ''}${ctx.workerNice ? `, workers at nice ${ctx.workerNice}` : ''})`
+  : '';
 const keyed = (key: string) => (variant ? `${key}-${variant}` : key);
 if (values['api-script']) ctx.apiScript = resolve(values['api-script']);
 const doc = join(repoRoot, 'docs/benchmarks.md');
@@ -113,7 +132,8 @@ const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '—');
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
 const s1 = (ms: number) => `${f1(ms / 1000)} s`;
 const mbs = (n: number) => `${f0(n / MB)} MB`;
-const loadText = (l: LoadSnapshot) => `${l.loadAtStart.toFixed(2)} at the start, ${l.loadMax.toFixed(2)} at most during the run (this run's own processes count in it)`;
+const loadText = (l: LoadSnapshot) =>
+  `${l.loadAtStart.toFixed(2)} at the start, ${l.loadMax.toFixed(2)} at most during the run (this run's own processes count in it)`;
 const met = (ok: boolean) => (ok ? 'met' : 'not met');
 const WORKER_BOUND_MB = 192;
 
@@ -130,7 +150,8 @@ function loadSaved<T>(key: string): { date: string; data: T } | null {
   if (!existsSync(path)) return null;
   const raw = JSON.parse(readFileSync(path, 'utf8')) as unknown;
   if (raw && typeof raw === 'object' && 'date' in raw && 'data' in raw) return raw as { date: string; data: T };
-  const date = (raw as { date?: string }).date ?? statSync(path).mtime.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+  const date =
+    (raw as { date?: string }).date ?? statSync(path).mtime.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
   return { date, data: raw as T };
 }
 
@@ -167,18 +188,27 @@ function fairnessSection(r: FairnessResult): string {
     `<!-- bench:${key} -->`,
     `## Load and fairness: ${o.users} users × ${o.photosPerJob} photos, ${o.workers} worker${o.workers > 1 ? 's' : ''}${candidate} — ${r.date}`,
     '',
-    hostLine(host, `; load average (1 min) ${loadText(r.load)}: other processes of the machine may share these 2 cores`),
+    hostLine(
+      host,
+      `; load average (1 min) ${loadText(r.load)}: other processes of the machine may share these 2 cores`,
+    ),
     '',
     `Setup (\`npm run load -- --only fairness\`): the API process (\`node apps/api/dist/server.js\`, HS256 tokens signed for ${o.users} users, LOG_LEVEL=info, ` +
-      `RATE_LIMIT_PER_MINUTE and MAX_ACTIVE_JOBS_PER_USER raised) and ${o.workers} worker process${o.workers > 1 ? 'es' : ''} (\`node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, ${Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(', ')}, as the start scripts run it) ` +
+      `RATE_LIMIT_PER_MINUTE and MAX_ACTIVE_JOBS_PER_USER raised) and ${o.workers} worker process${o.workers > 1 ? 'es' : ''} (\`node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, ${Object.entries(
+        WORKER_MALLOC_ENV,
+      )
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}, as the start scripts run it) ` +
       `on Redis 7 with their own prefix and storage folder; ${o.photosPerJob} generated 480 × 360 sample photos (defects and 3 unreadable files included) linked into each user's ` +
       `\`triage/{user}/{job}/\`; the ${o.users} POST /start-from-storage (target 10 %, two passes, offline provider, default grids) sent at once; ` +
       `${o.pollers} clients poll GET /{id}/status every ${o.pollEveryMs / 1000} s (client i follows job i mod ${o.users} with its owner's token) until every job has ended; every latency recorded, as the client sees it. ` +
-      'Worker peaks are VmHWM since the process started (as in the worker sections); the API\'s VmHWM is reset once it is up, so its peak is the run\'s own.',
+      "Worker peaks are VmHWM since the process started (as in the worker sections); the API's VmHWM is reset once it is up, so its peak is the run's own.",
     '',
     '| figure | value |',
     '|---|---|',
-    `| jobs ended | ${Object.entries(r.statuses).map(([k, v]) => `${v} ${k}`).join(', ')} (all completed: ${r.allCompleted ? 'yes' : 'no'}) in ${s1(r.wallMs)} |`,
+    `| jobs ended | ${Object.entries(r.statuses)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')} (all completed: ${r.allCompleted ? 'yes' : 'no'}) in ${s1(r.wallMs)} |`,
     `| start requests (all at once) | p50 ${f0(r.startMs.p50)} ms, max ${f0(r.startMs.max)} ms |`,
     `| status polls | ${r.polls.count} (${r.polls.errors} errors${r.polls.errorSample.length > 0 ? `: ${r.polls.errorSample.join('; ')}` : ''}) |`,
     `| status latency | p50 ${f1(r.polls.p50)} ms, p90 ${f1(r.polls.p90)} ms, p99 ${f1(r.polls.p99)} ms, max ${f1(r.polls.max)} ms (mean ${f1(r.polls.mean)} ms); ` +
@@ -197,7 +227,9 @@ function fairnessSection(r: FairnessResult): string {
     '',
     '| target (issue 6, load and fairness) | measured | status | what limits it |',
     '|---|---|---|---|',
-    `| every job completes | ${Object.entries(r.statuses).map(([k, v]) => `${v} ${k}`).join(', ')} | **${met(r.allCompleted)}** | |`,
+    `| every job completes | ${Object.entries(r.statuses)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')} | **${met(r.allCompleted)}** | |`,
     `| status p99 < 50 ms (${o.pollers} clients every ${o.pollEveryMs / 1000} s) | p99 ${f1(r.polls.p99)} ms, max ${f1(r.polls.max)} ms | **${met(r.polls.p99 < 50 && r.polls.errors === 0)}** | ` +
       `${r.polls.p99 < 50 ? `about ${f0(r.polls.count / (r.wallMs / 1000))} req/s is far below the route’s capacity (see the status-route section); the tail is waiting for a core` : `about ${f0(r.polls.count / (r.wallMs / 1000))} req/s is far below the route’s capacity (see the status-route section), so the tail is time spent waiting for a core, not work: the API shares 2 cores with the worker${o.workers > 1 ? 's' : ''} (busy a full core while it builds a grid), the ${o.pollers} clients in this process, Redis and whatever else the machine runs (load average up to ${r.load.loadMax.toFixed(1)})`}; ` +
       `first 5 s (the ${o.users} starts being accepted, each checking ${o.photosPerJob} files): p99 ${f1(r.polls.early.p99)} ms; after: p99 ${f1(r.polls.steady.p99)} ms` +
@@ -266,11 +298,18 @@ function candidateNotes(): string {
     if (!base || cands.length === 0) continue;
     notes.push(
       `${what} (${saved.date}, ${base.rounds} interleaved rounds): ` +
-        cands.map((c) => `${c.variant.replace(/^candidate:? /, '')}: median ${f0(c.rps)} req/s (${f0(c.rpsMin)}–${f0(c.rpsMax)}), p99 ${f1(c.p99)} ms`).join('; ') +
+        cands
+          .map(
+            (c) =>
+              `${c.variant.replace(/^candidate:? /, '')}: median ${f0(c.rps)} req/s (${f0(c.rpsMin)}–${f0(c.rpsMax)}), p99 ${f1(c.p99)} ms`,
+          )
+          .join('; ') +
         `; the code as it is in the same rounds: ${f0(base.rps)} req/s (${f0(base.rpsMin)}–${f0(base.rpsMax)}), p99 ${f1(base.p99)} ms`,
     );
   }
-  return notes.length > 0 ? ` Candidates measured with \`--variant\` on earlier builds (the CryptoKey, request lines at debug only, the worker at nice 10 and the API's 2 MB young generation have since been adopted, and verified tokens are remembered; the figures above are of the code with all of them): ${notes.join('. ')}.` : '';
+  return notes.length > 0
+    ? ` Candidates measured with \`--variant\` on earlier builds (the CryptoKey, request lines at debug only, the worker at nice 10 and the API's 2 MB young generation have since been adopted, and verified tokens are remembered; the figures above are of the code with all of them): ${notes.join('. ')}.`
+    : '';
 }
 
 function throughputSection(runs: ThroughputRun[], date: string): string {
@@ -290,7 +329,10 @@ function throughputSection(runs: ThroughputRun[], date: string): string {
     `<!-- bench:${key} -->`,
     `## API: the status route's throughput${candidate} — ${date}`,
     '',
-    hostLine(host, `; autocannon 9 (its own process, -c ${first.connections} -d ${first.durationS}) on the same 2 cores; load average (1 min) ${loadStart.toFixed(2)} at the lowest start of a run, ${loadMax.toFixed(2)} at most (this run's own processes count in it): other processes of the machine may share these 2 cores`),
+    hostLine(
+      host,
+      `; autocannon 9 (its own process, -c ${first.connections} -d ${first.durationS}) on the same 2 cores; load average (1 min) ${loadStart.toFixed(2)} at the lowest start of a run, ${loadMax.toFixed(2)} at most (this run's own processes count in it): other processes of the machine may share these 2 cores`,
+    ),
     '',
     `Setup (\`npm run load -- --only throughput\`): ${summaries.length} API processes (${summaries.map((v) => v.variant).join('; ')}), each with an HS256 secret (every request carries a token, verified), ` +
       `on one prefix; one worker process running jobs of ${jobPhotos} small photos meanwhile (several queued, so that one is always running; a run during which none was is left out of the medians); autocannon on the first job's GET /{id}/status with its owner's token, ` +
@@ -299,7 +341,10 @@ function throughputSection(runs: ThroughputRun[], date: string): string {
     '',
     '| variant | status route: median req/s (range) | median p99 (range) | errors |',
     '|---|---|---|---|',
-    ...summaries.map((v) => `| ${v.variant} | ${f0(v.rps)} (${f0(v.rpsMin)}–${f0(v.rpsMax)}) | ${f1(v.p99)} ms (${f1(v.p99Min)}–${f1(v.p99Max)}) | ${v.non2xx} |`),
+    ...summaries.map(
+      (v) =>
+        `| ${v.variant} | ${f0(v.rps)} (${f0(v.rpsMin)}–${f0(v.rpsMax)}) | ${f1(v.p99)} ms (${f1(v.p99Min)}–${f1(v.p99Max)}) | ${v.non2xx} |`,
+    ),
     '',
     '| round | run | req/s | latency p50 / p90 / p99 / max (ms) | requests | job running | API peak RSS (during the run) | load avg start / max |',
     '|---|---|---|---|---|---|---|---|',
@@ -314,7 +359,9 @@ function throughputSection(runs: ThroughputRun[], date: string): string {
           (health ? `: even GET /health (no token, no Redis) gives ${f0(health.rps)} req/s here. ` : '. ') +
           `Per status request the API finds the token among those it has verified (a SHA-256; a new token is verified with jose), ` +
           `reads owner and status in one HMGET and serializes the reply; request lines are logged at debug level only, so LOG_LEVEL changes little` +
-          (others.length > 0 ? `; ${others.map((v) => `${v.variant}: median ${f0(v.rps)} req/s, p99 ${f1(v.p99)} ms`).join('; ')}` : '') +
+          (others.length > 0
+            ? `; ${others.map((v) => `${v.variant}: median ${f0(v.rps)} req/s, p99 ${f1(v.p99)} ms`).join('; ')}`
+            : '') +
           '.' +
           candidateNotes()) +
       ' |',
@@ -331,7 +378,9 @@ function semiNote(which: 'upload' | 'download'): string {
     const saved = loadSaved<TransferResult>(`load-api-transfer-${files}-semi-space-${mbSemi}`);
     const r = saved?.data[which];
     if (!saved || !r) continue;
-    notes.push(`NODE_OPTIONS=--max-semi-space-size=${mbSemi}: ${mbs(r.apiPeakRss)} (idle ${mbs(r.apiIdleRss)}), ${s1(r.ms)} (${saved.date})`);
+    notes.push(
+      `NODE_OPTIONS=--max-semi-space-size=${mbSemi}: ${mbs(r.apiPeakRss)} (idle ${mbs(r.apiIdleRss)}), ${s1(r.ms)} (${saved.date})`,
+    );
   }
   return notes.length > 0
     ? `. The same transfer with a smaller young generation for the API (\`--api-node-options=--max-semi-space-size=N --variant semi-space-N\`; not in the start scripts yet): ${notes.join('; ')}`
@@ -398,7 +447,14 @@ if (values.render) {
 if (!only || only === 'fairness') {
   for (const workers of workerCounts) {
     log(`fairness: ${users} users × ${photos} photos, ${pollers} pollers, ${workers} worker(s)`);
-    const r = await runFairness(ctx, { users, photosPerJob: photos, pollers, workers, pollEveryMs: 2000, timeoutMs: 20 * 60_000 });
+    const r = await runFairness(ctx, {
+      users,
+      photosPerJob: photos,
+      pollers,
+      workers,
+      pollEveryMs: 2000,
+      timeoutMs: 20 * 60_000,
+    });
     await save(keyed(`load-fairness-${users}x${photos}-${workers}w`), r);
     await emit(keyed(`load-fairness-${users}x${photos}-${workers}w`), fairnessSection(r));
   }
@@ -423,7 +479,13 @@ if (!only || only === 'throughput') {
         { name: 'LOG_LEVEL=info (the code as it is)', script: repoScript, env: {} },
         ...(candidates.length > 0
           ? candidates
-          : [{ name: `candidate ${variant}${apiNodeOptions ? ` (NODE_OPTIONS=${apiNodeOptions})` : ''}`, script: ctx.apiScript ?? repoScript, env: { ...apiEnv } }]),
+          : [
+              {
+                name: `candidate ${variant}${apiNodeOptions ? ` (NODE_OPTIONS=${apiNodeOptions})` : ''}`,
+                script: ctx.apiScript ?? repoScript,
+                env: { ...apiEnv },
+              },
+            ]),
       ]
     : [
         { name: 'LOG_LEVEL=info', script: repoScript, env: { ...apiEnv } },

@@ -23,7 +23,17 @@ import { loadavg, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { generateSampleSet, type SampleFile } from '@triage/images';
-import { API_NODE_ARGS, createTriageQueue, deleteKeysUnder, redisConnection, TriageStore, type RedisClient, WORKER_NODE_ARGS, workerEnv, type TriageStatus } from '@triage/queue';
+import {
+  API_NODE_ARGS,
+  createTriageQueue,
+  deleteKeysUnder,
+  redisConnection,
+  TriageStore,
+  type RedisClient,
+  WORKER_NODE_ARGS,
+  workerEnv,
+  type TriageStatus,
+} from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { memoryOf, MemorySampler, resetPeak } from './proc.js';
 
@@ -55,7 +65,9 @@ const b64url = (data: string | Buffer) => Buffer.from(data).toString('base64url'
 export function signHs256(secret: string, sub: string, ttlSeconds = 3 * 3600): string {
   const now = Math.floor(Date.now() / 1000);
   const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const body = b64url(JSON.stringify({ sub, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + ttlSeconds }));
+  const body = b64url(
+    JSON.stringify({ sub, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + ttlSeconds }),
+  );
   const sig = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }
@@ -108,10 +120,18 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-function startProcess(script: string, env: Record<string, string>, logFile: string, nodeArgs: readonly string[] = []): Proc {
+function startProcess(
+  script: string,
+  env: Record<string, string>,
+  logFile: string,
+  nodeArgs: readonly string[] = [],
+): Proc {
   // Output to a file: a pipe would make this process read every log line, on the same two cores.
   const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [...nodeArgs, script], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...nodeArgs, script], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   const exited = once(child, 'exit');
   return {
@@ -204,7 +224,13 @@ export async function startWorkers(ctx: LoadContext, svc: Service, count: number
   const workers = Array.from({ length: count }, (_, i) =>
     startProcess(
       join(ctx.repoRoot, 'apps/worker/dist/main.js'),
-      workerEnv({ REDIS_URL: ctx.redisUrl, TRIAGE_PREFIX: svc.prefix, STORAGE_DIR: svc.storageDir, LOG_LEVEL: 'warn', ...ctx.workerEnv }) as Record<string, string>,
+      workerEnv({
+        REDIS_URL: ctx.redisUrl,
+        TRIAGE_PREFIX: svc.prefix,
+        STORAGE_DIR: svc.storageDir,
+        LOG_LEVEL: 'warn',
+        ...ctx.workerEnv,
+      }) as Record<string, string>,
       join(ctx.workDir, 'logs', `worker-${svc.prefix}-${i}.log`),
       WORKER_NODE_ARGS,
     ),
@@ -252,7 +278,13 @@ export interface StagedFile {
 }
 
 /** Links photos into `triage/{user}/{job}/` of the storage folder, as a browser upload would have put them. */
-export async function stagePhotos(svc: Service, userId: string, jobId: string, photos: readonly Pick<SampleFile, 'name' | 'path'>[], count: number): Promise<StagedFile[]> {
+export async function stagePhotos(
+  svc: Service,
+  userId: string,
+  jobId: string,
+  photos: readonly Pick<SampleFile, 'name' | 'path'>[],
+  count: number,
+): Promise<StagedFile[]> {
   const files: StagedFile[] = [];
   for (let i = 0; i < count; i++) {
     const photo = photos[i % photos.length]!;
@@ -265,7 +297,13 @@ export async function stagePhotos(svc: Service, userId: string, jobId: string, p
   return files;
 }
 
-async function startFromStorage(api: Api, token: string, jobId: string, files: StagedFile[], target = '10%'): Promise<void> {
+async function startFromStorage(
+  api: Api,
+  token: string,
+  jobId: string,
+  files: StagedFile[],
+  target = '10%',
+): Promise<void> {
   const res = await fetch(`${api.base}${API_PREFIX}/start-from-storage`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -293,7 +331,10 @@ function splitAt(latencies: readonly number[], sentAt: readonly number[], ms: nu
 }
 
 export function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 export interface LoadSnapshot {
@@ -367,7 +408,15 @@ export interface FairnessResult {
     early: { count: number; p99: number; max: number };
     steady: { count: number; p99: number; max: number };
   };
-  grids: { count: number; coarse: number; fine: number; medianMs: number; medianCoarseMs: number; medianFineMs: number; p90Ms: number };
+  grids: {
+    count: number;
+    coarse: number;
+    fine: number;
+    medianMs: number;
+    medianCoarseMs: number;
+    medianFineMs: number;
+    p90Ms: number;
+  };
   jobs: JobFigures[];
   longest: { gapMs: number; gridTimes: number; jobIndex: number; othersInGap: number; oneOtherInGap: number };
   firstGrid: { p50: number; max: number };
@@ -420,7 +469,9 @@ export async function runFairness(ctx: LoadContext, opts: FairnessOptions): Prom
         return performance.now() - s;
       }),
     );
-    log(`fairness: ${opts.users} jobs accepted in ${Math.round(performance.now() - t0)} ms; ${opts.pollers} clients poll every ${opts.pollEveryMs} ms`);
+    log(
+      `fairness: ${opts.users} jobs accepted in ${Math.round(performance.now() - t0)} ms; ${opts.pollers} clients poll every ${opts.pollEveryMs} ms`,
+    );
 
     // Pollers: client i follows job i mod users with its owner's token, every pollEveryMs, until every job ended.
     const latencies: number[] = [];
@@ -436,7 +487,9 @@ export async function runFairness(ctx: LoadContext, opts: FairnessOptions): Prom
       while (!done && performance.now() < deadline) {
         const s = performance.now();
         try {
-          const res = await fetch(`${api.base}${API_PREFIX}/${u.jobId}/status`, { headers: { authorization: `Bearer ${u.token}` } });
+          const res = await fetch(`${api.base}${API_PREFIX}/${u.jobId}/status`, {
+            headers: { authorization: `Bearer ${u.token}` },
+          });
           const body = await res.text();
           latencies.push(performance.now() - s);
           sentAt.push(s - t0);
@@ -462,7 +515,9 @@ export async function runFairness(ctx: LoadContext, opts: FairnessOptions): Prom
       const gridsDone = statuses.reduce((n, s) => n + (s?.grids_done ?? 0), 0);
       const line = `${ended}/${users.length} jobs ended, ${gridsDone} grids`;
       if (line !== lastLine) {
-        log(`  ${line} (${Math.round((performance.now() - t0) / 1000)} s, ${latencies.length} polls, workers peak ${samplers.map((s) => mb(s.peakHwm)).join('/')} MB)`);
+        log(
+          `  ${line} (${Math.round((performance.now() - t0) / 1000)} s, ${latencies.length} polls, workers peak ${samplers.map((s) => mb(s.peakHwm)).join('/')} MB)`,
+        );
         lastLine = line;
       }
       if (ended === users.length) break;
@@ -557,7 +612,13 @@ export async function runFairness(ctx: LoadContext, opts: FairnessOptions): Prom
         p90Ms: quantile(sortedDur, 0.9),
       },
       jobs,
-      longest: { gapMs: jobs[worst]?.longestGapMs ?? 0, gridTimes: (jobs[worst]?.longestGapMs ?? 0) / gridTime, jobIndex: worst, othersInGap: Math.max(...jobs.map((j) => j.othersInGap)), oneOtherInGap: Math.max(...jobs.map((j) => j.oneOtherInGap)) },
+      longest: {
+        gapMs: jobs[worst]?.longestGapMs ?? 0,
+        gridTimes: (jobs[worst]?.longestGapMs ?? 0) / gridTime,
+        jobIndex: worst,
+        othersInGap: Math.max(...jobs.map((j) => j.othersInGap)),
+        oneOtherInGap: Math.max(...jobs.map((j) => j.oneOtherInGap)),
+      },
       firstGrid: { p50: quantile(firsts, 0.5), max: firsts.at(-1) ?? NaN },
       total: { p50: quantile(totals, 0.5), max: totals.at(-1) ?? NaN },
       workerPeakRss: workers.map((w, i) => Math.max(samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)),
@@ -622,9 +683,24 @@ interface AutocannonJson {
   duration: number;
 }
 
-async function autocannon(ctx: LoadContext, url: string, token: string | null, connections: number, durationS: number): Promise<AutocannonJson> {
+async function autocannon(
+  ctx: LoadContext,
+  url: string,
+  token: string | null,
+  connections: number,
+  durationS: number,
+): Promise<AutocannonJson> {
   const bin = join(ctx.repoRoot, 'node_modules/autocannon/autocannon.js');
-  const args = [bin, '-c', String(connections), '-d', String(durationS), '--json', ...(token ? ['-H', `authorization=Bearer ${token}`] : []), url];
+  const args = [
+    bin,
+    '-c',
+    String(connections),
+    '-d',
+    String(durationS),
+    '--json',
+    ...(token ? ['-H', `authorization=Bearer ${token}`] : []),
+    url,
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -641,7 +717,11 @@ async function autocannon(ctx: LoadContext, url: string, token: string | null, c
  * API is loaded at a time), and, in the first round, on /health (no auth, no Redis) of the first variant:
  * the framework's own ceiling on this machine at that moment.
  */
-export async function runThroughput(ctx: LoadContext, opts: ThroughputOptions, variants: readonly ApiVariant[]): Promise<ThroughputRun[]> {
+export async function runThroughput(
+  ctx: LoadContext,
+  opts: ThroughputOptions,
+  variants: readonly ApiVariant[],
+): Promise<ThroughputRun[]> {
   const svc = await openService(ctx, 'tput');
   const procs: Proc[] = [];
   const runs: ThroughputRun[] = [];
@@ -652,7 +732,9 @@ export async function runThroughput(ctx: LoadContext, opts: ThroughputOptions, v
     // Enough jobs that one is still running however long the rounds take (a small-photo job of 2,000 takes
     // well under a minute on a quiet machine); the status measured is the first's.
     const measuredS = (opts.rounds * variants.length + 1) * opts.durationS;
-    const jobIds = Array.from({ length: Math.max(3, Math.ceil((measuredS * opts.jobPhotos) / (2000 * 20)) + 1) }, () => randomUUID());
+    const jobIds = Array.from({ length: Math.max(3, Math.ceil((measuredS * opts.jobPhotos) / (2000 * 20)) + 1) }, () =>
+      randomUUID(),
+    );
     const jobId = jobIds[0]!;
     const staged = [];
     for (const id of jobIds) staged.push(await stagePhotos(svc, userId, id, photos, opts.jobPhotos));
@@ -665,8 +747,10 @@ export async function runThroughput(ctx: LoadContext, opts: ThroughputOptions, v
     const workers = await startWorkers(ctx, svc, 1);
     procs.push(...workers);
     for (const [k, id] of jobIds.entries()) await startFromStorage(apis[0]!, token, id, staged[k]!);
-    const anyRunning = async () => (await Promise.all(jobIds.map((id) => svc.store.status(id)))).some((st) => st?.status === 'processing');
-    const gridsDone = async () => (await Promise.all(jobIds.map((id) => svc.store.status(id)))).reduce((n, st) => n + (st?.grids_done ?? 0), 0);
+    const anyRunning = async () =>
+      (await Promise.all(jobIds.map((id) => svc.store.status(id)))).some((st) => st?.status === 'processing');
+    const gridsDone = async () =>
+      (await Promise.all(jobIds.map((id) => svc.store.status(id)))).reduce((n, st) => n + (st?.grids_done ?? 0), 0);
     for (let i = 0; i < 50; i++) {
       const s = await svc.store.status(jobId);
       if (s?.status === 'processing') break;
@@ -676,7 +760,15 @@ export async function runThroughput(ctx: LoadContext, opts: ThroughputOptions, v
       for (const [i, v] of variants.entries()) {
         const targets = [
           { label: `GET /{id}/status, ${v.name}, a job running`, path: `${API_PREFIX}/${jobId}/status`, token },
-          ...(round === 1 && i === 0 ? [{ label: `GET /health (no token, no Redis), ${v.name}, a job running`, path: `${API_PREFIX}/health`, token: null }] : []),
+          ...(round === 1 && i === 0
+            ? [
+                {
+                  label: `GET /health (no token, no Redis), ${v.name}, a job running`,
+                  path: `${API_PREFIX}/health`,
+                  token: null,
+                },
+              ]
+            : []),
         ];
         for (const t of targets) {
           const api = apis[i]!;
@@ -743,7 +835,10 @@ export async function uploadFiles(ctx: LoadContext, count: number): Promise<stri
   for (let i = 0; i < count; i++) {
     const path = join(dir, `upload-${String(i).padStart(4, '0')}.jpg`);
     paths.push(path);
-    const exists = await stat(path).then((s) => s.size === UPLOAD_BYTES, () => false);
+    const exists = await stat(path).then(
+      (s) => s.size === UPLOAD_BYTES,
+      () => false,
+    );
     if (exists) continue;
     const head = readFileSync(readable[i % readable.length]!.path);
     const out = createWriteStream(path);
@@ -805,12 +900,21 @@ export async function runTransfers(ctx: LoadContext, count: number): Promise<Tra
     const form = new FormData();
     form.append('target', '100%');
     form.append('passes', '1');
-    for (const [i, path] of paths.entries()) form.append('files', await openAsBlob(path, { type: 'image/jpeg' }), `photo-${String(i + 1).padStart(4, '0')}.jpg`);
+    for (const [i, path] of paths.entries())
+      form.append(
+        'files',
+        await openAsBlob(path, { type: 'image/jpeg' }),
+        `photo-${String(i + 1).padStart(4, '0')}.jpg`,
+      );
     const sampler = new MemorySampler(api.pid, 50);
     let watch = loadWatch();
     ctx.log(`upload: ${count} × 8 MiB multipart to POST /start`);
     const t0 = performance.now();
-    const res = await fetch(`${api.base}${API_PREFIX}/start`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${api.base}${API_PREFIX}/start`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     const text = await res.text();
     const ms = performance.now() - t0;
     sampler.stop();
@@ -827,7 +931,9 @@ export async function runTransfers(ctx: LoadContext, count: number): Promise<Tra
       peakReset: reset,
       load: watch.stop(),
     };
-    ctx.log(`  ${res.status} in ${(ms / 1000).toFixed(1)} s; API peak RSS ${mb(upload.apiPeakRss)} MB (idle ${mb(idle)} MB)`);
+    ctx.log(
+      `  ${res.status} in ${(ms / 1000).toFixed(1)} s; API peak RSS ${mb(upload.apiPeakRss)} MB (idle ${mb(idle)} MB)`,
+    );
     await api.stop();
     procs.pop();
     if (res.status !== 200) return { upload, download: null };
@@ -837,7 +943,12 @@ export async function runTransfers(ctx: LoadContext, count: number): Promise<Tra
     await queue.remove(jobId).catch(() => 0);
     await queue.close();
     const all = Array.from({ length: count }, (_, i) => i);
-    const finished = await svc.store.finish(jobId, { status: 'completed', selected: all, ranks: new Map(all.map((i) => [i, i + 1])), pass1Survivors: count });
+    const finished = await svc.store.finish(jobId, {
+      status: 'completed',
+      selected: all,
+      ranks: new Map(all.map((i) => [i, i + 1])),
+      pass1Survivors: count,
+    });
     if (!finished) throw new Error('could not mark the uploaded job completed');
 
     const api2 = await startApi(ctx, svc);
@@ -850,9 +961,12 @@ export async function runTransfers(ctx: LoadContext, count: number): Promise<Tra
     watch = loadWatch();
     ctx.log(`download: ZIP of ${count} picks of 8 MiB`);
     const t1 = performance.now();
-    const zipRes = await fetch(`${api2.base}${API_PREFIX}/${jobId}/download`, { headers: { authorization: `Bearer ${token}` } });
+    const zipRes = await fetch(`${api2.base}${API_PREFIX}/${jobId}/download`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     let bytes = 0;
-    if (zipRes.body) for await (const chunk of zipRes.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+    if (zipRes.body)
+      for await (const chunk of zipRes.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
     const ms2 = performance.now() - t1;
     sampler2.stop();
     const download: MemoryRun = {
@@ -868,7 +982,9 @@ export async function runTransfers(ctx: LoadContext, count: number): Promise<Tra
       peakReset: reset2,
       load: watch.stop(),
     };
-    ctx.log(`  ${zipRes.status}, ${mb(bytes)} MB in ${(ms2 / 1000).toFixed(1)} s; API peak RSS ${mb(download.apiPeakRss)} MB (idle ${mb(idle2)} MB)`);
+    ctx.log(
+      `  ${zipRes.status}, ${mb(bytes)} MB in ${(ms2 / 1000).toFixed(1)} s; API peak RSS ${mb(download.apiPeakRss)} MB (idle ${mb(idle2)} MB)`,
+    );
     return { upload, download };
   } finally {
     for (const p of procs.reverse()) await p.stop();

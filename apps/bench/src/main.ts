@@ -15,7 +15,13 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { embeddedThumbnailFits, findEmbeddedThumbnail, JPEG_HEAD_BYTES, sharp, thumbnailFromEmbedded } from '@triage/images';
+import {
+  embeddedThumbnailFits,
+  findEmbeddedThumbnail,
+  JPEG_HEAD_BYTES,
+  sharp,
+  thumbnailFromEmbedded,
+} from '@triage/images';
 import { LocalStorage } from '@triage/storage';
 import { ensureCorpus, type CorpusFile } from './corpus.js';
 import { runFloor } from './floor.js';
@@ -57,7 +63,8 @@ const benchDir = join(repoRoot, '.bench');
 const key = `${values.smoke ? 'smoke' : photos}${latencyMs > 0 ? `-latency${latencyMs}` : ''}`;
 
 const { files, skippedHeic } = await ensureCorpus(corpusDir, unique, { log });
-if (skippedHeic > 0) log(`corpus: ${skippedHeic} HEIC left out: install heif-enc (apt-get install libheif-examples) to include them`);
+if (skippedHeic > 0)
+  log(`corpus: ${skippedHeic} HEIC left out: install heif-enc (apt-get install libheif-examples) to include them`);
 const job: CorpusFile[] = Array.from({ length: photos }, (_, i) => files[i % files.length]!);
 
 log(`floor: bare sharp loop over ${files.length} files at ${COARSE_CELL} px`);
@@ -80,7 +87,11 @@ const run = await runWorkerJob({
 });
 
 const require = createRequire(import.meta.url);
-const libheifJs = (JSON.parse(await readFile(require.resolve('libheif-js/package.json', { paths: [join(repoRoot, 'packages/images')] }), 'utf8')) as { version: string }).version;
+const libheifJs = (
+  JSON.parse(
+    await readFile(require.resolve('libheif-js/package.json', { paths: [join(repoRoot, 'packages/images')] }), 'utf8'),
+  ) as { version: string }
+).version;
 const count = (p: (f: CorpusFile) => boolean) => job.filter(p).length;
 const result: BenchResult = {
   key,
@@ -109,7 +120,9 @@ const results = join(benchDir, 'results');
 if (key !== 'smoke') await saveResult(results, result);
 const others = await loadResults(results);
 const doc = join(repoRoot, 'docs/benchmarks.md');
-const section = values['no-report'] ? (await import('./report.js')).renderSection(result, others) : await writeReport(doc, result, others);
+const section = values['no-report']
+  ? (await import('./report.js')).renderSection(result, others)
+  : await writeReport(doc, result, others);
 log(`\n${section}\n`);
 if (!values['no-report']) log(`written to ${doc}`);
 if (run.status !== 'completed') process.exitCode = 1;
@@ -137,5 +150,10 @@ async function probeHeads(corpus: readonly CorpusFile[]): Promise<BenchResult['h
   }
   heads.sort((a, b) => a - b);
   const n = Math.max(1, heads.length);
-  return { eligible: heads.length, medianHeadBytes: heads[Math.floor(heads.length / 2)] ?? 0, parseMsPerPhoto: parseMs / n, thumbMsPerPhoto: thumbMs / n };
+  return {
+    eligible: heads.length,
+    medianHeadBytes: heads[Math.floor(heads.length / 2)] ?? 0,
+    parseMsPerPhoto: parseMs / n,
+    thumbMsPerPhoto: thumbMs / n,
+  };
 }

@@ -20,7 +20,18 @@ export interface BenchResult {
   photos: number;
   unique: number;
   latencyMs: number;
-  corpus: { jpeg: number; progressive: number; withThumbnail: number; staleThumbnail: number; png: number; webp: number; heic: number; heicWithoutThumbnail?: number; meanBytes: number; heicSkipped: number };
+  corpus: {
+    jpeg: number;
+    progressive: number;
+    withThumbnail: number;
+    staleThumbnail: number;
+    png: number;
+    webp: number;
+    heic: number;
+    heicWithoutThumbnail?: number;
+    meanBytes: number;
+    heicSkipped: number;
+  };
   /** The embedded-thumbnail figures a range read of the head would give on this corpus (pure JS parse). */
   headProbe: { eligible: number; medianHeadBytes: number; parseMsPerPhoto: number; thumbMsPerPhoto: number };
   floor: FloorResult;
@@ -112,7 +123,9 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     rows.push({
       id: '1b',
       target: 'peak RSS for 2,000 photos ≤ 1.10 × the peak for 200',
-      measured: small ? `200: ${f0(small.run.peakRss / MB)} MB; no 2,000-photo result yet` : 'needs a 200- and a 2,000-photo run',
+      measured: small
+        ? `200: ${f0(small.run.peakRss / MB)} MB; no 2,000-photo result yet`
+        : 'needs a 200- and a 2,000-photo run',
       status: 'not measured here',
       limits: 'run `npm run bench -- --photos 200` and `--photos 2000`: the ratio appears in the later section',
     });
@@ -130,11 +143,15 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
             `${f0(decode.squares.workerMs)} ms vs their floor ${f0(decode.squares.floorMs)} ms = ${f2(decode.squares.workerMs / decode.squares.floorMs)} ×, ` +
             `the other ${decode.photos - decode.squares.photos} ${f0(decode.plain.workerMs)} ms vs ${f0(decode.plain.floorMs)} ms = ${f2(decode.plain.workerMs / decode.plain.floorMs)} ×`
           : '; none measured at 1:1 (the fine pass’s full-size square)') +
-        (decode.dc ? `; ${decode.dc.photos} progressive JPEGs read from their DC scans instead: ${f0(decode.dc.workerMs)} ms vs the floor's full decode ${f0(decode.dc.floorMs)} ms = ${f2(decode.dc.workerMs / decode.dc.floorMs)} ×` : '')
+        (decode.dc
+          ? `; ${decode.dc.photos} progressive JPEGs read from their DC scans instead: ${f0(decode.dc.workerMs)} ms vs the floor's full decode ${f0(decode.dc.floorMs)} ms = ${f2(decode.dc.workerMs / decode.dc.floorMs)} ×`
+          : '')
       : 'no full decode in this run',
     status: !decode || result.latencyMs > 0 ? 'not measured here' : decode.ratio <= 1.15 ? 'met' : 'not met',
     limits:
-      (result.latencyMs > 0 ? `with ${result.latencyMs} ms per read, the storage waits the prefetch does not hide count in the grid's other time: the target is measured without latency; ` : '') +
+      (result.latencyMs > 0
+        ? `with ${result.latencyMs} ms per read, the storage waits the prefetch does not hide count in the grid's other time: the target is measured without latency; `
+        : '') +
       'per photo from GridRecord.readMs (its thumbnail, once its bytes are in), plus the pass’s time outside thumbnails (storage waits, grid, judge, Redis) shared equally; ' +
       'the floor thumbnails at 84 px with no checks, the worker renders ≥ 320 px for the quality signals (233 px cells in the fine pass) and measures them in JS',
   });
@@ -144,7 +161,8 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
   if (embeddedShare > 0) {
     rows.push({
       id: '3',
-      target: 'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one',
+      target:
+        'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one',
       measured:
         `worker coarse pass: ${f0(embeddedShare * 100)} % of photos from the embedded thumbnail; ` +
         `${run.coarse.bytesReadPerPhoto !== null ? `mean ${kb(run.coarse.bytesReadPerPhoto)} read per photo (all files), ` : ''}` +
@@ -156,20 +174,22 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
         'the grid figures do not separate embedded from decoded photos; the per-photo time of the fast path is the probe’s ' +
         '(range read + parse + 120 px decode). Files without a fitting thumbnail (none, stale after a crop, PNG/WebP) still decode fully',
     });
-  } else rows.push({
-    id: '3',
-    target: 'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one',
-    measured:
-      `worker today: ${kb(run.coarse.fileBytesPerPhoto)} and ${f0(run.coarse.msPerPhoto)} ms per coarse photo. ` +
-      `Offline probe of the same path (range read ${kb(headProbe.medianHeadBytes)} → findEmbeddedThumbnail → thumbnailFromEmbedded) ` +
-      `on ${headProbe.eligible} eligible files: ${f1(headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto)} ms = ` +
-      `${f2((headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto) / floor.msPerPhoto)} × floor`,
-    status: 'not yet implemented',
-    limits:
-      `packages/images has the functions (exif.ts, thumbnailFromBytes); apps/worker/src/step.ts does not call them yet. ` +
-      `The probe says the byte target is ${medianOk ? 'reachable' : 'not reachable'} and the time target ` +
-      `${(headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto) / floor.msPerPhoto <= 0.1 ? 'reachable' : 'out of reach'} once wired`,
-  });
+  } else
+    rows.push({
+      id: '3',
+      target:
+        'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one',
+      measured:
+        `worker today: ${kb(run.coarse.fileBytesPerPhoto)} and ${f0(run.coarse.msPerPhoto)} ms per coarse photo. ` +
+        `Offline probe of the same path (range read ${kb(headProbe.medianHeadBytes)} → findEmbeddedThumbnail → thumbnailFromEmbedded) ` +
+        `on ${headProbe.eligible} eligible files: ${f1(headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto)} ms = ` +
+        `${f2((headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto) / floor.msPerPhoto)} × floor`,
+      status: 'not yet implemented',
+      limits:
+        `packages/images has the functions (exif.ts, thumbnailFromBytes); apps/worker/src/step.ts does not call them yet. ` +
+        `The probe says the byte target is ${medianOk ? 'reachable' : 'not reachable'} and the time target ` +
+        `${(headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto) / floor.msPerPhoto <= 0.1 ? 'reachable' : 'out of reach'} once wired`,
+    });
   rows.push({
     id: '4',
     target: 'prefetch: with 50 ms read latency, a 200-photo job ≥ 1.5 × faster than one at a time',
@@ -186,7 +206,12 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
       result.corpus.heic > 0
         ? `${result.corpus.heic} HEIC in the job (${result.corpus.heicWithoutThumbnail ?? 0} without a thumbnail item: full decodes), ${run.failed} photos failed in all; peak RSS ${f0(peak)} MB`
         : 'no HEIC in the corpus (heif-enc missing)',
-    status: result.corpus.heic > 0 && run.failed === 0 && peak <= 192 ? 'met' : result.corpus.heic > 0 ? 'not met' : 'not measured here',
+    status:
+      result.corpus.heic > 0 && run.failed === 0 && peak <= 192
+        ? 'met'
+        : result.corpus.heic > 0
+          ? 'not met'
+          : 'not measured here',
     limits:
       'thumbnailFromFile routes HEVC HEIF to libheif-js and takes the 320 × 240 thumbnail item for cells up to 240 px (both passes here); ' +
       'a HEIC without a usable thumbnail costs a full WebAssembly decode (~1 s, about +70 MB for 12 MP while it runs: decoded in its own YCbCr planes and reduced from them, no RGBA copy of the whole image) in a short-lived thread whose memory is returned when it ends',
@@ -226,28 +251,30 @@ interface Subset {
 }
 
 /** Photos that take a full decode (by their corpus kind), worker against floor on the same files, both passes. */
-function decodeFigures(result: BenchResult):
-  | {
-      photos: number;
-      workerMs: number;
-      readMs: number;
-      overheadMs: number;
-      floorMs: number;
-      ratio: number;
-      /** The photos also measured at 1:1 (Thumbnail.detail), and the others: worker and floor per photo. */
-      squares: Subset;
-      plain: Subset;
-      dc: { photos: number; workerMs: number; floorMs: number } | null;
-    }
-  | null {
+function decodeFigures(result: BenchResult): {
+  photos: number;
+  workerMs: number;
+  readMs: number;
+  overheadMs: number;
+  floorMs: number;
+  ratio: number;
+  /** The photos also measured at 1:1 (Thumbnail.detail), and the others: worker and floor per photo. */
+  squares: Subset;
+  plain: Subset;
+  dc: { photos: number; workerMs: number; floorMs: number } | null;
+} | null {
   const { run, floor } = result;
   const passes = [run.coarse, ...(run.fine ? [run.fine] : [])];
   const reads = passes.flatMap((pass) =>
-    pass.reads.filter((r) => floor.msByPath[r.file.path] !== undefined).map((r) => ({ ...r, overhead: pass.overheadMsPerPhoto, coarse: pass === run.coarse })),
+    pass.reads
+      .filter((r) => floor.msByPath[r.file.path] !== undefined)
+      .map((r) => ({ ...r, overhead: pass.overheadMsPerPhoto, coarse: pass === run.coarse })),
   );
   // The coarse pass takes the embedded thumbnail of a file carrying a fitting one: not a decode.
   const read = reads.filter((r) => !(r.coarse && r.file.kind === 'jpeg' && r.file.thumbnail === 'fresh'));
-  const decoded = read.filter((r) => (r.file.kind === 'jpeg' && !r.file.progressive) || r.file.kind === 'png' || r.file.kind === 'webp');
+  const decoded = read.filter(
+    (r) => (r.file.kind === 'jpeg' && !r.file.progressive) || r.file.kind === 'png' || r.file.kind === 'webp',
+  );
   const dc = read.filter((r) => r.file.kind === 'jpeg' && r.file.progressive);
   if (decoded.length === 0) return null;
   const readMs = mean(decoded.map((r) => r.ms));
@@ -267,7 +294,14 @@ function decodeFigures(result: BenchResult):
     ratio: (readMs + overheadMs) / floorMs,
     squares: subset(decoded.filter((r) => r.square)),
     plain: subset(decoded.filter((r) => !r.square)),
-    dc: dc.length > 0 ? { photos: dc.length, workerMs: mean(dc.map((r) => r.ms + r.overhead)), floorMs: mean(dc.map((r) => floor.msByPath[r.file.path]!)) } : null,
+    dc:
+      dc.length > 0
+        ? {
+            photos: dc.length,
+            workerMs: mean(dc.map((r) => r.ms + r.overhead)),
+            floorMs: mean(dc.map((r) => floor.msByPath[r.file.path]!)),
+          }
+        : null,
   };
 }
 
@@ -290,7 +324,11 @@ export function renderSection(result: BenchResult, others: readonly BenchResult[
       `${corpus.jpeg} JPEG 24 MP (${corpus.progressive} progressive, ${corpus.withThumbnail} with an EXIF thumbnail of which ${corpus.staleThumbnail} stale), ` +
       `${corpus.png} PNG, ${corpus.webp} WebP, ${corpus.heic} HEIC${corpus.heicWithoutThumbnail ? ` (${corpus.heicWithoutThumbnail} without a thumbnail item)` : ''}` +
       (corpus.heicSkipped > 0 ? ` (${corpus.heicSkipped} HEIC left out: heif-enc not installed)` : '') +
-      `. Worker: \`${Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, local storage, offline provider, two passes, target 10 %.`,
+      `. Worker: \`${Object.entries(WORKER_MALLOC_ENV)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(
+          ' ',
+        )} node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\`, local storage, offline provider, two passes, target 10 %.`,
     '',
     '| figure | worker | floor (bare sharp loop, 84 px) | ratio |',
     '|---|---|---|---|',
@@ -305,7 +343,9 @@ export function renderSection(result: BenchResult, others: readonly BenchResult[
     `| read() bytes of the worker per photo (rchar; libvips maps files instead of read()ing them, so it undercounts) | ${kb(run.bytesReadPerPhoto)} | | |`,
     `| photos failed / selected | ${run.failed} / ${run.selected} | ${floor.unreadable} unreadable by sharp | |`,
     '',
-    `Floor by kind (ms per photo): ${Object.entries(floor.msBy).map(([k, v]) => `${k} ${f0(v)}`).join(', ')}. ` +
+    `Floor by kind (ms per photo): ${Object.entries(floor.msBy)
+      .map(([k, v]) => `${k} ${f0(v)}`)
+      .join(', ')}. ` +
       `Embedded-thumbnail probe on the ${headProbe.eligible} files whose thumbnail fits an 84 px cell: median head ${kb(headProbe.medianHeadBytes)}, ` +
       `parse ${f2(headProbe.parseMsPerPhoto)} ms + thumbnail ${f1(headProbe.thumbMsPerPhoto)} ms per photo.`,
     '',
@@ -324,7 +364,11 @@ See the README for the options. Figures are from the operating system (VmHWM, rc
 `;
 
 /** Puts the section into docs/benchmarks.md, replacing the one with the same key. */
-export async function writeReport(docPath: string, result: BenchResult, others: readonly BenchResult[]): Promise<string> {
+export async function writeReport(
+  docPath: string,
+  result: BenchResult,
+  others: readonly BenchResult[],
+): Promise<string> {
   const section = renderSection(result, others);
   await writeSection(docPath, result.key, section);
   return section;
@@ -336,7 +380,9 @@ export async function writeReport(docPath: string, result: BenchResult, others: 
  */
 export async function writeSection(docPath: string, key: string, section: string): Promise<void> {
   let doc = existsSync(docPath) ? await readFile(docPath, 'utf8') : HEADER;
-  const re = new RegExp(`<!-- bench:${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -->[\\s\\S]*?<!-- /bench:${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -->`);
+  const re = new RegExp(
+    `<!-- bench:${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -->[\\s\\S]*?<!-- /bench:${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} -->`,
+  );
   doc = re.test(doc) ? doc.replace(re, () => section) : `${doc.trimEnd()}\n\n${section}\n`;
   await mkdir(dirname(docPath), { recursive: true });
   await writeFile(docPath, doc);

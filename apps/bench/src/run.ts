@@ -97,20 +97,26 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
   const bucket = 'photos';
   const jobDir = `bench/${triageId}`;
 
-  const worker = spawn(process.execPath, [...(options.nodeArgs ?? WORKER_NODE_ARGS), join(options.repoRoot, 'apps/worker/dist/main.js')], {
-    // The worker's own start settings (Node flags, malloc), as the start scripts give them.
-    env: definedOnly(workerEnv({
-      PATH: process.env.PATH ?? '',
-      REDIS_URL: redisUrl,
-      TRIAGE_PREFIX: prefix,
-      STORAGE_DIR: options.storageDir,
-      // Only when set: the shared settings refuse an explicit 0 (see the report).
-      ...(options.latencyMs > 0 && { STORAGE_READ_LATENCY_MS: String(options.latencyMs) }),
-      LOG_LEVEL: 'warn',
-      ...options.env,
-    })),
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const worker = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? WORKER_NODE_ARGS), join(options.repoRoot, 'apps/worker/dist/main.js')],
+    {
+      // The worker's own start settings (Node flags, malloc), as the start scripts give them.
+      env: definedOnly(
+        workerEnv({
+          PATH: process.env.PATH ?? '',
+          REDIS_URL: redisUrl,
+          TRIAGE_PREFIX: prefix,
+          STORAGE_DIR: options.storageDir,
+          // Only when set: the shared settings refuse an explicit 0 (see the report).
+          ...(options.latencyMs > 0 && { STORAGE_READ_LATENCY_MS: String(options.latencyMs) }),
+          LOG_LEVEL: 'warn',
+          ...options.env,
+        }),
+      ),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   worker.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<void>((r) => worker.once('exit', () => r()));
@@ -137,7 +143,14 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
     const sampler = new MemorySampler(pid, 50);
     const started = performance.now();
     const prepared = prepareTriage(
-      { triageId, userId: 'bench', bucket, photos: stagedPhotos, target: options.target ?? '10%', passes: options.passes },
+      {
+        triageId,
+        userId: 'bench',
+        bucket,
+        photos: stagedPhotos,
+        target: options.target ?? '10%',
+        passes: options.passes,
+      },
       options.profile ?? OFFLINE_PROFILE,
       {},
     );
@@ -150,7 +163,8 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
       status = await store.status(triageId);
       if (status && ['completed', 'failed', 'cancelled'].includes(status.status)) break;
       if (worker.exitCode !== null) throw new Error(`worker died mid-job:\n${stderr}`);
-      if (performance.now() - started > options.timeoutMs) throw new Error(`job not done within ${options.timeoutMs / 1000} s`);
+      if (performance.now() - started > options.timeoutMs)
+        throw new Error(`job not done within ${options.timeoutMs / 1000} s`);
       const line = status ? `grids ${status.grids_done}/${status.grids_total}` : '';
       if (line !== lastLine) {
         log(`  ${line} (${Math.round((performance.now() - started) / 1000)} s, RSS ${mb(sampler.peakRss)} MB peak)`);
@@ -163,7 +177,10 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
     const readAfter = bytesReadBy(pid) ?? readBefore;
 
     const records = await store.gridRecords(triageId);
-    const coarse = passFigures(records.filter((r) => r.pass === 'coarse'), photos);
+    const coarse = passFigures(
+      records.filter((r) => r.pass === 'coarse'),
+      photos,
+    );
     const fineRecords = records.filter((r) => r.pass === 'fine');
     // Photos whose fine verdict carries the full-size square's figures (Thumbnail.detail).
     const squares = new Set([...(await store.fineVerdicts(triageId))].filter(([, v]) => v.detail).map(([i]) => i));
@@ -196,10 +213,16 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
   }
 }
 
-function passFigures<F extends RunPhoto>(records: readonly GridRecord[], files: readonly F[], squares?: ReadonlySet<number>): PassFigures<F> {
+function passFigures<F extends RunPhoto>(
+  records: readonly GridRecord[],
+  files: readonly F[],
+  squares?: ReadonlySet<number>,
+): PassFigures<F> {
   const sizeOf = (index: number) => files[index]!.size;
   const photos = records.reduce((n, r) => n + r.photos.length, 0);
-  const reads = records.flatMap((r) => r.photos.map((index, k) => ({ file: files[index]!, ms: r.readMs?.[k] ?? 0, square: squares?.has(index) ?? false })));
+  const reads = records.flatMap((r) =>
+    r.photos.map((index, k) => ({ file: files[index]!, ms: r.readMs?.[k] ?? 0, square: squares?.has(index) ?? false })),
+  );
   const readMs = reads.reduce((n, r) => n + r.ms, 0);
   const ms = records.reduce((n, r) => n + r.durationMs, 0);
   const bytes = records.reduce((n, r) => n + r.photos.reduce((m, i) => m + sizeOf(i), 0), 0);
@@ -207,7 +230,8 @@ function passFigures<F extends RunPhoto>(records: readonly GridRecord[], files: 
   const bytesRead = withBytes.reduce((n, r) => n + (r as { bytesRead: number }).bytesRead, 0);
   const sources: Record<string, number> = {};
   for (const r of records) {
-    for (const [k, v] of Object.entries((r as { sources?: Record<string, number> }).sources ?? {})) sources[k] = (sources[k] ?? 0) + v;
+    for (const [k, v] of Object.entries((r as { sources?: Record<string, number> }).sources ?? {}))
+      sources[k] = (sources[k] ?? 0) + v;
   }
   return {
     grids: records.length,

@@ -4,7 +4,14 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TriageInputError } from '@triage/core';
 import { generateSampleSet } from '@triage/images';
-import { API_NODE_ARGS, readSharedSettings, RedisUnavailableError, SettingsError, WORKER_NODE_ARGS, workerEnv } from '@triage/queue';
+import {
+  API_NODE_ARGS,
+  readSharedSettings,
+  RedisUnavailableError,
+  SettingsError,
+  WORKER_NODE_ARGS,
+  workerEnv,
+} from '@triage/queue';
 import { CliError, InterruptedError, runTriage, TriageEndedError, type RunOptions, type RunSummary } from './run.js';
 import { ensureRedis, NoRedisError, REDIS_LOCAL_URL, startedNotice } from './redis-server.js';
 import { spawn } from 'node:child_process';
@@ -85,7 +92,10 @@ function printSummary(summary: RunSummary, options: RunOptions): void {
     `  survivors  ${summary.pass1_survivors} after the coarse pass`,
     `  selected   ${summary.final_selected} (target ${options.top}, criteria ${options.criteria})`,
   ];
-  if (summary.tokens.input > 0) lines.push(`  usage      ${summary.tokens.input} input + ${summary.tokens.output} output tokens, $${summary.cost_usd.toFixed(4)}`);
+  if (summary.tokens.input > 0)
+    lines.push(
+      `  usage      ${summary.tokens.input} input + ${summary.tokens.output} output tokens, $${summary.cost_usd.toFixed(4)}`,
+    );
   if (summary.failures.length > 0) {
     lines.push('', 'Could not be read:');
     for (const f of summary.failures) lines.push(`  ${show(f.path)}: ${f.reason}`);
@@ -103,12 +113,22 @@ async function demo(): Promise<void> {
   const out = join(base, 'demo-picks');
   const existing = await readdir(photos).catch(() => [] as string[]);
   if (existing.length === 0) {
-    process.stderr.write(`Generating 60 sample photos (good shots, bursts, blurred, dark, blown out, unreadable) in ${photos}\n`);
+    process.stderr.write(
+      `Generating 60 sample photos (good shots, bursts, blurred, dark, blown out, unreadable) in ${photos}\n`,
+    );
     await mkdir(photos, { recursive: true });
     await generateSampleSet(photos);
   }
   await rm(out, { recursive: true, force: true });
-  const options: RunOptions = { folder: photos, top: '10%', criteria: 'standout', passes: 2, grids: true, json: false, out };
+  const options: RunOptions = {
+    folder: photos,
+    top: '10%',
+    criteria: 'standout',
+    passes: 2,
+    grids: true,
+    json: false,
+    out,
+  };
   const summary = await runTriage(options, settings);
   printSummary(summary, options);
   const flawed = summary.selected.map((p) => basename(p)).filter((n) => /blurred|dark|overexposed|unreadable/.test(n));
@@ -142,7 +162,8 @@ async function serve(): Promise<void> {
   stop();
   const codes = await Promise.all(exits);
   await redis.stop();
-  if (codes.some((c) => c !== 0 && c !== null)) throw new CliError(`the service stopped (exit codes ${codes.join(', ')})`);
+  if (codes.some((c) => c !== 0 && c !== null))
+    throw new CliError(`the service stopped (exit codes ${codes.join(', ')})`);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -11,13 +11,37 @@ function terminal(columns: number | undefined, isTTY = true) {
 
 function status(over: Partial<TriageStatus>): TriageStatus {
   return {
-    job_id: 'j', status: 'processing', progress: null, total_input: 2000, pass1_survivors: 0, final_selected: 0, error_message: null,
-    created_at: '', completed_at: null, target: '10%', criteria: 'standout', passes: 2, photos_failed: 0, grids_done: 3, grids_total: 49,
-    tokens: { input: 0, output: 0 }, cost_usd: 0, handoff: null, ...over,
+    job_id: 'j',
+    status: 'processing',
+    progress: null,
+    total_input: 2000,
+    pass1_survivors: 0,
+    final_selected: 0,
+    error_message: null,
+    created_at: '',
+    completed_at: null,
+    target: '10%',
+    criteria: 'standout',
+    passes: 2,
+    photos_failed: 0,
+    grids_done: 3,
+    grids_total: 49,
+    tokens: { input: 0, output: 0 },
+    cost_usd: 0,
+    handoff: null,
+    ...over,
   };
 }
 
-const coarse = status({ progress: { phase: 'coarse_pass', current_step: 3, total_steps: 17, percentage: 17.6, message: 'Coarse selection: grid 3/17' } });
+const coarse = status({
+  progress: {
+    phase: 'coarse_pass',
+    current_step: 3,
+    total_steps: 17,
+    percentage: 17.6,
+    message: 'Coarse selection: grid 3/17',
+  },
+});
 
 /** What each redraw leaves on the line. */
 const drawnLines = (text: string) => text.split(/\r\x1b\[2K|\n/).filter((l) => l.length > 0);
@@ -29,13 +53,18 @@ describe('the live progress line', () => {
       const view = new ProgressView(t.out);
       view.update(coarse);
       view.update(status({ status: 'completed', grids_done: 49 }));
-      for (const line of drawnLines(t.text())) expect([...line].length, `${columns} columns: ${line}`).toBeLessThan(columns);
+      for (const line of drawnLines(t.text()))
+        expect([...line].length, `${columns} columns: ${line}`).toBeLessThan(columns);
     }
   });
 
   it('keeps the whole message on a normal terminal, and the message before the bar on a narrow one', () => {
-    expect(progressLine(0.25, ' 25%  Coarse selection: grid 3/17  4s', 80)).toBe('[#######.....................]  25%  Coarse selection: grid 3/17  4s');
-    expect(progressLine(0.25, ' 25%  Coarse selection: grid 3/17  4s', 40)).toBe(' 25%  Coarse selection: grid 3/17  4s');
+    expect(progressLine(0.25, ' 25%  Coarse selection: grid 3/17  4s', 80)).toBe(
+      '[#######.....................]  25%  Coarse selection: grid 3/17  4s',
+    );
+    expect(progressLine(0.25, ' 25%  Coarse selection: grid 3/17  4s', 40)).toBe(
+      ' 25%  Coarse selection: grid 3/17  4s',
+    );
     expect(progressLine(0.25, ' 25%  Coarse selection: grid 3/17  4s', 20)).toBe(' 25%  Coarse selec…');
     expect(fitLine('abc', undefined)).toBe('abc');
   });

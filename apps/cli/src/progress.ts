@@ -47,7 +47,8 @@ export class ProgressView {
     const seconds = ((Date.now() - this.started) / 1000).toFixed(0);
     const total = Math.max(1, status.grids_total);
     const share = status.status === 'completed' ? 1 : Math.min(1, status.grids_done / total);
-    const message = status.progress?.message ?? (status.status === 'pending' ? 'Waiting for a worker...' : status.status);
+    const message =
+      status.progress?.message ?? (status.status === 'pending' ? 'Waiting for a worker...' : status.status);
     const text = `${String(Math.round(share * 100)).padStart(3)}%  ${message}`;
     const changed = text !== this.last;
     this.last = text;

@@ -56,12 +56,20 @@ const using = (target: RedisTarget): RedisForRun => ({
 });
 
 /** Where to look for a Redis when none is configured. */
-export const REDIS_LOCAL_URL = setting.url('REDIS_LOCAL_URL', DEFAULT_REDIS_URL, ['redis:', 'rediss:'], () => 'REDIS_LOCAL_URL must be a redis:// or rediss:// URL');
+export const REDIS_LOCAL_URL = setting.url(
+  'REDIS_LOCAL_URL',
+  DEFAULT_REDIS_URL,
+  ['redis:', 'rediss:'],
+  () => 'REDIS_LOCAL_URL must be a redis:// or rediss:// URL',
+);
 
 export async function ensureRedis(configured: RedisTarget, env: NodeJS.ProcessEnv = process.env): Promise<RedisForRun> {
   if (configured.kind !== 'single' || configured.explicit) {
     const failure = await answers(configured);
-    if (failure) throw new NoRedisError(`${failure}\n(configured by ${configured.kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : configured.kind === 'sentinel' ? 'REDIS_SENTINELS' : 'REDIS_URL'}; no other Redis is used in its place)`);
+    if (failure)
+      throw new NoRedisError(
+        `${failure}\n(configured by ${configured.kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : configured.kind === 'sentinel' ? 'REDIS_SENTINELS' : 'REDIS_URL'}; no other Redis is used in its place)`,
+      );
     return using(configured);
   }
   const local: RedisTarget = { kind: 'single', url: REDIS_LOCAL_URL.read(env), explicit: false };

@@ -33,7 +33,18 @@ import { LocalStorage } from '@triage/storage';
 import { ensureRedis, NoRedisError, type RedisForRun } from './redis-server.js';
 import { ProgressView } from './progress.js';
 
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.heic', '.heif', '.gif', '.tif', '.tiff', '.avif']);
+export const IMAGE_EXTENSIONS = new Set([
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.webp',
+  '.heic',
+  '.heif',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.avif',
+]);
 
 export interface RunOptions {
   folder: string;
@@ -94,7 +105,8 @@ export async function listPhotos(folder: string): Promise<string[]> {
       if (entry.name.startsWith('.')) continue;
       const full = join(dir, entry.name);
       if (entry.isDirectory()) await walk(full);
-      else if ((entry.isFile() || entry.isSymbolicLink()) && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) found.push(full);
+      else if ((entry.isFile() || entry.isSymbolicLink()) && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase()))
+        found.push(full);
     }
   }
   await walk(folder);
@@ -124,9 +136,12 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
   const info = await stat(folder).catch(() => null);
   if (!info?.isDirectory()) throw new CliError(`not a folder: ${options.folder}`);
   const files = await listPhotos(folder);
-  if (files.length === 0) throw new CliError(`no photos in ${options.folder} (looked for ${[...IMAGE_EXTENSIONS].join(' ')})`);
+  if (files.length === 0)
+    throw new CliError(`no photos in ${options.folder} (looked for ${[...IMAGE_EXTENSIONS].join(' ')})`);
   if (files.length > MAX_PHOTOS) {
-    throw new CliError(`${files.length} photos in ${options.folder}: at most ${MAX_PHOTOS} per triage; split the folder`);
+    throw new CliError(
+      `${files.length} photos in ${options.folder}: at most ${MAX_PHOTOS} per triage; split the folder`,
+    );
   }
 
   const triageId = randomUUID();
@@ -161,7 +176,11 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
     const redis = await connectRedis(redisForRun.target, 'producer');
     cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
     const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
-    const queue = createTriageQueue({ connection: redis, prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+    const queue = createTriageQueue({
+      connection: redis,
+      prefix: settings.prefix,
+      retentionSeconds: settings.retentionSeconds,
+    });
     cleanups.unshift(() => queue.close());
 
     for (const p of photos) {
@@ -169,7 +188,12 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
       await mkdir(dirname(target), { recursive: true });
       await symlink(p.original, target);
     }
-    cleanups.unshift(() => storage.remove(settings.bucket, photos.map((p) => p.path)));
+    cleanups.unshift(() =>
+      storage.remove(
+        settings.bucket,
+        photos.map((p) => p.path),
+      ),
+    );
 
     const started = Date.now();
     await submitTriage(queue, store, prepared);
@@ -191,7 +215,8 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
     const final = await follow(redisForRun.target, settings, store, triageId, (s) => progress.update(s));
     progress.done();
     const seconds = (Date.now() - started) / 1000;
-    if (interrupted && final.status === 'cancelled') throw new InterruptedError('interrupted: the triage was cancelled');
+    if (interrupted && final.status === 'cancelled')
+      throw new InterruptedError('interrupted: the triage was cancelled');
     if (final.status !== 'completed') {
       throw new TriageEndedError(`triage ${final.status}${final.error_message ? `: ${final.error_message}` : ''}`);
     }
@@ -213,7 +238,12 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
       signals: f.signals,
     }));
 
-    if (options.out) await writeOut(resolve(options.out), selected, options.grids ? await gridFiles(storage, settings, photos[0]!.path) : []);
+    if (options.out)
+      await writeOut(
+        resolve(options.out),
+        selected,
+        options.grids ? await gridFiles(storage, settings, photos[0]!.path) : [],
+      );
     if (options.grids) cleanups.unshift(() => removeGrids(storage, settings, photos[0]!.path));
 
     return {
@@ -268,7 +298,11 @@ async function follow(
         if (!isRedisUnavailable(err)) return reject(err instanceof Error ? err : new Error(String(err)));
         awaySince ??= Date.now();
         if (Date.now() - awaySince < settings.redisFailoverTimeoutMs) return;
-        reject(new NoRedisError(`Redis (${describeRedis(target)}) stopped answering for over ${settings.redisFailoverTimeoutMs} ms (REDIS_FAILOVER_TIMEOUT_MS): ${(err as Error).message}`));
+        reject(
+          new NoRedisError(
+            `Redis (${describeRedis(target)}) stopped answering for over ${settings.redisFailoverTimeoutMs} ms (REDIS_FAILOVER_TIMEOUT_MS): ${(err as Error).message}`,
+          ),
+        );
       };
       const checkOrWait = () => void check().catch(away);
       subscriber.on('message', checkOrWait);
@@ -339,6 +373,8 @@ async function gridFiles(storage: LocalStorage, settings: SharedSettings, anyPho
 async function removeGrids(storage: LocalStorage, settings: SharedSettings, anyPhotoPath: string): Promise<void> {
   const prefix = dirname(anyPhotoPath);
   const files = await gridFiles(storage, settings, anyPhotoPath);
-  await storage.remove(settings.bucket, files.map((f) => `${prefix}/grids/${f.name}`));
+  await storage.remove(
+    settings.bucket,
+    files.map((f) => `${prefix}/grids/${f.name}`),
+  );
 }
-

@@ -21,7 +21,10 @@ interface Result {
 
 function triage(args: string[], env: Record<string, string>): Promise<Result> {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -30,7 +33,10 @@ function triage(args: string[], env: Record<string, string>): Promise<Result> {
   });
 }
 
-const sha = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 let dir: string;
 let photos: string;
@@ -93,7 +99,10 @@ describe('triage run', () => {
     // Originals never moved or changed, and the run's storage links are gone.
     expect(await Promise.all(files.map((f) => sha(f.path)))).toEqual(before);
     const left = await readdir(join(dir, 'storage', 'photos', 'triage', 'local')).catch(() => []);
-    for (const job of left) expect(await readdir(join(dir, 'storage', 'photos', 'triage', 'local', job, 'grids')).catch(() => [])).toEqual([]);
+    for (const job of left)
+      expect(await readdir(join(dir, 'storage', 'photos', 'triage', 'local', job, 'grids')).catch(() => [])).toEqual(
+        [],
+      );
   });
 
   it('resolves name clashes in --out instead of overwriting', async () => {
@@ -157,7 +166,10 @@ describe('triage run', () => {
     // A real pseudo-terminal (util-linux `script`), 40 columns wide.
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const command = `stty cols 40 rows 24; exec ${q(process.execPath)} ${q(BIN)} run ${q(photos)} --top 10%`;
-    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qec', command, '/dev/null'], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let screen = '';
     child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
     expect(await new Promise((r) => child.once('exit', r))).toBe(0);

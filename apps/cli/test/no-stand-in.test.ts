@@ -28,7 +28,10 @@ interface Result {
 /** Runs a process to its end (bounded: a process that waits for a dead Redis forever fails the test). */
 function run(main: string, args: string[], env: Record<string, string>): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -61,7 +64,11 @@ afterAll(async () => {
 describe('a configured Redis that does not answer', () => {
   const base = () => ({ STORAGE_DIR: join(dir, 'storage'), LOG_LEVEL: 'info' });
   const configs = (): { what: string; env: Record<string, string>; names: string }[] => [
-    { what: 'REDIS_URL', env: { REDIS_URL: `redis://user:s3cret@127.0.0.1:${deadPorts[0]}` }, names: `redis://user:***@127.0.0.1:${deadPorts[0]}` },
+    {
+      what: 'REDIS_URL',
+      env: { REDIS_URL: `redis://user:s3cret@127.0.0.1:${deadPorts[0]}` },
+      names: `redis://user:***@127.0.0.1:${deadPorts[0]}`,
+    },
     {
       what: 'REDIS_SENTINELS',
       env: { REDIS_SENTINELS: deadPorts.map((p) => `127.0.0.1:${p}`).join(','), REDIS_SENTINEL_NAME: 'triage' },
@@ -100,7 +107,12 @@ describe('a configured Redis that does not answer', () => {
 describe('a configuration that cannot be right', () => {
   it('stops every process before connecting, naming the setting', async () => {
     const cluster = { REDIS_CLUSTER_NODES: `127.0.0.1:${deadPorts[0]}`, TRIAGE_PREFIX: 'triage' };
-    const both = { REDIS_CLUSTER_NODES: `127.0.0.1:${deadPorts[0]}`, REDIS_SENTINELS: `127.0.0.1:${deadPorts[1]}`, REDIS_SENTINEL_NAME: 'm', TRIAGE_PREFIX: '{t}' };
+    const both = {
+      REDIS_CLUSTER_NODES: `127.0.0.1:${deadPorts[0]}`,
+      REDIS_SENTINELS: `127.0.0.1:${deadPorts[1]}`,
+      REDIS_SENTINEL_NAME: 'm',
+      TRIAGE_PREFIX: '{t}',
+    };
     for (const [env, message] of [
       [cluster, /TRIAGE_PREFIX \\?"triage\\?" has no hash tag/],
       [both, /REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set/],

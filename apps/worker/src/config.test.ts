@@ -10,7 +10,9 @@ describe('worker settings', () => {
 
   it('refuses a WORKER_CONCURRENCY that is not a whole number from 1 to 32, naming it and the value', () => {
     for (const bad of ['0', '33', '2.5', 'four', '-1']) {
-      expect(() => readWorkerSettings({ WORKER_CONCURRENCY: bad })).toThrow(`WORKER_CONCURRENCY must be a whole number from 1 to 32, got "${bad}"`);
+      expect(() => readWorkerSettings({ WORKER_CONCURRENCY: bad })).toThrow(
+        `WORKER_CONCURRENCY must be a whole number from 1 to 32, got "${bad}"`,
+      );
     }
   });
 });

@@ -8,24 +8,56 @@ import { buildRecord, buildVerdicts, sceneHints, type ReadGrid } from './grid-st
 import type { PhotoRead } from './photos.js';
 
 const signals: QualitySignals = {
-  sharpness: 0.7, noise: 0.3, brightness: 0.45, clippedDark: 0.01, clippedBright: 0.01, contrast: 0.2, exposure: 1,
-  hash: '0123456789abcdef', layout: 'ab'.repeat(48), signature: 'cd'.repeat(256), quality: 0.8,
+  sharpness: 0.7,
+  noise: 0.3,
+  brightness: 0.45,
+  clippedDark: 0.01,
+  clippedBright: 0.01,
+  contrast: 0.2,
+  exposure: 1,
+  hash: '0123456789abcdef',
+  layout: 'ab'.repeat(48),
+  signature: 'cd'.repeat(256),
+  quality: 0.8,
 };
 
 function thumb(over: Partial<QualitySignals> = {}, detail?: Thumbnail['detail']): Thumbnail {
-  return { size: 4, rgb: Buffer.alloc(48), signals: { ...signals, ...over }, source: { width: 100, height: 100, format: 'jpeg' }, ...(detail && { detail }) };
+  return {
+    size: 4,
+    rgb: Buffer.alloc(48),
+    signals: { ...signals, ...over },
+    source: { width: 100, height: 100, format: 'jpeg' },
+    ...(detail && { detail }),
+  };
 }
 
 function read(pass: 'coarse' | 'fine', indexes: number[], thumbs: (Thumbnail | null)[]): ReadGrid {
   const geometry = fitGeometry({ minThumb: 84, rows: 2, cols: 2 } as never, indexes.length);
-  const reads: PhotoRead[] = thumbs.map((t) => (t ? { thumb: t, source: 'original', bytes: 10, ms: 2 } : { thumb: null, reason: 'empty file', source: null, bytes: 0, ms: 1 }));
+  const reads: PhotoRead[] = thumbs.map((t) =>
+    t
+      ? { thumb: t, source: 'original', bytes: 10, ms: 2 }
+      : { thumb: null, reason: 'empty file', source: null, bytes: 0, ms: 1 },
+  );
   return {
-    pass, grid: 0, gridCount: 1, start: 0, indexes, labels: labelsFor(indexes.length, geometry.cols), geometry, reads,
+    pass,
+    grid: 0,
+    gridCount: 1,
+    start: 0,
+    indexes,
+    labels: labelsFor(indexes.length, geometry.cols),
+    geometry,
+    reads,
     failures: thumbs.flatMap((t, i) => (t ? [] : [{ index: indexes[i]!, reason: 'empty file' }])),
   };
 }
 
-const answer = (votes: Record<string, number>): GridAnswer => ({ picks: Object.keys(votes), votes, reviewed: true, models: [], usage: { inputTokens: 5, outputTokens: 1, costUsd: 0.1 } });
+const answer = (votes: Record<string, number>): GridAnswer => ({
+  picks: Object.keys(votes),
+  votes,
+  reviewed: true,
+  models: [],
+  usage: { inputTokens: 5, outputTokens: 1, costUsd: 0.1 },
+});
 
 describe('buildVerdicts', () => {
   it('records the coarse signals grouping needs, never a vote for a placeholder', () => {
@@ -33,7 +65,15 @@ describe('buildVerdicts', () => {
     const { verdicts, votes } = buildVerdicts(r, answer({ A1: 1, A2: 1 }));
     expect(votes).toEqual({ 4: 1 });
     const v = verdicts.get(4) as CoarseVerdict;
-    expect(v).toMatchObject({ votes: 1, reviewed: true, sharpness: 0.7, noise: 0.3, clippedBright: 0.01, layout: signals.layout, signature: signals.signature });
+    expect(v).toMatchObject({
+      votes: 1,
+      reviewed: true,
+      sharpness: 0.7,
+      noise: 0.3,
+      clippedBright: 0.01,
+      layout: signals.layout,
+      signature: signals.signature,
+    });
     expect(verdicts.get(5)).toEqual({ votes: 0, reviewed: true, quality: null, failure: 'empty file' });
   });
 
@@ -50,7 +90,17 @@ describe('buildRecord', () => {
   it('sums bytes and sources and keeps the answer’s usage', () => {
     const r = read('coarse', [0, 1], [thumb(), null]);
     const record = buildRecord(r, { answer: answer({ A1: 1 }), asked: 1 }, { 0: 1 }, 12.6);
-    expect(record).toMatchObject({ pass: 'coarse', grid: 0, photos: [0, 1], votes: { 0: 1 }, asked: 1, bytesRead: 10, sources: { original: 1 }, durationMs: 13, readMs: [2, 1] });
+    expect(record).toMatchObject({
+      pass: 'coarse',
+      grid: 0,
+      photos: [0, 1],
+      votes: { 0: 1 },
+      asked: 1,
+      bytesRead: 10,
+      sources: { original: 1 },
+      durationMs: 13,
+      readMs: [2, 1],
+    });
     expect(record.failures).toEqual([{ index: 1, reason: 'empty file' }]);
   });
 });
@@ -60,10 +110,17 @@ describe('sceneHints', () => {
     // Photos 0..4: 0, 2 and 4 one scene (4 not in this grid: it did not survive the coarse pass), 1 alone.
     const groups = [0, 1, 0, 3, 0];
     const coarse = new Map<number, CoarseVerdict>([
-      [4, { votes: 0, reviewed: true, quality: 0.5, sharpness: 0.7, exposure: 1, brightness: 0.45, clippedBright: 0.01 }],
+      [
+        4,
+        { votes: 0, reviewed: true, quality: 0.5, sharpness: 0.7, exposure: 1, brightness: 0.45, clippedBright: 0.01 },
+      ],
     ]);
     const store = { groups: async () => groups, coarseVerdictsOf: async () => coarse };
-    const r = read('fine', [0, 1, 2], [thumb({}, { sharpness: 0.8, noise: 0.3 }), thumb(), thumb({}, { sharpness: 0.9, noise: 5 })]);
+    const r = read(
+      'fine',
+      [0, 1, 2],
+      [thumb({}, { sharpness: 0.8, noise: 0.3 }), thumb(), thumb({}, { sharpness: 0.9, noise: 5 })],
+    );
     const hints = await sceneHints(store as never, 't', r);
     expect(hints!.sameScene).toEqual([['A1', 'B1']]);
     expect(hints!.cells).toEqual({ A1: { flaw: null }, A2: { flaw: null }, B1: { flaw: 'noisy' } });

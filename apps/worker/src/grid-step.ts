@@ -18,7 +18,15 @@ import {
   type PhotoSignals,
 } from '@triage/core';
 import type { GridCell, Thumbnail } from '@triage/images';
-import { gridPath, type CoarseVerdict, type FineVerdict, type GridRecord, type PhotoFailure, type TriageMeta, type TriageStore } from '@triage/queue';
+import {
+  gridPath,
+  type CoarseVerdict,
+  type FineVerdict,
+  type GridRecord,
+  type PhotoFailure,
+  type TriageMeta,
+  type TriageStore,
+} from '@triage/queue';
 import { NO_USAGE, type CellHint, type GridAnswer } from '@triage/vision';
 import { hostname } from 'node:os';
 import { readThumbnails, type PhotoRead } from './photos.js';
@@ -67,21 +75,41 @@ export async function readGrid(
   const starts = gridStarts(sizes);
   const [start, end] = [starts[grid]!, starts[grid + 1]!];
   const indexes =
-    pass === 'coarse' ? Array.from({ length: end - start }, (_, i) => start + i) : await deps.store.survivors(meta.triageId, start, end);
+    pass === 'coarse'
+      ? Array.from({ length: end - start }, (_, i) => start + i)
+      : await deps.store.survivors(meta.triageId, start, end);
   const photos = await deps.store.photos(meta.triageId, indexes);
   const geometry = fitGeometry(meta.plan[pass], indexes.length);
   const fine = pass === 'fine' ? await detailWanted(deps.store, meta, indexes) : undefined;
   const reads = await readThumbnails(
     {
-      storage: deps.storage, images: deps.images, bucket: meta.bucket, pass, size: geometry.thumb, transforms: deps.storageTransforms ?? false, signal,
-      outage: deps.storageOutage ?? 'pause', ...(fine && { detail: fine.detail }),
+      storage: deps.storage,
+      images: deps.images,
+      bucket: meta.bucket,
+      pass,
+      size: geometry.thumb,
+      transforms: deps.storageTransforms ?? false,
+      signal,
+      outage: deps.storageOutage ?? 'pause',
+      ...(fine && { detail: fine.detail }),
     },
     photos,
     describe,
   );
   const failures = reads.flatMap((r, i) => (r.thumb ? [] : [{ index: indexes[i]!, reason: r.reason ?? 'unreadable' }]));
   const labels = labelsFor(indexes.length, geometry.cols);
-  return { pass, grid, gridCount: sizes.length, start, indexes, labels, geometry, reads, failures, ...(fine && { groups: fine.groups }) };
+  return {
+    pass,
+    grid,
+    gridCount: sizes.length,
+    start,
+    indexes,
+    labels,
+    geometry,
+    reads,
+    failures,
+    ...(fine && { groups: fine.groups }),
+  };
 }
 
 /**
@@ -95,7 +123,10 @@ async function detailWanted(
   indexes: readonly number[],
 ): Promise<{ groups: (number | null)[] | null; detail: ('always' | 'if-unsure')[] }> {
   const total = meta.fineSizes.reduce((a, b) => a + b, 0);
-  const [groups, survivors] = await Promise.all([store.groups(meta.triageId), store.survivors(meta.triageId, 0, total)]);
+  const [groups, survivors] = await Promise.all([
+    store.groups(meta.triageId),
+    store.survivors(meta.triageId, 0, total),
+  ]);
   const mated = withSurvivingMates(survivors, groups ?? []);
   return { groups, detail: indexes.map((i) => (mated.has(i) ? 'always' : 'if-unsure')) };
 }
@@ -105,14 +136,19 @@ async function detailWanted(
  * ended) and each cell's flaw, judged against its whole group (mates outside this grid by their coarse
  * signals). Undefined before groups exist.
  */
-export async function sceneHints(store: Pick<TriageStore, 'groups' | 'coarseVerdictsOf'>, triageId: string, read: ReadGrid): Promise<SceneHints | undefined> {
+export async function sceneHints(
+  store: Pick<TriageStore, 'groups' | 'coarseVerdictsOf'>,
+  triageId: string,
+  read: ReadGrid,
+): Promise<SceneHints | undefined> {
   const groups = read.groups !== undefined ? read.groups : await store.groups(triageId);
   if (!groups) return undefined;
   const present = new Set(read.indexes.map((i) => groups[i]).filter((g): g is number => g !== null && g !== undefined));
   const mates = groups.flatMap((g, i) => (g !== null && present.has(g) ? [i] : []));
   const coarse = await store.coarseVerdictsOf(triageId, [...new Set([...mates, ...read.indexes])]);
   const coarseSignals: (PhotoSignals | null)[] = groups.map(() => null);
-  for (const [i, v] of coarse) if (v.failure === undefined && v.sharpness !== undefined) coarseSignals[i] = signalsOf(v);
+  for (const [i, v] of coarse)
+    if (v.failure === undefined && v.sharpness !== undefined) coarseSignals[i] = signalsOf(v);
   const fineSignals: (PhotoSignals | null)[] = groups.map(() => null);
   read.indexes.forEach((index, k) => {
     const thumb = read.reads[k]!.thumb;
@@ -144,8 +180,14 @@ function signalsOf(v: CoarseVerdict | FineVerdict): PhotoSignals {
 }
 
 /** Composes the grid's image: the last piece of image work of a grid, done while it holds the image gate. */
-export async function composeImage(deps: Pick<StepDeps, 'images'>, read: ReadGrid, signal: AbortSignal): Promise<Buffer> {
-  const cells: GridCell[] = read.reads.map((r) => (r.thumb ? { thumb: r.thumb.rgb } : { thumb: null, reason: r.reason ?? 'unreadable' }));
+export async function composeImage(
+  deps: Pick<StepDeps, 'images'>,
+  read: ReadGrid,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  const cells: GridCell[] = read.reads.map((r) =>
+    r.thumb ? { thumb: r.thumb.rgb } : { thumb: null, reason: r.reason ?? 'unreadable' },
+  );
   signal.throwIfAborted();
   return deps.images.composeGrid(read.geometry, cells, read.labels);
 }
@@ -161,28 +203,43 @@ export async function judgeGrid(
   signal: AbortSignal,
 ): Promise<Judged> {
   const { pass, grid, labels, geometry, reads } = read;
-  if (meta.saveGrids) await deps.storage.write(meta.bucket, gridPath(meta, pass, grid), image, { contentType: 'image/jpeg' });
+  if (meta.saveGrids)
+    await deps.storage.write(meta.bucket, gridPath(meta, pass, grid), image, { contentType: 'image/jpeg' });
   const readable = read.indexes.length - read.failures.length;
-  const share = pass === 'coarse' ? coarsePercent(percent) : finePercent(percent, meta.total, meta.pass1Survivors ?? meta.total);
+  const share =
+    pass === 'coarse' ? coarsePercent(percent) : finePercent(percent, meta.total, meta.pass1Survivors ?? meta.total);
   const asked = Math.min(readable, picksForGrid(share, read.indexes.length, read.start));
   if (readable === 0) return { asked, answer: { picks: [], votes: {}, reviewed: true, models: [], usage: NO_USAGE } };
   await deps.store.countAttempt(meta.triageId, `${pass}:${grid}`);
   const unreadable = labels.filter((_, i) => reads[i]!.thumb === null);
   try {
     const answer = await deps.vision.judge({
-      image, geometry, labels, pass, criteria: meta.criteria, pick: asked, unreadable, signal,
+      image,
+      geometry,
+      labels,
+      pass,
+      criteria: meta.criteria,
+      pick: asked,
+      unreadable,
+      signal,
       ...(hints && { sameScene: hints.sameScene, cells: hints.cells }),
     });
     return { asked, answer };
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     deps.log.warn({ err, pass, grid }, 'vision provider failed: the grid survives this pass unreviewed');
-    return { asked, answer: { picks: [], votes: {}, reviewed: false, error: (err as Error).message, models: [], usage: NO_USAGE } };
+    return {
+      asked,
+      answer: { picks: [], votes: {}, reviewed: false, error: (err as Error).message, models: [], usage: NO_USAGE },
+    };
   }
 }
 
 /** Each photo's verdict for this pass, and the votes of the picked ones (by photo index). */
-export function buildVerdicts(read: ReadGrid, answer: GridAnswer): { verdicts: Map<number, CoarseVerdict | FineVerdict>; votes: Record<string, number> } {
+export function buildVerdicts(
+  read: ReadGrid,
+  answer: GridAnswer,
+): { verdicts: Map<number, CoarseVerdict | FineVerdict>; votes: Record<string, number> } {
   const failureOf = new Map(read.failures.map((f) => [f.index, f.reason]));
   const votes: Record<string, number> = {};
   const verdicts = new Map<number, CoarseVerdict | FineVerdict>();
@@ -218,10 +275,18 @@ function recordedSignals(thumb: Thumbnail, pass: Pass): Partial<CoarseVerdict & 
     clippedDark: round(s.clippedDark),
   };
   if (pass === 'coarse') return { ...common, hash: s.hash, layout: s.layout, signature: s.signature };
-  return { ...common, ...(thumb.detail && { detail: { sharpness: round(thumb.detail.sharpness), noise: round(thumb.detail.noise) } }) };
+  return {
+    ...common,
+    ...(thumb.detail && { detail: { sharpness: round(thumb.detail.sharpness), noise: round(thumb.detail.noise) } }),
+  };
 }
 
-export function buildRecord(read: ReadGrid, judged: Judged, votes: Record<string, number>, durationMs: number): GridRecord {
+export function buildRecord(
+  read: ReadGrid,
+  judged: Judged,
+  votes: Record<string, number>,
+  durationMs: number,
+): GridRecord {
   const { answer } = judged;
   const sources: Record<string, number> = {};
   for (const r of read.reads) if (r.source) sources[r.source] = (sources[r.source] ?? 0) + 1;

@@ -47,9 +47,16 @@ async function sha256(storage: StorageDriver, bucket: string, path: string): Pro
 }
 
 async function refundPhoto(deps: HandOffDeps, data: HandOffJobData, photo: Photo, reason: string): Promise<void> {
-  const refunded = await deps.credits.refund([proceedChargeKey(data.triageId, photo.id)], `hand-off failed: ${reason}`, true);
+  const refunded = await deps.credits.refund(
+    [proceedChargeKey(data.triageId, photo.id)],
+    `hand-off failed: ${reason}`,
+    true,
+  );
   await deps.store.recordHandOff(data.triageId, photo.id, `${photo.name}: ${reason}`);
-  deps.log.warn({ triageId: data.triageId, photo: photo.id, reason, refunded }, 'hand-off: photo could not be handed off; refunded');
+  deps.log.warn(
+    { triageId: data.triageId, photo: photo.id, reason, refunded },
+    'hand-off: photo could not be handed off; refunded',
+  );
 }
 
 export async function handOffPhoto(deps: HandOffDeps, data: HandOffJobData, photo: Photo): Promise<'ok' | 'refunded'> {
@@ -76,7 +83,10 @@ export async function handOffPhoto(deps: HandOffDeps, data: HandOffJobData, phot
   return 'ok';
 }
 
-export async function processHandOff(deps: HandOffDeps, job: Job<HandOffJobData>): Promise<{ handedOff: number; refunded: number }> {
+export async function processHandOff(
+  deps: HandOffDeps,
+  job: Job<HandOffJobData>,
+): Promise<{ handedOff: number; refunded: number }> {
   const counts = { handedOff: 0, refunded: 0 };
   for (const photo of job.data.photos) {
     if ((await handOffPhoto(deps, job.data, photo)) === 'ok') counts.handedOff++;
@@ -86,7 +96,9 @@ export async function processHandOff(deps: HandOffDeps, job: Job<HandOffJobData>
   return counts;
 }
 
-export function createHandOffWorker(deps: HandOffDeps & { queue: string; connection: ConnectionOptions; prefix: string; autorun?: boolean }): Worker<HandOffJobData> {
+export function createHandOffWorker(
+  deps: HandOffDeps & { queue: string; connection: ConnectionOptions; prefix: string; autorun?: boolean },
+): Worker<HandOffJobData> {
   const worker = new Worker<HandOffJobData>(deps.queue, (job) => processHandOff(deps, job), {
     connection: deps.connection,
     prefix: deps.prefix,

@@ -13,7 +13,11 @@ export type { OutageState };
 /** How long an outage may last before photos fail instead of the job waiting, and how long each wait is (ms). */
 export type OutagePolicy = PausePolicy;
 
-export const DEFAULT_OUTAGE_POLICY: OutagePolicy = { limitMs: WORKER_SETTINGS.storageOutageLimitMs.default, waitMs: 2_000, maxWaitMs: 60_000 };
+export const DEFAULT_OUTAGE_POLICY: OutagePolicy = {
+  limitMs: WORKER_SETTINGS.storageOutageLimitMs.default,
+  waitMs: 2_000,
+  maxWaitMs: 60_000,
+};
 
 export async function outageState(store: TriageStore, triageId: string): Promise<OutageState | null> {
   return store.outage(triageId);
@@ -28,9 +32,17 @@ export function outageExpired(state: OutageState | null, policy: OutagePolicy, n
  * Records one more wait and says how long it is; the status tells the client why the job is waiting (one
  * script: see the store's notePause). A triage deleted meanwhile is not recreated, and nothing is waited for.
  */
-export async function notePause(store: TriageStore, triageId: string, reason: string, policy: OutagePolicy, now = Date.now()): Promise<{ waitMs: number; line: string }> {
+export async function notePause(
+  store: TriageStore,
+  triageId: string,
+  reason: string,
+  policy: OutagePolicy,
+  now = Date.now(),
+): Promise<{ waitMs: number; line: string }> {
   const pause = await store.notePause(triageId, reason, policy, now);
-  return pause ?? { waitMs: 0, line: `storage unavailable (${reason}); triage ${triageId} no longer exists: not waiting` };
+  return (
+    pause ?? { waitMs: 0, line: `storage unavailable (${reason}); triage ${triageId} no longer exists: not waiting` }
+  );
 }
 
 /** The outage is over for this triage: its record and status say so. */

@@ -39,7 +39,13 @@ import {
   type ThumbnailOptions,
 } from '@triage/images';
 import type { PhotoInput } from '@triage/queue';
-import { StorageRequestError, StorageUnavailableError, TransformRefusedError, type LocalFile, type StorageDriver } from '@triage/storage';
+import {
+  StorageRequestError,
+  StorageUnavailableError,
+  TransformRefusedError,
+  type LocalFile,
+  type StorageDriver,
+} from '@triage/storage';
 import { mayBeNoisy, type Pass } from '@triage/core';
 import type { ImageOps } from './step.js';
 
@@ -173,14 +179,24 @@ async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Pr
       // Quality signals are measured at SIGNAL_SIDE px: ask for no less, or blur goes unseen.
       const side = Math.max(ctx.size, SIGNAL_SIDE);
       try {
-        const file = await ctx.storage.readTransformed!(ctx.bucket, photo.path, { width: side, height: side, resize: 'cover' }, { signal: ctx.signal });
+        const file = await ctx.storage.readTransformed!(
+          ctx.bucket,
+          photo.path,
+          { width: side, height: side, resize: 'cover' },
+          { signal: ctx.signal },
+        );
         return { kind: 'file', file, source: 'transform', bytes: bytes + file.size };
       } catch (err) {
         if (!(err instanceof TransformRefusedError)) throw err;
       }
     }
     const file = await ctx.storage.readToFile(ctx.bucket, planned.path, { signal: ctx.signal });
-    return { kind: 'file', file, source: planned.source === 'transform' ? 'original' : planned.source, bytes: bytes + file.size };
+    return {
+      kind: 'file',
+      file,
+      source: planned.source === 'transform' ? 'original' : planned.source,
+      bytes: bytes + file.size,
+    };
   } catch (error) {
     return { kind: 'failed', error, bytes };
   }
@@ -190,7 +206,11 @@ async function fetchFile(ctx: ReadContext, photo: PhotoInput, planned: Plan): Pr
  * Range reads from the end of the head until the DC scans are in (readDcScans). A file whose layout the DC
  * decoder does not cover (found from its markers alone) is fetched whole instead, as an original.
  */
-async function fetchDcScans(ctx: ReadContext, photo: PhotoInput, planned: Extract<Plan, { kind: 'dc-scans' }>): Promise<Fetched> {
+async function fetchDcScans(
+  ctx: ReadContext,
+  photo: PhotoInput,
+  planned: Extract<Plan, { kind: 'dc-scans' }>,
+): Promise<Fetched> {
   let bytes = planned.bytes;
   try {
     // A head shorter than asked is the whole file.
@@ -212,12 +232,21 @@ function detailOption(want: 'always' | 'if-unsure' | undefined): ThumbnailOption
   return want === 'if-unsure' ? (thumb) => mayBeNoisy(thumb.signals) : false;
 }
 
-async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched, want?: 'always' | 'if-unsure'): Promise<Omit<PhotoRead, 'ms'>> {
+async function decode(
+  ctx: ReadContext,
+  photo: PhotoInput,
+  fetched: Fetched,
+  want?: 'always' | 'if-unsure',
+): Promise<Omit<PhotoRead, 'ms'>> {
   const { images, size, signal } = ctx;
   if (fetched.kind === 'failed') throw fetched.error;
   if (fetched.kind === 'embedded') {
     try {
-      return { thumb: await images.thumbnailFromEmbedded(fetched.embedded, size, { signal }), source: 'embedded', bytes: fetched.bytes };
+      return {
+        thumb: await images.thumbnailFromEmbedded(fetched.embedded, size, { signal }),
+        source: 'embedded',
+        bytes: fetched.bytes,
+      };
     } catch (err) {
       if (signal.aborted) throw err;
       // A damaged embedded thumbnail says nothing about the photo itself: decode the original.
@@ -235,7 +264,11 @@ async function decode(ctx: ReadContext, photo: PhotoInput, fetched: Fetched, wan
   try {
     // Focus and noise at full size, where the original itself was fetched and the photo wants them.
     const detail = ctx.pass === 'fine' && fetched.source === 'original' ? detailOption(want) : false;
-    return { thumb: await images.thumbnail(fetched.file.path, size, { signal, detail }), source: fetched.source, bytes: fetched.bytes };
+    return {
+      thumb: await images.thumbnail(fetched.file.path, size, { signal, detail }),
+      source: fetched.source,
+      bytes: fetched.bytes,
+    };
   } finally {
     await fetched.file.release();
   }
@@ -279,11 +312,22 @@ export async function readThumbnails(
       const started = performance.now();
       try {
         const read = await decode(ctx, photos[i]!, fetched, ctx.detail?.[i]);
-        results.push({ ...read, ms: performance.now() - started, ...(read.thumb && captured !== undefined && { captured }) });
+        results.push({
+          ...read,
+          ms: performance.now() - started,
+          ...(read.thumb && captured !== undefined && { captured }),
+        });
       } catch (error) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         if (await isOutage(ctx, error)) throw new StorageUnavailableError(describe(error), error);
-        results.push({ thumb: null, reason: describe(error), error, source: null, bytes: fetched.bytes, ms: performance.now() - started });
+        results.push({
+          thumb: null,
+          reason: describe(error),
+          error,
+          source: null,
+          bytes: fetched.bytes,
+          ms: performance.now() - started,
+        });
       }
     }
     return results;

@@ -10,7 +10,10 @@ import { triageChargeKey, type CreditLedger } from '@triage/db';
 import { unservedReason, type TriageStore } from '@triage/queue';
 
 /** Refunds the triage if it served nothing; resolves to the credits given back now. Throws when the ledger does. */
-export async function refundUnserved(deps: { store: TriageStore; credits?: CreditLedger; log: Logger }, triageId: string): Promise<number> {
+export async function refundUnserved(
+  deps: { store: TriageStore; credits?: CreditLedger; log: Logger },
+  triageId: string,
+): Promise<number> {
   const { store, credits, log } = deps;
   if (!credits?.enabled) return 0;
   const meta = await store.meta(triageId);

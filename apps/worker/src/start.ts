@@ -16,10 +16,15 @@ export interface RunningWorker extends TriageWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(settings: WorkerSettings, log: Logger = pino({ level: settings.logLevel })): Promise<RunningWorker> {
+export async function startWorker(
+  settings: WorkerSettings,
+  log: Logger = pino({ level: settings.logLevel }),
+): Promise<RunningWorker> {
   const redis = await connectRedis(settings.redis, 'worker', 3000, settings.redisFailoverTimeoutMs);
   await warnAboutRedisConfig(redis, log);
-  const subscriber = redisConnection(settings.redis, 'subscriber', { failoverTimeoutMs: settings.redisFailoverTimeoutMs });
+  const subscriber = redisConnection(settings.redis, 'subscriber', {
+    failoverTimeoutMs: settings.redisFailoverTimeoutMs,
+  });
   // Both reconnect by themselves; say so once per failure instead of letting ioredis print a stack.
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
@@ -34,7 +39,9 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
     throw new Error(`storage check failed: ${(err as Error).message}`);
   }
   const database = readDatabaseSettings();
-  const pool: Pool | null = database ? createPool(database, 'photo-triage-worker', (err) => log.warn({ err: err.message }, 'database connection error')) : null;
+  const pool: Pool | null = database
+    ? createPool(database, 'photo-triage-worker', (err) => log.warn({ err: err.message }, 'database connection error'))
+    : null;
   const credits = pool ? new PgCreditLedger(pool) : undefined;
   const worker = await createTriageWorker({
     connection: redis,
@@ -57,9 +64,21 @@ export async function startWorker(settings: WorkerSettings, log: Logger = pino({
   // The scoring hand-off needs the database: without one, PROCEED_QUEUE is left to another consumer.
   const handoff =
     pool && credits
-      ? createHandOffWorker({ queue: settings.proceedQueue, connection: redis, prefix: settings.prefix, store, storage, pool, credits, log })
+      ? createHandOffWorker({
+          queue: settings.proceedQueue,
+          connection: redis,
+          prefix: settings.prefix,
+          store,
+          storage,
+          pool,
+          credits,
+          log,
+        })
       : null;
-  if (!database) log.info('DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)');
+  if (!database)
+    log.info(
+      'DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)',
+    );
   log.info(
     {
       redis: describeRedis(settings.redis),

@@ -28,15 +28,31 @@ import type { VisionProvider } from '@triage/vision';
 import type { Logger } from 'pino';
 import { WORKER_SETTINGS } from './config.js';
 import type { Gate } from './gate.js';
-import { buildRecord, buildVerdicts, composeImage, judgeGrid, readGrid, sceneHints, type ReadGrid } from './grid-step.js';
+import {
+  buildRecord,
+  buildVerdicts,
+  composeImage,
+  judgeGrid,
+  readGrid,
+  sceneHints,
+  type ReadGrid,
+} from './grid-step.js';
 
 /** The image work the worker needs; the default is @triage/images (the only code that imports sharp). */
 export interface ImageOps {
   /** `detail`: also measure focus and noise at full resolution (Thumbnail.detail), always or if the thumbnail leaves it open. */
   thumbnail(path: string, size: number, options?: ThumbnailOptions): Promise<Thumbnail>;
-  thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options?: { signal?: AbortSignal }): Promise<Thumbnail>;
+  thumbnailFromEmbedded(
+    embedded: EmbeddedThumbnail,
+    size: number,
+    options?: { signal?: AbortSignal },
+  ): Promise<Thumbnail>;
   /** Undefined when the DC decoder leaves the file to libvips. */
-  thumbnailFromDcScans(head: Uint8Array, size: number, options?: { orientation?: number; signal?: AbortSignal }): Promise<Thumbnail | undefined>;
+  thumbnailFromDcScans(
+    head: Uint8Array,
+    size: number,
+    options?: { orientation?: number; signal?: AbortSignal },
+  ): Promise<Thumbnail | undefined>;
   composeGrid(geometry: GridGeometry, cells: readonly GridCell[], labels: readonly string[]): Promise<Buffer>;
 }
 
@@ -63,14 +79,19 @@ export type StepOutcome =
   | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
 
 /** What a triage's own step found to do: grids of a pass to queue, or nothing more (it has ended). */
-export type NextWork = { kind: 'grids'; meta: TriageMeta; pass: Pass; grids: number[] } | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
+export type NextWork =
+  | { kind: 'grids'; meta: TriageMeta; pass: Pass; grids: number[] }
+  | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
 
 export class TriageNotFoundError extends Error {
   override name = 'TriageNotFoundError';
 }
 
 /** The triage's state, started when pending, or how it has ended (a cancel asked for ends it here). */
-async function current(store: TriageStore, triageId: string): Promise<TriageMeta | Extract<NextWork, { kind: 'done' }>> {
+async function current(
+  store: TriageStore,
+  triageId: string,
+): Promise<TriageMeta | Extract<NextWork, { kind: 'done' }>> {
   const meta = await store.meta(triageId);
   if (!meta) throw new TriageNotFoundError(`triage ${triageId} has no record in Redis (expired or deleted)`);
   if (meta.status === 'completed' || meta.status === 'failed' || meta.status === 'cancelled') {
@@ -123,7 +144,13 @@ async function unrecorded(store: TriageStore, triageId: string, pass: Pass, coun
  * One grid job: builds, judges and records grid `grid` of `pass`, unless the triage has ended, has moved past
  * that pass, or the grid is recorded already (a redelivered job): then nothing is read or asked.
  */
-export async function runGridStep(deps: StepDeps, triageId: string, pass: Pass, grid: number, signal: AbortSignal): Promise<StepOutcome> {
+export async function runGridStep(
+  deps: StepDeps,
+  triageId: string,
+  pass: Pass,
+  grid: number,
+  signal: AbortSignal,
+): Promise<StepOutcome> {
   const meta = await current(deps.store, triageId);
   if ('kind' in meta) return meta;
   const phase = pass === 'coarse' ? 'coarse_pass' : 'fine_pass';
@@ -172,7 +199,13 @@ function failureReason(err: unknown): string {
   return typeof e.message === 'string' ? e.message : String(err);
 }
 
-async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: number, signal: AbortSignal): Promise<StepOutcome> {
+async function runGrid(
+  deps: StepDeps,
+  meta: TriageMeta,
+  pass: Pass,
+  grid: number,
+  signal: AbortSignal,
+): Promise<StepOutcome> {
   let started = performance.now();
   const build = async () => {
     started = performance.now(); // a grid's time is its own work, not its wait for the gate
@@ -194,17 +227,29 @@ async function runGrid(deps: StepDeps, meta: TriageMeta, pass: Pass, grid: numbe
     : await imageWork(build).then(async (built) => ({ read: built.read, judged: await ask(built.read, built.image) }));
   const { verdicts, votes } = buildVerdicts(read, judged.answer);
   const record = buildRecord(read, judged, votes, performance.now() - started);
-  const recorded = await deps.store.recordGrid(meta.triageId, record, verdicts, pass === 'coarse' ? read.failures.length : 0);
+  const recorded = await deps.store.recordGrid(
+    meta.triageId,
+    record,
+    verdicts,
+    pass === 'coarse' ? read.failures.length : 0,
+  );
   const picked = Object.keys(votes).length;
   const line =
     `${pass} grid ${grid + 1}/${read.gridCount}: ${read.indexes.length} photos, ${read.failures.length} unreadable, ` +
     `${picked} picked of ${judged.asked} asked${judged.answer.reviewed ? '' : ' (not reviewed: provider failed)'}`;
-  deps.log.info({ pass, grid, photos: read.indexes.length, failed: read.failures.length, picked, ms: record.durationMs }, line);
+  deps.log.info(
+    { pass, grid, photos: read.indexes.length, failed: read.failures.length, picked, ms: record.durationMs },
+    line,
+  );
   await deps.jobLog?.(line);
   return { kind: 'grid', pass, grid, recorded };
 }
 
-async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number | undefined): Promise<Extract<NextWork, { kind: 'done' }>> {
+async function finalize(
+  deps: StepDeps,
+  meta: TriageMeta,
+  pass1Survivors: number | undefined,
+): Promise<Extract<NextWork, { kind: 'done' }>> {
   const { store } = deps;
   const [coarse, fine, recordedGroups] = await Promise.all([
     store.coarseVerdicts(meta.triageId),
@@ -213,9 +258,15 @@ async function finalize(deps: StepDeps, meta: TriageMeta, pass1Survivors: number
   ]);
   const groups = recordedGroups ?? sceneGroups(meta.total, coarse);
   const flaws = jobFlaws(groups, signalArray(meta.total, coarse), signalArray(meta.total, fine));
-  const verdicts = Array.from({ length: meta.total }, (_, i) => ({ ...toVerdict(i, coarse.get(i), fine.get(i)), flawed: flaws[i] !== null }));
+  const verdicts = Array.from({ length: meta.total }, (_, i) => ({
+    ...toVerdict(i, coarse.get(i), fine.get(i)),
+    flawed: flaws[i] !== null,
+  }));
   const keep = finalCount(percentOf(meta), meta.total);
-  const { selected, fallback, ranks } = selectFinal(verdicts, keep, meta.passes, { groups, perGroup: deps.keepPerScene ?? WORKER_SETTINGS.keepPerScene.default });
+  const { selected, fallback, ranks } = selectFinal(verdicts, keep, meta.passes, {
+    groups,
+    perGroup: deps.keepPerScene ?? WORKER_SETTINGS.keepPerScene.default,
+  });
   await store.finish(meta.triageId, {
     status: 'completed',
     selected,
@@ -235,8 +286,9 @@ function sceneGroups(total: number, coarse: Map<number, CoarseVerdict>): (number
   return groupScenes(
     Array.from({ length: total }, (_, i) => {
       const v = coarse.get(i);
-      return v && v.failure === undefined && v.signature && v.layout ? { signature: v.signature, layout: v.layout, captured: v.captured } : null;
+      return v && v.failure === undefined && v.signature && v.layout
+        ? { signature: v.signature, layout: v.layout, captured: v.captured }
+        : null;
     }),
   );
 }
-

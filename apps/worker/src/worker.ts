@@ -7,7 +7,15 @@
  * each user's running triages turns together (see TriageStore.fairTurn): a user with three jobs does not get
  * three times the service, and a small job's grids go ahead of a big job's remaining ones.
  */
-import { DelayedError, Queue, UnrecoverableError, WaitingChildrenError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import {
+  DelayedError,
+  Queue,
+  UnrecoverableError,
+  WaitingChildrenError,
+  Worker,
+  type ConnectionOptions,
+  type Job,
+} from 'bullmq';
 import type { RedisClient } from '@triage/queue';
 import { hostname } from 'node:os';
 import type { CreditLedger } from '@triage/db';
@@ -26,7 +34,14 @@ import type { Pass } from '@triage/core';
 import { StorageUnavailableError } from '@triage/storage';
 import { sweepExpired } from './expiry.js';
 import { refundUnserved } from './refunds.js';
-import { DEFAULT_OUTAGE_POLICY, endOutage, notePause, outageExpired, outageState, type OutagePolicy } from './outage.js';
+import {
+  DEFAULT_OUTAGE_POLICY,
+  endOutage,
+  notePause,
+  outageExpired,
+  outageState,
+  type OutagePolicy,
+} from './outage.js';
 import { ImageGate } from './gate.js';
 import { WORKER_SETTINGS } from './config.js';
 import { nextWork, runGridStep, TriageNotFoundError, type NextWork, type StepDeps } from './step.js';
@@ -123,7 +138,11 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   const outagePolicy: OutagePolicy = { ...DEFAULT_OUTAGE_POLICY, ...options.outagePolicy };
   const gate = new ImageGate();
   // Grid jobs are added by the triage's own step: the queue's default options (attempts, retention) hold for them too.
-  const queue = createTriageQueue({ connection: options.connection, prefix: options.prefix, retentionSeconds: store.retentionSeconds });
+  const queue = createTriageQueue({
+    connection: options.connection,
+    prefix: options.prefix,
+    retentionSeconds: store.retentionSeconds,
+  });
 
   await options.subscriber.subscribe(cancelChannel(options.prefix));
   options.subscriber.on('message', (_channel: string, triageId: string) => {
@@ -173,7 +192,11 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   }
 
   /** Hands the grid back unrecorded and parks its job until the storage may be back. */
-  async function waitForStorage(job: Job<TriageJobData>, token: string | undefined, err: StorageUnavailableError): Promise<never> {
+  async function waitForStorage(
+    job: Job<TriageJobData>,
+    token: string | undefined,
+    err: StorageUnavailableError,
+  ): Promise<never> {
     const { waitMs, line } = await notePause(store, job.data.triageId, err.reason, outagePolicy);
     log.warn({ triageId: job.data.triageId, waitMs }, line);
     await triageLog(job, line);
@@ -231,7 +254,11 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   }
 
   /** A grid job: one grid built, judged and recorded; a cancel or a shutdown stops it within one photo. */
-  async function processGrid(job: Job<TriageJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<string> {
+  async function processGrid(
+    job: Job<TriageJobData>,
+    token: string | undefined,
+    bullSignal?: AbortSignal,
+  ): Promise<string> {
     const { triageId } = job.data;
     const pass = job.data.pass as Pass;
     const grid = job.data.grid ?? 0;
@@ -243,7 +270,13 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
       const storageOutage = outageExpired(outage, outagePolicy) ? 'fail' : 'pause';
       const outcome = await runGridStep(
-        { ...options, gate: gate.ranked(job.opts.priority ?? 0), log: jobLog, jobLog: (line) => triageLog(job, line), storageOutage },
+        {
+          ...options,
+          gate: gate.ranked(job.opts.priority ?? 0),
+          log: jobLog,
+          jobLog: (line) => triageLog(job, line),
+          storageOutage,
+        },
         triageId,
         pass,
         grid,
@@ -255,7 +288,8 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       return outcome.recorded ? 'recorded' : 'already recorded';
     } catch (err) {
       if (err instanceof DelayedError) throw err;
-      if (err instanceof StorageUnavailableError && !controller.signal.aborted) return await waitForStorage(job, token, err);
+      if (err instanceof StorageUnavailableError && !controller.signal.aborted)
+        return await waitForStorage(job, token, err);
       const stop = controller.signal.reason;
       if (controller.signal.aborted && stop instanceof StopSignal) {
         if (stop.reason === 'shutdown') {
@@ -307,12 +341,22 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
   const maintenance: { queue: Queue; worker: Worker } | null = options.sweepEveryMs
     ? {
         queue: new Queue(MAINTENANCE_QUEUE, { connection: options.connection, prefix: options.prefix }),
-        worker: new Worker(MAINTENANCE_QUEUE, () => sweepExpired({ store, storage: options.storage, log, ...(options.credits && { credits: options.credits }) }), {
-          connection: options.connection,
-          prefix: options.prefix,
-          concurrency: 1,
-          autorun: options.autorun ?? true,
-        }),
+        worker: new Worker(
+          MAINTENANCE_QUEUE,
+          () =>
+            sweepExpired({
+              store,
+              storage: options.storage,
+              log,
+              ...(options.credits && { credits: options.credits }),
+            }),
+          {
+            connection: options.connection,
+            prefix: options.prefix,
+            concurrency: 1,
+            autorun: options.autorun ?? true,
+          },
+        ),
       }
     : null;
   if (maintenance) {
@@ -345,7 +389,8 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
     async close(deadlineMs = WORKER_SETTINGS.shutdownDeadlineMs.default) {
       clearInterval(beating);
       const timer = setTimeout(() => {
-        for (const running of active.values()) for (const controller of running) controller.abort(new StopSignal('shutdown'));
+        for (const running of active.values())
+          for (const controller of running) controller.abort(new StopSignal('shutdown'));
       }, deadlineMs);
       try {
         await Promise.all([worker.close(), maintenance?.worker.close()]);

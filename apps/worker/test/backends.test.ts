@@ -57,11 +57,18 @@ function anthropic(): AnthropicProvider {
 }
 
 async function startWorker(options: { vision?: VisionProvider; transforms?: boolean } = {}): Promise<void> {
-  worker = await inProcessWorker(env, { storage: supabase(), vision: options.vision ?? anthropic(), storageTransforms: options.transforms ?? false });
+  worker = await inProcessWorker(env, {
+    storage: supabase(),
+    vision: options.vision ?? anthropic(),
+    storageTransforms: options.transforms ?? false,
+  });
 }
 
 /** Uploads the sample photos (readable ones) to the fake storage under a new job's folder. */
-function upload(count: number, extra?: (photo: PhotoInput, bytes: Buffer) => Promise<void>): Promise<{ id: string; photos: PhotoInput[] }> {
+function upload(
+  count: number,
+  extra?: (photo: PhotoInput, bytes: Buffer) => Promise<void>,
+): Promise<{ id: string; photos: PhotoInput[] }> {
   return putSamples(storageFake, count, extra);
 }
 
@@ -126,7 +133,10 @@ describe('Supabase Storage and Anthropic together', () => {
       const index = Number(photo.path.split('/').pop()!.split('-')[0]);
       // Even photos get a 400 px copy (big enough for both passes), odd ones a 64 px copy (too small).
       const side = index % 2 === 0 ? 400 : 64;
-      const thumb = await sharp(bytes).resize(side, Math.round((side * 3) / 4)).jpeg().toBuffer();
+      const thumb = await sharp(bytes)
+        .resize(side, Math.round((side * 3) / 4))
+        .jpeg()
+        .toBuffer();
       photo.thumbnailPath = photo.path.replace(/\.jpg$/, '.thumb.jpg');
       storageFake.put(BUCKET, photo.thumbnailPath, thumb, { contentType: 'image/jpeg' });
     });
@@ -138,7 +148,10 @@ describe('Supabase Storage and Anthropic together', () => {
     const coarse = (await env.store.gridRecords(id)).filter((r) => r.pass === 'coarse');
     expect(coarse.reduce((n, r) => n + (r.sources.thumbnail ?? 0), 0)).toBe(12);
     expect(coarse.reduce((n, r) => n + (r.sources.original ?? 0), 0)).toBe(12);
-    const downloaded = storageFake.log('download').filter((r) => !r.headers.range).map((r) => r.path!);
+    const downloaded = storageFake
+      .log('download')
+      .filter((r) => !r.headers.range)
+      .map((r) => r.path!);
     for (const [i, photo] of photos.entries()) {
       if (i % 2 === 0) expect(downloaded).toContain(photo.thumbnailPath);
       else expect(downloaded).toContain(photo.path);
@@ -147,7 +160,11 @@ describe('Supabase Storage and Anthropic together', () => {
 
   it('phase 4: transforms are asked at the right size and a refused one falls back to the original', async () => {
     const { id, photos } = await upload(24);
-    storageFake.inject({ op: 'render', path: photos[5]!.path, fault: { kind: 'refuse', status: 422, message: 'unsupported' } });
+    storageFake.inject({
+      op: 'render',
+      path: photos[5]!.path,
+      fault: { kind: 'refuse', status: 422, message: 'unsupported' },
+    });
     await submit(env, id, photos, { layouts: SMALL_GRIDS, profile: HAIKU });
     await startWorker({ vision: new OfflineProvider(), transforms: true });
     const status = await waitForStatus(env, id, ended);
@@ -177,8 +194,19 @@ describe('Supabase Storage and Anthropic together', () => {
     const sizes = new Map<string, number>();
     for (let i = 0; i < 6; i++) {
       // 3000 × 2600: its 1/8 scale (375 × 325) covers the 320 px the signals are measured at. Photo 5 is baseline.
-      const image = sharp({ create: { width: 3000, height: 2600, channels: 3, background: { r: 40 * i, g: 120, b: 200 - 30 * i }, noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
-      const bytes = await image.jpeg({ quality: 90, progressive: i < 5 }).withMetadata({ orientation: i < 5 ? i + 1 : 1 }).toBuffer();
+      const image = sharp({
+        create: {
+          width: 3000,
+          height: 2600,
+          channels: 3,
+          background: { r: 40 * i, g: 120, b: 200 - 30 * i },
+          noise: { type: 'gaussian', mean: 128, sigma: 30 },
+        },
+      });
+      const bytes = await image
+        .jpeg({ quality: 90, progressive: i < 5 })
+        .withMetadata({ orientation: i < 5 ? i + 1 : 1 })
+        .toBuffer();
       const photo = { name: `${i}.jpg`, path: `triage/user-1/${id}/${i}.jpg` };
       storageFake.put(BUCKET, photo.path, bytes, { contentType: 'image/jpeg' });
       sizes.set(photo.path, bytes.length);
@@ -195,7 +223,10 @@ describe('Supabase Storage and Anthropic together', () => {
     expect(fine.length).toBeGreaterThan(0);
     for (const r of records) {
       const progressive = r.photos.filter((i) => i < 5).length;
-      expect(r.sources, `${r.pass} grid ${r.grid}`).toEqual({ ...(progressive > 0 && { 'dc-scans': progressive }), ...(r.photos.includes(5) && { original: 1 }) });
+      expect(r.sources, `${r.pass} grid ${r.grid}`).toEqual({
+        ...(progressive > 0 && { 'dc-scans': progressive }),
+        ...(r.photos.includes(5) && { original: 1 }),
+      });
       // Each photo's thumbnail time, aligned with the grid's photos, within the grid's own duration.
       expect(r.readMs).toHaveLength(r.photos.length);
       for (const ms of r.readMs) expect(ms).toBeGreaterThan(0);
@@ -271,9 +302,15 @@ describe('Supabase Storage and Anthropic together', () => {
 
   it('a 2,000-photo two-pass job against the Messages API reports its tokens and cost', async () => {
     const { files } = await sampleSet();
-    const small = await sharp(await readFile(files.find((f) => f.kind === 'good')!.path)).resize(160, 120).jpeg().toBuffer();
+    const small = await sharp(await readFile(files.find((f) => f.kind === 'good')!.path))
+      .resize(160, 120)
+      .jpeg()
+      .toBuffer();
     const id = randomUUID();
-    const photos: PhotoInput[] = Array.from({ length: 2000 }, (_, i) => ({ name: `p${i}.jpg`, path: `triage/user-1/${id}/${i}.jpg` }));
+    const photos: PhotoInput[] = Array.from({ length: 2000 }, (_, i) => ({
+      name: `p${i}.jpg`,
+      path: `triage/user-1/${id}/${i}.jpg`,
+    }));
     for (const p of photos) storageFake.put(BUCKET, p.path, small, { contentType: 'image/jpeg' });
     const before = visionFake.requests.length;
     await submit(env, id, photos, { profile: HAIKU });

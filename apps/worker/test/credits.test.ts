@@ -11,14 +11,35 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { pino } from 'pino';
 import type { Job } from 'bullmq';
 import { createPool, migrate, PgCreditLedger, proceedChargeKey, triageChargeKey } from '@triage/db';
-import { createSupabaseProductTables, createTestDatabase, creditsOf, seedCredits, type TestDatabase } from '@triage/db/testing';
+import {
+  createSupabaseProductTables,
+  createTestDatabase,
+  creditsOf,
+  seedCredits,
+  type TestDatabase,
+} from '@triage/db/testing';
 import { createHandOffQueue, handOff, handOffJobId, type HandOffJobData } from '@triage/queue';
 import { SupabaseStorage } from '@triage/storage';
 import { FakeSupabase } from '@triage/storage/testing';
 import { AnthropicProvider } from '@triage/vision';
 import { FakeAnthropic } from '@triage/vision/testing';
 import { createHandOffWorker, processHandOff, scoredPath, sweepExpired } from '../src/index.js';
-import { BUCKET, ended, eventually, IMAGES, inProcessWorker, removeSampleSet, sampleSet, setup, SMALL_GRIDS, stageJob, submit, waitForStatus, type Env, type InProcessWorker } from './harness.js';
+import {
+  BUCKET,
+  ended,
+  eventually,
+  IMAGES,
+  inProcessWorker,
+  removeSampleSet,
+  sampleSet,
+  setup,
+  SMALL_GRIDS,
+  stageJob,
+  submit,
+  waitForStatus,
+  type Env,
+  type InProcessWorker,
+} from './harness.js';
 
 const KEY = 'service-role-key-for-tests';
 let env: Env;
@@ -68,15 +89,29 @@ describe('refunds of triages that served nothing', () => {
     const user = randomUUID();
     const { files } = await sampleSet();
     visionFake.inject({ fault: { kind: 'status', status: 400, message: 'bad request' } });
-    const vision = new AnthropicProvider({ apiKey: 'test-key', baseURL: visionFake.url, maxRetries: 0, timeoutMs: 5000 });
+    const vision = new AnthropicProvider({
+      apiKey: 'test-key',
+      baseURL: visionFake.url,
+      maxRetries: 0,
+      timeoutMs: 5000,
+    });
     worker = await inProcessWorker(env, { vision, credits: ledger });
     const triageId = randomUUID();
     await chargedTriage(user, 2, triageId);
-    const staged = await stageJob(env, files.slice(0, 12), { userId: user, passes: 1, layouts: SMALL_GRIDS, profile: vision.profile, triageId });
+    const staged = await stageJob(env, files.slice(0, 12), {
+      userId: user,
+      passes: 1,
+      layouts: SMALL_GRIDS,
+      profile: vision.profile,
+      triageId,
+    });
     expect(staged.triageId).toBe(triageId);
     expect((await waitForStatus(env, triageId, ended, 150_000)).status).toBe('completed');
     await eventually(async () => (await creditsOf(db.pool, user)).balance === 2);
-    expect((await creditsOf(db.pool, user)).movements).toEqual([{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }]);
+    expect((await creditsOf(db.pool, user)).movements).toEqual([
+      { amount: -1, type: 'inference' },
+      { amount: 1, type: 'refund' },
+    ]);
   }, 180_000);
 
   it('a refund the database could not take as the triage ended is made by the retention sweep, before the records go', async () => {
@@ -90,17 +125,38 @@ describe('refunds of triages that served nothing', () => {
     const log = pino({ level: 'silent' });
     const later = Date.now() + (env.store.retentionSeconds + 60) * 1000;
     // The ledger's database does not answer: the sweep keeps the triage, refund owed, for its next round.
-    const away = createPool({ url: db.url.replace(/\/[^/]*$/, '/no_such_database'), poolMax: 1, statementTimeoutMs: 2000, connectTimeoutMs: 2000, migrateOnStart: false, holdTimeoutMs: 60_000 }, 'test');
+    const away = createPool(
+      {
+        url: db.url.replace(/\/[^/]*$/, '/no_such_database'),
+        poolMax: 1,
+        statementTimeoutMs: 2000,
+        connectTimeoutMs: 2000,
+        migrateOnStart: false,
+        holdTimeoutMs: 60_000,
+      },
+      'test',
+    );
     try {
-      expect(await sweepExpired({ store: env.store, storage: env.storage, log, credits: new PgCreditLedger(away) }, later)).toEqual({ removed: 0, failed: 1 });
+      expect(
+        await sweepExpired({ store: env.store, storage: env.storage, log, credits: new PgCreditLedger(away) }, later),
+      ).toEqual({ removed: 0, failed: 1 });
     } finally {
       await away.end();
     }
     expect(await env.store.meta(triageId)).not.toBeNull();
     expect((await creditsOf(db.pool, user)).balance).toBe(0);
-    expect(await sweepExpired({ store: env.store, storage: env.storage, log, credits: ledger }, later)).toEqual({ removed: 1, failed: 0 });
+    expect(await sweepExpired({ store: env.store, storage: env.storage, log, credits: ledger }, later)).toEqual({
+      removed: 1,
+      failed: 0,
+    });
     expect(await env.store.meta(triageId)).toBeNull();
-    expect(await creditsOf(db.pool, user)).toEqual({ balance: 1, movements: [{ amount: -1, type: 'inference' }, { amount: 1, type: 'refund' }] });
+    expect(await creditsOf(db.pool, user)).toEqual({
+      balance: 1,
+      movements: [
+        { amount: -1, type: 'inference' },
+        { amount: 1, type: 'refund' },
+      ],
+    });
   });
 
   it('a job that fails is refunded; a job that served its user is not', async () => {
@@ -113,10 +169,13 @@ describe('refunds of triages that served nothing', () => {
     // Every grid's composition fails: the step throws on each attempt, and the job fails.
     worker = await inProcessWorker(env, {
       credits: ledger,
-      images: { ...IMAGES, composeGrid: async (geometry, cells, labels) => {
-        if (cells.length === 4) throw new Error('no space left on device');
-        return IMAGES.composeGrid(geometry, cells, labels);
-      } },
+      images: {
+        ...IMAGES,
+        composeGrid: async (geometry, cells, labels) => {
+          if (cells.length === 4) throw new Error('no space left on device');
+          return IMAGES.composeGrid(geometry, cells, labels);
+        },
+      },
     });
     await stageJob(env, files.slice(0, 4), { userId: user, passes: 1, triageId: failing });
     await stageJob(env, files.slice(4, 10), { userId: user, passes: 1, triageId: served });
@@ -153,19 +212,57 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
       if (i < 2) storageFake.put(BUCKET, path, await readFile(f.path), { contentType: 'image/jpeg' });
       photos.push({ id: String(i), name: f.name, path });
     }
-    await submit(env, triageId, photos.map((p) => ({ name: p.name, path: p.path })), { userId: user });
+    await submit(
+      env,
+      triageId,
+      photos.map((p) => ({ name: p.name, path: p.path })),
+      { userId: user },
+    );
     const data: HandOffJobData = { triageId, userId: user, bucket: BUCKET, photos };
-    const jobId = handOffJobId(triageId, photos.map((p) => p.id));
-    expect(await ledger.charge(user, 'proceed', jobId, photos.map((p) => ({ key: proceedChargeKey(triageId, p.id), amount: 1 })))).toBe(3);
+    const jobId = handOffJobId(
+      triageId,
+      photos.map((p) => p.id),
+    );
+    expect(
+      await ledger.charge(
+        user,
+        'proceed',
+        jobId,
+        photos.map((p) => ({ key: proceedChargeKey(triageId, p.id), amount: 1 })),
+      ),
+    ).toBe(3);
 
-    const storage = new SupabaseStorage({ url: storageFake.url, serviceRoleKey: KEY, retries: 1, backoff: { baseMs: 5, maxMs: 10 } });
+    const storage = new SupabaseStorage({
+      url: storageFake.url,
+      serviceRoleKey: KEY,
+      retries: 1,
+      backoff: { baseMs: 5, maxMs: 10 },
+    });
     const deps = { store: env.store, storage, pool: db.pool, credits: ledger, log: pino({ level: 'silent' }) };
-    const queue = createHandOffQueue(`${env.prefix}-proceed`, { connection: env.redis, prefix: env.prefix, retentionSeconds: 600 });
-    const handoffWorker = createHandOffWorker({ ...deps, queue: queue.name, connection: env.redis, prefix: env.prefix });
+    const queue = createHandOffQueue(`${env.prefix}-proceed`, {
+      connection: env.redis,
+      prefix: env.prefix,
+      retentionSeconds: 600,
+    });
+    const handoffWorker = createHandOffWorker({
+      ...deps,
+      queue: queue.name,
+      connection: env.redis,
+      prefix: env.prefix,
+    });
     try {
       await handOff(queue, data, jobId);
-      const status = await waitForStatus(env, triageId, (s) => (s.handoff?.handed_off ?? 0) + (s.handoff?.failed ?? 0) === 3, 150_000);
-      expect(status.handoff).toEqual({ handed_off: 2, failed: 1, last_error: `${files[2]!.name}: the original is no longer in storage` });
+      const status = await waitForStatus(
+        env,
+        triageId,
+        (s) => (s.handoff?.handed_off ?? 0) + (s.handoff?.failed ?? 0) === 3,
+        150_000,
+      );
+      expect(status.handoff).toEqual({
+        handed_off: 2,
+        failed: 1,
+        last_error: `${files[2]!.name}: the original is no longer in storage`,
+      });
 
       const rows = async () =>
         (
@@ -179,7 +276,9 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
         photos.slice(0, 2).map(async (p, i) => ({
           storage_path: scoredPath(user, triageId, p),
           original_filename: p.name,
-          image_hash: createHash('sha256').update(await readFile(files[i]!.path)).digest('hex'),
+          image_hash: createHash('sha256')
+            .update(await readFile(files[i]!.path))
+            .digest('hex'),
           status: 'pending',
           same_user: true,
         })),
@@ -188,14 +287,19 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
       expect(await rows()).toEqual(expected);
       for (const e of expected) {
         expect(e.storage_path.startsWith(`${user}/`)).toBe(true);
-        expect(storageFake.get(BUCKET, e.storage_path)?.body).toEqual(storageFake.get(BUCKET, photos.find((p) => p.name === e.original_filename)!.path)?.body);
+        expect(storageFake.get(BUCKET, e.storage_path)?.body).toEqual(
+          storageFake.get(BUCKET, photos.find((p) => p.name === e.original_filename)!.path)?.body,
+        );
       }
       // The copies were made by the service (POST /object/copy); no original was downloaded.
       expect(storageFake.requests.filter((r) => r.op === 'copy')).toHaveLength(3);
       expect(storageFake.requests.filter((r) => r.op === 'download' && r.path?.startsWith('triage/'))).toHaveLength(0);
       const credits = await creditsOf(db.pool, user);
       expect(credits.balance).toBe(8);
-      expect(credits.movements).toEqual([{ amount: -3, type: 'inference' }, { amount: 1, type: 'refund' }]);
+      expect(credits.movements).toEqual([
+        { amount: -3, type: 'inference' },
+        { amount: 1, type: 'refund' },
+      ]);
 
       // Delivered again (a crash after the work, before BullMQ recorded it): nothing is added, nothing moves.
       await processHandOff(deps, { data } as Job<HandOffJobData>);
@@ -222,20 +326,58 @@ describe('the scoring hand-off (Supabase Storage and the product tables as Supab
       storageFake.put(BUCKET, path, await readFile(f.path), { contentType: 'image/jpeg' });
       photos.push({ id: String(i), name: f.name, path });
     }
-    await submit(env, triageId, photos.map((p) => ({ name: p.name, path: p.path })), { userId: user });
-    const jobId = handOffJobId(triageId, photos.map((p) => p.id));
-    await ledger.charge(user, 'proceed', jobId, photos.map((p) => ({ key: proceedChargeKey(triageId, p.id), amount: 1 })));
+    await submit(
+      env,
+      triageId,
+      photos.map((p) => ({ name: p.name, path: p.path })),
+      { userId: user },
+    );
+    const jobId = handOffJobId(
+      triageId,
+      photos.map((p) => p.id),
+    );
+    await ledger.charge(
+      user,
+      'proceed',
+      jobId,
+      photos.map((p) => ({ key: proceedChargeKey(triageId, p.id), amount: 1 })),
+    );
     storageFake.inject({ op: 'copy', fault: { kind: 'status', status: 503 } });
     const storage = new SupabaseStorage({ url: storageFake.url, serviceRoleKey: KEY, retries: 0 });
-    const queue = createHandOffQueue(`${env.prefix}-proceed`, { connection: env.redis, prefix: env.prefix, retentionSeconds: 600 });
-    const handoffWorker = createHandOffWorker({ store: env.store, storage, pool: db.pool, credits: ledger, log: pino({ level: 'silent' }), queue: queue.name, connection: env.redis, prefix: env.prefix });
+    const queue = createHandOffQueue(`${env.prefix}-proceed`, {
+      connection: env.redis,
+      prefix: env.prefix,
+      retentionSeconds: 600,
+    });
+    const handoffWorker = createHandOffWorker({
+      store: env.store,
+      storage,
+      pool: db.pool,
+      credits: ledger,
+      log: pino({ level: 'silent' }),
+      queue: queue.name,
+      connection: env.redis,
+      prefix: env.prefix,
+    });
     try {
       // Two quick attempts instead of the queue's six with backoff.
-      await queue.add('proceed', { triageId, userId: user, bucket: BUCKET, photos }, { jobId, attempts: 2, backoff: { type: 'fixed', delay: 10 } });
+      await queue.add(
+        'proceed',
+        { triageId, userId: user, bucket: BUCKET, photos },
+        { jobId, attempts: 2, backoff: { type: 'fixed', delay: 10 } },
+      );
       const status = await waitForStatus(env, triageId, (s) => (s.handoff?.failed ?? 0) === 2, 150_000);
-      expect(status.handoff).toMatchObject({ handed_off: 0, failed: 2, last_error: expect.stringMatching(/not handed off after 2 attempts: .*503/) });
+      expect(status.handoff).toMatchObject({
+        handed_off: 0,
+        failed: 2,
+        last_error: expect.stringMatching(/not handed off after 2 attempts: .*503/),
+      });
       await eventually(async () => (await creditsOf(db.pool, user)).balance === 2);
-      expect((await creditsOf(db.pool, user)).movements).toEqual([{ amount: -2, type: 'inference' }, { amount: 1, type: 'refund' }, { amount: 1, type: 'refund' }]);
+      expect((await creditsOf(db.pool, user)).movements).toEqual([
+        { amount: -2, type: 'inference' },
+        { amount: 1, type: 'refund' },
+        { amount: 1, type: 'refund' },
+      ]);
       expect((await db.pool.query('SELECT 1 FROM scored_photos')).rowCount).toBe(0);
     } finally {
       await handoffWorker.close();

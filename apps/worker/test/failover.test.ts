@@ -58,7 +58,11 @@ beforeAll(async () => {
   folder = join(samplesDir, 'photos');
   await mkdir(folder, { recursive: true });
   // 96 distinct files (each sample twice, under its own name).
-  for (let i = 0; i < PHOTOS; i++) await copyFile(files[i % files.length]!.path, join(folder, `${String(i).padStart(3, '0')}-${files[i % files.length]!.name}`));
+  for (let i = 0; i < PHOTOS; i++)
+    await copyFile(
+      files[i % files.length]!.path,
+      join(folder, `${String(i).padStart(3, '0')}-${files[i % files.length]!.name}`),
+    );
 }, 120_000);
 afterAll(async () => {
   await rm(samplesDir, { recursive: true, force: true });
@@ -77,7 +81,12 @@ describe.each([
     topology = await startTopology();
     // The hash tag puts every key in one slot on the Cluster; the Sentinel set takes the same prefix.
     const id = randomUUID().slice(0, 8);
-    api = await apiSetup({ ...topology.env, TRIAGE_PREFIX: `{failover-${id}}`, PROCEED_QUEUE: `failover-${id}-proceed`, ...GRIDS });
+    api = await apiSetup({
+      ...topology.env,
+      TRIAGE_PREFIX: `{failover-${id}}`,
+      PROCEED_QUEUE: `failover-${id}-proceed`,
+      ...GRIDS,
+    });
   }, 180_000);
   afterAll(async () => {
     hub?.close();
@@ -89,7 +98,13 @@ describe.each([
   it('the job ends with the same picks, the CLI waits through it, the API answers 503 at most and recovers, subscriptions resume', async () => {
     const env = api!;
     const topo = topology!;
-    const settings = { ...topo.env, TRIAGE_PREFIX: env.prefix, STORAGE_DIR: env.storageDir, REDIS_FAILOVER_TIMEOUT_MS: '90000', ...GRIDS };
+    const settings = {
+      ...topo.env,
+      TRIAGE_PREFIX: env.prefix,
+      STORAGE_DIR: env.storageDir,
+      REDIS_FAILOVER_TIMEOUT_MS: '90000',
+      ...GRIDS,
+    };
     // One worker process for the whole test, slowed a little per photo so that the kill lands mid-job.
     worker = spawnWorker(env, { ...settings, REDIS_URL: '', STORAGE_READ_LATENCY_MS: '10' });
     const headers = await env.auth('local'); // the CLI's jobs belong to the local user
@@ -110,13 +125,20 @@ describe.each([
     await waitFor('a message before the failover', () => published('before'), 10_000);
 
     const run = triageRun(folder, settings);
-    const job = await waitFor('the CLI’s job three grids in', async () => {
-      const res = await env.app.inject({ method: 'GET', url: '/api/triage/active', headers });
-      const found = (res.json() as { jobs: ActiveJob[] }).jobs[0];
-      if (!found) return undefined;
-      const s = (await env.app.inject({ method: 'GET', url: `/api/triage/${found.job_id}/status`, headers })).json() as TriageStatus;
-      return s.grids_done >= 3 ? s : undefined;
-    }, 120_000, 20);
+    const job = await waitFor(
+      'the CLI’s job three grids in',
+      async () => {
+        const res = await env.app.inject({ method: 'GET', url: '/api/triage/active', headers });
+        const found = (res.json() as { jobs: ActiveJob[] }).jobs[0];
+        if (!found) return undefined;
+        const s = (
+          await env.app.inject({ method: 'GET', url: `/api/triage/${found.job_id}/status`, headers })
+        ).json() as TriageStatus;
+        return s.grids_done >= 3 ? s : undefined;
+      },
+      120_000,
+      20,
+    );
     expect(job.status).toBe('processing');
 
     const killed = await topo.killMasterOf(`${env.prefix}:t:${job.job_id}`);
@@ -136,7 +158,12 @@ describe.each([
     await promotion;
     expect(promotedPort).not.toBe(killed);
     // The same app instance answers again by itself.
-    await waitFor('the API to answer again', async () => (await env.app.inject({ method: 'GET', url: `/api/triage/${job.job_id}/status`, headers })).statusCode === 200, 60_000);
+    await waitFor(
+      'the API to answer again',
+      async () =>
+        (await env.app.inject({ method: 'GET', url: `/api/triage/${job.job_id}/status`, headers })).statusCode === 200,
+      60_000,
+    );
     expect((await env.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
 
     // The subscription was taken up again on the new master.
@@ -156,7 +183,9 @@ describe.each([
     // spread over the Cluster's slots (and so over its masters).
     const probe = `${env.prefix.replace(/[{}]/g, '')}-scan`;
     for (let i = 0; i < 30; i++) await env.redis.set(`${probe}:{${i}}`, '1');
-    expect((await keysUnder(env.redis, probe)).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `${probe}:{${i}}`).sort());
+    expect((await keysUnder(env.redis, probe)).sort()).toEqual(
+      Array.from({ length: 30 }, (_, i) => `${probe}:{${i}}`).sort(),
+    );
     await deleteKeysUnder(env.redis, probe);
     expect(await keysUnder(env.redis, probe)).toEqual([]);
   }, 420_000);

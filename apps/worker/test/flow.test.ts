@@ -120,7 +120,8 @@ describe('a triage as a flow of grid jobs', () => {
     const { files } = await sampleSet();
     const some = files.slice(0, 36); // 3 coarse grids each
     const a = [];
-    for (let i = 0; i < 3; i++) a.push((await stageJob(env, some, { layouts: SMALL_GRIDS, userId: 'user-a' })).triageId);
+    for (let i = 0; i < 3; i++)
+      a.push((await stageJob(env, some, { layouts: SMALL_GRIDS, userId: 'user-a' })).triageId);
     const b = (await stageJob(env, some, { layouts: SMALL_GRIDS, userId: 'user-b' })).triageId;
     // All four waiting before any worker runs: submitted at the same moment, as far as the queue can tell.
     worker = await inProcessWorker(env, { concurrency: 1, autorun: false });

@@ -10,7 +10,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { OFFLINE_PROFILE, type Pass, type PassLayout, type VisionProfile } from '@triage/core';
-import { composeGrid, generateSampleSet, thumbnailFromDcScans, thumbnailFromEmbedded, thumbnailFromFile, type SampleFile } from '@triage/images';
+import {
+  composeGrid,
+  generateSampleSet,
+  thumbnailFromDcScans,
+  thumbnailFromEmbedded,
+  thumbnailFromFile,
+  type SampleFile,
+} from '@triage/images';
 import {
   createTriageQueue,
   deleteKeysUnder,
@@ -53,7 +60,10 @@ export interface Env {
   close(): Promise<void>;
 }
 
-export async function setup(target: RedisTarget = REDIS_TARGET, prefix = `test-${randomUUID().slice(0, 8)}`): Promise<Env> {
+export async function setup(
+  target: RedisTarget = REDIS_TARGET,
+  prefix = `test-${randomUUID().slice(0, 8)}`,
+): Promise<Env> {
   const dir = await mkdtemp(join(tmpdir(), 'triage-test-'));
   const storageDir = join(dir, 'storage');
   const redis = redisConnection(target, 'worker');
@@ -130,9 +140,21 @@ export interface JobOptions {
 }
 
 /** Submits a triage over photos already in storage. */
-export async function submit(env: Env, triageId: string, photos: PhotoInput[], options: JobOptions = {}): Promise<string> {
+export async function submit(
+  env: Env,
+  triageId: string,
+  photos: PhotoInput[],
+  options: JobOptions = {},
+): Promise<string> {
   const prepared = prepareTriage(
-    { triageId, userId: options.userId ?? 'user-1', bucket: BUCKET, photos, target: options.target ?? '10%', passes: options.passes ?? 2 },
+    {
+      triageId,
+      userId: options.userId ?? 'user-1',
+      bucket: BUCKET,
+      photos,
+      target: options.target ?? '10%',
+      passes: options.passes ?? 2,
+    },
     options.profile ?? OFFLINE_PROFILE,
     options.layouts ?? {},
   );
@@ -192,7 +214,10 @@ export interface WorkerProcess {
 }
 
 /** Starts the worker app as its own process, as an operator would. */
-export function spawnWorker(env: Pick<Env, 'prefix' | 'storageDir'>, extra: Record<string, string> = {}): WorkerProcess {
+export function spawnWorker(
+  env: Pick<Env, 'prefix' | 'storageDir'>,
+  extra: Record<string, string> = {},
+): WorkerProcess {
   const child = spawn(process.execPath, [WORKER_MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -233,7 +258,12 @@ export async function waitForWorkers(env: Env, count: number, timeoutMs = 15_000
 }
 
 /** The image work of a worker, as its start wires it (@triage/images). */
-export const IMAGES: ImageOps = { thumbnail: thumbnailFromFile, thumbnailFromEmbedded, thumbnailFromDcScans, composeGrid };
+export const IMAGES: ImageOps = {
+  thumbnail: thumbnailFromFile,
+  thumbnailFromEmbedded,
+  thumbnailFromDcScans,
+  composeGrid,
+};
 
 export interface InProcessWorker {
   worker: TriageWorker;
@@ -244,7 +274,10 @@ export interface InProcessWorker {
  * A worker in the test's own process, on the test's prefix, so that sharp can be sampled or a part replaced
  * by an instrumented real one: the local storage folder and the offline provider unless overridden.
  */
-export async function inProcessWorker(env: Env, overrides: Partial<TriageWorkerOptions> = {}): Promise<InProcessWorker> {
+export async function inProcessWorker(
+  env: Env,
+  overrides: Partial<TriageWorkerOptions> = {},
+): Promise<InProcessWorker> {
   const subscriber = redisConnection(env.target, 'subscriber');
   const worker = await createTriageWorker({
     connection: env.redis,
@@ -279,7 +312,13 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_0
  * What must hold after any interruption: every photo has a coarse verdict; no grid judged again but those an
  * interruption caught unrecorded — at most `perInterruption` each (the grid steps a worker holds at once).
  */
-export async function expectAccountedFor(store: TriageStore, triageId: string, total: number, interruptions: number, perInterruption = 1) {
+export async function expectAccountedFor(
+  store: TriageStore,
+  triageId: string,
+  total: number,
+  interruptions: number,
+  perInterruption = 1,
+) {
   const coarse = await store.coarseVerdicts(triageId);
   expect(coarse.size).toBe(total);
   const records = await store.gridRecords(triageId);
@@ -292,4 +331,3 @@ export async function expectAccountedFor(store: TriageStore, triageId: string, t
   expect(repeats).toBeLessThanOrEqual(interruptions * perInterruption);
   return { records, attempts, repeats };
 }
-

@@ -19,7 +19,17 @@ import { composeGrid, type GridCell } from '@triage/images';
 import { colourDistance, quadrantColours, writeHostileSet, type HostilePhoto } from '@triage/images/testing';
 import type { GridRecord } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
-import { BUCKET, ended, IMAGES, inProcessWorker, setup, submit, waitForStatus, type Env, type InProcessWorker } from './harness.js';
+import {
+  BUCKET,
+  ended,
+  IMAGES,
+  inProcessWorker,
+  setup,
+  submit,
+  waitForStatus,
+  type Env,
+  type InProcessWorker,
+} from './harness.js';
 
 /**
  * Most this process's RSS may grow while the job runs: the worker's whole budget in the performance issue
@@ -137,7 +147,9 @@ describe('a two-pass triage of hostile photos', () => {
       const coarseRecords = records.filter((r) => r.pass === 'coarse');
       expect(coarseRecords.flatMap((r) => r.photos)).toEqual(photos.map((_, i) => i));
       for (const record of coarseRecords) {
-        expect(record.failures.map((f) => f.index).sort((a, b) => a - b)).toEqual(record.photos.filter((i) => refused.includes(i)));
+        expect(record.failures.map((f) => f.index).sort((a, b) => a - b)).toEqual(
+          record.photos.filter((i) => refused.includes(i)),
+        );
         for (const failure of record.failures) expect(record.votes[String(failure.index)]).toBeUndefined();
       }
 
@@ -156,7 +168,11 @@ describe('a two-pass triage of hostile photos', () => {
           }
           expect(rgb, what).not.toBeNull();
           const got = quadrantColours(rgb!, thumb);
-          const worst = Math.max(...got.map((c, q) => colourDistance(c, photo.expected.outcome === 'thumbnail' ? photo.expected.quadrants[q]! : c)));
+          const worst = Math.max(
+            ...got.map((c, q) =>
+              colourDistance(c, photo.expected.outcome === 'thumbnail' ? photo.expected.quadrants[q]! : c),
+            ),
+          );
           expect(worst, `${what}: quadrants ${JSON.stringify(got)}`).toBeLessThanOrEqual(photo.expected.tolerance);
         });
       });
@@ -181,7 +197,9 @@ describe('a two-pass triage of hostile photos', () => {
       clearInterval(sampler);
     }
     const growth = peak - before;
-    console.info(`RSS ${Math.round(before / 2 ** 20)} MB before the job, peak ${Math.round(peak / 2 ** 20)} MB (+${Math.round(growth / 2 ** 20)} MB)`);
+    console.info(
+      `RSS ${Math.round(before / 2 ** 20)} MB before the job, peak ${Math.round(peak / 2 ** 20)} MB (+${Math.round(growth / 2 ** 20)} MB)`,
+    );
     expect(growth).toBeLessThan(RSS_GROWTH_LIMIT);
   });
 

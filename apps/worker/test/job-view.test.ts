@@ -46,7 +46,8 @@ afterAll(async () => {
 function jobEnded(id: string): Promise<{ state: 'completed' | 'failed'; reason?: string }> {
   return new Promise((resolvePromise) => {
     const onCompleted = ({ jobId }: { jobId: string }) => jobId === id && done({ state: 'completed' });
-    const onFailed = ({ jobId, failedReason }: { jobId: string; failedReason: string }) => jobId === id && done({ state: 'failed', reason: failedReason });
+    const onFailed = ({ jobId, failedReason }: { jobId: string; failedReason: string }) =>
+      jobId === id && done({ state: 'failed', reason: failedReason });
     function done(result: { state: 'completed' | 'failed'; reason?: string }) {
       events.off('completed', onCompleted);
       events.off('failed', onFailed);

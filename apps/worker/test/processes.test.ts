@@ -121,14 +121,16 @@ describe('worker processes', () => {
     const w = start({ STORAGE_READ_LATENCY_MS: '150', SHUTDOWN_DEADLINE_MS: '300' });
     // Mid-grid is a state, not a time: the first grid recorded and grid jobs still held by the worker (the
     // next one reading its photos, about two seconds, the others waiting for their turn at the image gate).
-    const before = await vi.waitUntil(
-      async () => {
-        const done = (await env.store.status(job.triageId))?.grids_done ?? 0;
-        const held = (await env.queue.getActive()).filter((j) => j.name === GRID_JOB);
-        return done >= 1 && held.length > 0 ? { done } : false;
-      },
-      { timeout: 50_000, interval: 10 },
-    ).then((s) => s.done);
+    const before = await vi
+      .waitUntil(
+        async () => {
+          const done = (await env.store.status(job.triageId))?.grids_done ?? 0;
+          const held = (await env.queue.getActive()).filter((j) => j.name === GRID_JOB);
+          return done >= 1 && held.length > 0 ? { done } : false;
+        },
+        { timeout: 50_000, interval: 10 },
+      )
+      .then((s) => s.done);
     w.child.kill('SIGTERM');
     const exit = await w.exited;
     expect(exit.code).toBe(0);

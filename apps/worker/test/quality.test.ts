@@ -23,14 +23,26 @@ const SIX_PER_GRID = { coarse: { minThumb: 84, rows: 2, cols: 3 } };
 const scenes = new Set<number>();
 
 /** A 1800 × 1200 copy of generated scene `seed`: clean, re-framed, or with a flaw. */
-async function photo(seed: number, kind: string, options: { shift?: number; flaws?: Flaw[] } = {}): Promise<SampleFile> {
+async function photo(
+  seed: number,
+  kind: string,
+  options: { shift?: number; flaws?: Flaw[] } = {},
+): Promise<SampleFile> {
   const base = join(dir, `scene-${seed}.jpg`);
   if (!scenes.has(seed)) await writeSample({ kind: 'good', seed, width: 2000, height: 1333 }, base);
   scenes.add(seed);
   const shift = options.shift ?? 0;
   const name = `${kind}-${seed}.jpg`;
   const path = join(dir, name);
-  await writeVariant(base, { crop: { left: 100 + shift, top: 66, width: 1800, height: 1200 }, longSide: 1800, ...(options.flaws && { flaws: options.flaws }) }, path);
+  await writeVariant(
+    base,
+    {
+      crop: { left: 100 + shift, top: 66, width: 1800, height: 1200 },
+      longSide: 1800,
+      ...(options.flaws && { flaws: options.flaws }),
+    },
+    path,
+  );
   return { name, path, kind: 'good', defect: kind === 'clean' || kind === 'reframed' ? null : kind };
 }
 
@@ -54,7 +66,9 @@ async function smooth(seed: number): Promise<SampleFile> {
  * fine-pass photo with another survivor of its scene, and for a lone one only when its thumbnail leaves noise
  * open (thumbnail noise from MAY_BE_NOISY). Returns the fine-pass photos measured and those spared.
  */
-async function expectSquaresWhereTheyDecide(job: Awaited<ReturnType<typeof stageJob>>): Promise<{ spared: string[]; measured: string[] }> {
+async function expectSquaresWhereTheyDecide(
+  job: Awaited<ReturnType<typeof stageJob>>,
+): Promise<{ spared: string[]; measured: string[] }> {
   const status = (await env.store.status(job.triageId))!;
   const survivors = await env.store.survivors(job.triageId, 0, status.pass1_survivors);
   const groups = (await env.store.groups(job.triageId))!;
@@ -126,7 +140,9 @@ describe('job-wide near-duplicates and honest signals', () => {
     const scenesPicked = new Set(picks.map((f) => f.name.replace(/^\w+-/, '')));
     expect(scenesPicked.size).toBe(picks.length);
     // A photo whose twin was kept says so, by name.
-    for (const f of fates.filter((x) => !x.selected && x.group && fates.some((y) => y.selected && y.group?.id === x.group!.id))) {
+    for (const f of fates.filter(
+      (x) => !x.selected && x.group && fates.some((y) => y.selected && y.group?.id === x.group!.id),
+    )) {
       const kept = fates.find((y) => y.selected && y.group?.id === f.group!.id)!;
       expect(f.reason).toContain(`near-duplicate of ${kept.name}, which was kept`);
     }
@@ -135,7 +151,9 @@ describe('job-wide near-duplicates and honest signals', () => {
       expect(f.signals).not.toBeNull();
       expect(f.signals!.clipped_highlights).toBeGreaterThanOrEqual(0);
     }
-    expect(of('blown-104.jpg').signals!.clipped_highlights!).toBeGreaterThan(of('clean-104.jpg').signals!.clipped_highlights!);
+    expect(of('blown-104.jpg').signals!.clipped_highlights!).toBeGreaterThan(
+      of('clean-104.jpg').signals!.clipped_highlights!,
+    );
 
     // Both shots of scene 101 reach the fine pass, where only a look at full size can tell them apart.
     const squares = await expectSquaresWhereTheyDecide(job);
@@ -143,7 +161,14 @@ describe('job-wide near-duplicates and honest signals', () => {
   }, 180_000);
 
   it('spares the full-size square to lone photos whose thumbnail rules noise out', async () => {
-    const made = [await smooth(201), await smooth(202), await smooth(203), await smooth(204), await smooth(205), await smooth(206)];
+    const made = [
+      await smooth(201),
+      await smooth(202),
+      await smooth(203),
+      await smooth(204),
+      await smooth(205),
+      await smooth(206),
+    ];
     const job = await stageJob(env, made, { target: '75%', layouts: SIX_PER_GRID });
     worker ??= await inProcessWorker(env);
     const status = await waitForStatus(env, job.triageId, ended, 120_000);
@@ -180,7 +205,9 @@ describe('job-wide near-duplicates and honest signals', () => {
     const order = await env.store.survivors(job.triageId, 0, status.pass1_survivors);
     expect(order.length).toBeGreaterThan(2);
     expect(order).not.toEqual([...order].sort((a, b) => a - b));
-    const firsts = order.filter((index, k) => k === 0 || groups[order[k - 1]!] === null || groups[order[k - 1]!] !== groups[index]);
+    const firsts = order.filter(
+      (index, k) => k === 0 || groups[order[k - 1]!] === null || groups[order[k - 1]!] !== groups[index],
+    );
     for (let k = 1; k < firsts.length; k++) expect(captured[firsts[k]!]!).toBeGreaterThan(captured[firsts[k - 1]!]!);
     for (let k = 1; k < order.length; k++) {
       const [a, b] = [order[k - 1]!, order[k]!];

@@ -6,7 +6,18 @@ import { pino } from 'pino';
 import { finishedKey, MAINTENANCE_QUEUE, TriageStore } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import { sweepExpired } from '../src/index.js';
-import { BUCKET, ended, inProcessWorker, removeSampleSet, sampleSet, setup, SMALL_GRIDS, stageJob, waitForStatus, type Env } from './harness.js';
+import {
+  BUCKET,
+  ended,
+  inProcessWorker,
+  removeSampleSet,
+  sampleSet,
+  setup,
+  SMALL_GRIDS,
+  stageJob,
+  waitForStatus,
+  type Env,
+} from './harness.js';
 
 let env: Env;
 const log = pino({ level: 'silent' });
@@ -19,7 +30,11 @@ afterAll(async () => {
   await removeSampleSet();
 });
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 class BrokenStorage extends LocalStorage {
   override async remove(): Promise<void> {

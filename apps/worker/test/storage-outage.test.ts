@@ -89,7 +89,8 @@ beforeEach(() => {
   fake.clearLog();
 });
 afterEach(async () => {
-  for (const child of children.splice(0)) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+  for (const child of children.splice(0))
+    if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
   fake.outage = null;
   await stopWorker();
 });
@@ -140,7 +141,11 @@ describe('a storage outage pauses the job, it does not drop photos', () => {
     await submit(env, id, photos, { layouts: SMALL_GRIDS });
     fake.outage = 503;
     await startWorker({ outage: { limitMs: 10 * 60_000 } });
-    const paused = await waitForStatus(env, id, (s) => s.status === 'processing' && /storage unavailable/.test(s.error_message ?? ''));
+    const paused = await waitForStatus(
+      env,
+      id,
+      (s) => s.status === 'processing' && /storage unavailable/.test(s.error_message ?? ''),
+    );
     expect(paused.error_message).toMatch(/503/);
     expect(paused.grids_done).toBe(0);
     const logs = await env.queue.getJobLogs(id);
@@ -173,7 +178,10 @@ describe('removal', () => {
     await env.store.start(id);
     await env.store.finish(id, { status: 'completed', selected: [] });
     const later = Date.now() + (env.store.retentionSeconds + 60) * 1000;
-    const result = await sweepExpired({ store: env.store, storage: supabase(fake.anonKey), log: pino({ level: 'silent' }) }, later);
+    const result = await sweepExpired(
+      { store: env.store, storage: supabase(fake.anonKey), log: pino({ level: 'silent' }) },
+      later,
+    );
     expect(result.removed).toBe(0);
     expect(result.failed).toBeGreaterThanOrEqual(1);
     expect(await env.store.meta(id)).not.toBeNull();
@@ -198,7 +206,11 @@ describe('the start-up check', () => {
   it('a worker pointed past the gateway (no /storage/v1) stops at start, naming SUPABASE_URL', async () => {
     const bare = await FakeSupabase.start({ gateway: false });
     try {
-      const child = spawnWorker(env, { STORAGE_DRIVER: 'supabase', SUPABASE_URL: bare.url, SUPABASE_SERVICE_ROLE_KEY: bare.serviceRoleKey });
+      const child = spawnWorker(env, {
+        STORAGE_DRIVER: 'supabase',
+        SUPABASE_URL: bare.url,
+        SUPABASE_SERVICE_ROLE_KEY: bare.serviceRoleKey,
+      });
       children.push(child);
       const { code } = await child.exited;
       expect(code).toBe(1);

@@ -34,7 +34,13 @@ function statusAt(status: JobStatus, step: number, total = 4): TriageStatus {
     status,
     progress: done
       ? null
-      : { phase: 'coarse_pass', current_step: step, total_steps: total, percentage: (step / total) * 100, message: `Coarse selection: grid ${step}/${total}` },
+      : {
+          phase: 'coarse_pass',
+          current_step: step,
+          total_steps: total,
+          percentage: (step / total) * 100,
+          message: `Coarse selection: grid ${step}/${total}`,
+        },
     total_input: 12,
     pass1_survivors: done ? 4 : 0,
     final_selected: status === 'completed' ? 2 : 0,
@@ -69,17 +75,37 @@ async function handle(req: IncomingMessage, res: ServerResponse, body: string) {
 
   const m = /^\/api\/triage\/([^/]+)(?:\/(status|results|download|proceed|events))?$/.exec(path);
   if (path === '/api/triage/active' && req.method === 'GET') {
-    return send(res, 200, { jobs: [{ job_id: JOB, status: 'processing', total_input: 12, progress_percentage: 50, phase: 'coarse_pass', created_at: '2026-11-29T10:00:00.000Z' }] });
+    return send(res, 200, {
+      jobs: [
+        {
+          job_id: JOB,
+          status: 'processing',
+          total_input: 12,
+          progress_percentage: 50,
+          phase: 'coarse_pass',
+          created_at: '2026-11-29T10:00:00.000Z',
+        },
+      ],
+    });
   }
   if (path === '/api/triage/start-from-storage' && req.method === 'POST') {
     const request = JSON.parse(body) as { job_id: string; files: { storage_path: string }[] };
     if (request.files.some((f) => !f.storage_path.startsWith(`triage/user-a/${request.job_id}/`))) {
       return send(res, 403, { detail: 'Invalid storage path - must be in user/job folder' });
     }
-    return send(res, 200, { job_id: request.job_id, status: 'processing', photo_count: request.files.length, credits_deducted: 0, credits_required: 1, estimated_grids: 2 });
+    return send(res, 200, {
+      job_id: request.job_id,
+      status: 'processing',
+      photo_count: request.files.length,
+      credits_deducted: 0,
+      credits_required: 1,
+      estimated_grids: 2,
+    });
   }
   if (path === '/api/triage/fastapi-style' && req.method === 'GET') {
-    return send(res, 422, { detail: [{ loc: ['body', 'passes'], msg: 'Passes must be 1 or 2' }, { msg: 'field required' }] });
+    return send(res, 422, {
+      detail: [{ loc: ['body', 'passes'], msg: 'Passes must be 1 or 2' }, { msg: 'field required' }],
+    });
   }
   if (path === '/api/triage/bad-gateway') {
     res.writeHead(502, 'Bad Gateway', { 'content-type': 'text/html' }).end('<html>oops</html>');
@@ -91,7 +117,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, body: string) {
   if (action === 'status' && req.method === 'GET') {
     if (statusFailures > 0) {
       statusFailures--;
-      return send(res, 503, { detail: 'Service unavailable: the job store (Redis) is not answering; try again shortly' });
+      return send(res, 503, {
+        detail: 'Service unavailable: the job store (Redis) is not answering; try again shortly',
+      });
     }
     return send(res, 200, nextStep());
   }
@@ -100,14 +128,32 @@ async function handle(req: IncomingMessage, res: ServerResponse, body: string) {
     if (current.status !== 'completed' && current.status !== 'failed') {
       return send(res, 400, { detail: `Triage not complete. Status: ${current.status}` });
     }
-    const photo = { id: '0', original_filename: 'a.jpg', storage_path: `triage/user-a/${JOB}/a.jpg`, thumbnail_url: 'https://signed/thumb', rank: 1 };
+    const photo = {
+      id: '0',
+      original_filename: 'a.jpg',
+      storage_path: `triage/user-a/${JOB}/a.jpg`,
+      thumbnail_url: 'https://signed/thumb',
+      rank: 1,
+    };
     return send(res, 200, {
-      job_id: JOB, status: current.status, selected_photos: [photo], total_input: 12, pass1_survivors: 4, final_selected: 1, target: '10%', criteria: 'standout',
-      ...(url.searchParams.get('include') === 'all' ? { photos: [{ ...photo, fate: 'selected', reason: 'picked', rank: 1 }] } : {}),
+      job_id: JOB,
+      status: current.status,
+      selected_photos: [photo],
+      total_input: 12,
+      pass1_survivors: 4,
+      final_selected: 1,
+      target: '10%',
+      criteria: 'standout',
+      ...(url.searchParams.get('include') === 'all'
+        ? { photos: [{ ...photo, fate: 'selected', reason: 'picked', rank: 1 }] }
+        : {}),
     });
   }
   if (action === 'download' && req.method === 'GET') {
-    res.writeHead(200, { 'content-type': 'application/zip', 'content-disposition': `attachment; filename=triage_${JOB.slice(0, 8)}_selected.zip` });
+    res.writeHead(200, {
+      'content-type': 'application/zip',
+      'content-disposition': `attachment; filename=triage_${JOB.slice(0, 8)}_selected.zip`,
+    });
     res.end(Buffer.from('PK\u0005\u0006' + '\u0000'.repeat(18), 'latin1'));
     return;
   }
@@ -115,7 +161,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, body: string) {
     const parsed = JSON.parse(body) as { photo_ids?: string[] };
     return send(res, 200, { queued_count: parsed.photo_ids?.length ?? 1, credits_deducted: 0 });
   }
-  if (action === undefined && req.method === 'DELETE') return send(res, 200, { message: 'Triage job cancelled and deleted' });
+  if (action === undefined && req.method === 'DELETE')
+    return send(res, 200, { message: 'Triage job cancelled and deleted' });
   if (action === 'events' && req.method === 'GET') return events(req, res);
   return send(res, 405, { detail: 'Method not allowed' });
 }
@@ -133,7 +180,11 @@ async function events(_req: IncomingMessage, res: ServerResponse) {
   }
   openStreams++;
   res.on('close', () => closedStreams++);
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
   res.flushHeaders();
   if (eventsMode === 'empty') return void res.end(': nothing\n\n');
   res.write(': connected\n\n');
@@ -163,7 +214,13 @@ beforeAll(async () => {
     req.setEncoding('utf8');
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
-      requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, accept: req.headers.accept, body });
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        authorization: req.headers.authorization,
+        accept: req.headers.accept,
+        body,
+      });
       handle(req, res, body).catch((err: unknown) => {
         res.destroy(err as Error);
       });
@@ -237,7 +294,12 @@ describe('TriageClient routes', () => {
     const c = client();
     const files = [{ original_name: 'a.jpg', storage_path: `triage/user-a/${JOB}/1.jpg`, size: 10 }];
     await expect(c.startFromStorage({ job_id: JOB, files, target: '10%', passes: 2 })).resolves.toEqual({
-      job_id: JOB, status: 'processing', photo_count: 1, credits_deducted: 0, credits_required: 1, estimated_grids: 2,
+      job_id: JOB,
+      status: 'processing',
+      photo_count: 1,
+      credits_deducted: 0,
+      credits_required: 1,
+      estimated_grids: 2,
     });
     expect(JSON.parse(requests[0]!.body)).toEqual({ job_id: JOB, files, target: '10%', passes: 2 });
   });
@@ -258,10 +320,18 @@ describe('TriageClient routes', () => {
 
   it('maps FastAPI-style validation arrays, non-JSON errors and network failures', async () => {
     const c = client();
-    const fastapi = await rejection((c as unknown as { json: (m: string, p: string, o: object) => Promise<unknown> }).json('GET', '/fastapi-style', {}));
+    const fastapi = await rejection(
+      (c as unknown as { json: (m: string, p: string, o: object) => Promise<unknown> }).json(
+        'GET',
+        '/fastapi-style',
+        {},
+      ),
+    );
     expect([fastapi.status, fastapi.detail]).toEqual([422, 'Passes must be 1 or 2; field required']);
 
-    const html = await rejection((c as unknown as { json: (m: string, p: string, o: object) => Promise<unknown> }).json('GET', '/bad-gateway', {}));
+    const html = await rejection(
+      (c as unknown as { json: (m: string, p: string, o: object) => Promise<unknown> }).json('GET', '/bad-gateway', {}),
+    );
     expect([html.status, html.detail, html.body]).toEqual([502, 'Bad Gateway', '<html>oops</html>']);
 
     const closed = createServer();
@@ -285,7 +355,10 @@ describe('TriageClient routes', () => {
 
     await expect(c.proceed(JOB)).resolves.toEqual({ queued_count: 1, credits_deducted: 0 });
     await expect(c.proceed(JOB, ['0', '3'])).resolves.toEqual({ queued_count: 2, credits_deducted: 0 });
-    expect(requests.filter((r) => r.method === 'POST').map((r) => JSON.parse(r.body) as unknown)).toEqual([{}, { photo_ids: ['0', '3'] }]);
+    expect(requests.filter((r) => r.method === 'POST').map((r) => JSON.parse(r.body) as unknown)).toEqual([
+      {},
+      { photo_ids: ['0', '3'] },
+    ]);
 
     await expect(c.cancel(JOB)).resolves.toEqual({ message: 'Triage job cancelled and deleted' });
     expect(requests.at(-1)).toMatchObject({ method: 'DELETE', url: `/api/triage/${JOB}` });
@@ -310,9 +383,16 @@ describe('TriageClient.events', () => {
     const seen: TriageStatus[] = [];
     for await (const status of client().events(JOB)) seen.push(status);
     expect(seen.map((s) => [s.status, s.grids_done])).toEqual([
-      ['processing', 0], ['processing', 1], ['processing', 2], ['completed', 4],
+      ['processing', 0],
+      ['processing', 1],
+      ['processing', 2],
+      ['completed', 4],
     ]);
-    expect(requests[0]).toMatchObject({ url: `/api/triage/${JOB}/events`, authorization: `Bearer ${TOKEN}`, accept: 'text/event-stream' });
+    expect(requests[0]).toMatchObject({
+      url: `/api/triage/${JOB}/events`,
+      authorization: `Bearer ${TOKEN}`,
+      accept: 'text/event-stream',
+    });
   });
 
   it('closes the connection when the consumer stops early', async () => {
@@ -326,7 +406,11 @@ describe('TriageClient.events', () => {
 
   it('throws a TriageApiError when the route is missing', async () => {
     eventsMode = '404';
-    const err = await rejection((async () => { for await (const _ of client().events(JOB)) void _; })());
+    const err = await rejection(
+      (async () => {
+        for await (const _ of client().events(JOB)) void _;
+      })(),
+    );
     expect(err.status).toBe(404);
   });
 });
@@ -337,16 +421,26 @@ describe('TriageClient.waitForJob', () => {
     const final = await client().waitForJob(JOB, { onProgress: (s) => seen.push(s.progress?.message ?? s.status) });
     expect(final.status).toBe('completed');
     expect(final.final_selected).toBe(2);
-    expect(seen).toEqual(['Coarse selection: grid 0/4', 'Coarse selection: grid 1/4', 'Coarse selection: grid 2/4', 'completed']);
+    expect(seen).toEqual([
+      'Coarse selection: grid 0/4',
+      'Coarse selection: grid 1/4',
+      'Coarse selection: grid 2/4',
+      'completed',
+    ]);
     expect(pathsOf()).toEqual([`/${JOB}/events`]);
   });
 
   it('resolves on failed and cancelled too', async () => {
     steps = script('failed');
-    await expect(client().waitForJob(JOB)).resolves.toMatchObject({ status: 'failed', error_message: 'Vision provider unavailable' });
+    await expect(client().waitForJob(JOB)).resolves.toMatchObject({
+      status: 'failed',
+      error_message: 'Vision provider unavailable',
+    });
     steps = script('cancelled');
     cursor = 0;
-    await expect(client().waitForJob(JOB, { pollIntervalMs: 5, polling: true })).resolves.toMatchObject({ status: 'cancelled' });
+    await expect(client().waitForJob(JOB, { pollIntervalMs: 5, polling: true })).resolves.toMatchObject({
+      status: 'cancelled',
+    });
   });
 
   it('falls back to polling /status when /events is 404 (an older server)', async () => {

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { flawsInGroup, jobFlaws, type PhotoSignals } from './flaws.js';
 import { selectFinal, type PhotoVerdict } from './ranking.js';
 
-const clean: PhotoSignals = { sharpness: 0.7, exposure: 1, brightness: 0.45, clippedBright: 0.01, clippedDark: 0.01, detail: { sharpness: 0.8, noise: 0.4 } };
+const clean: PhotoSignals = {
+  sharpness: 0.7,
+  exposure: 1,
+  brightness: 0.45,
+  clippedBright: 0.01,
+  clippedDark: 0.01,
+  detail: { sharpness: 0.8, noise: 0.4 },
+};
 
 describe('flawsInGroup', () => {
   it('names each flawed copy beside its clean twin, and leaves a moment-apart twin alone', () => {
@@ -23,9 +30,24 @@ describe('flawsInGroup', () => {
   });
 
   it('of a pair a stop apart, blames the one further from the mid-tones', () => {
-    expect(flawsInGroup([{ ...clean, brightness: 0.16 }, { ...clean, brightness: 0.23 }])).toEqual(['too dark', null]);
-    expect(flawsInGroup([{ ...clean, brightness: 0.45 }, { ...clean, brightness: 0.75 }])).toEqual([null, 'too bright']);
-    expect(flawsInGroup([{ ...clean, brightness: 0.45 }, { ...clean, brightness: 0.5 }])).toEqual([null, null]);
+    expect(
+      flawsInGroup([
+        { ...clean, brightness: 0.16 },
+        { ...clean, brightness: 0.23 },
+      ]),
+    ).toEqual(['too dark', null]);
+    expect(
+      flawsInGroup([
+        { ...clean, brightness: 0.45 },
+        { ...clean, brightness: 0.75 },
+      ]),
+    ).toEqual([null, 'too bright']);
+    expect(
+      flawsInGroup([
+        { ...clean, brightness: 0.45 },
+        { ...clean, brightness: 0.5 },
+      ]),
+    ).toEqual([null, null]);
   });
 
   it('judges a lone photo by fixed limits only: noise at full size and a bad exposure', () => {
@@ -43,7 +65,14 @@ describe('flawsInGroup', () => {
 
 describe('selectFinal with near-duplicate groups', () => {
   const verdict = (index: number, fineVotes: number | null, flawed = false): PhotoVerdict => ({
-    index, failed: false, quality: 0.5, coarseVotes: 1, coarseReviewed: true, fineVotes, fineReviewed: true, flawed,
+    index,
+    failed: false,
+    quality: 0.5,
+    coarseVotes: 1,
+    coarseReviewed: true,
+    fineVotes,
+    fineReviewed: true,
+    flawed,
   });
 
   it('keeps one photo per group by default, more when allowed', () => {

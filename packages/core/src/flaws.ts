@@ -58,7 +58,10 @@ export function flawsInGroup(group: readonly PhotoSignals[]): (Flaw | null)[] {
   const quietest = Math.min(...details.map((d) => d.noise));
   // Noise first: it reads as fine detail, so a noisy copy must not set the bar its clean twin is held to.
   const noisy = group.map(
-    (s) => !!s.detail && (s.detail.noise >= NOISY_AT_FULL_SIZE || (details.length > 1 && s.detail.noise >= Math.max(NOISIER_FLOOR, NOISIER_IN_GROUP * quietest))),
+    (s) =>
+      !!s.detail &&
+      (s.detail.noise >= NOISY_AT_FULL_SIZE ||
+        (details.length > 1 && s.detail.noise >= Math.max(NOISIER_FLOOR, NOISIER_IN_GROUP * quietest))),
   );
   const clean = group.filter((_, k) => !noisy[k]);
   const sharpest = Math.max(1e-9, ...clean.map((s) => s.sharpness));
@@ -69,7 +72,8 @@ export function flawsInGroup(group: readonly PhotoSignals[]): (Flaw | null)[] {
   return group.map((s, k) => {
     if (noisy[k]) return 'noisy';
     if (group.length > 1) {
-      if (s.detail && cleanDetails.length > 1 && s.detail.sharpness < BLURRED_IN_GROUP_DETAIL * sharpestDetail) return 'blurred';
+      if (s.detail && cleanDetails.length > 1 && s.detail.sharpness < BLURRED_IN_GROUP_DETAIL * sharpestDetail)
+        return 'blurred';
       if (s.sharpness < BLURRED_IN_GROUP * sharpest) return 'blurred';
       if ((s.clippedBright ?? 0) - leastClipped > MORE_CLIPPED_IN_GROUP) return 'blown highlights';
       if (light[k]) return light[k]!;
@@ -96,7 +100,9 @@ function exposureInGroup(brightness: readonly number[]): ('too dark' | 'too brig
     return out;
   }
   const ref = median(brightness);
-  return brightness.map((b) => (b < DARKER_IN_GROUP * ref ? 'too dark' : b > BRIGHTER_IN_GROUP * ref ? 'too bright' : null));
+  return brightness.map((b) =>
+    b < DARKER_IN_GROUP * ref ? 'too dark' : b > BRIGHTER_IN_GROUP * ref ? 'too bright' : null,
+  );
 }
 
 /** Mean luma of a well-exposed average scene. */
@@ -127,7 +133,9 @@ export function jobFlaws(
   });
   for (const list of members.values()) {
     const allFine = list.every((i) => fine[i]);
-    const signals = list.map((i) => (allFine || !coarse[i] ? fine[i]! : { ...coarse[i]!, ...(fine[i]?.detail && { detail: fine[i]!.detail }) }));
+    const signals = list.map((i) =>
+      allFine || !coarse[i] ? fine[i]! : { ...coarse[i]!, ...(fine[i]?.detail && { detail: fine[i]!.detail }) },
+    );
     flawsInGroup(signals).forEach((f, k) => (flaws[list[k]!] = f));
   }
   return flaws;

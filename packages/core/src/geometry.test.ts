@@ -181,7 +181,9 @@ describe('planGeometry', () => {
 
   it('throws a clear GeometryError for a thumbnail bigger than the canvas', () => {
     expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 1100 })).toThrow(GeometryError);
-    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 1100 })).toThrow(/1100 px thumbnail does not fit in the 1092 px/);
+    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 1100 })).toThrow(
+      /1100 px thumbnail does not fit in the 1092 px/,
+    );
   });
 
   it('throws a clear GeometryError for a too-small minimum thumbnail', () => {
@@ -196,8 +198,12 @@ describe('planGeometry', () => {
   });
 
   it('throws a clear GeometryError for bad rows/cols overrides', () => {
-    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, rows: 0 })).toThrow(/rows must be a positive integer, got 0/);
-    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, cols: -2 })).toThrow(/cols must be a positive integer, got -2/);
+    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, rows: 0 })).toThrow(
+      /rows must be a positive integer, got 0/,
+    );
+    expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, cols: -2 })).toThrow(
+      /cols must be a positive integer, got -2/,
+    );
     expect(() => planGeometry(STANDARD_PROFILE, { minThumb: 84, cols: 2.5 })).toThrow(GeometryError);
   });
 
@@ -335,7 +341,21 @@ describe('labels', () => {
 
   it('labels cells row by row: A1..A12, then B1..', () => {
     const labels = labelsFor(120, 12);
-    expect(labels.slice(0, 13)).toEqual(['A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'A11', 'A12', 'B1']);
+    expect(labels.slice(0, 13)).toEqual([
+      'A1',
+      'A2',
+      'A3',
+      'A4',
+      'A5',
+      'A6',
+      'A7',
+      'A8',
+      'A9',
+      'A10',
+      'A11',
+      'A12',
+      'B1',
+    ]);
     expect(labels[119]).toBe('J12');
     expect(cellLabel(0, 12)).toBe('A1');
     expect(cellLabel(11, 12)).toBe('A12');
@@ -353,7 +373,12 @@ describe('labels', () => {
 
   it('gives every cell of a full grid a distinct label', () => {
     for (const profile of PROFILES) {
-      for (const layout of [DEFAULT_LAYOUTS.coarse, DEFAULT_LAYOUTS.fine, { minThumb: 16 }, { minThumb: 16, rows: 28, cols: 10 }]) {
+      for (const layout of [
+        DEFAULT_LAYOUTS.coarse,
+        DEFAULT_LAYOUTS.fine,
+        { minThumb: 16 },
+        { minThumb: 16, rows: 28, cols: 10 },
+      ]) {
         const g = planGeometry(profile, layout);
         const labels = labelsFor(capacity(g), g.cols);
         expect(new Set(labels).size).toBe(capacity(g));
@@ -392,7 +417,12 @@ describe('cellRect', () => {
 
   it('places the first coarse cell just inside the header band', () => {
     const g = planGeometry(STANDARD_PROFILE, DEFAULT_LAYOUTS.coarse);
-    expect(cellRect(g, 0)).toEqual({ x: g.header + g.gap / 2, y: g.header + g.gap / 2, size: 84, labelY: g.header + g.gap / 2 + 84 });
+    expect(cellRect(g, 0)).toEqual({
+      x: g.header + g.gap / 2,
+      y: g.header + g.gap / 2,
+      size: 84,
+      labelY: g.header + g.gap / 2 + 84,
+    });
     // Cell 13 is B2: one row down, one column right.
     const b2 = cellRect(g, 13);
     expect(b2.x).toBe(g.header + g.cellWidth + g.gap / 2);

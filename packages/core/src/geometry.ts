@@ -97,7 +97,8 @@ export function planGeometry(profile: VisionProfile, layout: PassLayout): GridGe
   }
   for (const key of ['rows', 'cols'] as const) {
     const v = layout[key];
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new GeometryError(`${key} must be a positive integer, got ${v}`);
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new GeometryError(`${key} must be a positive integer, got ${v}`);
   }
   const side = canvasSide(profile);
   const labelScale = layout.minThumb >= 160 ? 3 : 2;
@@ -108,11 +109,15 @@ export function planGeometry(profile: VisionProfile, layout: PassLayout): GridGe
   const cols = layout.cols ?? Math.floor(avail / (layout.minThumb + gap));
   const rows = layout.rows ?? Math.floor(avail / (layout.minThumb + labelHeight + gap));
   if (cols < 1 || rows < 1) {
-    throw new GeometryError(`a ${layout.minThumb} px thumbnail does not fit in the ${side} px image model ${profile.id} sees`);
+    throw new GeometryError(
+      `a ${layout.minThumb} px thumbnail does not fit in the ${side} px image model ${profile.id} sees`,
+    );
   }
   const thumb = Math.min(Math.floor(avail / cols) - gap, Math.floor(avail / rows) - labelHeight - gap);
   if (thumb < 16) {
-    throw new GeometryError(`${rows} × ${cols} cells leave ${thumb} px thumbnails in a ${side} px image: too small to judge`);
+    throw new GeometryError(
+      `${rows} × ${cols} cells leave ${thumb} px thumbnails in a ${side} px image: too small to judge`,
+    );
   }
   const cellWidth = thumb + gap;
   const cellHeight = thumb + labelHeight + gap;
@@ -142,7 +147,13 @@ export function fitGeometry(full: GridGeometry, count: number): GridGeometry {
   }
   const cols = Math.min(full.cols, count);
   const rows = Math.ceil(count / cols);
-  return { ...full, rows, cols, width: full.header + cols * full.cellWidth, height: full.header + rows * full.cellHeight };
+  return {
+    ...full,
+    rows,
+    cols,
+    width: full.header + cols * full.cellWidth,
+    height: full.header + rows * full.cellHeight,
+  };
 }
 
 /**

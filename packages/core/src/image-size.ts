@@ -14,8 +14,10 @@ export function encodedImageInfo(buf: Buffer): EncodedImageInfo | null {
   }
   if (buf.length >= 30 && buf.toString('ascii', 0, 4) === 'RIFF' && buf.toString('ascii', 8, 12) === 'WEBP') {
     const chunk = buf.toString('ascii', 12, 16);
-    if (chunk === 'VP8X') return { width: 1 + buf.readUIntLE(24, 3), height: 1 + buf.readUIntLE(27, 3), mediaType: 'image/webp' };
-    if (chunk === 'VP8 ') return { width: buf.readUInt16LE(26) & 0x3fff, height: buf.readUInt16LE(28) & 0x3fff, mediaType: 'image/webp' };
+    if (chunk === 'VP8X')
+      return { width: 1 + buf.readUIntLE(24, 3), height: 1 + buf.readUIntLE(27, 3), mediaType: 'image/webp' };
+    if (chunk === 'VP8 ')
+      return { width: buf.readUInt16LE(26) & 0x3fff, height: buf.readUInt16LE(28) & 0x3fff, mediaType: 'image/webp' };
     if (chunk === 'VP8L') {
       const b = buf.readUInt32LE(21);
       return { width: (b & 0x3fff) + 1, height: ((b >> 14) & 0x3fff) + 1, mediaType: 'image/webp' };

@@ -9,6 +9,14 @@ export * from './image-size.js';
 export * from './scenes.js';
 export * from './flaws.js';
 export * from './redact.js';
-export { readSettings, SettingsError, type Env, type Schema, type Setting, type SettingsOf, type WholeBounds } from './settings.js';
+export {
+  readSettings,
+  SettingsError,
+  type Env,
+  type Schema,
+  type Setting,
+  type SettingsOf,
+  type WholeBounds,
+} from './settings.js';
 /** The kinds of setting: `setting.whole('PORT', 8000, { min: 0, max: 65535 })` and so on. */
 export * as setting from './settings.js';

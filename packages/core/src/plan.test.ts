@@ -1,9 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LAYOUTS, STANDARD_PROFILE, canvasSide, capacity, planGeometry, visualTokens, type VisionProfile } from './geometry.js';
+import {
+  DEFAULT_LAYOUTS,
+  STANDARD_PROFILE,
+  canvasSide,
+  capacity,
+  planGeometry,
+  visualTokens,
+  type VisionProfile,
+} from './geometry.js';
 import { estimateGrids, planTriage } from './plan.js';
 import { coarsePercent, picksForGrid } from './target.js';
 
-const HIGH_RES: VisionProfile = { id: 'high-res', maxEdge: 2576, maxTokens: 4784, patch: 28, inputPerMTok: 5, outputPerMTok: 25 };
+const HIGH_RES: VisionProfile = {
+  id: 'high-res',
+  maxEdge: 2576,
+  maxTokens: 4784,
+  patch: 28,
+  inputPerMTok: 5,
+  outputPerMTok: 25,
+};
 
 describe('planTriage', () => {
   it('plans 2000 photos into balanced coarse grids that sum to the total', () => {
@@ -37,7 +52,10 @@ describe('planTriage', () => {
   });
 
   it('honours layout overrides', () => {
-    const plan = planTriage(STANDARD_PROFILE, 100, { coarse: { minThumb: 84, rows: 5, cols: 5 }, fine: { minThumb: 224, rows: 2, cols: 3 } });
+    const plan = planTriage(STANDARD_PROFILE, 100, {
+      coarse: { minThumb: 84, rows: 5, cols: 5 },
+      fine: { minThumb: 224, rows: 2, cols: 3 },
+    });
     expect(capacity(plan.coarse)).toBe(25);
     expect(capacity(plan.fine)).toBe(6);
     expect(plan.coarseSizes).toEqual([25, 25, 25, 25]);

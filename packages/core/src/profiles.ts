@@ -31,7 +31,11 @@ const FAMILY_PRICE = {
 type Family = keyof typeof FAMILY_PRICE;
 
 function entry(id: string, family: Family, tier: 'standard' | 'high-res', price: PriceSource): ModelCatalogEntry {
-  return { profile: { id, ...(tier === 'standard' ? STANDARD_TIER : HIGH_RES_TIER), ...FAMILY_PRICE[family] }, tier, price };
+  return {
+    profile: { id, ...(tier === 'standard' ? STANDARD_TIER : HIGH_RES_TIER), ...FAMILY_PRICE[family] },
+    tier,
+    price,
+  };
 }
 
 /** The models this provider knows (the vision-capable ids in @anthropic-ai/sdk 1.14's `Model`). */
@@ -89,7 +93,13 @@ export function profileFor(model: string, overrides: ProfileOverrides = {}): Vis
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as ProfileOverrides;
   if (!known) {
     const { maxEdge, maxTokens, patch, inputPerMTok, outputPerMTok } = defined;
-    if (maxEdge === undefined || maxTokens === undefined || patch === undefined || inputPerMTok === undefined || outputPerMTok === undefined) {
+    if (
+      maxEdge === undefined ||
+      maxTokens === undefined ||
+      patch === undefined ||
+      inputPerMTok === undefined ||
+      outputPerMTok === undefined
+    ) {
       throw new UnknownModelError(
         `no vision profile is known for model "${model}": give its maxEdge, maxTokens, patch and prices, or use one of ${Object.keys(MODEL_CATALOG).join(', ')}`,
       );
@@ -101,10 +111,12 @@ export function profileFor(model: string, overrides: ProfileOverrides = {}): Vis
 
 function checkProfile(p: VisionProfile): VisionProfile {
   for (const key of ['maxEdge', 'maxTokens', 'patch'] as const) {
-    if (!(Number.isInteger(p[key]) && p[key] > 0)) throw new RangeError(`vision profile ${p.id}: ${key} must be a positive integer, got ${p[key]}`);
+    if (!(Number.isInteger(p[key]) && p[key] > 0))
+      throw new RangeError(`vision profile ${p.id}: ${key} must be a positive integer, got ${p[key]}`);
   }
   for (const key of ['inputPerMTok', 'outputPerMTok'] as const) {
-    if (!(Number.isFinite(p[key]) && p[key] >= 0)) throw new RangeError(`vision profile ${p.id}: ${key} must be ≥ 0, got ${p[key]}`);
+    if (!(Number.isFinite(p[key]) && p[key] >= 0))
+      throw new RangeError(`vision profile ${p.id}: ${key} must be ≥ 0, got ${p[key]}`);
   }
   return p;
 }
@@ -117,7 +129,8 @@ export function combinedProfile(profiles: readonly VisionProfile[]): VisionProfi
   if (profiles.length === 0) throw new RangeError('at least one model is needed');
   if (profiles.length === 1) return profiles[0]!;
   const patch = profiles[0]!.patch;
-  if (profiles.some((p) => p.patch !== patch)) throw new RangeError('models with different patch sizes cannot share a grid');
+  if (profiles.some((p) => p.patch !== patch))
+    throw new RangeError('models with different patch sizes cannot share a grid');
   return {
     id: profiles.map((p) => p.id).join('+'),
     maxEdge: Math.min(...profiles.map((p) => p.maxEdge)),

@@ -50,7 +50,13 @@ describe('progressOf', () => {
   });
 
   it("says 'Complete' at the end, at 100%", () => {
-    expect(progressOf('complete', 0, 0)).toEqual({ phase: 'complete', current_step: 0, total_steps: 0, percentage: 100, message: 'Complete' });
+    expect(progressOf('complete', 0, 0)).toEqual({
+      phase: 'complete',
+      current_step: 0,
+      total_steps: 0,
+      percentage: 100,
+      message: 'Complete',
+    });
     expect(progressOf('complete', 5, 5).percentage).toBe(100);
     expect(progressOf('complete', 5, 5).message).toBe('Complete');
   });

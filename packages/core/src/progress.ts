@@ -15,7 +15,8 @@ export interface Progress {
 }
 
 export function progressOf(phase: Phase, current: number, total: number): Progress {
-  const percentage = total > 0 ? Math.round((1000 * Math.min(current, total)) / total) / 10 : phase === 'complete' ? 100 : 0;
+  const percentage =
+    total > 0 ? Math.round((1000 * Math.min(current, total)) / total) / 10 : phase === 'complete' ? 100 : 0;
   // The message, the step and the percentage all count the grids finished (as the old service did): the
   // webapp shows "Coarse selection: grid c/t" over "Step c / t", and they must name the same grid.
   const grid = total > 0 ? Math.min(current, total) : current;

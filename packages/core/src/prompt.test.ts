@@ -22,7 +22,19 @@ describe('buildPrompt', () => {
   });
 
   it('names the cells that show the same scene, and says nothing of scenes when there are none', () => {
-    const text = buildPrompt(question({ pass: 'fine', rows: 4, cols: 4, labels: fineLabels, pick: 4, sameScene: [['A1', 'A2', 'A3'], ['B4', 'C1']] }));
+    const text = buildPrompt(
+      question({
+        pass: 'fine',
+        rows: 4,
+        cols: 4,
+        labels: fineLabels,
+        pick: 4,
+        sameScene: [
+          ['A1', 'A2', 'A3'],
+          ['B4', 'C1'],
+        ],
+      }),
+    );
     expect(text).toContain('These cells show the same scene, side by side: A1, A2, A3; B4, C1.');
     expect(text).toContain('Pick at most one of each set');
     expect(buildPrompt(question())).not.toContain('same scene');
@@ -140,7 +152,10 @@ describe('answerSchema', () => {
 
 describe('parseAnswer', () => {
   it('reads a structured object', () => {
-    expect(parseAnswer({ picks: ['A1', 'B3', 'J12'] }, coarseLabels)).toEqual({ picks: ['A1', 'B3', 'J12'], unknown: [] });
+    expect(parseAnswer({ picks: ['A1', 'B3', 'J12'] }, coarseLabels)).toEqual({
+      picks: ['A1', 'B3', 'J12'],
+      unknown: [],
+    });
   });
 
   it('reads a bare array', () => {
@@ -166,7 +181,10 @@ describe('parseAnswer', () => {
   });
 
   it('removes duplicates, keeping the first order', () => {
-    expect(parseAnswer({ picks: ['B2', 'A1', 'b2', 'A1', 'B 2'] }, coarseLabels)).toEqual({ picks: ['B2', 'A1'], unknown: [] });
+    expect(parseAnswer({ picks: ['B2', 'A1', 'b2', 'A1', 'B 2'] }, coarseLabels)).toEqual({
+      picks: ['B2', 'A1'],
+      unknown: [],
+    });
     expect(parseAnswer('A1, A1, a1 and B2', coarseLabels).picks).toEqual(['A1', 'B2']);
   });
 
@@ -194,13 +212,28 @@ describe('parseAnswer', () => {
 
   it('returns nothing for garbage', () => {
     const empty = { picks: [], unknown: [] };
-    for (const garbage of [null, undefined, 42, true, '', 'no idea', '{}', '{"picks": "A1"}', { picks: [1, 2] }, { selected: ['A1'] }, '[1, 2, 3]']) {
+    for (const garbage of [
+      null,
+      undefined,
+      42,
+      true,
+      '',
+      'no idea',
+      '{}',
+      '{"picks": "A1"}',
+      { picks: [1, 2] },
+      { selected: ['A1'] },
+      '[1, 2, 3]',
+    ]) {
       expect(parseAnswer(garbage, coarseLabels), JSON.stringify(garbage)).toEqual(empty);
     }
   });
 
   it('ignores non-string items in a structured answer', () => {
-    expect(parseAnswer({ picks: ['A1', 7, null, { x: 1 }, 'B1'] }, coarseLabels)).toEqual({ picks: ['A1', 'B1'], unknown: [] });
+    expect(parseAnswer({ picks: ['A1', 7, null, { x: 1 }, 'B1'] }, coarseLabels)).toEqual({
+      picks: ['A1', 'B1'],
+      unknown: [],
+    });
   });
 
   it('falls back to scanning text whose braces are not JSON', () => {

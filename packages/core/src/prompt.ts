@@ -34,7 +34,9 @@ export function buildPrompt(question: GridQuestion): string {
     `Pick about ${pick} of them: ${describeCriteria(question.criteria)}.`,
     'From a burst or a group of near-duplicates, pick only the single best one.',
     ...(question.sameScene?.length
-      ? [`These cells show the same scene, side by side: ${question.sameScene.map((set) => set.join(', ')).join('; ')}. Pick at most one of each set: the sharpest, best exposed.`]
+      ? [
+          `These cells show the same scene, side by side: ${question.sameScene.map((set) => set.join(', ')).join('; ')}. Pick at most one of each set: the sharpest, best exposed.`,
+        ]
       : []),
     'Skip obviously flawed shots: blurred, badly exposed (too dark or blown out), dull.',
     'Judge each photo by its potential even at thumbnail size.',

@@ -49,7 +49,11 @@ describe('rankPhotos', () => {
   });
 
   it('puts coarse votes before quality', () => {
-    const verdicts = [v(0, { coarseVotes: 1, quality: 0.9 }), v(1, { coarseVotes: 2, quality: 0.1 }), v(2, { coarseVotes: 0, quality: 1 })];
+    const verdicts = [
+      v(0, { coarseVotes: 1, quality: 0.9 }),
+      v(1, { coarseVotes: 2, quality: 0.1 }),
+      v(2, { coarseVotes: 0, quality: 1 }),
+    ];
     expect(order(verdicts)).toEqual([1, 0, 2]);
   });
 
@@ -59,7 +63,12 @@ describe('rankPhotos', () => {
   });
 
   it('breaks full ties by input order (stable)', () => {
-    const verdicts = [v(4, { coarseVotes: 1 }), v(2, { coarseVotes: 1 }), v(9, { coarseVotes: 1 }), v(0, { coarseVotes: 1 })];
+    const verdicts = [
+      v(4, { coarseVotes: 1 }),
+      v(2, { coarseVotes: 1 }),
+      v(9, { coarseVotes: 1 }),
+      v(0, { coarseVotes: 1 }),
+    ];
     expect(order(verdicts)).toEqual([0, 2, 4, 9]);
   });
 
@@ -118,7 +127,12 @@ describe('selectFinal', () => {
   });
 
   it('selects from the coarse picks in a one-pass job', () => {
-    const verdicts = [v(0, { coarseVotes: 0, quality: 1 }), v(1, { coarseVotes: 1 }), v(2, { coarseVotes: 2 }), v(3, { coarseVotes: 1, quality: 0.5 })];
+    const verdicts = [
+      v(0, { coarseVotes: 0, quality: 1 }),
+      v(1, { coarseVotes: 1 }),
+      v(2, { coarseVotes: 2 }),
+      v(3, { coarseVotes: 1, quality: 0.5 }),
+    ];
     const result = selectFinal(verdicts, 10, 1);
     expect(result.selected).toEqual([2, 3, 1]);
     expect(result.fallback).toBe(false);
@@ -131,7 +145,11 @@ describe('selectFinal', () => {
   });
 
   it('keeps photos a pass could not review', () => {
-    const verdicts = [v(0, { coarseVotes: 0 }), v(1, { coarseVotes: 0, coarseReviewed: false }), v(2, { coarseVotes: 1 })];
+    const verdicts = [
+      v(0, { coarseVotes: 0 }),
+      v(1, { coarseVotes: 0, coarseReviewed: false }),
+      v(2, { coarseVotes: 1 }),
+    ];
     const result = selectFinal(verdicts, 5, 1);
     expect(result.selected).toEqual([2, 1]);
     expect(result.fallback).toBe(false);
@@ -164,7 +182,11 @@ describe('selectFinal', () => {
   });
 
   it('never selects a failed photo, even in a fallback', () => {
-    const verdicts = [v(0, { failed: true, quality: 1, coarseVotes: 3, fineVotes: 3 }), v(1, { quality: 0.1 }), v(2, { failed: true, quality: 1 })];
+    const verdicts = [
+      v(0, { failed: true, quality: 1, coarseVotes: 3, fineVotes: 3 }),
+      v(1, { quality: 0.1 }),
+      v(2, { failed: true, quality: 1 }),
+    ];
     const result = selectFinal(verdicts, 3, 2);
     expect(result.selected).toEqual([1]);
     expect(result.fallback).toBe(true);
@@ -197,7 +219,9 @@ describe('selectFinal', () => {
   });
 
   it('never selects more than keep, nor duplicates', () => {
-    const verdicts = Array.from({ length: 50 }, (_, i) => v(i, { coarseVotes: i % 3, fineVotes: i % 3 ? i % 2 : null, quality: (i * 7) % 10 / 10 }));
+    const verdicts = Array.from({ length: 50 }, (_, i) =>
+      v(i, { coarseVotes: i % 3, fineVotes: i % 3 ? i % 2 : null, quality: ((i * 7) % 10) / 10 }),
+    );
     for (const keep of [0, 1, 5, 13, 50, 100]) {
       for (const passes of [1, 2] as const) {
         const { selected } = selectFinal(verdicts, keep, passes);

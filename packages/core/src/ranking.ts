@@ -72,7 +72,12 @@ export interface SceneLimits {
  * With `scenes`, at most `perGroup` photos of a near-duplicate group are kept, and a flawed photo never
  * displaces its group's clean twin: the twin (the best-ranked clean member) is kept in its place.
  */
-export function selectFinal(verdicts: readonly PhotoVerdict[], keep: number, passes: 1 | 2, scenes?: SceneLimits): FinalSelection {
+export function selectFinal(
+  verdicts: readonly PhotoVerdict[],
+  keep: number,
+  passes: 1 | 2,
+  scenes?: SceneLimits,
+): FinalSelection {
   const ranked = rankPhotos(verdicts);
   const ranks = new Map(ranked.map((v, i) => [v.index, i + 1]));
   const ranFine = passes === 2 && verdicts.some((v) => v.fineVotes !== null);
@@ -83,7 +88,12 @@ export function selectFinal(verdicts: readonly PhotoVerdict[], keep: number, pas
   return { selected, fallback, ranks };
 }
 
-function onePerScene(pool: readonly PhotoVerdict[], ranked: readonly PhotoVerdict[], keep: number, scenes: SceneLimits): number[] {
+function onePerScene(
+  pool: readonly PhotoVerdict[],
+  ranked: readonly PhotoVerdict[],
+  keep: number,
+  scenes: SceneLimits,
+): number[] {
   const groupOf = (index: number) => scenes.groups[index] ?? null;
   const taken = new Map<number, number>();
   const chosen: number[] = [];

@@ -5,7 +5,21 @@
  */
 
 /** Query parameters that carry a secret, by name (any case; `_` and `-` ignored): `password`, `sslpassword`, `apiKey`, … */
-const SECRET_PARAMS = new Set(['password', 'passwd', 'pass', 'pwd', 'sslpassword', 'secret', 'clientsecret', 'token', 'accesstoken', 'authtoken', 'key', 'apikey', 'auth']);
+const SECRET_PARAMS = new Set([
+  'password',
+  'passwd',
+  'pass',
+  'pwd',
+  'sslpassword',
+  'secret',
+  'clientsecret',
+  'token',
+  'accesstoken',
+  'authtoken',
+  'key',
+  'apikey',
+  'auth',
+]);
 
 export const MASK = '***';
 
@@ -27,7 +41,9 @@ export function redactUrl(url: string, invalid = '(invalid URL)'): string {
   if (u.password) u.password = MASK;
   const params = [...u.searchParams];
   if (params.some(([name]) => isSecretParam(name))) {
-    u.search = new URLSearchParams(params.map(([name, value]): [string, string] => [name, isSecretParam(name) ? MASK : value])).toString();
+    u.search = new URLSearchParams(
+      params.map(([name, value]): [string, string] => [name, isSecretParam(name) ? MASK : value]),
+    ).toString();
   }
   return u.toString();
 }

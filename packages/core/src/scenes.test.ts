@@ -18,7 +18,9 @@ const N = SIGNATURE_SIDE;
 
 /** A signature of `f(x, y)` (0..255) and the matching normalised colour layout (grey: every channel alike). */
 function key(f: (x: number, y: number) => number): SceneKey {
-  const bytes = Array.from({ length: N * N }, (_, i) => Math.max(0, Math.min(255, Math.round(f(i % N, Math.floor(i / N))))));
+  const bytes = Array.from({ length: N * N }, (_, i) =>
+    Math.max(0, Math.min(255, Math.round(f(i % N, Math.floor(i / N))))),
+  );
   const cells: number[] = [];
   for (let r = 0; r < 4; r++) {
     for (let c = 0; c < 4; c++) {
@@ -55,7 +57,12 @@ describe('groupScenes', () => {
   it('is the same whatever the order the pairs are met in: a group is named by its first photo', () => {
     const keys = [key(stripes), key(hills), key((x, y) => hills(x, y + 1)), key((x, y) => stripes(x, y) * 0.9)];
     expect(groupScenes(keys)).toEqual([0, 1, 1, 0]);
-    expect(groupMembers(groupScenes(keys))).toEqual(new Map([[0, [0, 3]], [1, [1, 2]]]));
+    expect(groupMembers(groupScenes(keys))).toEqual(
+      new Map([
+        [0, [0, 3]],
+        [1, [1, 2]],
+      ]),
+    );
   });
 
   it('never groups a flat frame with anything', () => {
@@ -72,7 +79,10 @@ describe('groupScenes', () => {
 });
 
 describe('groupScenes with capture times', () => {
-  const signature = (f: (x: number, y: number) => number) => Uint8Array.from(Array.from({ length: N * N }, (_, i) => Math.max(0, Math.min(255, Math.round(f(i % N, Math.floor(i / N)))))));
+  const signature = (f: (x: number, y: number) => number) =>
+    Uint8Array.from(
+      Array.from({ length: N * N }, (_, i) => Math.max(0, Math.min(255, Math.round(f(i % N, Math.floor(i / N)))))),
+    );
   // A burst frame: the scene with a subject (a bright block) that has moved into it.
   const moved = (x: number, y: number) => (x >= 5 && x < 9 && y >= 6 && y < 10 ? 250 : hills(x, y));
 
@@ -82,15 +92,35 @@ describe('groupScenes with capture times', () => {
     expect(c).toBeLessThan(SAME_SCENE_CORRELATION);
     const [a, b] = [key(hills), key(moved)];
     expect(groupScenes([a, b])).toEqual([0, 1]);
-    expect(groupScenes([{ ...a, captured: 1_000 }, { ...b, captured: 1_000 + BURST_SPAN_MS }])).toEqual([0, 0]);
-    expect(groupScenes([{ ...a, captured: 1_000 }, { ...b, captured: 2_000 + BURST_SPAN_MS }])).toEqual([0, 1]);
+    expect(
+      groupScenes([
+        { ...a, captured: 1_000 },
+        { ...b, captured: 1_000 + BURST_SPAN_MS },
+      ]),
+    ).toEqual([0, 0]);
+    expect(
+      groupScenes([
+        { ...a, captured: 1_000 },
+        { ...b, captured: 2_000 + BURST_SPAN_MS },
+      ]),
+    ).toEqual([0, 1]);
     expect(groupScenes([{ ...a, captured: 1_000 }, b])).toEqual([0, 1]);
   });
 
   it('never groups alike shots taken more than SCENE_SPAN_MS apart, and judges by pixels when one has no time', () => {
     const [a, b] = [key(hills), key((x, y) => hills(x + 1, y))];
-    expect(groupScenes([{ ...a, captured: 0 }, { ...b, captured: SCENE_SPAN_MS }])).toEqual([0, 0]);
-    expect(groupScenes([{ ...a, captured: 0 }, { ...b, captured: SCENE_SPAN_MS + 1 }])).toEqual([0, 1]);
+    expect(
+      groupScenes([
+        { ...a, captured: 0 },
+        { ...b, captured: SCENE_SPAN_MS },
+      ]),
+    ).toEqual([0, 0]);
+    expect(
+      groupScenes([
+        { ...a, captured: 0 },
+        { ...b, captured: SCENE_SPAN_MS + 1 },
+      ]),
+    ).toEqual([0, 1]);
     expect(groupScenes([{ ...a, captured: 0 }, b])).toEqual([0, 0]);
   });
 });
@@ -124,12 +154,15 @@ describe('arrangeFine', () => {
 
   it('cuts a group larger than a grid into full grids', () => {
     const groups = Array.from({ length: 10 }, () => 0);
-    expect(arrangeFine([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], groups, 4)).toEqual({ order: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], sizes: [4, 4, 2] });
+    expect(arrangeFine([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], groups, 4)).toEqual({
+      order: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      sizes: [4, 4, 2],
+    });
   });
 });
 
 describe('withGroupBest', () => {
-  it('brings a surviving group\'s best-measured photo into the fine pass, and leaves groups without survivors out', () => {
+  it("brings a surviving group's best-measured photo into the fine pass, and leaves groups without survivors out", () => {
     const groups = [0, 1, 0, 0, 1, null];
     const quality = [0.2, 0.9, 0.8, 0.5, 0.3, 0.4];
     // 3 survived (its group's best is 2); 5 survived alone; group 1 had no survivor.

@@ -38,7 +38,9 @@ export const SCENE_SPAN_MS = 30 * 60_000;
 
 /** Group id (the index of the group's first photo) of every photo; null for a photo without signals. */
 export function groupScenes(keys: readonly (SceneKey | null)[]): (number | null)[] {
-  const decoded = keys.map((k) => (k ? { signature: decodeHex(k.signature), layout: decodeHex(k.layout), captured: k.captured } : null));
+  const decoded = keys.map((k) =>
+    k ? { signature: decodeHex(k.signature), layout: decodeHex(k.layout), captured: k.captured } : null,
+  );
   const parent = keys.map((_, i) => i);
   const find = (i: number): number => {
     while (parent[i] !== i) {
@@ -83,12 +85,22 @@ export function bestCorrelation(a: Uint8Array, b: Uint8Array): number {
   let best = -1;
   for (let dy = -1; dy <= 1; dy++) {
     for (let dx = -1; dx <= 1; dx++) {
-      let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, count = 0;
+      let sa = 0,
+        sb = 0,
+        saa = 0,
+        sbb = 0,
+        sab = 0,
+        count = 0;
       for (let y = Math.max(0, dy); y < n + Math.min(0, dy); y++) {
         for (let x = Math.max(0, dx); x < n + Math.min(0, dx); x++) {
           const va = a[y * n + x]!;
           const vb = b[(y - dy) * n + (x - dx)]!;
-          sa += va; sb += vb; saa += va * va; sbb += vb * vb; sab += va * vb; count++;
+          sa += va;
+          sb += vb;
+          saa += va * va;
+          sbb += vb * vb;
+          sab += va * vb;
+          count++;
         }
       }
       const cov = sab / count - (sa / count) * (sb / count);
@@ -139,7 +151,9 @@ export function arrangeFine(
     if (unit) unit.push(index);
     else units.set(key, [index]);
   }
-  const chunks = [...units.values()].flatMap((u) => Array.from({ length: Math.ceil(u.length / capacity) }, (_, k) => u.slice(k * capacity, (k + 1) * capacity)));
+  const chunks = [...units.values()].flatMap((u) =>
+    Array.from({ length: Math.ceil(u.length / capacity) }, (_, k) => u.slice(k * capacity, (k + 1) * capacity)),
+  );
   const target = Math.ceil(survivors.length / Math.max(1, Math.ceil(survivors.length / capacity)));
   const order: number[] = [];
   const sizes: number[] = [];
@@ -180,7 +194,11 @@ export function withSurvivingMates(survivors: readonly number[], groups: readonl
  * `quality`, the first on a tie) when it did not survive: a grid may have dropped the sharp frame of a burst
  * and kept a shaken one, which only a side-by-side look at full size (the fine pass's) tells apart. In index order.
  */
-export function withGroupBest(survivors: readonly number[], groups: readonly (number | null)[], quality: (index: number) => number | null): number[] {
+export function withGroupBest(
+  survivors: readonly number[],
+  groups: readonly (number | null)[],
+  quality: (index: number) => number | null,
+): number[] {
   const members = groupMembers(groups);
   const out = new Set(survivors);
   for (const index of survivors) {

@@ -11,21 +11,62 @@ describe('settings schema', () => {
     on: setting.flag('ON', true),
     mode: setting.oneOf('MODE', ['a', 'b'], 'a'),
     name: setting.text('NAME', 'x', { pattern: /^[a-z]+$/, message: (v) => `NAME may hold a-z only, got "${v}"` }),
-    origins: setting.list('ORIGINS', [], { item: (v) => v.replace(/\/+$/, ''), pattern: /^https:\/\//, message: (v) => `ORIGINS holds "${v}"` }),
-    url: setting.url('URL', undefined, ['https:'], (v, protocol) => (protocol ? `URL must be https, got ${protocol}` : `URL must be a URL, got "${v}"`)),
+    origins: setting.list('ORIGINS', [], {
+      item: (v) => v.replace(/\/+$/, ''),
+      pattern: /^https:\/\//,
+      message: (v) => `ORIGINS holds "${v}"`,
+    }),
+    url: setting.url('URL', undefined, ['https:'], (v, protocol) =>
+      protocol ? `URL must be https, got ${protocol}` : `URL must be a URL, got "${v}"`,
+    ),
   };
 
   it('gives the defaults for unset or blank variables', () => {
-    const defaults = { port: 8000, keep: 1, lock: 30_000, hours: 24, latency: 0, on: true, mode: 'a', name: 'x', origins: [], url: undefined };
+    const defaults = {
+      port: 8000,
+      keep: 1,
+      lock: 30_000,
+      hours: 24,
+      latency: 0,
+      on: true,
+      mode: 'a',
+      name: 'x',
+      origins: [],
+      url: undefined,
+    };
     expect(readSettings(schema, {})).toEqual(defaults);
-    expect(readSettings(schema, Object.fromEntries(Object.values(schema).map((s) => [s.name, '  '])))).toEqual(defaults);
+    expect(readSettings(schema, Object.fromEntries(Object.values(schema).map((s) => [s.name, '  '])))).toEqual(
+      defaults,
+    );
     expect(schema.port.given({ PORT: ' ' })).toBe(false);
     expect(schema.port.given({ PORT: '1' })).toBe(true);
   });
 
   it('reads trimmed values of each type', () => {
-    const env = { PORT: ' 0 ', KEEP: '7', LOCK_MS: '100', HOURS: '0.5', LATENCY_MS: '0', ON: 'No', MODE: 'b', NAME: 'abc', ORIGINS: ' https://a/ ,, https://b ', URL: 'https://h/p' };
-    expect(readSettings(schema, env)).toEqual({ port: 0, keep: 7, lock: 100, hours: 0.5, latency: 0, on: false, mode: 'b', name: 'abc', origins: ['https://a', 'https://b'], url: 'https://h/p' });
+    const env = {
+      PORT: ' 0 ',
+      KEEP: '7',
+      LOCK_MS: '100',
+      HOURS: '0.5',
+      LATENCY_MS: '0',
+      ON: 'No',
+      MODE: 'b',
+      NAME: 'abc',
+      ORIGINS: ' https://a/ ,, https://b ',
+      URL: 'https://h/p',
+    };
+    expect(readSettings(schema, env)).toEqual({
+      port: 0,
+      keep: 7,
+      lock: 100,
+      hours: 0.5,
+      latency: 0,
+      on: false,
+      mode: 'b',
+      name: 'abc',
+      origins: ['https://a', 'https://b'],
+      url: 'https://h/p',
+    });
   });
 
   it('refuses a bad value with the one message of its setting', () => {

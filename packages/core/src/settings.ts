@@ -48,12 +48,18 @@ function wholeIn(name: string, fallback: number | undefined, { min, max }: Whole
   const range = max === undefined ? `≥ ${min}` : `from ${min} to ${max}`;
   return custom(name, fallback, (value, given) => {
     const n = Number(value);
-    return Number.isInteger(n) && n >= min && (max === undefined || n <= max) ? n : bad(`${name} must be ${kind} ${range}, got "${given}"`);
+    return Number.isInteger(n) && n >= min && (max === undefined || n <= max)
+      ? n
+      : bad(`${name} must be ${kind} ${range}, got "${given}"`);
   });
 }
 
 /** A whole number within bounds. */
-export function whole<T extends number | undefined>(name: string, fallback: T, bounds: WholeBounds): Setting<number | T> {
+export function whole<T extends number | undefined>(
+  name: string,
+  fallback: T,
+  bounds: WholeBounds,
+): Setting<number | T> {
   return wholeIn(name, fallback, bounds, 'a whole number') as Setting<number | T>;
 }
 
@@ -63,7 +69,11 @@ export function ms(name: string, fallback: number, bounds: WholeBounds = { min: 
 }
 
 /** A number, fractions allowed: positive, or ≥ 0 with `{ zero: true }`. */
-export function decimal<T extends number | undefined>(name: string, fallback: T, { zero = false } = {}): Setting<number | T> {
+export function decimal<T extends number | undefined>(
+  name: string,
+  fallback: T,
+  { zero = false } = {},
+): Setting<number | T> {
   return custom<number | T>(name, fallback, (value, given) => {
     const n = Number(value);
     if (Number.isFinite(n) && (zero ? n >= 0 : n > 0)) return n;
@@ -82,19 +92,35 @@ export function flag(name: string, fallback: boolean): Setting<boolean> {
 }
 
 /** One of a few words. */
-export function oneOf<const A extends readonly string[], T extends A[number] | undefined>(name: string, allowed: A, fallback: T): Setting<A[number] | T> {
+export function oneOf<const A extends readonly string[], T extends A[number] | undefined>(
+  name: string,
+  allowed: A,
+  fallback: T,
+): Setting<A[number] | T> {
   return custom<A[number] | T>(name, fallback, (value) =>
-    allowed.includes(value) ? (value as A[number]) : bad(`${name} must be one of ${allowed.join(', ')}, got "${value}"`),
+    allowed.includes(value)
+      ? (value as A[number])
+      : bad(`${name} must be one of ${allowed.join(', ')}, got "${value}"`),
   );
 }
 
 /** Free text, or text matching `pattern` (else `message(value)`). */
-export function text<T extends string | undefined>(name: string, fallback: T, check?: { pattern: RegExp; message: (value: string) => string }): Setting<string | T> {
-  return custom<string | T>(name, fallback, (value) => (!check || check.pattern.test(value) ? value : bad(check.message(value))));
+export function text<T extends string | undefined>(
+  name: string,
+  fallback: T,
+  check?: { pattern: RegExp; message: (value: string) => string },
+): Setting<string | T> {
+  return custom<string | T>(name, fallback, (value) =>
+    !check || check.pattern.test(value) ? value : bad(check.message(value)),
+  );
 }
 
 /** A comma-separated list; each item trimmed by `item` (if given), blanks dropped, then checked. */
-export function list(name: string, fallback: string[], check?: { item?: (value: string) => string; pattern: RegExp; message: (item: string) => string }): Setting<string[]> {
+export function list(
+  name: string,
+  fallback: string[],
+  check?: { item?: (value: string) => string; pattern: RegExp; message: (item: string) => string },
+): Setting<string[]> {
   return custom(name, fallback, (value) =>
     value
       .split(',')
@@ -108,7 +134,12 @@ export function list(name: string, fallback: string[], check?: { item?: (value: 
  * An absolute URL with one of `protocols` (e.g. `['https:']`). `message` gets the value, and the protocol
  * when the value is a URL of another kind.
  */
-export function url<T extends string | undefined>(name: string, fallback: T, protocols: readonly string[], message: (value: string, protocol?: string) => string): Setting<string | T> {
+export function url<T extends string | undefined>(
+  name: string,
+  fallback: T,
+  protocols: readonly string[],
+  message: (value: string, protocol?: string) => string,
+): Setting<string | T> {
   return custom<string | T>(name, fallback, (value) => {
     let parsed: URL;
     try {

@@ -208,7 +208,24 @@ describe('parsePasses', () => {
   });
 
   it("rejects anything else with exactly 'Passes must be 1 or 2'", () => {
-    for (const bad of [0, 3, -1, 1.5, '0', '3', 'abc', '', ' ', 'two', null, undefined, true, [1], { passes: 1 }, Number.NaN]) {
+    for (const bad of [
+      0,
+      3,
+      -1,
+      1.5,
+      '0',
+      '3',
+      'abc',
+      '',
+      ' ',
+      'two',
+      null,
+      undefined,
+      true,
+      [1],
+      { passes: 1 },
+      Number.NaN,
+    ]) {
       const err = inputError(() => parsePasses(bad));
       expect(err.message).toBe('Passes must be 1 or 2');
     }

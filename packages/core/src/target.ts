@@ -80,8 +80,7 @@ export type CriteriaPreset = 'standout' | 'quality';
 export const CRITERIA_PRESETS: Record<CriteriaPreset, string> = {
   standout:
     'eye-catching photos: a strong moment, a clear subject, beautiful light, strong composition, emotion, fresh framing',
-  quality:
-    'technical and aesthetic excellence: sharp focus, good exposure, good colour and light, a clear subject',
+  quality: 'technical and aesthetic excellence: sharp focus, good exposure, good colour and light, a clear subject',
 };
 
 export const MAX_CRITERIA_LENGTH = 500;

@@ -3,8 +3,22 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPool, InsufficientCreditsError, migrate, PgCreditLedger, proceedChargeKey, readDatabaseSettings, triageChargeKey } from './index.js';
-import { createSupabaseProductTables, createTestDatabase, creditsOf, seedCredits, type TestDatabase } from './testing/index.js';
+import {
+  createPool,
+  InsufficientCreditsError,
+  migrate,
+  PgCreditLedger,
+  proceedChargeKey,
+  readDatabaseSettings,
+  triageChargeKey,
+} from './index.js';
+import {
+  createSupabaseProductTables,
+  createTestDatabase,
+  creditsOf,
+  seedCredits,
+  type TestDatabase,
+} from './testing/index.js';
 
 let db: TestDatabase | undefined;
 afterEach(async () => {
@@ -52,7 +66,8 @@ describe('migrations', () => {
     db = await createTestDatabase();
     await createSupabaseProductTables(db.pool);
     const before = await columns(db.pool);
-    const fks = "SELECT count(*)::int AS n FROM information_schema.table_constraints WHERE constraint_type = 'FOREIGN KEY' AND table_schema = 'public'";
+    const fks =
+      "SELECT count(*)::int AS n FROM information_schema.table_constraints WHERE constraint_type = 'FOREIGN KEY' AND table_schema = 'public'";
     const fkBefore = (await db.pool.query<{ n: number }>(fks)).rows[0]!.n;
     const indexesBefore = await indexesAndConstraints(db.pool);
     expect(indexesBefore.length).toBeGreaterThan(5);
@@ -83,7 +98,9 @@ describe('the credit ledger', () => {
     const item = [{ key: triageChargeKey('a'), amount: 3 }];
     expect(await ledger.charge(user, 'triage', 'a', item)).toBe(3);
     expect(await ledger.charge(user, 'triage', 'a', item)).toBe(0);
-    const err = await ledger.charge(user, 'triage', 'b', [{ key: triageChargeKey('b'), amount: 3 }]).catch((e: unknown) => e);
+    const err = await ledger
+      .charge(user, 'triage', 'b', [{ key: triageChargeKey('b'), amount: 3 }])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InsufficientCreditsError);
     expect((err as Error).message).toBe('Insufficient credits: need 3, have 2');
     const after = await creditsOf(db.pool, user);
@@ -94,7 +111,9 @@ describe('the credit ledger', () => {
 
   it('a user without a credits row has 0 and is refused', async () => {
     const { ledger } = await migrated();
-    await expect(ledger.charge(randomUUID(), 'triage', 'x', [{ key: 'triage:x', amount: 1 }])).rejects.toThrow('Insufficient credits: need 1, have 0');
+    await expect(ledger.charge(randomUUID(), 'triage', 'x', [{ key: 'triage:x', amount: 1 }])).rejects.toThrow(
+      'Insufficient credits: need 1, have 0',
+    );
   });
 
   it('charges a proceed per photo not charged yet, and refunds each photo once', async () => {
@@ -121,7 +140,9 @@ describe('the credit ledger', () => {
     const pools = Array.from({ length: 10 }, () => createPool(settings, 'test'));
     try {
       const results = await Promise.allSettled(
-        Array.from({ length: 50 }, (_, i) => new PgCreditLedger(pools[i % 10]!).charge(user, 'triage', `j${i}`, [{ key: `triage:j${i}`, amount: 1 }])),
+        Array.from({ length: 50 }, (_, i) =>
+          new PgCreditLedger(pools[i % 10]!).charge(user, 'triage', `j${i}`, [{ key: `triage:j${i}`, amount: 1 }]),
+        ),
       );
       const ok = results.filter((r) => r.status === 'fulfilled');
       expect(ok).toHaveLength(7);
@@ -155,7 +176,12 @@ describe('the credit ledger', () => {
     const user = randomUUID();
     await seedCredits(db.pool, user, 5);
     const keys = ['1', '2', '3'].map((id) => proceedChargeKey('t', id));
-    await ledger.charge(user, 'proceed', 'h', keys.map((key) => ({ key, amount: 1 })));
+    await ledger.charge(
+      user,
+      'proceed',
+      'h',
+      keys.map((key) => ({ key, amount: 1 })),
+    );
     await db.pool.query("UPDATE triage_charges SET state = 'settled' WHERE key = $1", [keys[0]]);
     // Still queued: left alone, whatever its age.
     expect(await ledger.reconcile(0, async () => 'queued')).toEqual({ settled: 0, refunded: 0 });
@@ -167,11 +193,19 @@ describe('the credit ledger', () => {
 describe('settings and the migrate command', () => {
   it('validate each variable with a message naming it, and never show the password', () => {
     expect(readDatabaseSettings({})).toBeNull();
-    expect(() => readDatabaseSettings({ DATABASE_URL: 'mysql://x@y/z' })).toThrow(/DATABASE_URL must start with postgres:\/\//);
+    expect(() => readDatabaseSettings({ DATABASE_URL: 'mysql://x@y/z' })).toThrow(
+      /DATABASE_URL must start with postgres:\/\//,
+    );
     expect(() => readDatabaseSettings({ DATABASE_URL: 'not a url' })).toThrow(/DATABASE_URL must be a URL/);
-    expect(() => readDatabaseSettings({ DATABASE_URL: 'postgres://h/d', DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX must be a whole number from 1/);
-    expect(() => readDatabaseSettings({ DATABASE_STATEMENT_TIMEOUT_MS: 'soon' })).toThrow(/DATABASE_STATEMENT_TIMEOUT_MS/);
-    expect(() => readDatabaseSettings({ DATABASE_MIGRATE_ON_START: 'maybe' })).toThrow(/DATABASE_MIGRATE_ON_START must be true or false/);
+    expect(() => readDatabaseSettings({ DATABASE_URL: 'postgres://h/d', DATABASE_POOL_MAX: '0' })).toThrow(
+      /DATABASE_POOL_MAX must be a whole number from 1/,
+    );
+    expect(() => readDatabaseSettings({ DATABASE_STATEMENT_TIMEOUT_MS: 'soon' })).toThrow(
+      /DATABASE_STATEMENT_TIMEOUT_MS/,
+    );
+    expect(() => readDatabaseSettings({ DATABASE_MIGRATE_ON_START: 'maybe' })).toThrow(
+      /DATABASE_MIGRATE_ON_START must be true or false/,
+    );
   });
 
   it('`npm run migrate` applies the migrations once, and says what it needs without DATABASE_URL', async () => {

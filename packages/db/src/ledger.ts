@@ -66,7 +66,10 @@ export interface CreditLedger {
    */
   refund(keys: readonly string[], reason: string, onlyHeld?: boolean): Promise<number>;
   /** Resolves charges held longer than `olderThanMs`: settled when their work exists, refunded when not. */
-  reconcile(olderThanMs: number, workState: (kind: ChargeKind, ref: string) => Promise<WorkState>): Promise<ReconcileResult>;
+  reconcile(
+    olderThanMs: number,
+    workState: (kind: ChargeKind, ref: string) => Promise<WorkState>,
+  ): Promise<ReconcileResult>;
 }
 
 /** The deployment without a database: everything is free, and says so (0 deducted). */
@@ -120,13 +123,18 @@ export class PgCreditLedger implements CreditLedger {
         [userId, total],
       );
       if (taken.rowCount !== 1) throw new InsufficientCreditsError(total, await balanceOf(client, userId));
-      await client.query("INSERT INTO transactions (user_id, amount, type) VALUES ($1, $2, 'inference')", [userId, -total]);
+      await client.query("INSERT INTO transactions (user_id, amount, type) VALUES ($1, $2, 'inference')", [
+        userId,
+        -total,
+      ]);
       return total;
     });
   }
 
   async stateOf(key: string): Promise<ChargeState | null> {
-    const { rows } = await this.pool.query<{ state: ChargeState }>('SELECT state FROM triage_charges WHERE key = $1', [key]);
+    const { rows } = await this.pool.query<{ state: ChargeState }>('SELECT state FROM triage_charges WHERE key = $1', [
+      key,
+    ]);
     return rows[0]?.state ?? null;
   }
 
@@ -158,14 +166,20 @@ export class PgCreditLedger implements CreditLedger {
            ON CONFLICT (user_id) DO UPDATE SET balance = credits.balance + EXCLUDED.balance, updated_at = now()`,
           [userId, amount],
         );
-        await client.query("INSERT INTO transactions (user_id, amount, type) VALUES ($1, $2, 'refund')", [userId, amount]);
+        await client.query("INSERT INTO transactions (user_id, amount, type) VALUES ($1, $2, 'refund')", [
+          userId,
+          amount,
+        ]);
         total += amount;
       }
       return total;
     });
   }
 
-  async reconcile(olderThanMs: number, workState: (kind: ChargeKind, ref: string) => Promise<WorkState>): Promise<ReconcileResult> {
+  async reconcile(
+    olderThanMs: number,
+    workState: (kind: ChargeKind, ref: string) => Promise<WorkState>,
+  ): Promise<ReconcileResult> {
     const { rows } = await this.pool.query<{ key: string; kind: ChargeKind; ref: string }>(
       `SELECT key, kind, ref FROM triage_charges
        WHERE state = 'held' AND created_at < now() - $1 * interval '1 millisecond' ORDER BY created_at LIMIT 1000`,

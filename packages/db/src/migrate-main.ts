@@ -13,7 +13,9 @@ async function main(): Promise<number> {
   try {
     const applied = await migrate(pool);
     const where = redactUrl(settings.url);
-    console.log(applied.length > 0 ? `migrate: applied ${applied.join(', ')} to ${where}` : `migrate: ${where} is up to date`);
+    console.log(
+      applied.length > 0 ? `migrate: applied ${applied.join(', ')} to ${where}` : `migrate: ${where} is up to date`,
+    );
     return 0;
   } finally {
     await pool.end();

@@ -22,7 +22,9 @@ export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<stri
     await client.query(
       'CREATE TABLE IF NOT EXISTS triage_schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
     );
-    const done = new Set((await client.query<{ name: string }>('SELECT name FROM triage_schema_migrations')).rows.map((r) => r.name));
+    const done = new Set(
+      (await client.query<{ name: string }>('SELECT name FROM triage_schema_migrations')).rows.map((r) => r.name),
+    );
     for (const name of await migrationFiles(dir)) {
       if (done.has(name)) continue;
       const sql = await readFile(`${dir}/${name}`, 'utf8');

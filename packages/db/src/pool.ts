@@ -9,7 +9,11 @@ import type { DatabaseSettings } from './settings.js';
 export type Pool = pg.Pool;
 export type Client = pg.PoolClient;
 
-export function createPool(settings: DatabaseSettings, applicationName: string, onError?: (err: Error) => void): pg.Pool {
+export function createPool(
+  settings: DatabaseSettings,
+  applicationName: string,
+  onError?: (err: Error) => void,
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString: settings.url,
     max: settings.poolMax,

@@ -27,13 +27,20 @@ export async function recordScoredPhoto(pool: pg.Pool, input: ScoredPhotoInput):
     );
     const id =
       inserted.rows[0]?.id ??
-      (await client.query<{ id: string }>('SELECT id FROM scored_photos WHERE user_id = $1 AND storage_path = $2', [input.userId, input.storagePath]))
-        .rows[0]!.id;
+      (
+        await client.query<{ id: string }>('SELECT id FROM scored_photos WHERE user_id = $1 AND storage_path = $2', [
+          input.userId,
+          input.storagePath,
+        ])
+      ).rows[0]!.id;
     await client.query(
       `INSERT INTO scoring_queue (user_id, photo_id, status) VALUES ($1, $2, 'pending') ON CONFLICT (photo_id) DO NOTHING`,
       [input.userId, id],
     );
-    await client.query(`UPDATE triage_charges SET state = 'settled', updated_at = now() WHERE key = $1 AND state = 'held'`, [input.chargeKey]);
+    await client.query(
+      `UPDATE triage_charges SET state = 'settled', updated_at = now() WHERE key = $1 AND state = 'held'`,
+      [input.chargeKey],
+    );
     return id;
   });
 }

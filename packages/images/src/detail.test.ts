@@ -60,12 +60,14 @@ describe('detail at full resolution', () => {
     expect((await thumbnailFromFile(progressive, 84, { detail: true })).detail).toBeUndefined();
   });
 
-  it('is measured when a test of the thumbnail asks for it, after the thumbnail\'s signals, and not when it declines', async () => {
+  it("is measured when a test of the thumbnail asks for it, after the thumbnail's signals, and not when it declines", async () => {
     const path = temp.file('asked.jpg');
     await writeVariant(base, { crop, longSide: 2400, flaws: [{ kind: 'noise', sigma: 14, seed: 5 }] }, path);
     const seen: number[] = [];
     const declined = await thumbnailFromFile(path, 84, { detail: (t) => (seen.push(t.signals.noise), false) });
-    const asked = await thumbnailFromFile(path, 84, { detail: (t) => (seen.push(t.signals.noise), t.source.width === 2400) });
+    const asked = await thumbnailFromFile(path, 84, {
+      detail: (t) => (seen.push(t.signals.noise), t.source.width === 2400),
+    });
     expect(declined.detail).toBeUndefined();
     expect(asked.detail!.noise).toBeGreaterThan(2);
     expect(seen).toEqual([declined.signals.noise, asked.signals.noise]);

@@ -19,14 +19,29 @@ function quadrants(width: number, height: number): Buffer {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const q = (y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1);
-      rgb.set([[230, 20, 20], [20, 200, 20], [20, 20, 230], [240, 240, 240]][q]!, (y * width + x) * 3);
+      rgb.set(
+        [
+          [230, 20, 20],
+          [20, 200, 20],
+          [20, 20, 230],
+          [240, 240, 240],
+        ][q]!,
+        (y * width + x) * 3,
+      );
     }
   }
   return rgb;
 }
 
-async function jpeg(rgb: Buffer, width: number, height: number, options: { progressive?: boolean } = {}): Promise<Buffer> {
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90, progressive: options.progressive ?? false }).toBuffer();
+async function jpeg(
+  rgb: Buffer,
+  width: number,
+  height: number,
+  options: { progressive?: boolean } = {},
+): Promise<Buffer> {
+  return sharp(rgb, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90, progressive: options.progressive ?? false })
+    .toBuffer();
 }
 
 function meanDiff(a: Buffer, b: Buffer): number {
@@ -42,14 +57,19 @@ describe('parseJpegHead', () => {
     expect(parseJpegHead(base)).toEqual({ width: 640, height: 480, orientation: 1, progressive: false });
     const progressive = await jpeg(quadrants(320, 200), 320, 200, { progressive: true });
     expect(parseJpegHead(progressive)).toMatchObject({ width: 320, height: 200, progressive: true });
-    const rotated = await sharp(quadrants(64, 48), { raw: { width: 64, height: 48, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const rotated = await sharp(quadrants(64, 48), { raw: { width: 64, height: 48, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     expect(parseJpegHead(rotated)).toMatchObject({ width: 64, height: 48, orientation: 6 });
   });
 
   it('returns null for non-JPEG bytes and for a head that ends before the frame header', async () => {
     expect(parseJpegHead(Buffer.from('not a jpeg at all'))).toBeNull();
     expect(parseJpegHead(Buffer.alloc(0))).toBeNull();
-    const big = withExif(await jpeg(quadrants(64, 48), 64, 48), { thumbnail: await jpeg(quadrants(160, 120), 160, 120) });
+    const big = withExif(await jpeg(quadrants(64, 48), 64, 48), {
+      thumbnail: await jpeg(quadrants(160, 120), 160, 120),
+    });
     expect(parseJpegHead(big.subarray(0, 200))).toBeNull();
   });
 });
@@ -96,7 +116,9 @@ describe('capture time (EXIF DateTimeOriginal)', () => {
     const file = withExif(main, { orientation: 6, thumbnail: thumb, captured: '2026:05:01 10:11:12', subSec: '25' });
     expect(parseJpegHead(file)).toMatchObject({ orientation: 6, captured: Date.UTC(2026, 4, 1, 10, 11, 12) + 250 });
     expect(findEmbeddedThumbnail(file)!.jpeg.equals(thumb)).toBe(true);
-    expect(parseJpegHead(withExif(main, { captured: '2026:05:01 10:11:12' }))!.captured).toBe(Date.UTC(2026, 4, 1, 10, 11, 12));
+    expect(parseJpegHead(withExif(main, { captured: '2026:05:01 10:11:12' }))!.captured).toBe(
+      Date.UTC(2026, 4, 1, 10, 11, 12),
+    );
   });
 
   it('reads the date as libexif writes it (through sharp)', async () => {
@@ -124,7 +146,9 @@ describe('orientSquare', () => {
     const stored = quadrants(side, side);
     // Make the square asymmetric along the diagonal too.
     for (let x = 0; x < 8; x++) stored.set([0, 0, 0], (1 * side + x + 2) * 3);
-    const png = await sharp(stored, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+    const png = await sharp(stored, { raw: { width: side, height: side, channels: 3 } })
+      .png()
+      .toBuffer();
     for (let orientation = 1; orientation <= 8; orientation++) {
       const tagged = await sharp(png).jpeg({ quality: 100 }).withMetadata({ orientation }).toBuffer();
       const expected = await sharp(tagged).autoOrient().raw().toBuffer();
@@ -144,7 +168,10 @@ describe('thumbnailFromBytes', () => {
   it('centre-crops, orients and matches a full-decode thumbnail of the same picture', async () => {
     const photo = scene(7, 1600, 1200);
     const main = await jpeg(photo.data, 1600, 1200);
-    const small = await sharp(photo.data, { raw: { width: 1600, height: 1200, channels: 3 } }).resize(160, 120).jpeg({ quality: 90 }).toBuffer();
+    const small = await sharp(photo.data, { raw: { width: 1600, height: 1200, channels: 3 } })
+      .resize(160, 120)
+      .jpeg({ quality: 90 })
+      .toBuffer();
     for (const orientation of [1, 6]) {
       const file = withExif(main, { orientation, thumbnail: small });
       const embedded = findEmbeddedThumbnail(file)!;
@@ -152,7 +179,11 @@ describe('thumbnailFromBytes', () => {
       expect(thumb.size).toBe(84);
       expect(thumb.rgb.length).toBe(84 * 84 * 3);
       expect(thumb.from).toBe('embedded');
-      expect(thumb.source).toEqual(orientation === 6 ? { width: 1200, height: 1600, format: 'jpeg' } : { width: 1600, height: 1200, format: 'jpeg' });
+      expect(thumb.source).toEqual(
+        orientation === 6
+          ? { width: 1200, height: 1600, format: 'jpeg' }
+          : { width: 1600, height: 1200, format: 'jpeg' },
+      );
       const direct = await sharp(file).autoOrient().resize(84, 84, { fit: 'cover' }).raw().toBuffer();
       expect(meanDiff(thumb.rgb, direct), `orientation ${orientation}`).toBeLessThan(12);
       expect(thumb.signals.hash).toMatch(/^[0-9a-f]{16}$/);

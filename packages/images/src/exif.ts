@@ -84,7 +84,14 @@ export function parseJpegHead(head: Uint8Array): JpegHeader | null {
       const height = view.getUint16(start + 1);
       const width = view.getUint16(start + 3);
       if (width === 0 || height === 0) return null;
-      return { width, height, orientation, progressive: isProgressiveSof(marker), ...(thumbnail && { thumbnail }), ...(captured !== undefined && { captured }) };
+      return {
+        width,
+        height,
+        orientation,
+        progressive: isProgressiveSof(marker),
+        ...(thumbnail && { thumbnail }),
+        ...(captured !== undefined && { captured }),
+      };
     }
     if (marker === APP1 && end <= head.length && isExifHeader(head, start)) {
       const exif = parseTiff(head.subarray(start + 6, end));
@@ -102,7 +109,12 @@ export function parseJpegHead(head: Uint8Array): JpegHeader | null {
 function isExifHeader(bytes: Uint8Array, at: number): boolean {
   // "Exif\0\0"
   return (
-    bytes[at] === 0x45 && bytes[at + 1] === 0x78 && bytes[at + 2] === 0x69 && bytes[at + 3] === 0x66 && bytes[at + 4] === 0 && bytes[at + 5] === 0
+    bytes[at] === 0x45 &&
+    bytes[at + 1] === 0x78 &&
+    bytes[at + 2] === 0x69 &&
+    bytes[at + 3] === 0x66 &&
+    bytes[at + 4] === 0 &&
+    bytes[at + 5] === 0
   );
 }
 
@@ -127,8 +139,16 @@ const ASCII = 2;
 export function parseExifDate(text: string, subSec?: string): number | undefined {
   const m = /^(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})/.exec(text);
   if (!m) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  if (year < 1900 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (year < 1900 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return undefined;
   const fraction = subSec && /^\d+/.test(subSec.trim()) ? Number(`0.${/^\d+/.exec(subSec.trim())![0]}`) : 0;
   return Date.UTC(year, month - 1, day, hour, minute, second) + Math.round(fraction * 1000);
 }
@@ -223,7 +243,10 @@ export const ASPECT_TOLERANCE = 0.02;
  * least the cell (a centre crop needs no upscaling), and it has the main image's aspect ratio, so a stale
  * thumbnail left behind by an in-camera or editor crop (or a letterboxed one) is not used.
  */
-export function embeddedThumbnailFits(thumb: Pick<EmbeddedThumbnail, 'width' | 'height' | 'image'>, cell: number): boolean {
+export function embeddedThumbnailFits(
+  thumb: Pick<EmbeddedThumbnail, 'width' | 'height' | 'image'>,
+  cell: number,
+): boolean {
   if (Math.min(thumb.width, thumb.height) < cell) return false;
   const own = thumb.width / thumb.height;
   const main = thumb.image.width / thumb.image.height;
@@ -253,13 +276,27 @@ export function orientSquare(rgb: Uint8Array, side: number, orientation: number)
       let sx: number;
       let sy: number;
       switch (orientation) {
-        case 2: [sx, sy] = [n - x, y]; break; // mirrored horizontally
-        case 3: [sx, sy] = [n - x, n - y]; break; // turned 180°
-        case 4: [sx, sy] = [x, n - y]; break; // mirrored vertically
-        case 5: [sx, sy] = [y, x]; break; // transposed
-        case 6: [sx, sy] = [y, n - x]; break; // stored turned 90° anticlockwise: show turned 90° clockwise
-        case 7: [sx, sy] = [n - y, n - x]; break; // transversed
-        default: [sx, sy] = [n - y, x]; break; // 8: show turned 90° anticlockwise
+        case 2:
+          [sx, sy] = [n - x, y];
+          break; // mirrored horizontally
+        case 3:
+          [sx, sy] = [n - x, n - y];
+          break; // turned 180°
+        case 4:
+          [sx, sy] = [x, n - y];
+          break; // mirrored vertically
+        case 5:
+          [sx, sy] = [y, x];
+          break; // transposed
+        case 6:
+          [sx, sy] = [y, n - x];
+          break; // stored turned 90° anticlockwise: show turned 90° clockwise
+        case 7:
+          [sx, sy] = [n - y, n - x];
+          break; // transversed
+        default:
+          [sx, sy] = [n - y, x];
+          break; // 8: show turned 90° anticlockwise
       }
       const o = (y * side + x) * 3;
       const s = (sy * side + sx) * 3;

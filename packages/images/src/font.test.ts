@@ -60,7 +60,8 @@ describe('drawText', () => {
             const row = Math.floor((y - y0) / scale);
             expected = col < GLYPH_WIDTH && GLYPHS['B7'[glyphIndex]!]![row]![col] === '#';
           }
-          if (inkAt(rgb, width, x, y) !== expected) throw new Error(`pixel (${x}, ${y}) at scale ${scale}: expected ink ${expected}`);
+          if (inkAt(rgb, width, x, y) !== expected)
+            throw new Error(`pixel (${x}, ${y}) at scale ${scale}: expected ink ${expected}`);
           if (!expected) expect(rgb.readUIntBE((y * width + x) * 3, 3)).toBe(0);
         }
       }

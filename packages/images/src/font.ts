@@ -78,8 +78,17 @@ export function textWidth(text: string, scale: number): number {
  * neighbour, so edges stay crisp). Only ink pixels are written: the caller paints the background. Pixels
  * outside the image are clipped.
  */
-export function drawText(rgb: Buffer, imageWidth: number, x: number, y: number, text: string, scale: number, color: Rgb): void {
-  if (!(Number.isInteger(scale) && scale >= 1)) throw new RangeError(`font scale must be a positive integer, got ${scale}`);
+export function drawText(
+  rgb: Buffer,
+  imageWidth: number,
+  x: number,
+  y: number,
+  text: string,
+  scale: number,
+  color: Rgb,
+): void {
+  if (!(Number.isInteger(scale) && scale >= 1))
+    throw new RangeError(`font scale must be a positive integer, got ${scale}`);
   let left = x;
   for (const ch of text) {
     const glyph = glyphOf(ch);
@@ -94,7 +103,15 @@ export function drawText(rgb: Buffer, imageWidth: number, x: number, y: number, 
 }
 
 /** Fills a w × h rectangle at (x, y), clipped to the image. */
-export function fillRect(rgb: Buffer, imageWidth: number, x: number, y: number, w: number, h: number, color: Rgb): void {
+export function fillRect(
+  rgb: Buffer,
+  imageWidth: number,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  color: Rgb,
+): void {
   const imageHeight = Math.floor(rgb.length / (imageWidth * 3));
   const x0 = Math.max(0, Math.floor(x));
   const y0 = Math.max(0, Math.floor(y));

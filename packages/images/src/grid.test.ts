@@ -57,13 +57,23 @@ function fontInk(text: string, scale: number, dx: number, dy: number): boolean {
 }
 
 /** Checks a text box pixel by pixel: `ink` where the glyph has '#', `paper` elsewhere in the box. */
-function expectText(rgb: Buffer, width: number, x0: number, y0: number, text: string, scale: number, ink: number[], paper: number[]): void {
+function expectText(
+  rgb: Buffer,
+  width: number,
+  x0: number,
+  y0: number,
+  text: string,
+  scale: number,
+  ink: number[],
+  paper: number[],
+): void {
   const w = textWidth(text, scale);
   for (let dy = 0; dy < GLYPH_HEIGHT * scale; dy++) {
     for (let dx = 0; dx < w; dx++) {
       const expected = fontInk(text, scale, dx, dy) ? ink : paper;
       const actual = pixel(rgb, width, x0 + dx, y0 + dy);
-      if (actual.join() !== expected.join()) throw new Error(`"${text}" at (${dx}, ${dy}): got ${actual}, expected ${expected}`);
+      if (actual.join() !== expected.join())
+        throw new Error(`"${text}" at (${dx}, ${dy}): got ${actual}, expected ${expected}`);
     }
   }
 }
@@ -144,9 +154,27 @@ describe('renderGridRaw', () => {
     const s = coarse.labelScale;
     const col = 11;
     const rect = cellRect(coarse, col);
-    expectText(rgb, coarse.width, rect.x + Math.floor((coarse.thumb - textWidth('12', s)) / 2), Math.floor((coarse.header - GLYPH_HEIGHT * s) / 2), '12', s, HEADER, BACKGROUND);
+    expectText(
+      rgb,
+      coarse.width,
+      rect.x + Math.floor((coarse.thumb - textWidth('12', s)) / 2),
+      Math.floor((coarse.header - GLYPH_HEIGHT * s) / 2),
+      '12',
+      s,
+      HEADER,
+      BACKGROUND,
+    );
     const b = cellRect(coarse, coarse.cols);
-    expectText(rgb, coarse.width, Math.floor((coarse.header - textWidth('B', s)) / 2), b.y + Math.floor((coarse.thumb - GLYPH_HEIGHT * s) / 2), 'B', s, HEADER, BACKGROUND);
+    expectText(
+      rgb,
+      coarse.width,
+      Math.floor((coarse.header - textWidth('B', s)) / 2),
+      b.y + Math.floor((coarse.thumb - GLYPH_HEIGHT * s) / 2),
+      'B',
+      s,
+      HEADER,
+      BACKGROUND,
+    );
   });
 
   it('draws a visible placeholder for a missing photo and keeps every later photo in place', () => {
@@ -190,8 +218,12 @@ describe('renderGridRaw', () => {
     const geometry = fitGeometry(coarse, 4);
     const cells = cellsFor(geometry, 4);
     cells[2] = { thumb: Buffer.alloc(10) };
-    expect(() => renderGridRaw(geometry, cells, labelsFor(4, geometry.cols))).toThrow(/cell A3: thumbnail has 10 bytes, expected 21168/);
-    expect(() => renderGridRaw(geometry, cellsFor(geometry, 4), labelsFor(3, geometry.cols))).toThrow(/3 labels for 4 cells/);
+    expect(() => renderGridRaw(geometry, cells, labelsFor(4, geometry.cols))).toThrow(
+      /cell A3: thumbnail has 10 bytes, expected 21168/,
+    );
+    expect(() => renderGridRaw(geometry, cellsFor(geometry, 4), labelsFor(3, geometry.cols))).toThrow(
+      /3 labels for 4 cells/,
+    );
     expect(() => renderGridRaw(geometry, cellsFor(geometry, 5), labelsFor(5, geometry.cols))).toThrow(/do not fit/);
   });
 });
@@ -203,18 +235,29 @@ describe('composeGrid', () => {
     const jpeg = await composeGrid(geometry, cellsFor(geometry, count, [0]), labelsFor(count, geometry.cols));
     expect(jpeg.subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
     const decoded = await decodeRaw(jpeg);
-    expect({ width: decoded.width, height: decoded.height }).toEqual({ width: geometry.width, height: geometry.height });
+    expect({ width: decoded.width, height: decoded.height }).toEqual({
+      width: geometry.width,
+      height: geometry.height,
+    });
     expect(decoded.data.length).toBe(geometry.width * geometry.height * 3);
 
     const scale = geometry.labelScale;
-    for (const [index, label] of [[geometry.cols + 6, 'B7'], [count - 1, labelsFor(count, geometry.cols)[count - 1]!]] as const) {
+    for (const [index, label] of [
+      [geometry.cols + 6, 'B7'],
+      [count - 1, labelsFor(count, geometry.cols)[count - 1]!],
+    ] as const) {
       const rect = cellRect(geometry, index);
       const tx = rect.x + Math.floor((geometry.thumb - textWidth(label, scale)) / 2);
       const ty = rect.labelY + Math.floor((geometry.labelHeight - GLYPH_HEIGHT * scale) / 2);
       // Sample the centre of each font pixel: JPEG blurs edges, not the middle of a 2 × 2 block.
       for (let fy = 0; fy < GLYPH_HEIGHT; fy++) {
         for (let fx = 0; fx * scale < textWidth(label, scale); fx++) {
-          const [r, g, b] = pixel(decoded.data, geometry.width, tx + fx * scale + Math.floor(scale / 2), ty + fy * scale + Math.floor(scale / 2));
+          const [r, g, b] = pixel(
+            decoded.data,
+            geometry.width,
+            tx + fx * scale + Math.floor(scale / 2),
+            ty + fy * scale + Math.floor(scale / 2),
+          );
           if (fontInk(label, scale, fx * scale, fy * scale)) {
             expect(r, `${label} ink at (${fx}, ${fy})`).toBeGreaterThan(180);
             expect(g).toBeGreaterThan(150);
@@ -230,6 +273,9 @@ describe('composeGrid', () => {
 
 describe('decodeRaw', () => {
   it('throws a readable error for bytes that are not an image', async () => {
-    await expect(decodeRaw(Buffer.from('not a jpeg'))).rejects.toMatchObject({ name: 'ImageReadError', reason: expect.stringMatching(/cannot decode image/) });
+    await expect(decodeRaw(Buffer.from('not a jpeg'))).rejects.toMatchObject({
+      name: 'ImageReadError',
+      reason: expect.stringMatching(/cannot decode image/),
+    });
   });
 });

@@ -67,7 +67,11 @@ export function renderGridRaw(geometry: GridGeometry, cells: readonly GridCell[]
 }
 
 /** The grid as a JPEG: one encode, 4:4:4 chroma so the yellow-on-black labels keep sharp edges. */
-export async function composeGrid(geometry: GridGeometry, cells: readonly GridCell[], labels: readonly string[]): Promise<Buffer> {
+export async function composeGrid(
+  geometry: GridGeometry,
+  cells: readonly GridCell[],
+  labels: readonly string[],
+): Promise<Buffer> {
   const rgb = renderGridRaw(geometry, cells, labels);
   return sharp(rgb, { ...INPUT_OPTIONS, raw: { width: geometry.width, height: geometry.height, channels: 3 } })
     .jpeg({ quality: JPEG_QUALITY, chromaSubsampling: '4:4:4' })
@@ -96,12 +100,28 @@ function drawHeaders(rgb: Buffer, geometry: GridGeometry): void {
   for (let col = 0; col < geometry.cols; col++) {
     const rect = cellRect(geometry, col);
     const text = String(col + 1);
-    drawText(rgb, width, rect.x + Math.floor((thumb - textWidth(text, scale)) / 2), Math.floor((header - glyphHeight) / 2), text, scale, HEADER_TEXT);
+    drawText(
+      rgb,
+      width,
+      rect.x + Math.floor((thumb - textWidth(text, scale)) / 2),
+      Math.floor((header - glyphHeight) / 2),
+      text,
+      scale,
+      HEADER_TEXT,
+    );
   }
   for (let row = 0; row < geometry.rows; row++) {
     const rect = cellRect(geometry, row * geometry.cols);
     const text = rowLetters(row);
-    drawText(rgb, width, Math.floor((header - textWidth(text, scale)) / 2), rect.y + Math.floor((thumb - glyphHeight) / 2), text, scale, HEADER_TEXT);
+    drawText(
+      rgb,
+      width,
+      Math.floor((header - textWidth(text, scale)) / 2),
+      rect.y + Math.floor((thumb - glyphHeight) / 2),
+      text,
+      scale,
+      HEADER_TEXT,
+    );
   }
 }
 
@@ -143,7 +163,9 @@ function validate(geometry: GridGeometry, cells: readonly GridCell[], labels: re
   const expected = thumb * thumb * 3;
   cells.forEach((cell, i) => {
     if (cell.thumb && cell.thumb.length !== expected) {
-      throw new Error(`cell ${cellLabel(i, cols)}: thumbnail has ${cell.thumb.length} bytes, expected ${expected} (${thumb} × ${thumb} × 3)`);
+      throw new Error(
+        `cell ${cellLabel(i, cols)}: thumbnail has ${cell.thumb.length} bytes, expected ${expected} (${thumb} × ${thumb} × 3)`,
+      );
     }
   });
 }

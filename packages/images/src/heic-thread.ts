@@ -11,10 +11,24 @@ let answer: HeicThreadAnswer;
 const transfer: ArrayBuffer[] = [];
 try {
   const shrunk = await decodeHeicShrunk(request.input, { minSide: request.minSide, keepSide: request.keepSide });
-  const rgba = shrunk.rgba.buffer.byteLength === shrunk.rgba.length ? (shrunk.rgba.buffer as ArrayBuffer) : new Uint8Array(shrunk.rgba).buffer;
+  const rgba =
+    shrunk.rgba.buffer.byteLength === shrunk.rgba.length
+      ? (shrunk.rgba.buffer as ArrayBuffer)
+      : new Uint8Array(shrunk.rgba).buffer;
   transfer.push(rgba);
-  answer = { ok: true, rgba, width: shrunk.width, height: shrunk.height, primary: shrunk.primary, fromThumbnail: shrunk.fromThumbnail };
+  answer = {
+    ok: true,
+    rgba,
+    width: shrunk.width,
+    height: shrunk.height,
+    primary: shrunk.primary,
+    fromThumbnail: shrunk.fromThumbnail,
+  };
 } catch (error) {
-  answer = { ok: false, heic: error instanceof HeicDecodeError, message: error instanceof Error ? error.message : String(error) };
+  answer = {
+    ok: false,
+    heic: error instanceof HeicDecodeError,
+    message: error instanceof Error ? error.message : String(error),
+  };
 }
 parentPort!.postMessage(answer, transfer);

@@ -56,7 +56,11 @@ describe('decodeHeic', () => {
 
   it('decodes 8-bit YCbCr in its own planes and reduces it there, with the colours of libheif’s own RGBA conversion', async () => {
     const bytes = await readFile(GRADIENT);
-    for (const [keepSide, factor] of [[192, 1], [64, 3], [50, 3]] as const) {
+    for (const [keepSide, factor] of [
+      [192, 1],
+      [64, 3],
+      [50, 3],
+    ] as const) {
       const shrunk = await decodeHeicShrunk(bytes, { minSide: Infinity, keepSide });
       expect(shrunk.planar).toBe(true);
       expect(shrunk.fromThumbnail).toBe(false);
@@ -108,7 +112,9 @@ describe('thumbnailFromFile on HEIC', () => {
     expect(fine.from).toBeUndefined();
     expect(fine.rgb.length).toBe(233 * 233 * 3);
     // Centre crop of 640 × 480 keeps x 80..560: top-left of the crop is green, bottom-left red, right blue.
-    const at = (t: typeof fine, x: number, y: number) => [...t.rgb.subarray((y * t.size + x) * 3, (y * t.size + x) * 3 + 3)];
+    const at = (t: typeof fine, x: number, y: number) => [
+      ...t.rgb.subarray((y * t.size + x) * 3, (y * t.size + x) * 3 + 3),
+    ];
     expect(at(fine, 20, 20)[1]).toBeGreaterThan(150);
     expect(at(fine, 20, 210)[0]).toBeGreaterThan(150);
     expect(at(fine, 210, 120)[2]).toBeGreaterThan(150);

@@ -29,7 +29,13 @@ interface HeifModule {
   _free(ptr: number): void;
   _heif_context_alloc(): number;
   _heif_context_free(ctx: number): void;
-  _heif_context_read_from_memory_without_copy(err: number, ctx: number, data: number, size: number, options: number): void;
+  _heif_context_read_from_memory_without_copy(
+    err: number,
+    ctx: number,
+    data: number,
+    size: number,
+    options: number,
+  ): void;
   _heif_context_get_primary_image_handle(err: number, ctx: number, out: number): void;
   _heif_image_handle_get_width(handle: number): number;
   _heif_image_handle_get_height(handle: number): number;
@@ -37,7 +43,14 @@ interface HeifModule {
   _heif_image_handle_get_list_of_thumbnail_IDs(handle: number, ids: number, count: number): number;
   _heif_image_handle_get_thumbnail(err: number, handle: number, id: number, out: number): void;
   _heif_image_handle_release(handle: number): void;
-  _heif_decode_image(err: number, handle: number, out: number, colorspace: number, chroma: number, options: number): void;
+  _heif_decode_image(
+    err: number,
+    handle: number,
+    out: number,
+    colorspace: number,
+    chroma: number,
+    options: number,
+  ): void;
   _heif_image_get_plane_readonly(image: number, channel: number, stride: number): number;
   _heif_image_get_width(image: number, channel: number): number;
   _heif_image_get_height(image: number, channel: number): number;
@@ -74,7 +87,9 @@ function heif(): Promise<HeifModule> {
     const require = createRequire(import.meta.url);
     const dir = join(dirname(require.resolve('libheif-js/package.json')), 'libheif-wasm');
     const wasmBinary = await readFile(join(dir, 'libheif.wasm'));
-    const factory = require(join(dir, 'libheif.js')) as (options: { wasmBinary: Buffer }) => HeifModule & { ready?: Promise<unknown> };
+    const factory = require(join(dir, 'libheif.js')) as (options: {
+      wasmBinary: Buffer;
+    }) => HeifModule & { ready?: Promise<unknown> };
     const module = factory({ wasmBinary });
     if (module.ready) await module.ready;
     return module;
@@ -88,7 +103,8 @@ export function isHeic(head: Uint8Array): boolean {
   if (String.fromCharCode(...head.subarray(4, 8)) !== 'ftyp') return false;
   const size = Math.min(new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(0), head.length);
   const brands: string[] = [];
-  for (let at = 8; at + 4 <= size; at += 4) if (at !== 12) brands.push(String.fromCharCode(...head.subarray(at, at + 4)));
+  for (let at = 8; at + 4 <= size; at += 4)
+    if (at !== 12) brands.push(String.fromCharCode(...head.subarray(at, at + 4)));
   if (brands.includes('avif') || brands.includes('avis')) return false;
   return brands.some((b) => ['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1'].includes(b));
 }
@@ -201,7 +217,11 @@ function loadInput(m: HeifModule, input: HeicInput): { data: number; size: numbe
   }
 }
 
-function decodeLocked(m: HeifModule, input: HeicInput, minSide: number): Omit<DecodedHeic, 'release'> & { release(): void };
+function decodeLocked(
+  m: HeifModule,
+  input: HeicInput,
+  minSide: number,
+): Omit<DecodedHeic, 'release'> & { release(): void };
 function decodeLocked(
   m: HeifModule,
   input: HeicInput,
@@ -247,7 +267,10 @@ function decodeLocked(
     check('finding the primary image');
     const primaryHandle = m.HEAPU32[out >> 2]!;
     handles.push(primaryHandle);
-    const primary = { width: m._heif_image_handle_get_width(primaryHandle), height: m._heif_image_handle_get_height(primaryHandle) };
+    const primary = {
+      width: m._heif_image_handle_get_width(primaryHandle),
+      height: m._heif_image_handle_get_height(primaryHandle),
+    };
 
     let handle = primaryHandle;
     if (Number.isFinite(minSide) && m._heif_image_handle_get_number_of_thumbnails(primaryHandle) > 0) {
@@ -260,7 +283,8 @@ function decodeLocked(
         handles.push(th);
         const w = m._heif_image_handle_get_width(th);
         const h = m._heif_image_handle_get_height(th);
-        const sameShape = Math.abs(w / h - primary.width / primary.height) / (primary.width / primary.height) <= ASPECT_TOLERANCE;
+        const sameShape =
+          Math.abs(w / h - primary.width / primary.height) / (primary.width / primary.height) <= ASPECT_TOLERANCE;
         const short = Math.min(w, h);
         if (sameShape && short >= minSide && (!best || short < best.short)) best = { handle: th, short };
       }
@@ -270,14 +294,24 @@ function decodeLocked(
     const fromThumbnail = handle !== primaryHandle;
     // 8-bit YCbCr without alpha (what phones write) is decoded in its own planes, without the RGBA copy of
     // the whole image (48 MB for 12 MP): the caller reduces and converts it (see shrinkPlanar).
-    const eightBit = m._heif_image_handle_get_luma_bits_per_pixel(handle) === 8 && m._heif_image_handle_get_chroma_bits_per_pixel(handle) <= 8;
+    const eightBit =
+      m._heif_image_handle_get_luma_bits_per_pixel(handle) === 8 &&
+      m._heif_image_handle_get_chroma_bits_per_pixel(handle) <= 8;
     if (planar && eightBit && !m._heif_image_handle_has_alpha_channel(handle)) {
       m._heif_decode_image(err, handle, out, 99, 99, 0); // heif_colorspace_undefined, heif_chroma_undefined: as coded
       check('decoding the image');
       image = m.HEAPU32[out >> 2]!;
       const planes = planesOf(m, image, scratch + 48);
       const matrix = planes ? matrixOf(m, image, scratch) : undefined;
-      if (planes && matrix) return { width: planes[0]!.width, height: planes[0]!.height, primary, fromThumbnail, planar: { planes, matrix }, release: cleanup };
+      if (planes && matrix)
+        return {
+          width: planes[0]!.width,
+          height: planes[0]!.height,
+          primary,
+          fromThumbnail,
+          planar: { planes, matrix },
+          release: cleanup,
+        };
       // Coded some other way (RGB planes, an unusual matrix): converted by libheif instead.
       m._heif_image_release(image);
       image = 0;
@@ -297,7 +331,8 @@ function decodeLocked(
       rgba = Buffer.from(m.HEAPU8.buffer, m.HEAPU8.byteOffset + plane, width * height * 4);
     } else {
       rgba = Buffer.allocUnsafe(width * height * 4);
-      for (let y = 0; y < height; y++) rgba.set(m.HEAPU8.subarray(plane + y * stride, plane + y * stride + width * 4), y * width * 4);
+      for (let y = 0; y < height; y++)
+        rgba.set(m.HEAPU8.subarray(plane + y * stride, plane + y * stride + width * 4), y * width * 4);
     }
     return { rgba, width, height, primary, fromThumbnail, release: cleanup };
   } catch (error) {
@@ -345,7 +380,14 @@ function matrixOf(m: HeifModule, image: number, scratch: number): PlanarHeic['ma
   const coefficients = m.HEAP32[(profile + 12) >> 2]!;
   const fullRange = m.HEAPU8[profile + 16] !== 0;
   m._heif_nclx_color_profile_free(profile);
-  const k = coefficients === 1 ? [0.2126, 0.0722] : coefficients === 5 || coefficients === 6 || coefficients === 2 ? [0.299, 0.114] : coefficients === 9 ? [0.2627, 0.0593] : undefined;
+  const k =
+    coefficients === 1
+      ? [0.2126, 0.0722]
+      : coefficients === 5 || coefficients === 6 || coefficients === 2
+        ? [0.299, 0.114]
+        : coefficients === 9
+          ? [0.2627, 0.0593]
+          : undefined;
   return k && { kr: k[0]!, kb: k[1]!, fullRange };
 }
 
@@ -353,7 +395,11 @@ function matrixOf(m: HeifModule, image: number, scratch: number): PlanarHeic['ma
  * Box-reduces a planar decode by `factor` straight from WebAssembly memory and converts it to RGBA (opaque):
  * each output pixel is the mean of its factor × factor luma block and of the chroma samples under it.
  */
-export function shrinkPlanar(heap: Uint8Array, planar: PlanarHeic, factor: number): { rgba: Uint8Array; width: number; height: number } {
+export function shrinkPlanar(
+  heap: Uint8Array,
+  planar: PlanarHeic,
+  factor: number,
+): { rgba: Uint8Array; width: number; height: number } {
   const [luma, cb, cr] = planar.planes as [HeifPlane, HeifPlane?, HeifPlane?];
   const { width, height } = luma;
   const w = Math.ceil(width / factor);
@@ -411,7 +457,10 @@ export function shrinkPlanar(heap: Uint8Array, planar: PlanarHeic, factor: numbe
  * can, and box-reduces by the largest whole factor keeping the short side ≥ `keepSide`, into a buffer of
  * its own (no view into WebAssembly memory).
  */
-export async function decodeHeicShrunk(input: HeicInput, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic & { planar: boolean }> {
+export async function decodeHeicShrunk(
+  input: HeicInput,
+  options: { minSide: number; keepSide: number },
+): Promise<ShrunkHeic & { planar: boolean }> {
   const done = await decodeTurn();
   try {
     const m = await heif();
@@ -423,7 +472,14 @@ export async function decodeHeicShrunk(input: HeicInput, options: { minSide: num
         : factor > 1
           ? boxShrinkRgba(decoded.rgba!, decoded.width, decoded.height, factor)
           : { rgba: new Uint8Array(decoded.rgba!), width: decoded.width, height: decoded.height };
-      return { rgba: Buffer.from(shrunk.rgba.buffer, shrunk.rgba.byteOffset, shrunk.rgba.length), width: shrunk.width, height: shrunk.height, primary: decoded.primary, fromThumbnail: decoded.fromThumbnail, planar: Boolean(decoded.planar) };
+      return {
+        rgba: Buffer.from(shrunk.rgba.buffer, shrunk.rgba.byteOffset, shrunk.rgba.length),
+        width: shrunk.width,
+        height: shrunk.height,
+        primary: decoded.primary,
+        fromThumbnail: decoded.fromThumbnail,
+        planar: Boolean(decoded.planar),
+      };
     } finally {
       decoded.release();
     }
@@ -457,7 +513,14 @@ export interface HeicThreadRequest {
   keepSide: number;
 }
 export type HeicThreadAnswer =
-  | { ok: true; rgba: ArrayBuffer; width: number; height: number; primary: { width: number; height: number }; fromThumbnail: boolean }
+  | {
+      ok: true;
+      rgba: ArrayBuffer;
+      width: number;
+      height: number;
+      primary: { width: number; height: number };
+      fromThumbnail: boolean;
+    }
   | { ok: false; heic: boolean; message: string };
 
 /**
@@ -465,7 +528,9 @@ export type HeicThreadAnswer =
  * module is src/heic.ts and the thread still runs the built script (tests run after the build).
  */
 function threadScript(): URL {
-  return import.meta.url.endsWith('.ts') ? new URL('../dist/heic-thread.js', import.meta.url) : new URL('./heic-thread.js', import.meta.url);
+  return import.meta.url.endsWith('.ts')
+    ? new URL('../dist/heic-thread.js', import.meta.url)
+    : new URL('./heic-thread.js', import.meta.url);
 }
 
 /** Decoding threads, one at a time. */
@@ -479,7 +544,10 @@ const threadTurn = turnstile();
  * the thread by whole-pixel box averaging (libvips' own first step of a resize) to the largest size whose
  * short side is still ≥ `keepSide`, so only a few hundred KB cross back. One decode at a time.
  */
-export async function decodeHeicInThread(input: HeicInput, options: { minSide: number; keepSide: number }): Promise<ShrunkHeic> {
+export async function decodeHeicInThread(
+  input: HeicInput,
+  options: { minSide: number; keepSide: number },
+): Promise<ShrunkHeic> {
   const done = await threadTurn();
   const { Worker } = await import('node:worker_threads');
   const request: HeicThreadRequest = { input, minSide: options.minSide, keepSide: options.keepSide };
@@ -514,7 +582,12 @@ export async function decodeHeicInThread(input: HeicInput, options: { minSide: n
  * Box-reduces interleaved RGBA by `factor` (partial blocks at the right and bottom edges averaged over what
  * they hold), averaging colour weighted by alpha as libvips does for images with transparency.
  */
-export function boxShrinkRgba(rgba: Uint8Array, width: number, height: number, factor: number): { rgba: Uint8Array; width: number; height: number } {
+export function boxShrinkRgba(
+  rgba: Uint8Array,
+  width: number,
+  height: number,
+  factor: number,
+): { rgba: Uint8Array; width: number; height: number } {
   const w = Math.ceil(width / factor);
   const h = Math.ceil(height / factor);
   const out = new Uint8Array(w * h * 4);

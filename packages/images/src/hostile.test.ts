@@ -7,7 +7,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findEmbeddedThumbnail, JPEG_HEAD_BYTES, parseJpegHead } from './exif.js';
-import { colourDistance, quadrantColours, writeHostileSet, type HostilePhoto, type Quadrants } from './testing/hostile.js';
+import {
+  colourDistance,
+  quadrantColours,
+  writeHostileSet,
+  type HostilePhoto,
+  type Quadrants,
+} from './testing/hostile.js';
 import { mulberry32 } from './random.js';
 import { tempDir } from './testing/fixtures.js';
 import { ImageReadError, thumbnailFromEmbedded, thumbnailFromFile, type Thumbnail } from './thumbnail.js';
@@ -32,13 +38,28 @@ function expectQuadrants(thumb: Thumbnail, quadrants: Quadrants, tolerance: numb
   expect(thumb.rgb.length, what).toBe(thumb.size * thumb.size * 3);
   const got = quadrantColours(thumb.rgb, thumb.size);
   const worst = Math.max(...got.map((c, i) => colourDistance(c, quadrants[i]!)));
-  expect(worst, `${what}: quadrants ${JSON.stringify(got)}, expected ${JSON.stringify(quadrants)}`).toBeLessThanOrEqual(tolerance);
+  expect(worst, `${what}: quadrants ${JSON.stringify(got)}, expected ${JSON.stringify(quadrants)}`).toBeLessThanOrEqual(
+    tolerance,
+  );
 }
 
 describe('thumbnailFromFile on hostile photos', () => {
   it('covers every case of the brief', () => {
     const labels = photos.map((p) => p.label).join('\n');
-    for (const pattern of [/truncated/, /zero bytes/, /text named/, /bomb/, /CMYK/, /16-bit/, /alpha/, /animated GIF/, /animated WebP/, /1 × 1/, /panorama/, /HEIC/]) {
+    for (const pattern of [
+      /truncated/,
+      /zero bytes/,
+      /text named/,
+      /bomb/,
+      /CMYK/,
+      /16-bit/,
+      /alpha/,
+      /animated GIF/,
+      /animated WebP/,
+      /1 × 1/,
+      /panorama/,
+      /HEIC/,
+    ]) {
       expect(labels).toMatch(pattern);
     }
     for (let o = 1; o <= 8; o++) expect(labels).toContain(`EXIF orientation ${o}`);
@@ -116,14 +137,17 @@ describe('the EXIF thumbnail path on hostile photos', () => {
       // refused on its own merits, as the test above checks).
       expect('error' in result).toBe(true);
       expect((result as { error: unknown }).error).toBeInstanceOf(ImageReadError);
-      if (photo.expected.outcome === 'refused') expect(((result as { error: ImageReadError }).error).reason).toMatch(photo.expected.reason);
-      else expect(((result as { error: ImageReadError }).error).reason).toMatch(/^corrupt embedded thumbnail: /);
+      if (photo.expected.outcome === 'refused')
+        expect((result as { error: ImageReadError }).error.reason).toMatch(photo.expected.reason);
+      else expect((result as { error: ImageReadError }).error.reason).toMatch(/^corrupt embedded thumbnail: /);
       return;
     }
-    if ('error' in result) throw new Error(`${photo.name}: embedded thumbnail should be usable`, { cause: result.error });
+    if ('error' in result)
+      throw new Error(`${photo.name}: embedded thumbnail should be usable`, { cause: result.error });
     const thumb = result.value;
     expect(thumb.from).toBe('embedded');
-    if (photo.expected.outcome !== 'thumbnail') throw new Error('a usable embedded thumbnail belongs to a readable photo');
+    if (photo.expected.outcome !== 'thumbnail')
+      throw new Error('a usable embedded thumbnail belongs to a readable photo');
     expect(thumb.source).toEqual(photo.expected.source);
     expectQuadrants(thumb, photo.expected.quadrants, photo.expected.tolerance, `${photo.name} (embedded)`);
   });

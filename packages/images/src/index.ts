@@ -26,11 +26,33 @@ export {
   type JpegHeader,
   type EmbeddedThumbnail,
 } from './exif.js';
-export { decodeHeic, decodeHeicFile, decodeHeicInThread, isHeic, HeicDecodeError, type DecodedHeic, type ShrunkHeic } from './heic.js';
-export { decodeProgressiveDc, locateDcScans, readDcScans, type DcImage, type DcDecodeResult, type DcLocateResult } from './progressive.js';
+export {
+  decodeHeic,
+  decodeHeicFile,
+  decodeHeicInThread,
+  isHeic,
+  HeicDecodeError,
+  type DecodedHeic,
+  type ShrunkHeic,
+} from './heic.js';
+export {
+  decodeProgressiveDc,
+  locateDcScans,
+  readDcScans,
+  type DcImage,
+  type DcDecodeResult,
+  type DcLocateResult,
+} from './progressive.js';
 export { GLYPHS, textWidth, drawText, fillRect, type Rgb } from './font.js';
 export { renderGridRaw, composeGrid, decodeRaw, type GridCell } from './grid.js';
-export { generateSampleSet, writeSample, DEFAULT_SAMPLE_COUNT, type SampleFile, type SampleKind, type SampleSpec } from './samples.js';
+export {
+  generateSampleSet,
+  writeSample,
+  DEFAULT_SAMPLE_COUNT,
+  type SampleFile,
+  type SampleKind,
+  type SampleSpec,
+} from './samples.js';
 /** sharp with this package's process-wide settings applied, for tools (the benchmark's corpus generator). */
 export { sharp } from './sharp.js';
 export { mulberry32 } from './random.js';

@@ -31,11 +31,15 @@ function decoded(bytes: Uint8Array): DcImage {
  * carries the detail and must be close everywhere.
  */
 async function distanceToBlockMeans(bytes: Buffer, image: DcImage): Promise<{ mean: number; lumaP99: number }> {
-  const full = await sharp(bytes).toColourspace(image.channels === 1 ? 'b-w' : 'srgb').raw().toBuffer({ resolveWithObject: true });
+  const full = await sharp(bytes)
+    .toColourspace(image.channels === 1 ? 'b-w' : 'srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const { width, height, channels } = full.info;
   expect(channels).toBe(image.channels);
   expect([Math.ceil(width / 8), Math.ceil(height / 8)]).toEqual([image.width, image.height]);
-  const luma = (p: ArrayLike<number>, o: number) => (channels === 1 ? p[o]! : 0.299 * p[o]! + 0.587 * p[o + 1]! + 0.114 * p[o + 2]!);
+  const luma = (p: ArrayLike<number>, o: number) =>
+    channels === 1 ? p[o]! : 0.299 * p[o]! + 0.587 * p[o + 1]! + 0.114 * p[o + 2]!;
   let sum = 0;
   const lumaDifferences: number[] = [];
   for (let by = 0; by < image.height; by++) {
@@ -57,7 +61,10 @@ async function distanceToBlockMeans(bytes: Buffer, image: DcImage): Promise<{ me
     }
   }
   lumaDifferences.sort((a, b) => a - b);
-  return { mean: sum / (image.width * image.height * channels), lumaP99: lumaDifferences[Math.floor(lumaDifferences.length * 0.99)]! };
+  return {
+    mean: sum / (image.width * image.height * channels),
+    lumaP99: lumaDifferences[Math.floor(lumaDifferences.length * 0.99)]!,
+  };
 }
 
 function raw(image: RawImage) {
@@ -70,18 +77,26 @@ describe('decodeProgressiveDc', () => {
     ['4:4:4', { progressive: true, quality: 90, chromaSubsampling: '4:4:4' }],
     ['optimised scans', { progressive: true, optimiseScans: true }],
     ['mozjpeg defaults', { mozjpeg: true }],
-  ] as const)('reads the 1/8 scale of a progressive JPEG (%s) as the block means of a full decode', async (_, options) => {
-    // Dimensions that are not multiples of the 16 px MCU, so partial blocks at the edges count.
-    const bytes = await raw(scene(11, 1001, 747)).jpeg(options).toBuffer();
-    const image = decoded(bytes);
-    expect(image).toMatchObject({ width: 126, height: 94, channels: 3 });
-    const { mean, lumaP99 } = await distanceToBlockMeans(bytes, image);
-    expect(mean).toBeLessThan(3.5); // chroma at 1/16 scale with 4:2:0 (see distanceToBlockMeans)
-    expect(lumaP99).toBeLessThan(2);
-  });
+  ] as const)(
+    'reads the 1/8 scale of a progressive JPEG (%s) as the block means of a full decode',
+    async (_, options) => {
+      // Dimensions that are not multiples of the 16 px MCU, so partial blocks at the edges count.
+      const bytes = await raw(scene(11, 1001, 747))
+        .jpeg(options)
+        .toBuffer();
+      const image = decoded(bytes);
+      expect(image).toMatchObject({ width: 126, height: 94, channels: 3 });
+      const { mean, lumaP99 } = await distanceToBlockMeans(bytes, image);
+      expect(mean).toBeLessThan(3.5); // chroma at 1/16 scale with 4:2:0 (see distanceToBlockMeans)
+      expect(lumaP99).toBeLessThan(2);
+    },
+  );
 
   it('reads a grey progressive JPEG as one channel', async () => {
-    const bytes = await raw(scene(12, 640, 480)).toColourspace('b-w').jpeg({ progressive: true }).toBuffer();
+    const bytes = await raw(scene(12, 640, 480))
+      .toColourspace('b-w')
+      .jpeg({ progressive: true })
+      .toBuffer();
     const image = decoded(bytes);
     expect(image).toMatchObject({ width: 80, height: 60, channels: 1 });
     const { mean, lumaP99 } = await distanceToBlockMeans(bytes, image);
@@ -120,11 +135,14 @@ describe('decodeProgressiveDc', () => {
   });
 
   it('asks for more bytes until the DC scans are in, and uses no more of the file than them', async () => {
-    const bytes = await raw(scene(13, 1200, 800)).jpeg({ progressive: true, quality: 90 }).toBuffer();
+    const bytes = await raw(scene(13, 1200, 800))
+      .jpeg({ progressive: true, quality: 90 })
+      .toBuffer();
     const whole = decodeProgressiveDc(bytes, true);
     if (whole.kind !== 'image') throw new Error(whole.kind);
     expect(whole.bytesUsed).toBeLessThan(bytes.length / 3);
-    for (let n = 0; n < whole.bytesUsed; n += 997) expect(decodeProgressiveDc(bytes.subarray(0, n), false).kind).toBe('more');
+    for (let n = 0; n < whole.bytesUsed; n += 997)
+      expect(decodeProgressiveDc(bytes.subarray(0, n), false).kind).toBe('more');
     const prefix = decodeProgressiveDc(bytes.subarray(0, whole.bytesUsed), false);
     expect(prefix.kind).toBe('image');
     if (prefix.kind === 'image') expect(prefix.image.data.equals(whole.image.data)).toBe(true);
@@ -136,39 +154,67 @@ describe('decodeProgressiveDc', () => {
   });
 
   it('leaves what it does not cover to libvips: baseline, CMYK, not a JPEG', async () => {
-    const baseline = await raw(scene(14, 320, 240)).jpeg({ progressive: false }).toBuffer();
+    const baseline = await raw(scene(14, 320, 240))
+      .jpeg({ progressive: false })
+      .toBuffer();
     expect(decodeProgressiveDc(baseline, true)).toEqual({ kind: 'unsupported', reason: 'not progressive' });
-    const cmyk = await raw(scene(14, 320, 240)).toColourspace('cmyk').jpeg({ progressive: true }).toBuffer();
+    const cmyk = await raw(scene(14, 320, 240))
+      .toColourspace('cmyk')
+      .jpeg({ progressive: true })
+      .toBuffer();
     expect(decodeProgressiveDc(cmyk, true)).toEqual({ kind: 'unsupported', reason: '4 components' });
-    expect(decodeProgressiveDc(Buffer.from('not a jpeg at all'), true)).toEqual({ kind: 'unsupported', reason: 'not a JPEG' });
+    expect(decodeProgressiveDc(Buffer.from('not a jpeg at all'), true)).toEqual({
+      kind: 'unsupported',
+      reason: 'not a JPEG',
+    });
     // Colours in a wide-gamut profile need libvips' colour management; an sRGB profile does not.
-    const p3 = await raw(scene(14, 320, 240)).jpeg({ progressive: true }).withIccProfile('p3').toBuffer();
-    expect(decodeProgressiveDc(p3, true)).toEqual({ kind: 'unsupported', reason: 'an ICC profile other than sRGB (needs colour management)' });
-    const srgb = await raw(scene(14, 320, 240)).jpeg({ progressive: true }).withIccProfile('srgb').toBuffer();
+    const p3 = await raw(scene(14, 320, 240))
+      .jpeg({ progressive: true })
+      .withIccProfile('p3')
+      .toBuffer();
+    expect(decodeProgressiveDc(p3, true)).toEqual({
+      kind: 'unsupported',
+      reason: 'an ICC profile other than sRGB (needs colour management)',
+    });
+    const srgb = await raw(scene(14, 320, 240))
+      .jpeg({ progressive: true })
+      .withIccProfile('srgb')
+      .toBuffer();
     expect(decodeProgressiveDc(srgb, true).kind).toBe('image');
   });
 
   it('refuses a frame over the pixel limit before sizing anything by it', async () => {
-    const bytes = Buffer.from(await raw(scene(19, 320, 240)).jpeg({ progressive: true }).toBuffer());
+    const bytes = Buffer.from(
+      await raw(scene(19, 320, 240))
+        .jpeg({ progressive: true })
+        .toBuffer(),
+    );
     // Rewrite the SOF2 frame size to 30,000 × 30,000: a tiny file claiming 900 MP.
     const sof = bytes.indexOf(Buffer.from([0xff, 0xc2]));
     bytes.writeUInt16BE(30_000, sof + 5);
     bytes.writeUInt16BE(30_000, sof + 7);
-    expect(decodeProgressiveDc(bytes, true)).toEqual({ kind: 'unsupported', reason: '30000 × 30000 pixels exceeds the 100 MP limit' });
+    expect(decodeProgressiveDc(bytes, true)).toEqual({
+      kind: 'unsupported',
+      reason: '30000 × 30000 pixels exceeds the 100 MP limit',
+    });
     await expect(thumbnailFromDcScans(bytes, 84)).rejects.toThrow(/image too large: 30000 × 30000/);
   });
 
   it('never throws on damaged bytes: an image or "unsupported", whatever is flipped', async () => {
-    const bytes = await raw(scene(15, 400, 300)).jpeg({ progressive: true }).toBuffer();
+    const bytes = await raw(scene(15, 400, 300))
+      .jpeg({ progressive: true })
+      .toBuffer();
     const whole = decodeProgressiveDc(bytes, true);
     if (whole.kind !== 'image') throw new Error(whole.kind);
     const rand = mulberry32(7);
     for (let trial = 0; trial < 300; trial++) {
       const damaged = Buffer.from(bytes.subarray(0, whole.bytesUsed + 2));
-      for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) damaged[Math.floor(rand() * damaged.length)] = Math.floor(rand() * 256);
+      for (let k = 0; k < 1 + Math.floor(rand() * 4); k++)
+        damaged[Math.floor(rand() * damaged.length)] = Math.floor(rand() * 256);
       const result = decodeProgressiveDc(damaged, rand() < 0.5);
       expect(['image', 'unsupported', 'more']).toContain(result.kind);
-      if (result.kind === 'image') expect(result.image.data.length).toBe(result.image.width * result.image.height * result.image.channels);
+      if (result.kind === 'image')
+        expect(result.image.data.length).toBe(result.image.width * result.image.height * result.image.channels);
     }
   });
 });
@@ -199,19 +245,29 @@ describe('thumbnailFromFile on a large progressive JPEG', () => {
       let diff = 0;
       for (let i = 0; i < fast.rgb.length; i++) diff += Math.abs(fast.rgb[i]! - reference.rgb[i]!);
       expect(diff / fast.rgb.length, `mean absolute difference at ${size} px`).toBeLessThan(3);
-      expect(Math.abs(fast.signals.sharpness - reference.signals.sharpness) / reference.signals.sharpness).toBeLessThan(0.25);
+      expect(Math.abs(fast.signals.sharpness - reference.signals.sharpness) / reference.signals.sharpness).toBeLessThan(
+        0.25,
+      );
     }
   });
 
   it('decodes a progressive JPEG whose 1/8 scale is too small, or with a wide-gamut profile, the ordinary way', async () => {
     const small = temp.file('small-progressive.jpg');
-    await raw(scene(17, 1600, 1200)).jpeg({ progressive: true }).toFile(small);
+    await raw(scene(17, 1600, 1200))
+      .jpeg({ progressive: true })
+      .toFile(small);
     expect((await thumbnailFromFile(small, 84)).from).toBeUndefined();
     const wide = temp.file('p3-progressive.jpg');
-    await raw(scene(18, 3000, 2600)).jpeg({ progressive: true }).withIccProfile('p3').toFile(wide);
+    await raw(scene(18, 3000, 2600))
+      .jpeg({ progressive: true })
+      .withIccProfile('p3')
+      .toFile(wide);
     expect((await thumbnailFromFile(wide, 84)).from).toBeUndefined();
     const srgb = temp.file('srgb-progressive.jpg');
-    await raw(scene(18, 3000, 2600)).jpeg({ progressive: true }).withIccProfile('srgb').toFile(srgb);
+    await raw(scene(18, 3000, 2600))
+      .jpeg({ progressive: true })
+      .withIccProfile('srgb')
+      .toFile(srgb);
     expect((await thumbnailFromFile(srgb, 84)).from).toBe('dc-scans');
   });
 });

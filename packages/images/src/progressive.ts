@@ -32,7 +32,11 @@ export interface DcImage {
 }
 
 export type DcDecodeResult =
-  | { kind: 'image'; image: DcImage; /** Bytes of the file the decode needs: through the marker after its last DC scan. */ bytesUsed: number }
+  | {
+      kind: 'image';
+      image: DcImage;
+      /** Bytes of the file the decode needs: through the marker after its last DC scan. */ bytesUsed: number;
+    }
   /** The bytes end before the last DC scan does: call again with more of the file. */
   | { kind: 'more' }
   | { kind: 'unsupported'; reason: string };
@@ -85,14 +89,19 @@ class Unsupported extends Error {}
 export function decodeProgressiveDc(bytes: Uint8Array, complete: boolean): DcDecodeResult {
   try {
     const scans = walk(bytes, complete, true);
-    return scans.kind === 'more' ? scans : { kind: 'image', image: toImage(scans.frame, scans.adobeTransform), bytesUsed: scans.end };
+    return scans.kind === 'more'
+      ? scans
+      : { kind: 'image', image: toImage(scans.frame, scans.adobeTransform), bytesUsed: scans.end };
   } catch (error) {
     if (error instanceof Unsupported) return { kind: 'unsupported', reason: error.message };
     throw error;
   }
 }
 
-export type DcLocateResult = { kind: 'located'; /** Bytes the decode needs (see DcDecodeResult.bytesUsed). */ end: number } | { kind: 'more' } | { kind: 'unsupported'; reason: string };
+export type DcLocateResult =
+  | { kind: 'located'; /** Bytes the decode needs (see DcDecodeResult.bytesUsed). */ end: number }
+  | { kind: 'more' }
+  | { kind: 'unsupported'; reason: string };
 
 /**
  * How much of a progressive JPEG `decodeProgressiveDc` needs, from its first bytes: the markers are walked and
@@ -117,7 +126,11 @@ const DC_FIRST_READ = 512 * 1024;
  * bytes already read (`complete` when they are the whole file), and `readRange(start, end)` for more: to
  * 512 KB, then doubling. Undefined when the file's markers show a layout the decoder leaves to libvips.
  */
-export async function readDcScans(head: Buffer, complete: boolean, readRange: (start: number, end: number) => Promise<Buffer>): Promise<Buffer | undefined> {
+export async function readDcScans(
+  head: Buffer,
+  complete: boolean,
+  readRange: (start: number, end: number) => Promise<Buffer>,
+): Promise<Buffer | undefined> {
   let bytes = head;
   for (;;) {
     const located = locateDcScans(bytes, complete);
@@ -169,8 +182,12 @@ function walk(bytes: Uint8Array, complete: boolean, decodeScans: boolean): Walke
     if (marker === SOF2) {
       if (frame) throw new Unsupported('more than one frame');
       frame = parseFrame(segment);
-    } else if ((marker >= 0xc0 && marker <= 0xcf && marker !== DHT && marker !== 0xc8 && marker !== 0xcc)) {
-      throw new Unsupported(marker === 0xc0 || marker === 0xc1 ? 'not progressive' : `frame type 0x${marker.toString(16)} (arithmetic, lossless or hierarchical)`);
+    } else if (marker >= 0xc0 && marker <= 0xcf && marker !== DHT && marker !== 0xc8 && marker !== 0xcc) {
+      throw new Unsupported(
+        marker === 0xc0 || marker === 0xc1
+          ? 'not progressive'
+          : `frame type 0x${marker.toString(16)} (arithmetic, lossless or hierarchical)`,
+      );
     } else if (marker === 0xcc) {
       throw new Unsupported('arithmetic coding');
     } else if (marker === DQT) {
@@ -186,7 +203,8 @@ function walk(bytes: Uint8Array, complete: boolean, decodeScans: boolean): Walke
       adobeTransform = segment[11];
     } else if (marker === SOS) {
       if (!frame) throw new Unsupported('scan before the frame header');
-      if (iccChunks.length > 0 && !isSrgbProfile(iccChunks)) throw new Unsupported('an ICC profile other than sRGB (needs colour management)');
+      if (iccChunks.length > 0 && !isSrgbProfile(iccChunks))
+        throw new Unsupported('an ICC profile other than sRGB (needs colour management)');
       const scan = parseScanHeader(segment, frame);
       const dataEnd = findScanEnd(bytes, end);
       if (dataEnd < 0) return more();
@@ -223,7 +241,8 @@ function parseFrame(segment: Uint8Array): Frame {
   const count = segment[5]!;
   if (height === 0 || width === 0) throw new Unsupported('no height in the frame header (DNL)');
   // The planes are sized by the header: a bomb is refused before anything is allocated.
-  if (width * height > MAX_INPUT_PIXELS) throw new Unsupported(`${width} × ${height} pixels exceeds the ${MAX_INPUT_PIXELS / 1_000_000} MP limit`);
+  if (width * height > MAX_INPUT_PIXELS)
+    throw new Unsupported(`${width} × ${height} pixels exceeds the ${MAX_INPUT_PIXELS / 1_000_000} MP limit`);
   if (count !== 1 && count !== 3) throw new Unsupported(`${count} components`);
   if (segment.length < 6 + count * 3) throw new Unsupported('short frame header');
   const components: FrameComponent[] = [];
@@ -236,7 +255,15 @@ function parseFrame(segment: Uint8Array): Frame {
   }
   const hMax = Math.max(...components.map((c) => c.h));
   const vMax = Math.max(...components.map((c) => c.v));
-  return { width, height, components, hMax, vMax, mcusX: Math.ceil(width / (8 * hMax)), mcusY: Math.ceil(height / (8 * vMax)) };
+  return {
+    width,
+    height,
+    components,
+    hMax,
+    vMax,
+    mcusX: Math.ceil(width / (8 * hMax)),
+    mcusY: Math.ceil(height / (8 * vMax)),
+  };
 }
 
 function parseQuantTables(segment: Uint8Array, quant: Map<number, Uint16Array>): void {
@@ -248,7 +275,8 @@ function parseQuantTables(segment: Uint8Array, quant: Map<number, Uint16Array>):
     const size = 1 + 64 * (wide ? 2 : 1);
     if (pq > 1 || o + size > segment.length) throw new Unsupported('bad quantisation table');
     const table = new Uint16Array(64);
-    for (let k = 0; k < 64; k++) table[k] = wide ? (segment[o + 1 + 2 * k]! << 8) | segment[o + 2 + 2 * k]! : segment[o + 1 + k]!;
+    for (let k = 0; k < 64; k++)
+      table[k] = wide ? (segment[o + 1 + 2 * k]! << 8) | segment[o + 2 + 2 * k]! : segment[o + 1 + k]!;
     quant.set(tq, table);
     o += size;
   }
@@ -313,7 +341,14 @@ function parseScanHeader(segment: Uint8Array, frame: Frame): ScanHeader {
     dcTables.push(segment[2 + i * 2]! >> 4);
   }
   const o = 1 + count * 2;
-  return { components, dcTables, ss: segment[o]!, se: segment[o + 1]!, ah: segment[o + 2]! >> 4, al: segment[o + 2]! & 15 };
+  return {
+    components,
+    dcTables,
+    ss: segment[o]!,
+    se: segment[o + 1]!,
+    ah: segment[o + 2]! >> 4,
+    al: segment[o + 2]! & 15,
+  };
 }
 
 /** Index of the marker that ends the entropy-coded data starting at `from` (restart markers belong to it), or -1. */
@@ -334,7 +369,11 @@ class BitReader {
   private byte = 0;
   private left = 0;
 
-  constructor(private readonly bytes: Uint8Array, start: number, private readonly end: number) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    start: number,
+    private readonly end: number,
+  ) {
     this.pos = start;
   }
 
@@ -368,7 +407,8 @@ class BitReader {
     this.left = 0;
     while (this.pos < this.end && this.bytes[this.pos] === 0xff && this.bytes[this.pos + 1] === 0xff) this.pos++;
     const marker = this.bytes[this.pos + 1] ?? 0;
-    if (this.bytes[this.pos] !== 0xff || marker < 0xd0 || marker > 0xd7) throw new Unsupported('damaged DC scan (restart marker missing)');
+    if (this.bytes[this.pos] !== 0xff || marker < 0xd0 || marker > 0xd7)
+      throw new Unsupported('damaged DC scan (restart marker missing)');
     this.pos += 2;
   }
 }
@@ -412,7 +452,8 @@ function decodeDcScan(
     return table;
   });
   const predictions = new Int32Array(components.length);
-  for (const component of components) component.dc = new Int16Array(frame.mcusX * component.h * frame.mcusY * component.v);
+  for (const component of components)
+    component.dc = new Int16Array(frame.mcusX * component.h * frame.mcusY * component.v);
   const al = scan.al;
   let units = 0;
   const step = (): void => {
@@ -482,13 +523,21 @@ function toImage(frame: Frame, adobeTransform: number | undefined): DcImage {
     return plane;
   });
   const stored = { width: frame.width, height: frame.height };
-  if (planes.length === 1) return { width, height, channels: 1, data: Buffer.from(planes[0]!.buffer, planes[0]!.byteOffset, planes[0]!.length), stored };
+  if (planes.length === 1)
+    return {
+      width,
+      height,
+      channels: 1,
+      data: Buffer.from(planes[0]!.buffer, planes[0]!.byteOffset, planes[0]!.length),
+      stored,
+    };
 
   const [a, b, c] = planes as [Uint8Array, Uint8Array, Uint8Array];
   const data = Buffer.allocUnsafe(width * height * 3);
   const ids = frame.components.map((component) => component.id);
   // As libjpeg decides: an Adobe marker's transform flag, else components named R, G, B, else YCbCr.
-  const rgb = adobeTransform !== undefined ? adobeTransform === 0 : ids[0] === 0x52 && ids[1] === 0x47 && ids[2] === 0x42;
+  const rgb =
+    adobeTransform !== undefined ? adobeTransform === 0 : ids[0] === 0x52 && ids[1] === 0x47 && ids[2] === 0x42;
   for (let i = 0, o = 0; i < a.length; i++, o += 3) {
     if (rgb) {
       data[o] = a[i]!;

@@ -25,7 +25,11 @@ async function sample(spec: SampleSpec): Promise<string> {
 
 /** Decoded, auto-oriented RGB pixels. */
 async function rgb(path: string): Promise<{ data: Buffer; width: number; height: number }> {
-  const { data, info } = await sharp(path, INPUT_OPTIONS).autoOrient().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(path, INPUT_OPTIONS)
+    .autoOrient()
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   expect(info.channels).toBe(3);
   return { data, width: info.width, height: info.height };
 }
@@ -46,7 +50,12 @@ function meanLuma(data: Buffer): number {
 
 /** Variance of the 4-neighbour Laplacian of a greyscale 400 px wide downsample: high-frequency energy. */
 async function laplacianVariance(path: string): Promise<number> {
-  const { data, info } = await sharp(path, INPUT_OPTIONS).autoOrient().resize({ width: 400 }).greyscale().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(path, INPUT_OPTIONS)
+    .autoOrient()
+    .resize({ width: 400 })
+    .greyscale()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const { width: w, height: h, channels: c } = info;
   let sum = 0;
   let sum2 = 0;
@@ -88,8 +97,12 @@ describe('writeSample', () => {
   });
 
   it('respects the progressive flag', async () => {
-    const progressive = await sharp(await sample({ kind: 'good', seed: 5, width: 640, height: 480, progressive: true })).metadata();
-    const baseline = await sharp(await sample({ kind: 'good', seed: 5, width: 640, height: 480, progressive: false })).metadata();
+    const progressive = await sharp(
+      await sample({ kind: 'good', seed: 5, width: 640, height: 480, progressive: true }),
+    ).metadata();
+    const baseline = await sharp(
+      await sample({ kind: 'good', seed: 5, width: 640, height: 480, progressive: false }),
+    ).metadata();
     expect(progressive.isProgressive).toBe(true);
     expect(baseline.isProgressive).toBe(false);
   });
@@ -103,7 +116,9 @@ describe('writeSample', () => {
       const meta = await sharp(path).metadata();
       expect(meta.orientation, `orientation ${orientation}`).toBe(orientation);
       // Stored (not auto-oriented) dimensions are swapped for the 90° orientations.
-      expect([meta.width, meta.height], `orientation ${orientation}`).toEqual(orientation >= 5 ? [240, 320] : [320, 240]);
+      expect([meta.width, meta.height], `orientation ${orientation}`).toEqual(
+        orientation >= 5 ? [240, 320] : [320, 240],
+      );
       const oriented = await rgb(path);
       expect([oriented.width, oriented.height], `orientation ${orientation}`).toEqual([320, 240]);
       // Same scene and noise; only JPEG rounding differs (about 0-2.3 here), while a 1 px misregistration
@@ -111,7 +126,9 @@ describe('writeSample', () => {
       expect(meanAbsDiff(oriented.data, upright.data), `orientation ${orientation}`).toBeLessThan(3);
     }
     // The stored pixels really are transformed: read without auto-orient, orientation 3 is upside down.
-    const { data: stored } = await sharp(await sample({ ...spec, orientation: 3 }), INPUT_OPTIONS).raw().toBuffer({ resolveWithObject: true });
+    const { data: stored } = await sharp(await sample({ ...spec, orientation: 3 }), INPUT_OPTIONS)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect(meanAbsDiff(stored, upright.data)).toBeGreaterThan(15);
   });
 
@@ -157,7 +174,9 @@ describe('writeSample', () => {
 
   it('rejects bad specs', async () => {
     await expect(writeSample({ kind: 'good', seed: 1, width: 0 }, join(dir, 'bad.jpg'))).rejects.toThrow(RangeError);
-    await expect(writeSample({ kind: 'good', seed: 1, orientation: 9 }, join(dir, 'bad.jpg'))).rejects.toThrow(RangeError);
+    await expect(writeSample({ kind: 'good', seed: 1, orientation: 9 }, join(dir, 'bad.jpg'))).rejects.toThrow(
+      RangeError,
+    );
     await expect(writeSample({ kind: 'nope' as never, seed: 1 }, join(dir, 'bad.jpg'))).rejects.toThrow(RangeError);
   });
 });
@@ -176,8 +195,14 @@ describe('generateSampleSet', () => {
   it('writes the promised mix of 60 files, named by kind, in listing order', async () => {
     expect(files).toHaveLength(60);
     const count = (kind: string): number => files.filter((f) => f.kind === kind).length;
-    expect({ good: count('good'), burst: count('burst'), blurred: count('blurred'), dark: count('dark'), overexposed: count('overexposed'), unreadable: count('unreadable') })
-      .toEqual({ good: 27, burst: 12, blurred: 6, dark: 6, overexposed: 6, unreadable: 3 });
+    expect({
+      good: count('good'),
+      burst: count('burst'),
+      blurred: count('blurred'),
+      dark: count('dark'),
+      overexposed: count('overexposed'),
+      unreadable: count('unreadable'),
+    }).toEqual({ good: 27, burst: 12, blurred: 6, dark: 6, overexposed: 6, unreadable: 3 });
 
     // Listing order = numeric prefix order = returned order.
     expect((await readdir(setDir)).sort()).toEqual(files.map((f) => f.name));
@@ -208,7 +233,12 @@ describe('generateSampleSet', () => {
           break;
       }
     });
-    expect(files.filter((f) => f.kind === 'unreadable').map((f) => `${f.name.slice(4)}: ${f.defect}`).sort()).toEqual([
+    expect(
+      files
+        .filter((f) => f.kind === 'unreadable')
+        .map((f) => `${f.name.slice(4)}: ${f.defect}`)
+        .sort(),
+    ).toEqual([
       'unreadable-empty.jpg: empty file',
       'unreadable-text.jpg: not an image',
       'unreadable-truncated.jpg: truncated file',
@@ -245,15 +275,33 @@ describe('generateSampleSet', () => {
     }
     expect(rotated).toBe(3);
     expect(progressive).toBeGreaterThan(0);
-    const unreadable = Object.fromEntries(await Promise.all(files.filter((f) => f.kind === 'unreadable').map(async (f) => [f.defect, (await readFile(f.path)).length] as const)));
+    const unreadable = Object.fromEntries(
+      await Promise.all(
+        files
+          .filter((f) => f.kind === 'unreadable')
+          .map(async (f) => [f.defect, (await readFile(f.path)).length] as const),
+      ),
+    );
     expect(unreadable['empty file']).toBe(0);
     expect(unreadable['not an image']).toBeGreaterThan(0);
     expect(unreadable['truncated file']).toBeGreaterThan(1000);
   });
 
   it('is deterministic for a seed and honours count and unreadable: false', async () => {
-    const again = await generateSampleSet(join(dir, 'again'), { width: 160, height: 120, seed: 7, count: 12, unreadable: false });
-    const once = await generateSampleSet(join(dir, 'once'), { width: 160, height: 120, seed: 7, count: 12, unreadable: false });
+    const again = await generateSampleSet(join(dir, 'again'), {
+      width: 160,
+      height: 120,
+      seed: 7,
+      count: 12,
+      unreadable: false,
+    });
+    const once = await generateSampleSet(join(dir, 'once'), {
+      width: 160,
+      height: 120,
+      seed: 7,
+      count: 12,
+      unreadable: false,
+    });
     expect(again.map((f) => f.name)).toEqual(once.map((f) => f.name));
     expect(again).toHaveLength(12);
     expect(again.some((f) => f.kind === 'unreadable')).toBe(false);

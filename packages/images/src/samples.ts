@@ -163,13 +163,31 @@ function buildScene(seed: number, w: number, h: number): Scene {
     const cy = horizon * (0.15 + rnd() * 0.6);
     const rx = w * (0.05 + rnd() * 0.12);
     const ry = rx * (0.3 + rnd() * 0.3);
-    shapes.push({ form: 'ellipse', x0: cx - rx, y0: cy - ry, x1: cx + rx, y1: cy + ry, color: hsv(skyHue, 0.05, 0.9 + rnd() * 0.1), tex: { type: 'speckle', cell: Math.round(3 * k), amp: 6, salt: i }, shade: 0.15 });
+    shapes.push({
+      form: 'ellipse',
+      x0: cx - rx,
+      y0: cy - ry,
+      x1: cx + rx,
+      y1: cy + ry,
+      color: hsv(skyHue, 0.05, 0.9 + rnd() * 0.1),
+      tex: { type: 'speckle', cell: Math.round(3 * k), amp: 6, salt: i },
+      shade: 0.15,
+    });
   }
   if (rnd() < 0.5) {
     const r = Math.min(w, h) * (0.03 + rnd() * 0.05);
     const cx = rnd() * w;
     const cy = horizon * (0.2 + rnd() * 0.5);
-    shapes.push({ form: 'ellipse', x0: cx - r, y0: cy - r, x1: cx + r, y1: cy + r, color: hsv(40 + rnd() * 20, 0.5 + rnd() * 0.4, 1), tex: { type: 'solid' }, shade: 0 });
+    shapes.push({
+      form: 'ellipse',
+      x0: cx - r,
+      y0: cy - r,
+      x1: cx + r,
+      y1: cy + r,
+      color: hsv(40 + rnd() * 20, 0.5 + rnd() * 0.4, 1),
+      tex: { type: 'solid' },
+      shade: 0,
+    });
   }
 
   // "Buildings", "boxes" and "trees" standing on the horizon.
@@ -182,10 +200,37 @@ function buildScene(seed: number, w: number, h: number): Scene {
     if (rnd() < 0.35) {
       // tree: trunk + round canopy with leafy speckle
       const tw = bw * 0.15;
-      shapes.push({ form: 'rect', x0: bx + bw / 2 - tw / 2, y0: by + bh * 0.5, x1: bx + bw / 2 + tw / 2, y1: by + bh, color: hsv(25 + rnd() * 15, 0.6, 0.3 + rnd() * 0.2), tex: { type: 'stripes', period: Math.round(5 * k), dir: 1, amp: 10 }, shade: 0.2 });
-      shapes.push({ form: 'ellipse', x0: bx, y0: by, x1: bx + bw, y1: by + bh * 0.65, color: hsv(80 + rnd() * 60, 0.5 + rnd() * 0.4, 0.3 + rnd() * 0.4), tex: { type: 'speckle', cell: Math.max(2, Math.round((2 + rnd() * 3) * k)), amp: 35, salt: 1000 + i }, shade: 0.3 });
+      shapes.push({
+        form: 'rect',
+        x0: bx + bw / 2 - tw / 2,
+        y0: by + bh * 0.5,
+        x1: bx + bw / 2 + tw / 2,
+        y1: by + bh,
+        color: hsv(25 + rnd() * 15, 0.6, 0.3 + rnd() * 0.2),
+        tex: { type: 'stripes', period: Math.round(5 * k), dir: 1, amp: 10 },
+        shade: 0.2,
+      });
+      shapes.push({
+        form: 'ellipse',
+        x0: bx,
+        y0: by,
+        x1: bx + bw,
+        y1: by + bh * 0.65,
+        color: hsv(80 + rnd() * 60, 0.5 + rnd() * 0.4, 0.3 + rnd() * 0.4),
+        tex: { type: 'speckle', cell: Math.max(2, Math.round((2 + rnd() * 3) * k)), amp: 35, salt: 1000 + i },
+        shade: 0.3,
+      });
     } else {
-      shapes.push({ form: 'rect', x0: bx, y0: by, x1: bx + bw, y1: by + bh, color: hsv(rnd() * 360, rnd() * 0.6, 0.3 + rnd() * 0.6), tex: pickTexture(rnd, k, 18 + rnd() * 22), shade: rnd() * 0.4 });
+      shapes.push({
+        form: 'rect',
+        x0: bx,
+        y0: by,
+        x1: bx + bw,
+        y1: by + bh,
+        color: hsv(rnd() * 360, rnd() * 0.6, 0.3 + rnd() * 0.6),
+        tex: pickTexture(rnd, k, 18 + rnd() * 22),
+        shade: rnd() * 0.4,
+      });
     }
   }
 
@@ -196,7 +241,16 @@ function buildScene(seed: number, w: number, h: number): Scene {
     const r = (1.5 + rnd() * 3) * k;
     const cx = rnd() * w;
     const cy = horizon + (h - horizon) * (0.05 + rnd() * 0.95);
-    shapes.push({ form: 'ellipse', x0: cx - r, y0: cy - r, x1: cx + r, y1: cy + r, color: hsv(dotHue + (rnd() - 0.5) * 80, 0.3 + rnd() * 0.6, 0.5 + rnd() * 0.5), tex: { type: 'solid' }, shade: 0 });
+    shapes.push({
+      form: 'ellipse',
+      x0: cx - r,
+      y0: cy - r,
+      x1: cx + r,
+      y1: cy + r,
+      color: hsv(dotHue + (rnd() - 0.5) * 80, 0.3 + rnd() * 0.6, 0.5 + rnd() * 0.5),
+      tex: { type: 'solid' },
+      shade: 0,
+    });
   }
 
   // The subject: a strongly coloured figure, roughly in the middle third, on the ground.
@@ -205,16 +259,43 @@ function buildScene(seed: number, w: number, h: number): Scene {
   const sw = sh * (0.3 + rnd() * 0.2);
   const sx = w * (0.25 + rnd() * 0.5);
   const feet = Math.min(h * 0.97, horizon + (h - horizon) * (0.5 + rnd() * 0.4));
-  const body: Shape = { form: rnd() < 0.5 ? 'ellipse' : 'rect', x0: sx - sw / 2, y0: feet - sh * 0.78, x1: sx + sw / 2, y1: feet, color: hsv(subjectHue, 0.85 + rnd() * 0.15, 0.75 + rnd() * 0.25), tex: pickTexture(rnd, k, 30 + rnd() * 20), shade: 0.25 };
+  const body: Shape = {
+    form: rnd() < 0.5 ? 'ellipse' : 'rect',
+    x0: sx - sw / 2,
+    y0: feet - sh * 0.78,
+    x1: sx + sw / 2,
+    y1: feet,
+    color: hsv(subjectHue, 0.85 + rnd() * 0.15, 0.75 + rnd() * 0.25),
+    tex: pickTexture(rnd, k, 30 + rnd() * 20),
+    shade: 0.25,
+  };
   if (body.tex.type === 'solid') body.tex = { type: 'checker', cell: Math.max(2, Math.round(5 * k)), amp: 35 };
   const head = sh * 0.22;
   shapes.push(body);
-  shapes.push({ form: 'ellipse', x0: sx - head / 2, y0: feet - sh, x1: sx + head / 2, y1: feet - sh + head, color: hsv(20 + rnd() * 20, 0.3 + rnd() * 0.3, 0.6 + rnd() * 0.35), tex: { type: 'speckle', cell: Math.max(2, Math.round(2 * k)), amp: 8, salt: 77 }, shade: 0.1 });
+  shapes.push({
+    form: 'ellipse',
+    x0: sx - head / 2,
+    y0: feet - sh,
+    x1: sx + head / 2,
+    y1: feet - sh + head,
+    color: hsv(20 + rnd() * 20, 0.3 + rnd() * 0.3, 0.6 + rnd() * 0.35),
+    tex: { type: 'speckle', cell: Math.max(2, Math.round(2 * k)), amp: 8, salt: 77 },
+    shade: 0.1,
+  });
   // a contrasting accessory (bag / ball)
   const acc = sw * (0.25 + rnd() * 0.2);
   const ax = sx + (rnd() < 0.5 ? -1 : 1) * (sw / 2 + acc * 0.6);
   const ay = feet - acc * (1 + rnd() * 2);
-  shapes.push({ form: 'ellipse', x0: ax - acc / 2, y0: ay - acc / 2, x1: ax + acc / 2, y1: ay + acc / 2, color: hsv(subjectHue + 150 + rnd() * 60, 0.9, 0.9), tex: { type: 'stripes', period: Math.max(3, Math.round(6 * k)), dir: 2, amp: 40 }, shade: 0 });
+  shapes.push({
+    form: 'ellipse',
+    x0: ax - acc / 2,
+    y0: ay - acc / 2,
+    x1: ax + acc / 2,
+    y1: ay + acc / 2,
+    color: hsv(subjectHue + 150 + rnd() * 60, 0.9, 0.9),
+    tex: { type: 'stripes', period: Math.max(3, Math.round(6 * k)), dir: 2, amp: 40 },
+    shade: 0,
+  });
 
   return {
     skyTop,
@@ -223,10 +304,20 @@ function buildScene(seed: number, w: number, h: number): Scene {
     groundNear,
     horizon,
     hillAmp: h * (0.01 + rnd() * 0.04),
-    hillFreq: (1 + rnd() * 4) * 2 * Math.PI / w,
+    hillFreq: ((1 + rnd() * 4) * 2 * Math.PI) / w,
     hillPhase: rnd() * 2 * Math.PI,
-    groundTex: { type: 'speckle', cell: Math.max(2, Math.round((2 + rnd() * 2) * k)), amp: 14 + rnd() * 12, salt: hash3(seed, 7, 7) },
-    groundStripes: { type: 'stripes', period: Math.max(4, Math.round((6 + rnd() * 10) * k)), dir: rnd() < 0.5 ? 1 : 2, amp: 4 + rnd() * 8 },
+    groundTex: {
+      type: 'speckle',
+      cell: Math.max(2, Math.round((2 + rnd() * 2) * k)),
+      amp: 14 + rnd() * 12,
+      salt: hash3(seed, 7, 7),
+    },
+    groundStripes: {
+      type: 'stripes',
+      period: Math.max(4, Math.round((6 + rnd() * 10) * k)),
+      dir: rnd() < 0.5 ? 1 : 2,
+      amp: 4 + rnd() * 8,
+    },
     shapes,
   };
 }
@@ -235,7 +326,8 @@ function buildScene(seed: number, w: number, h: number): Scene {
 function renderScene(scene: Scene, w: number, h: number, dx: number, dy: number): Uint8ClampedArray {
   const out = new Uint8ClampedArray(w * h * 3);
   const hills = new Float32Array(w);
-  for (let x = 0; x < w; x++) hills[x] = scene.horizon + scene.hillAmp * Math.sin((x + dx) * scene.hillFreq + scene.hillPhase);
+  for (let x = 0; x < w; x++)
+    hills[x] = scene.horizon + scene.hillAmp * Math.sin((x + dx) * scene.hillFreq + scene.hillPhase);
   // Background: sky gradient above a gently hilly horizon, textured ground below.
   for (let y = 0; y < h; y++) {
     const sy = y + dy;
@@ -324,7 +416,12 @@ const NORMAL_TABLE = ((): Float32Array => {
 })();
 
 /** Exposure change plus mild sensor noise: gaussian luma noise and a little per-channel (chroma) noise. */
-function develop(src: Uint8Array | Uint8ClampedArray, kind: SampleKind, shift: number, noiseSeed: number): Uint8ClampedArray {
+function develop(
+  src: Uint8Array | Uint8ClampedArray,
+  kind: SampleKind,
+  shift: number,
+  noiseSeed: number,
+): Uint8ClampedArray {
   const out = new Uint8ClampedArray(src.length);
   let gain = 1;
   let offset = 0;
@@ -355,7 +452,12 @@ function develop(src: Uint8Array | Uint8ClampedArray, kind: SampleKind, shift: n
  * Stores an upright w×h image so that a viewer applying EXIF `orientation` shows it upright again: the
  * stored pixel (sx, sy) is the upright pixel the orientation's display transform maps it to.
  */
-function orientPixels(rgb: Uint8ClampedArray, w: number, h: number, orientation: number): { data: Uint8ClampedArray; width: number; height: number } {
+function orientPixels(
+  rgb: Uint8ClampedArray,
+  w: number,
+  h: number,
+  orientation: number,
+): { data: Uint8ClampedArray; width: number; height: number } {
   if (orientation === 1) return { data: rgb, width: w, height: h };
   const swap = orientation >= 5;
   const sw = swap ? h : w;
@@ -367,13 +469,34 @@ function orientPixels(rgb: Uint8ClampedArray, w: number, h: number, orientation:
       let x: number;
       let y: number;
       switch (orientation) {
-        case 2: x = sw - 1 - sx; y = sy; break; // mirror horizontal
-        case 3: x = sw - 1 - sx; y = sh - 1 - sy; break; // rotate 180
-        case 4: x = sx; y = sh - 1 - sy; break; // mirror vertical
-        case 5: x = sy; y = sx; break; // transpose
-        case 6: x = sh - 1 - sy; y = sx; break; // display rotates 90° clockwise
-        case 7: x = sh - 1 - sy; y = sw - 1 - sx; break; // transverse
-        default: x = sy; y = sw - 1 - sx; break; // 8: display rotates 270° clockwise
+        case 2:
+          x = sw - 1 - sx;
+          y = sy;
+          break; // mirror horizontal
+        case 3:
+          x = sw - 1 - sx;
+          y = sh - 1 - sy;
+          break; // rotate 180
+        case 4:
+          x = sx;
+          y = sh - 1 - sy;
+          break; // mirror vertical
+        case 5:
+          x = sy;
+          y = sx;
+          break; // transpose
+        case 6:
+          x = sh - 1 - sy;
+          y = sx;
+          break; // display rotates 90° clockwise
+        case 7:
+          x = sh - 1 - sy;
+          y = sw - 1 - sx;
+          break; // transverse
+        default:
+          x = sy;
+          y = sw - 1 - sx;
+          break; // 8: display rotates 270° clockwise
       }
       const i = (y * w + x) * 3;
       out[o] = rgb[i]!;
@@ -386,7 +509,8 @@ function orientPixels(rgb: Uint8ClampedArray, w: number, h: number, orientation:
 
 function checkSide(value: number | undefined, fallback: number, name: string): number {
   const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < MIN_SIDE || v > MAX_SIDE) throw new RangeError(`${name} must be an integer from ${MIN_SIDE} to ${MAX_SIDE}, got ${v}`);
+  if (!Number.isInteger(v) || v < MIN_SIDE || v > MAX_SIDE)
+    throw new RangeError(`${name} must be an integer from ${MIN_SIDE} to ${MAX_SIDE}, got ${v}`);
   return v;
 }
 
@@ -399,8 +523,10 @@ async function encodeSample(spec: SampleSpec): Promise<Buffer> {
   const w = checkSide(spec.width, DEFAULT_SAMPLE_WIDTH, 'width');
   const h = checkSide(spec.height, DEFAULT_SAMPLE_HEIGHT, 'height');
   const orientation = spec.orientation ?? 1;
-  if (!Number.isInteger(orientation) || orientation < 1 || orientation > 8) throw new RangeError(`orientation must be an integer from 1 to 8, got ${orientation}`);
-  if (spec.frame !== undefined && (!Number.isInteger(spec.frame) || spec.frame < 0)) throw new RangeError(`frame must be a non-negative integer, got ${spec.frame}`);
+  if (!Number.isInteger(orientation) || orientation < 1 || orientation > 8)
+    throw new RangeError(`orientation must be an integer from 1 to 8, got ${orientation}`);
+  if (spec.frame !== undefined && (!Number.isInteger(spec.frame) || spec.frame < 0))
+    throw new RangeError(`frame must be a non-negative integer, got ${spec.frame}`);
   const seed = Math.trunc(spec.seed) >>> 0;
 
   const scene = buildScene(seed, w, h);
@@ -411,12 +537,17 @@ async function encodeSample(spec: SampleSpec): Promise<Buffer> {
   const shift = (target - meanLuma(clean)) * 255;
   if (spec.kind === 'blurred') {
     const sigma = Math.max(4, w / 300);
-    clean = await sharp(clean, { raw: { width: w, height: h, channels: 3 } }).blur(sigma).raw().toBuffer();
+    clean = await sharp(clean, { raw: { width: w, height: h, channels: 3 } })
+      .blur(sigma)
+      .raw()
+      .toBuffer();
   }
   const developed = develop(clean, spec.kind, shift, hash3(seed, (spec.frame ?? 0) + 1, 0x40153));
   const stored = orientPixels(developed, w, h, orientation);
-  let pipeline = sharp(stored.data, { raw: { width: stored.width, height: stored.height, channels: 3 } })
-    .jpeg({ quality: JPEG_QUALITY, progressive: spec.progressive === true });
+  let pipeline = sharp(stored.data, { raw: { width: stored.width, height: stored.height, channels: 3 } }).jpeg({
+    quality: JPEG_QUALITY,
+    progressive: spec.progressive === true,
+  });
   if (spec.orientation !== undefined) pipeline = pipeline.withMetadata({ orientation });
   return pipeline.toBuffer();
 }
@@ -451,7 +582,10 @@ const UNREADABLE: Record<'truncated' | 'empty' | 'text', string> = {
 };
 
 /** Mix for `count` files: 60 → 27 good (3 EXIF-rotated, 7 progressive), 3 bursts × 4, 6 blurred, 6 dark, 6 overexposed, 3 unreadable. */
-function planMix(count: number, unreadable: boolean): { good: number; bursts: number; burstFrames: number; each: number; unreadable: number } {
+function planMix(
+  count: number,
+  unreadable: boolean,
+): { good: number; bursts: number; burstFrames: number; each: number; unreadable: number } {
   const burstFrames = 4;
   const bursts = Math.floor(count / 20);
   const each = Math.round(count / 10);
@@ -487,18 +621,43 @@ export async function generateSampleSet(
   const groups: Unit[][] = [];
   const rotations = [6, 8, 3];
   const rotated = Math.min(rotations.length, Math.floor(mixPlan.good / 9));
-  groups.push(shuffle(Array.from({ length: mixPlan.good }, (_, i): Unit => ({
-    type: 'photo',
-    kind: 'good',
-    seed: seedFor(),
-    ...(i < rotated ? { orientation: rotations[i] } : {}),
-    ...(i % 4 === 1 ? { progressive: true } : {}),
-  })), rnd));
-  groups.push(Array.from({ length: mixPlan.bursts }, (_, i): Unit => ({ type: 'burst', id: i + 1, seed: seedFor(), frames: mixPlan.burstFrames })));
+  groups.push(
+    shuffle(
+      Array.from(
+        { length: mixPlan.good },
+        (_, i): Unit => ({
+          type: 'photo',
+          kind: 'good',
+          seed: seedFor(),
+          ...(i < rotated ? { orientation: rotations[i] } : {}),
+          ...(i % 4 === 1 ? { progressive: true } : {}),
+        }),
+      ),
+      rnd,
+    ),
+  );
+  groups.push(
+    Array.from(
+      { length: mixPlan.bursts },
+      (_, i): Unit => ({ type: 'burst', id: i + 1, seed: seedFor(), frames: mixPlan.burstFrames }),
+    ),
+  );
   for (const kind of ['blurred', 'dark', 'overexposed'] as const) {
-    groups.push(Array.from({ length: mixPlan.each }, (_, i): Unit => ({ type: 'photo', kind, seed: seedFor(), ...(i % 3 === 2 ? { progressive: true } : {}) })));
+    groups.push(
+      Array.from(
+        { length: mixPlan.each },
+        (_, i): Unit => ({ type: 'photo', kind, seed: seedFor(), ...(i % 3 === 2 ? { progressive: true } : {}) }),
+      ),
+    );
   }
-  groups.push(shuffle((['truncated', 'empty', 'text'] as const).slice(0, mixPlan.unreadable).map((what): Unit => ({ type: 'unreadable', what, seed: seedFor() })), rnd));
+  groups.push(
+    shuffle(
+      (['truncated', 'empty', 'text'] as const)
+        .slice(0, mixPlan.unreadable)
+        .map((what): Unit => ({ type: 'unreadable', what, seed: seedFor() })),
+      rnd,
+    ),
+  );
 
   // Spread each kind evenly over the set: unit i of m gets a jittered position (i + u) / m, then sort.
   const placed: { key: number; unit: Unit }[] = [];
@@ -520,7 +679,10 @@ export async function generateSampleSet(
   for (const { unit } of placed) {
     if (unit.type === 'photo') {
       const { name, path } = nameFor(unit.kind);
-      await writeSample({ kind: unit.kind, seed: unit.seed, ...common, orientation: unit.orientation, progressive: unit.progressive }, path);
+      await writeSample(
+        { kind: unit.kind, seed: unit.seed, ...common, orientation: unit.orientation, progressive: unit.progressive },
+        path,
+      );
       files.push({ path, name, kind: unit.kind, defect: DEFECTS[unit.kind] });
     } else if (unit.type === 'burst') {
       for (let frame = 1; frame <= unit.frames; frame++) {
@@ -537,7 +699,10 @@ export async function generateSampleSet(
       } else if (unit.what === 'empty') {
         bytes = Buffer.alloc(0);
       } else {
-        bytes = Buffer.from('This is not a photo. It is a text file that happens to be named .jpg,\nlike the ones people find in real folders.\n', 'utf8');
+        bytes = Buffer.from(
+          'This is not a photo. It is a text file that happens to be named .jpg,\nlike the ones people find in real folders.\n',
+          'utf8',
+        );
       }
       await writeFile(path, bytes);
       files.push({ path, name, kind: 'unreadable', defect: UNREADABLE[unit.what] });

@@ -273,9 +273,15 @@ function noiseOf(luma: Float64Array, width: number, height: number): number {
       const i = y * width + x;
       levels[ty * tilesX + Math.min(tilesX - 1, Math.floor(((x - 1) * tilesX) / (width - 2)))]! += luma[i]!;
       const v =
-        luma[i - width - 1]! - 2 * luma[i - width]! + luma[i - width + 1]! -
-        2 * luma[i - 1]! + 4 * luma[i]! - 2 * luma[i + 1]! +
-        luma[i + width - 1]! - 2 * luma[i + width]! + luma[i + width + 1]!;
+        luma[i - width - 1]! -
+        2 * luma[i - width]! +
+        luma[i - width + 1]! -
+        2 * luma[i - 1]! +
+        4 * luma[i]! -
+        2 * luma[i + 1]! +
+        luma[i + width - 1]! -
+        2 * luma[i + width]! +
+        luma[i + width + 1]!;
       const t = ty * tilesX + Math.min(tilesX - 1, Math.floor(((x - 1) * tilesX) / (width - 2)));
       sums[t] = sums[t]! + Math.abs(v);
       counts[t] = counts[t]! + 1;
@@ -298,7 +304,8 @@ function noiseOf(luma: Float64Array, width: number, height: number): number {
 function colourLayout(rgb: Uint8Array, width: number, height: number): string {
   const side = 4;
   const cells = new Float64Array(side * side * 3);
-  for (let ch = 0; ch < 3; ch++) areaMeans(rgb, width, height, side, side, 3, ch).forEach((v, k) => (cells[k * 3 + ch] = v));
+  for (let ch = 0; ch < 3; ch++)
+    areaMeans(rgb, width, height, side, side, 3, ch).forEach((v, k) => (cells[k * 3 + ch] = v));
   let hex = '';
   const normalised = new Float64Array(cells.length);
   for (let ch = 0; ch < 3; ch++) {
@@ -310,7 +317,10 @@ function colourLayout(rgb: Uint8Array, width: number, height: number): string {
     spread = Math.max(4, Math.sqrt(spread / (side * side)));
     for (let k = ch; k < cells.length; k += 3) normalised[k] = (cells[k]! - mean) / spread;
   }
-  for (const v of normalised) hex += Math.round(Math.max(0, Math.min(255, 128 + v * 40))).toString(16).padStart(2, '0');
+  for (const v of normalised)
+    hex += Math.round(Math.max(0, Math.min(255, 128 + v * 40)))
+      .toString(16)
+      .padStart(2, '0');
   return hex;
 }
 
@@ -330,7 +340,8 @@ function exposureOf(brightness: number, clippedDark: number, clippedBright: numb
 /** See QualitySignals.signature. */
 function lumaSignature(luma: Float64Array, width: number, height: number): string {
   let hex = '';
-  for (const v of areaMeans(luma, width, height, 16, 16)) hex += Math.min(255, Math.round(v)).toString(16).padStart(2, '0');
+  for (const v of areaMeans(luma, width, height, 16, 16))
+    hex += Math.min(255, Math.round(v)).toString(16).padStart(2, '0');
   return hex;
 }
 
@@ -338,7 +349,15 @@ function lumaSignature(luma: Float64Array, width: number, height: number): strin
  * Means of a `cols` × `rows` grid of areas of one channel of an interleaved plane (`channels` values per
  * pixel), row by row.
  */
-function areaMeans(plane: ArrayLike<number>, width: number, height: number, cols: number, rows: number, channels = 1, channel = 0): Float64Array {
+function areaMeans(
+  plane: ArrayLike<number>,
+  width: number,
+  height: number,
+  cols: number,
+  rows: number,
+  channels = 1,
+  channel = 0,
+): Float64Array {
   const means = new Float64Array(cols * rows);
   for (let r = 0; r < rows; r++) {
     const y0 = Math.floor((r * height) / rows);

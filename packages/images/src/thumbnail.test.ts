@@ -38,7 +38,8 @@ async function readError(path: string): Promise<ImageReadError> {
 }
 
 /** An RGB PNG of deflated scanlines (filter bytes included) with any bit depth, built by hand (hostile.ts). */
-const rgbPng = (width: number, height: number, bitDepth: 8 | 16, scanlines: Buffer) => png(width, height, bitDepth, 2, deflateSync(scanlines));
+const rgbPng = (width: number, height: number, bitDepth: 8 | 16, scanlines: Buffer) =>
+  png(width, height, bitDepth, 2, deflateSync(scanlines));
 
 describe('thumbnailFromFile', () => {
   it('turns a 1600 × 1200 JPEG into an 84 px square of raw RGB', async () => {
@@ -87,7 +88,9 @@ describe('thumbnailFromFile', () => {
       rgba.set(x < 50 ? [0, 0, 0, 0] : [0, 160, 0, 255], i * 4);
     }
     const path = temp.file('alpha.png');
-    await sharp(rgba, { raw: { width: 100, height: 100, channels: 4 } }).png().toFile(path);
+    await sharp(rgba, { raw: { width: 100, height: 100, channels: 4 } })
+      .png()
+      .toFile(path);
     const thumb = await thumbnailFromFile(path, 84);
     expect(thumb.rgb.length).toBe(84 * 84 * 3);
     expect(thumb.source.format).toBe('png');
@@ -112,7 +115,10 @@ describe('thumbnailFromFile', () => {
     expect([r, g, b]).toEqual([255, 128, 0]);
 
     const greyPath = temp.file('grey.jpg');
-    await sharp({ create: { width: 120, height: 90, channels: 3, background: { r: 90, g: 90, b: 90 } } }).toColourspace('b-w').jpeg().toFile(greyPath);
+    await sharp({ create: { width: 120, height: 90, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+      .toColourspace('b-w')
+      .jpeg()
+      .toFile(greyPath);
     expect((await sharp(greyPath).metadata()).channels).toBe(1);
     const fromGrey = await thumbnailFromFile(greyPath, 32);
     expect(fromGrey.rgb.length).toBe(32 * 32 * 3);
@@ -135,7 +141,9 @@ describe('thumbnailFromFile', () => {
   });
 
   it('refuses a truncated JPEG as corrupt, quoting libvips', async () => {
-    const full = await sharp(scene(3).data, { raw: { width: 1600, height: 1200, channels: 3 } }).jpeg().toBuffer();
+    const full = await sharp(scene(3).data, { raw: { width: 1600, height: 1200, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     const path = temp.file('truncated.jpg');
     await writeFile(path, full.subarray(0, Math.floor(full.length / 2)));
     const error = await readError(path);
@@ -159,7 +167,9 @@ describe('thumbnailFromFile', () => {
     const path = await writeJpeg(temp.file('abort.jpg'), scene(4, 200, 150));
     const controller = new AbortController();
     controller.abort();
-    await expect(thumbnailFromFile(path, 84, { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(thumbnailFromFile(path, 84, { signal: controller.signal })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
   });
 
   it('never has more than one sharp operation in flight', async () => {

@@ -96,8 +96,13 @@ const PHOTO_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif'
  * Throws ImageReadError for files that are not readable images; file-system errors (missing file,
  * permissions) pass through unchanged because they are the caller's problem, not the photo's.
  */
-export async function thumbnailFromFile(path: string, size: number, options: ThumbnailOptions = {}): Promise<Thumbnail> {
-  if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+export async function thumbnailFromFile(
+  path: string,
+  size: number,
+  options: ThumbnailOptions = {},
+): Promise<Thumbnail> {
+  if (!(Number.isInteger(size) && size >= 1))
+    throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   options.signal?.throwIfAborted();
 
   const stats = await stat(path);
@@ -125,7 +130,9 @@ export async function thumbnailFromFile(path: string, size: number, options: Thu
   const side = Math.max(size, SIGNAL_SIDE);
   if (metadata.format === 'jpeg' && metadata.isProgressive && dcScalesSuffices(metadata, size)) {
     const scans = await readFileDcScans(path);
-    const thumb = scans && (await thumbnailFromDcScans(scans, size, { orientation: metadata.orientation ?? 1, signal: options.signal }));
+    const thumb =
+      scans &&
+      (await thumbnailFromDcScans(scans, size, { orientation: metadata.orientation ?? 1, signal: options.signal }));
     if (thumb) return thumb;
   }
   let data: Buffer;
@@ -137,7 +144,9 @@ export async function thumbnailFromFile(path: string, size: number, options: Thu
     throw await toReadError(error, path);
   }
   if (info.width !== side || info.height !== side || info.channels !== 3 || data.length !== side * side * 3) {
-    throw new Error(`thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}, expected ${side} × ${side} × 3`);
+    throw new Error(
+      `thumbnail pipeline returned ${info.width} × ${info.height} × ${info.channels}, expected ${side} × ${side} × 3`,
+    );
   }
 
   const thumb = await finish(data, side, size, { width, height, format: metadata.format }, 'image');
@@ -159,7 +168,12 @@ export async function thumbnailFromFile(path: string, size: number, options: Thu
  */
 async function detailOf(path: string, stored: { width: number; height: number }): Promise<Detail> {
   const side = Math.min(DETAIL_SIDE, stored.width, stored.height);
-  const region = { left: Math.floor((stored.width - side) / 2), top: Math.floor((stored.height - side) / 2), width: side, height: side };
+  const region = {
+    left: Math.floor((stored.width - side) / 2),
+    top: Math.floor((stored.height - side) / 2),
+    width: side,
+    height: side,
+  };
   const { data, info } = await sharp(path, INPUT_OPTIONS)
     .extract(region)
     .flatten({ background: FLATTEN_BACKGROUND })
@@ -184,8 +198,13 @@ export function dcScalesSuffices(stored: { width: number; height: number }, size
  * decoded from the DC scans, oriented by `orientation` (from the file's EXIF). Undefined when the file is one
  * the DC decoder leaves to libvips (see progressive.ts): decode the whole file instead.
  */
-export async function thumbnailFromDcScans(head: Uint8Array, size: number, options: { orientation?: number; signal?: AbortSignal } = {}): Promise<Thumbnail | undefined> {
-  if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+export async function thumbnailFromDcScans(
+  head: Uint8Array,
+  size: number,
+  options: { orientation?: number; signal?: AbortSignal } = {},
+): Promise<Thumbnail | undefined> {
+  if (!(Number.isInteger(size) && size >= 1))
+    throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   const orientation = options.orientation ?? 1;
   // Refused from the frame header, before the decoder sizes its planes by it.
   const header = parseJpegHead(head);
@@ -196,9 +215,18 @@ export async function thumbnailFromDcScans(head: Uint8Array, size: number, optio
   checkPixelLimit(dc.stored.width, dc.stored.height, orientation);
   options.signal?.throwIfAborted();
   const side = Math.max(size, SIGNAL_SIDE);
-  const { data: square } = await squareRgb(sharp(dc.data, { ...INPUT_OPTIONS, raw: { width: dc.width, height: dc.height, channels: dc.channels } }), side);
+  const { data: square } = await squareRgb(
+    sharp(dc.data, { ...INPUT_OPTIONS, raw: { width: dc.width, height: dc.height, channels: dc.channels } }),
+    side,
+  );
   // The centre square of the stored image, turned, is the centre square of the upright one.
-  return finish(orientSquare(square, side, orientation), side, size, { ...orientedSize(dc.stored.width, dc.stored.height, orientation), format: 'jpeg' }, 'dc-scans');
+  return finish(
+    orientSquare(square, side, orientation),
+    side,
+    size,
+    { ...orientedSize(dc.stored.width, dc.stored.height, orientation), format: 'jpeg' },
+    'dc-scans',
+  );
 }
 
 /** A progressive JPEG's first bytes through its DC scans, read from the file by `readDcScans` (progressive.ts). */
@@ -234,12 +262,19 @@ async function heicThumbnail(path: string, size: number, options: { signal?: Abo
     // thread reads the file itself, straight into that memory: no copy of it is held here.
     decoded = await decodeHeicInThread({ path }, { minSide: size, keepSide: Math.max(size, SIGNAL_SIDE) });
   } catch (error) {
-    if (error instanceof HeicDecodeError) throw new ImageReadError(`corrupt or unsupported HEIC: ${error.message}`, { cause: error });
+    if (error instanceof HeicDecodeError)
+      throw new ImageReadError(`corrupt or unsupported HEIC: ${error.message}`, { cause: error });
     throw error;
   }
   options.signal?.throwIfAborted();
-  const side = Math.max(size, decoded.fromThumbnail ? Math.min(SIGNAL_SIDE, decoded.width, decoded.height) : SIGNAL_SIDE);
-  const { data } = await squareRgb(sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } }), side);
+  const side = Math.max(
+    size,
+    decoded.fromThumbnail ? Math.min(SIGNAL_SIDE, decoded.width, decoded.height) : SIGNAL_SIDE,
+  );
+  const { data } = await squareRgb(
+    sharp(decoded.rgba, { ...INPUT_OPTIONS, raw: { width: decoded.width, height: decoded.height, channels: 4 } }),
+    side,
+  );
   return finish(data, side, size, { ...decoded.primary, format: 'heif' }, decoded.fromThumbnail ? 'embedded' : 'image');
 }
 
@@ -258,8 +293,15 @@ function squareRgb(image: Sharp, side: number): Promise<{ data: Buffer; info: Ou
  * Derives the thumbnail and the signals from a side × side square rendered by one pipeline: each smaller
  * copy is made by sharp from that square (Lanczos 3, like every resize here), one operation after the other.
  */
-async function finish(square: Buffer, side: number, size: number, source: Thumbnail['source'], from: NonNullable<Thumbnail['from']>): Promise<Thumbnail> {
-  if (square.length !== side * side * 3) throw new Error(`thumbnail pipeline returned ${square.length} bytes, expected ${side * side * 3}`);
+async function finish(
+  square: Buffer,
+  side: number,
+  size: number,
+  source: Thumbnail['source'],
+  from: NonNullable<Thumbnail['from']>,
+): Promise<Thumbnail> {
+  if (square.length !== side * side * 3)
+    throw new Error(`thumbnail pipeline returned ${square.length} bytes, expected ${side * side * 3}`);
   const signalSide = Math.min(side, SIGNAL_SIDE);
   const analysis = await downscaleSquare(square, side, signalSide);
   return {
@@ -281,7 +323,10 @@ async function downscaleSquare(square: Buffer, side: number, to: number): Promis
     .resize(to, to, { kernel: 'lanczos3' })
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
-  if (info.width !== to || info.height !== to || info.channels !== 3) throw new Error(`thumbnail pipeline (downscale) returned ${info.width} × ${info.height} × ${info.channels}, expected ${to} × ${to} × 3`);
+  if (info.width !== to || info.height !== to || info.channels !== 3)
+    throw new Error(
+      `thumbnail pipeline (downscale) returned ${info.width} × ${info.height} × ${info.channels}, expected ${to} × ${to} × 3`,
+    );
   return data;
 }
 
@@ -299,7 +344,8 @@ export async function thumbnailFromBytes(
   size: number,
   options: { orientation?: number; source?: { width: number; height: number }; signal?: AbortSignal } = {},
 ): Promise<Thumbnail> {
-  if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
+  if (!(Number.isInteger(size) && size >= 1))
+    throw new RangeError(`thumbnail size must be a positive integer, got ${size}`);
   options.signal?.throwIfAborted();
   const orientation = options.orientation ?? 1;
   // Strict: libjpeg only warns about corrupt entropy data and would decode noise. A doubtful embedded
@@ -319,11 +365,20 @@ export async function thumbnailFromBytes(
     }
     const stored = options.source ?? { width: metadata.width, height: metadata.height };
     const upright = orientedSize(stored.width, stored.height, orientation);
-    return await finish(orientSquare(square, side, orientation), side, size, { ...upright, format: 'jpeg' }, 'embedded');
+    return await finish(
+      orientSquare(square, side, orientation),
+      side,
+      size,
+      { ...upright, format: 'jpeg' },
+      'embedded',
+    );
   } catch (error) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (error instanceof Error && /thumbnail pipeline/.test(error.message)) throw error;
-    throw new ImageReadError(`corrupt embedded thumbnail: ${firstLine(error instanceof Error ? error.message : String(error))}`, { cause: error });
+    throw new ImageReadError(
+      `corrupt embedded thumbnail: ${firstLine(error instanceof Error ? error.message : String(error))}`,
+      { cause: error },
+    );
   }
 }
 
@@ -332,9 +387,17 @@ export async function thumbnailFromBytes(
  * Refuses the thumbnail of an image over the pixel limit, as thumbnailFromFile refuses the image: a photo
  * that can never be decoded must not pass for a readable one on its thumbnail alone.
  */
-export async function thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: number, options: { signal?: AbortSignal } = {}): Promise<Thumbnail> {
+export async function thumbnailFromEmbedded(
+  embedded: EmbeddedThumbnail,
+  size: number,
+  options: { signal?: AbortSignal } = {},
+): Promise<Thumbnail> {
   checkPixelLimit(embedded.image.width, embedded.image.height, embedded.orientation);
-  return thumbnailFromBytes(embedded.jpeg, size, { orientation: embedded.orientation, source: embedded.image, ...options });
+  return thumbnailFromBytes(embedded.jpeg, size, {
+    orientation: embedded.orientation,
+    source: embedded.image,
+    ...options,
+  });
 }
 
 /**
@@ -342,7 +405,11 @@ export async function thumbnailFromEmbedded(embedded: EmbeddedThumbnail, size: n
  * crop, raw RGB), with this module's process-wide sharp settings. No signals, no checks.
  */
 export async function bareThumbnail(path: string, size: number): Promise<Buffer> {
-  return sharp(path, INPUT_OPTIONS).autoOrient().resize(size, size, { fit: 'cover', position: 'centre' }).raw().toBuffer();
+  return sharp(path, INPUT_OPTIONS)
+    .autoOrient()
+    .resize(size, size, { fit: 'cover', position: 'centre' })
+    .raw()
+    .toBuffer();
 }
 
 /** Maps libvips' messages to a reason a user can act on; the original error stays as the cause. */
@@ -370,7 +437,9 @@ export function checkPixelLimit(width: number, height: number, orientation = 1):
 /** The reason given for an image over the pixel limit, with its (upright) size when known. */
 function tooLarge(size: { width: number; height: number } | undefined): string {
   const limit = `${MAX_INPUT_PIXELS / 1_000_000} MP limit`;
-  return size ? `image too large: ${size.width} × ${size.height} pixels exceeds the ${limit}` : `image too large: exceeds the ${limit}`;
+  return size
+    ? `image too large: ${size.width} × ${size.height} pixels exceeds the ${limit}`
+    : `image too large: exceeds the ${limit}`;
 }
 
 /**
@@ -388,7 +457,10 @@ async function headerSize(path: string): Promise<{ width: number; height: number
 
 /** libvips' first line, joined to the next when it only introduces it ("…corrupt header:"). */
 function firstLine(message: string): string {
-  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
+  const lines = message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   const first = lines[0] ?? 'unknown error';
   const line = first.endsWith(':') && lines[1] ? `${first} ${lines[1]}` : first;
   return line.replace(/:$/, '');

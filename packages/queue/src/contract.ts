@@ -39,7 +39,6 @@ export interface PhotoInput {
   thumbnailPath?: string;
 }
 
-
 /** What a caller asks for; validated by `prepareTriage` before anything is stored. */
 export interface TriageRequest {
   triageId: string;

@@ -28,12 +28,14 @@ export async function activeJobs(store: TriageStore, userId: string): Promise<Ac
   return jobs
     .filter((job) => ACTIVE.includes(job.status))
     .map((job) => {
-      const [done, total] = job.phase === 'fine_pass' ? [job.fineDone, job.fineTotal] : [job.coarseDone, job.coarseTotal];
+      const [done, total] =
+        job.phase === 'fine_pass' ? [job.fineDone, job.fineTotal] : [job.coarseDone, job.coarseTotal];
       return {
         job_id: job.triageId,
         status: job.status,
         total_input: job.total,
-        progress_percentage: job.phase && job.status === 'processing' ? progressOf(job.phase, done, total).percentage : 0,
+        progress_percentage:
+          job.phase && job.status === 'processing' ? progressOf(job.phase, done, total).percentage : 0,
         phase: job.phase ?? 'pending',
         created_at: job.createdAt,
       };
@@ -80,18 +82,31 @@ export async function photoFates(store: TriageStore, triageId: string): Promise<
       signals: fateSignals(c, f),
       flaw,
       reason: fateReason({
-        status: meta.status, passes: meta.passes, fallback: meta.fallback, selected: isSelected, rank, coarse: c, fine: f, keep: selected.length,
-        flaw, keptTwin: keeper === undefined ? undefined : photos[keeper]!.name,
+        status: meta.status,
+        passes: meta.passes,
+        fallback: meta.fallback,
+        selected: isSelected,
+        rank,
+        coarse: c,
+        fine: f,
+        keep: selected.length,
+        flaw,
+        keptTwin: keeper === undefined ? undefined : photos[keeper]!.name,
       }),
     };
   });
 }
 
 /** Recorded signals as the flaw rules take them, by photo index (null where a photo has none). */
-export function signalArray(total: number, verdicts: Map<number, CoarseVerdict | FineVerdict>): (PhotoSignals | null)[] {
+export function signalArray(
+  total: number,
+  verdicts: Map<number, CoarseVerdict | FineVerdict>,
+): (PhotoSignals | null)[] {
   return Array.from({ length: total }, (_, i) => {
     const v = verdicts.get(i);
-    return v && v.failure === undefined && v.sharpness !== undefined ? { ...v, sharpness: v.sharpness, exposure: v.exposure ?? 1 } : null;
+    return v && v.failure === undefined && v.sharpness !== undefined
+      ? { ...v, sharpness: v.sharpness, exposure: v.exposure ?? 1 }
+      : null;
   });
 }
 
@@ -123,7 +138,9 @@ function fateReason(p: {
   const failure = p.coarse?.failure ?? p.fine?.failure;
   if (failure) return `could not be read: ${failure}`;
   if (p.selected) {
-    return p.fallback ? `selected from the ranking (rank ${p.rank}): the last pass picked none` : `selected (rank ${p.rank})`;
+    return p.fallback
+      ? `selected from the ranking (rank ${p.rank}): the last pass picked none`
+      : `selected (rank ${p.rank})`;
   }
   const twin = p.keptTwin === undefined ? '' : `near-duplicate of ${p.keptTwin}, which was kept`;
   if (p.flaw) return twin ? `${p.flaw}; ${twin}` : p.flaw;

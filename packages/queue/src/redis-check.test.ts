@@ -23,7 +23,12 @@ async function startRedis(args: string[]): Promise<Redis> {
   const dir = await mkdtemp(join(tmpdir(), 'triage-redis-check-'));
   const server = await startRedisServer({ dir, args });
   // No ready check: it sends INFO, which one of these servers refuses.
-  const redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, enableReadyCheck: false });
+  const redis = new Redis(server.url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+    enableReadyCheck: false,
+  });
   redis.on('error', () => {});
   servers.push({ server, redis, dir });
   await redis.connect();
@@ -50,7 +55,9 @@ describe('warnAboutRedisConfig', () => {
     const report = await warnAboutRedisConfig(redis, log);
     expect(report).toMatchObject({ maxmemoryPolicy: 'allkeys-lru', aof: false, source: 'config' });
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^Redis maxmemory-policy is allkeys-lru, not noeviction: .*evict.*Set maxmemory-policy noeviction/);
+    expect(lines[0]).toMatch(
+      /^Redis maxmemory-policy is allkeys-lru, not noeviction: .*evict.*Set maxmemory-policy noeviction/,
+    );
     expect(lines[1]).toMatch(/^Redis AOF is off \(appendonly no\): a Redis restart loses .*Set appendonly yes\.$/);
   });
 
@@ -63,7 +70,15 @@ describe('warnAboutRedisConfig', () => {
   });
 
   it('reads INFO when CONFIG is refused, as on managed Redis', async () => {
-    const redis = await startRedis(['--maxmemory-policy', 'volatile-lru', '--appendonly', 'yes', '--rename-command', 'CONFIG', '']);
+    const redis = await startRedis([
+      '--maxmemory-policy',
+      'volatile-lru',
+      '--appendonly',
+      'yes',
+      '--rename-command',
+      'CONFIG',
+      '',
+    ]);
     const report = await checkRedisConfig(redis);
     expect(report).toMatchObject({ maxmemoryPolicy: 'volatile-lru', aof: true, source: 'info' });
     expect(report.warnings).toHaveLength(1);
@@ -76,7 +91,9 @@ describe('warnAboutRedisConfig', () => {
     const report = await warnAboutRedisConfig(redis, log);
     expect(report).toMatchObject({ maxmemoryPolicy: null, aof: null, source: null });
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^Could not check the Redis configuration \(CONFIG GET: .*unknown command.*; INFO: .*\): make sure it has maxmemory-policy noeviction and AOF on/);
+    expect(lines[0]).toMatch(
+      /^Could not check the Redis configuration \(CONFIG GET: .*unknown command.*; INFO: .*\): make sure it has maxmemory-policy noeviction and AOF on/,
+    );
   });
 
   it('gives up within its deadline when Redis does not answer', async () => {

@@ -32,7 +32,8 @@ async function configGet(redis: RedisClient, name: string): Promise<string> {
   const reply = (await redis.call('CONFIG', 'GET', name)) as unknown;
   // A flat [name, value] array (RESP2, or RESP3 with ioredis' default "legacy" mapping), or a map.
   if (Array.isArray(reply) && reply.length >= 2) return String(reply[1]);
-  if (reply !== null && typeof reply === 'object' && name in reply) return String((reply as Record<string, unknown>)[name]);
+  if (reply !== null && typeof reply === 'object' && name in reply)
+    return String((reply as Record<string, unknown>)[name]);
   throw new Error(`CONFIG GET ${name} returned nothing`);
 }
 
@@ -47,10 +48,15 @@ async function info(redis: RedisClient, section: string): Promise<Map<string, st
   return fields;
 }
 
-async function read(redis: RedisClient): Promise<Pick<RedisConfigReport, 'maxmemoryPolicy' | 'aof' | 'source'> & { refused?: string }> {
+async function read(
+  redis: RedisClient,
+): Promise<Pick<RedisConfigReport, 'maxmemoryPolicy' | 'aof' | 'source'> & { refused?: string }> {
   let configError: string;
   try {
-    const [policy, appendonly] = await Promise.all([configGet(redis, 'maxmemory-policy'), configGet(redis, 'appendonly')]);
+    const [policy, appendonly] = await Promise.all([
+      configGet(redis, 'maxmemory-policy'),
+      configGet(redis, 'appendonly'),
+    ]);
     return { maxmemoryPolicy: policy, aof: appendonly === 'yes', source: 'config' };
   } catch (err) {
     configError = reason(err);
@@ -62,9 +68,19 @@ async function read(redis: RedisClient): Promise<Pick<RedisConfigReport, 'maxmem
     if (policy !== null || aofEnabled !== undefined) {
       return { maxmemoryPolicy: policy, aof: aofEnabled === undefined ? null : aofEnabled === '1', source: 'info' };
     }
-    return { maxmemoryPolicy: null, aof: null, source: null, refused: `CONFIG GET: ${configError}; INFO has neither maxmemory_policy nor aof_enabled` };
+    return {
+      maxmemoryPolicy: null,
+      aof: null,
+      source: null,
+      refused: `CONFIG GET: ${configError}; INFO has neither maxmemory_policy nor aof_enabled`,
+    };
   } catch (err) {
-    return { maxmemoryPolicy: null, aof: null, source: null, refused: `CONFIG GET: ${configError}; INFO: ${reason(err)}` };
+    return {
+      maxmemoryPolicy: null,
+      aof: null,
+      source: null,
+      refused: `CONFIG GET: ${configError}; INFO: ${reason(err)}`,
+    };
   }
 }
 
@@ -105,7 +121,11 @@ export async function checkRedisConfig(redis: RedisClient, timeoutMs = 2000): Pr
 }
 
 /** Logs one warning per problem with the Redis configuration (see `checkRedisConfig`); never throws. */
-export async function warnAboutRedisConfig(redis: RedisClient, log: WarnLogger, timeoutMs = 2000): Promise<RedisConfigReport> {
+export async function warnAboutRedisConfig(
+  redis: RedisClient,
+  log: WarnLogger,
+  timeoutMs = 2000,
+): Promise<RedisConfigReport> {
   const report = await checkRedisConfig(redis, timeoutMs);
   for (const warning of report.warnings) {
     log.warn({ redisMaxmemoryPolicy: report.maxmemoryPolicy, redisAof: report.aof }, warning);

@@ -13,7 +13,9 @@ export { SettingsError, type Env } from '@triage/core';
 /** The variables that say which Redis; only those of one kind may be set. */
 export const REDIS_SETTINGS = {
   url: setting.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:'], (_, protocol) =>
-    protocol ? `REDIS_URL must start with redis:// or rediss:// (TLS), got ${protocol}//` : `REDIS_URL must be a redis:// or rediss:// URL, got something else`,
+    protocol
+      ? `REDIS_URL must start with redis:// or rediss:// (TLS), got ${protocol}//`
+      : `REDIS_URL must be a redis:// or rediss:// URL, got something else`,
   ),
   /** `host:port,host:port`: see `parseNodeList`. */
   clusterNodes: setting.text('REDIS_CLUSTER_NODES', undefined),
@@ -36,7 +38,8 @@ export function parseNodeList(name: string, raw: string): RedisNode[] {
     .map((item) => {
       const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(item);
       const port = Number(m?.[3]);
-      if (!m || !(port > 0 && port < 65536)) throw new SettingsError(`${name} must be a comma-separated list of host:port, got "${item}"`);
+      if (!m || !(port > 0 && port < 65536))
+        throw new SettingsError(`${name} must be a comma-separated list of host:port, got "${item}"`);
       return { host: (m[1] ?? m[2])!, port };
     });
 }
@@ -49,7 +52,10 @@ function hasHashTag(prefix: string): boolean {
 function refuseStray(env: Env, kind: RedisTarget['kind'], names: (keyof typeof REDIS_SETTINGS)[]): void {
   for (const { name } of names.map((key) => REDIS_SETTINGS[key])) {
     // REDIS_TLS=off is the default spelled out (as in .env.example), not a stray setting.
-    if (env[name]?.trim() && !(name === 'REDIS_TLS' && env[name]?.trim() === 'off')) throw new SettingsError(`${name} has no meaning with ${kind === 'single' ? 'REDIS_URL (a single Redis; put credentials and rediss:// in the URL)' : kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'}: remove it`);
+    if (env[name]?.trim() && !(name === 'REDIS_TLS' && env[name]?.trim() === 'off'))
+      throw new SettingsError(
+        `${name} has no meaning with ${kind === 'single' ? 'REDIS_URL (a single Redis; put credentials and rediss:// in the URL)' : kind === 'cluster' ? 'REDIS_CLUSTER_NODES' : 'REDIS_SENTINELS'}: remove it`,
+      );
   }
 }
 
@@ -60,9 +66,12 @@ export function redisTargetFromEnv(env: Env, prefix: string): RedisTarget {
   const sentinelName = s.sentinelName.read(env);
   const given = [s.url, s.clusterNodes, s.sentinels].filter((one) => one.given(env)).map((one) => one.name);
   if (given.length > 1) {
-    throw new SettingsError(`${given.join(' and ')} are both set: configure one kind of Redis (a single node, a Cluster, or Sentinels)`);
+    throw new SettingsError(
+      `${given.join(' and ')} are both set: configure one kind of Redis (a single node, a Cluster, or Sentinels)`,
+    );
   }
-  if (sentinelName && !sentinels) throw new SettingsError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS: list the Sentinels as host:port');
+  if (sentinelName && !sentinels)
+    throw new SettingsError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS: list the Sentinels as host:port');
   const username = s.username.read(env);
   const password = s.password.read(env);
   const credentials = { ...(username && { username }), ...(password && { password }) };
@@ -74,10 +83,18 @@ export function redisTargetFromEnv(env: Env, prefix: string): RedisTarget {
           `share one slot; use a prefix such as "{${prefix.replace(/[{}]/g, '')}}"`,
       );
     }
-    return { kind: 'cluster', nodes: parseNodeList(s.clusterNodes.name, cluster), ...credentials, tls: s.tls.read(env) === 'on' };
+    return {
+      kind: 'cluster',
+      nodes: parseNodeList(s.clusterNodes.name, cluster),
+      ...credentials,
+      tls: s.tls.read(env) === 'on',
+    };
   }
   if (sentinels) {
-    if (!sentinelName) throw new SettingsError('REDIS_SENTINELS is set without REDIS_SENTINEL_NAME: give the name of the master the Sentinels watch');
+    if (!sentinelName)
+      throw new SettingsError(
+        'REDIS_SENTINELS is set without REDIS_SENTINEL_NAME: give the name of the master the Sentinels watch',
+      );
     const sentinelPassword = s.sentinelPassword.read(env);
     return {
       kind: 'sentinel',

@@ -62,7 +62,13 @@ const COMMON: RedisOptions = {
  */
 export function redisOptions(role: RedisRole): RedisOptions {
   if (role === 'producer') {
-    return { ...COMMON, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000, enableAutoPipelining: true };
+    return {
+      ...COMMON,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      connectTimeout: 3000,
+      enableAutoPipelining: true,
+    };
   }
   return { ...COMMON, maxRetriesPerRequest: null, enableReadyCheck: true, enableOfflineQueue: true };
 }
@@ -86,8 +92,13 @@ function sentinelOptions(target: Extract<RedisTarget, { kind: 'sentinel' }>, rol
   };
 }
 
-function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, role: RedisRole, failoverTimeoutMs: number): ClusterOptions {
-  const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, enableReadyCheck, connectTimeout } = redisOptions(role);
+function clusterOptions(
+  target: Extract<RedisTarget, { kind: 'cluster' }>,
+  role: RedisRole,
+  failoverTimeoutMs: number,
+): ClusterOptions {
+  const { maxRetriesPerRequest, enableOfflineQueue, enableAutoPipelining, enableReadyCheck, connectTimeout } =
+    redisOptions(role);
   // A command whose node went away is retried every `retryDelay` ms, `maxRedirections` times: workers
   // and subscribers for as long as a failover may take, producers for about two seconds (then a 503).
   const retryDelay = 200;
@@ -129,13 +140,24 @@ export function redisConnection(
     case 'sentinel':
       return new Redis({ ...sentinelOptions(target, role), lazyConnect });
     case 'cluster':
-      return new Cluster(target.nodes, { ...clusterOptions(target, role, extra.failoverTimeoutMs ?? DEFAULT_FAILOVER_TIMEOUT_MS), lazyConnect });
+      return new Cluster(target.nodes, {
+        ...clusterOptions(target, role, extra.failoverTimeoutMs ?? DEFAULT_FAILOVER_TIMEOUT_MS),
+        lazyConnect,
+      });
   }
 }
 
 /** Connects and waits until Redis answers, or fails with a message naming the address (never a password). */
-export async function connectRedis(target: RedisTarget, role: RedisRole, timeoutMs = 3000, failoverTimeoutMs?: number): Promise<RedisClient> {
-  const redis = redisConnection(target, role, { lazyConnect: true, ...(failoverTimeoutMs !== undefined && { failoverTimeoutMs }) });
+export async function connectRedis(
+  target: RedisTarget,
+  role: RedisRole,
+  timeoutMs = 3000,
+  failoverTimeoutMs?: number,
+): Promise<RedisClient> {
+  const redis = redisConnection(target, role, {
+    lazyConnect: true,
+    ...(failoverTimeoutMs !== undefined && { failoverTimeoutMs }),
+  });
   // Connection errors surface as rejected commands (or the message below); without a listener ioredis
   // would also print each one as "Unhandled error event".
   redis.on('error', () => {});
@@ -178,7 +200,10 @@ export function isRedisUnavailable(err: unknown): boolean {
 /** Rejects with a RedisUnavailableError when `promise` takes longer than `ms` (ioredis and BullMQ wait for a connection). */
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RedisUnavailableError(`Redis is not answering (${what} took over ${ms} ms)`)), ms);
+    const timer = setTimeout(
+      () => reject(new RedisUnavailableError(`Redis is not answering (${what} took over ${ms} ms)`)),
+      ms,
+    );
     promise.then(
       (v) => {
         clearTimeout(timer);

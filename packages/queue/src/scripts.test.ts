@@ -23,9 +23,22 @@ const SCRIPT_CALLS = 14;
 
 function record(grid: number, photos: number[]): GridRecord {
   return {
-    pass: 'coarse', grid, photos, labels: photos.map((_, i) => `A${i + 1}`), votes: { [String(photos[0])]: 1 }, reviewed: true, failures: [],
-    usage: { inputTokens: 10, outputTokens: 2, costUsd: 0.001 }, asked: 1, models: ['m'], durationMs: 5, finishedAt: Date.now(),
-    worker: 'test:1', bytesRead: 0, sources: {}, readMs: photos.map(() => 0),
+    pass: 'coarse',
+    grid,
+    photos,
+    labels: photos.map((_, i) => `A${i + 1}`),
+    votes: { [String(photos[0])]: 1 },
+    reviewed: true,
+    failures: [],
+    usage: { inputTokens: 10, outputTokens: 2, costUsd: 0.001 },
+    asked: 1,
+    models: ['m'],
+    durationMs: 5,
+    finishedAt: Date.now(),
+    worker: 'test:1',
+    bytesRead: 0,
+    sources: {},
+    readMs: photos.map(() => 0),
   };
 }
 
@@ -46,12 +59,20 @@ async function lifecycle(store: TriageStore): Promise<string> {
   expect(await store.beginFine(triageId, [0], [1], [0, 1, 2, 3])).toBe(true);
   expect(await store.recordHandOff(triageId, 'photo-0')).toBe(true);
   expect(await store.recordHandOff(triageId, 'photo-0')).toBe(false);
-  expect(await store.notePause(triageId, 'test', { waitMs: 1000, maxWaitMs: 1000, limitMs: 60_000 })).toMatchObject({ waitMs: 1000 });
+  expect(await store.notePause(triageId, 'test', { waitMs: 1000, maxWaitMs: 1000, limitMs: 60_000 })).toMatchObject({
+    waitMs: 1000,
+  });
   await store.endOutage(triageId);
   expect(await store.finish(triageId, { status: 'completed', selected: [0], ranks: new Map([[0, 1]]) })).toBe(true);
   expect(await store.finish(triageId, { status: 'failed' })).toBe(false);
   const status = await store.status(triageId);
-  expect(status).toMatchObject({ status: 'completed', final_selected: 1, pass1_survivors: 1, grids_done: 1, tokens: { input: 10, output: 2 } });
+  expect(status).toMatchObject({
+    status: 'completed',
+    final_selected: 1,
+    pass1_survivors: 1,
+    grids_done: 1,
+    tokens: { input: 10, output: 2 },
+  });
   expect(status?.handoff).toEqual({ handed_off: 1, failed: 0, last_error: null });
   expect(await store.selected(triageId)).toEqual([0]);
   return triageId;
@@ -117,12 +138,15 @@ describe.each([
   });
 
   // Workers' connections, and producers' (the API's, the CLI's), which pipeline commands automatically.
-  it.each(['worker', 'producer'] as const)('runs every script on a %s connection, and again after every node has forgotten them', async (role) => {
-    const redis = await connectRedis(topology.target, role);
-    clients.push(redis);
-    const store = new TriageStore(redis, { prefix, retentionSeconds: 60 });
-    await lifecycle(store);
-    for (const port of topology.nodes.keys()) await nodeCommand(port, 'SCRIPT', 'FLUSH');
-    await lifecycle(store);
-  });
+  it.each(['worker', 'producer'] as const)(
+    'runs every script on a %s connection, and again after every node has forgotten them',
+    async (role) => {
+      const redis = await connectRedis(topology.target, role);
+      clients.push(redis);
+      const store = new TriageStore(redis, { prefix, retentionSeconds: 60 });
+      await lifecycle(store);
+      for (const port of topology.nodes.keys()) await nodeCommand(port, 'SCRIPT', 'FLUSH');
+      await lifecycle(store);
+    },
+  );
 });

@@ -10,7 +10,16 @@ import { fileURLToPath } from 'node:url';
 import type { RedisClient } from './redis.js';
 
 /** Every script, by its file's name (`lua/<name>.lua`). */
-export const SCRIPTS = ['create', 'record-grid', 'handoff', 'start', 'begin-fine', 'finish', 'note-pause', 'fair-turn'] as const;
+export const SCRIPTS = [
+  'create',
+  'record-grid',
+  'handoff',
+  'start',
+  'begin-fine',
+  'finish',
+  'note-pause',
+  'fair-turn',
+] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 
 const DIR = new URL('./lua/', import.meta.url);
@@ -48,7 +57,12 @@ export function defineScripts(redis: RedisClient): void {
 type ScriptCommand = (numberOfKeys: number, ...keysThenArgs: string[]) => Promise<unknown>;
 
 /** Runs a script on `redis`, registering the scripts first if they are not yet. */
-export async function runScript(redis: RedisClient, name: ScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+export async function runScript(
+  redis: RedisClient,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<unknown> {
   defineScripts(redis);
   const command = (redis as unknown as Record<string, ScriptCommand>)[commandName(name)]!;
   return command.call(redis, keys.length, ...keys, ...args);

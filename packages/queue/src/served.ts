@@ -6,7 +6,10 @@
 import type { GridRecord } from './contract.js';
 import type { TriageMeta } from './store.js';
 
-export function unservedReason(meta: Pick<TriageMeta, 'status'>, grids: readonly Pick<GridRecord, 'reviewed'>[]): string | null {
+export function unservedReason(
+  meta: Pick<TriageMeta, 'status'>,
+  grids: readonly Pick<GridRecord, 'reviewed'>[],
+): string | null {
   const judged = grids.some((g) => g.reviewed);
   if (meta.status === 'failed') return 'triage failed';
   if (meta.status === 'cancelled' && !judged) return 'cancelled before the first grid was judged';

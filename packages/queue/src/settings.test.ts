@@ -27,7 +27,12 @@ describe('shared settings', () => {
     expect(() => readSharedSettings({ STORAGE_DRIVER: 'supabase', SUPABASE_URL: 'https://x.supabase.co' })).toThrow(
       /needs SUPABASE_SERVICE_ROLE_KEY/,
     );
-    const s = readSharedSettings({ STORAGE_DRIVER: 'supabase', SUPABASE_URL: 'https://x.supabase.co', SUPABASE_SERVICE_ROLE_KEY: 'k', STORAGE_TRANSFORMS: 'on' });
+    const s = readSharedSettings({
+      STORAGE_DRIVER: 'supabase',
+      SUPABASE_URL: 'https://x.supabase.co',
+      SUPABASE_SERVICE_ROLE_KEY: 'k',
+      STORAGE_TRANSFORMS: 'on',
+    });
     expect(s.storageDriver).toBe('supabase');
     expect(s.storageTransforms).toBe(true);
     expect(() => readSharedSettings({ STORAGE_DRIVER: 's3' })).toThrow(/STORAGE_DRIVER must be one of local, supabase/);
@@ -46,9 +51,16 @@ describe('shared settings', () => {
   });
 
   it('lets the operator correct a model’s profile and price, and explains an unknown model', () => {
-    const s = readSharedSettings({ ANTHROPIC_API_KEY: 'sk', VISION_MAX_EDGE: '1000', VISION_PRICE_INPUT: '0.8', VISION_PRICE_OUTPUT: '4' });
+    const s = readSharedSettings({
+      ANTHROPIC_API_KEY: 'sk',
+      VISION_MAX_EDGE: '1000',
+      VISION_PRICE_INPUT: '0.8',
+      VISION_PRICE_OUTPUT: '4',
+    });
     expect(s.profile).toMatchObject({ maxEdge: 1000, inputPerMTok: 0.8, outputPerMTok: 4 });
-    expect(() => readSharedSettings({ ANTHROPIC_API_KEY: 'sk', VISION_MODELS: 'gpt-vision' })).toThrow(/VISION_MODELS: no vision profile is known/);
+    expect(() => readSharedSettings({ ANTHROPIC_API_KEY: 'sk', VISION_MODELS: 'gpt-vision' })).toThrow(
+      /VISION_MODELS: no vision profile is known/,
+    );
     const custom = readSharedSettings({
       ANTHROPIC_API_KEY: 'sk',
       VISION_MODELS: 'my-model',

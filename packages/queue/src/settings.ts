@@ -81,7 +81,12 @@ export const SHARED_SETTINGS = {
     message: (v) => `PROCEED_QUEUE may hold letters, digits, _, . and - only, got "${v}"`,
   }),
   storageDriver: setting.oneOf('STORAGE_DRIVER', ['local', 'supabase'], 'local'),
-  supabaseUrl: setting.url('SUPABASE_URL', undefined, ['http:', 'https:'], (v) => `SUPABASE_URL must be an http(s) URL, got "${v}"`),
+  supabaseUrl: setting.url(
+    'SUPABASE_URL',
+    undefined,
+    ['http:', 'https:'],
+    (v) => `SUPABASE_URL must be an http(s) URL, got "${v}"`,
+  ),
   supabaseServiceRoleKey: setting.text('SUPABASE_SERVICE_ROLE_KEY', undefined),
   anthropicApiKey: setting.text('ANTHROPIC_API_KEY', undefined),
   /** Unset: anthropic when ANTHROPIC_API_KEY is set (whoever sets a key means to use it), else offline. */
@@ -98,7 +103,12 @@ export const SHARED_SETTINGS = {
   storageReadLatencyMs: setting.decimal('STORAGE_READ_LATENCY_MS', 0, { zero: true }),
   storageTransforms: setting.oneOf('STORAGE_TRANSFORMS', ['on', 'off'], 'off'),
   bucket: setting.text('STORAGE_BUCKET', 'photos'),
-  anthropicBaseUrl: setting.url('ANTHROPIC_BASE_URL', undefined, ['http:', 'https:'], (v) => `ANTHROPIC_BASE_URL must be an http(s) URL, got "${v}"`),
+  anthropicBaseUrl: setting.url(
+    'ANTHROPIC_BASE_URL',
+    undefined,
+    ['http:', 'https:'],
+    (v) => `ANTHROPIC_BASE_URL must be an http(s) URL, got "${v}"`,
+  ),
 };
 
 /** Grid sizes per pass (GRID_COARSE_*, GRID_FINE_*). */
@@ -115,7 +125,10 @@ function layout(grid: ReturnType<typeof gridSettings>, env: Env): PassLayout {
 }
 
 /** The profile the provider sees: the smallest of the voting models', with the operator's corrections. */
-function visionProfile(s: Shared, provider: SharedSettings['visionProvider']): { overrides: ProfileOverrides; profile: VisionProfile } {
+function visionProfile(
+  s: Shared,
+  provider: SharedSettings['visionProvider'],
+): { overrides: ProfileOverrides; profile: VisionProfile } {
   const overrides: ProfileOverrides = {};
   for (const key of ['maxEdge', 'maxTokens', 'patch', 'inputPerMTok', 'outputPerMTok'] as const) {
     if (s[key] !== undefined) overrides[key] = s[key];
@@ -124,7 +137,8 @@ function visionProfile(s: Shared, provider: SharedSettings['visionProvider']): {
   try {
     return { overrides, profile: combinedProfile(s.visionModels.map((m) => profileFor(m, overrides))) };
   } catch (err) {
-    if (err instanceof UnknownModelError || err instanceof RangeError) throw new SettingsError(`VISION_MODELS: ${err.message}`);
+    if (err instanceof UnknownModelError || err instanceof RangeError)
+      throw new SettingsError(`VISION_MODELS: ${err.message}`);
     throw err;
   }
 }
@@ -139,7 +153,8 @@ export function readSharedSettings(env: Env = process.env): SharedSettings {
     }
   }
   const visionProvider = s.visionProvider ?? (s.anthropicApiKey ? 'anthropic' : 'offline');
-  if (visionProvider === 'anthropic' && !s.anthropicApiKey) throw new SettingsError('VISION_PROVIDER=anthropic needs ANTHROPIC_API_KEY');
+  if (visionProvider === 'anthropic' && !s.anthropicApiKey)
+    throw new SettingsError('VISION_PROVIDER=anthropic needs ANTHROPIC_API_KEY');
   const { overrides, profile } = visionProfile(all, visionProvider);
   return {
     ...s,

@@ -10,7 +10,10 @@ import { deleteKeysUnder, redisConnection } from './redis.js';
 import { TriageStore } from './store.js';
 import { prepareTriage } from './submit.js';
 
-const redis = redisConnection({ kind: 'single', url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', explicit: true }, 'worker');
+const redis = redisConnection(
+  { kind: 'single', url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', explicit: true },
+  'worker',
+);
 const prefix = `test-store-${randomUUID().slice(0, 8)}`;
 const store = new TriageStore(redis, { prefix, retentionSeconds: 60 });
 
@@ -21,7 +24,12 @@ afterAll(async () => {
 
 async function created(userId: string, photos = 3): Promise<string> {
   const triageId = randomUUID();
-  const input = { triageId, userId, bucket: 'b', photos: Array.from({ length: photos }, (_, i) => ({ name: `p${i}.jpg`, path: `${userId}/p${i}.jpg` })) };
+  const input = {
+    triageId,
+    userId,
+    bucket: 'b',
+    photos: Array.from({ length: photos }, (_, i) => ({ name: `p${i}.jpg`, path: `${userId}/p${i}.jpg` })),
+  };
   const { request, estimatedGrids } = prepareTriage(input, OFFLINE_PROFILE);
   expect(await store.create(request, estimatedGrids)).toEqual({ kind: 'created' });
   return triageId;
@@ -37,7 +45,12 @@ describe('TriageStore', () => {
     await store.forget(gone, 'someone-else');
     const jobs = await store.userJobs(user);
     expect(jobs.map((j) => j.triageId).sort()).toEqual([first, second].sort());
-    expect(jobs.find((j) => j.triageId === second)).toMatchObject({ status: 'processing', phase: 'coarse_pass', total: 5, coarseDone: 0 });
+    expect(jobs.find((j) => j.triageId === second)).toMatchObject({
+      status: 'processing',
+      phase: 'coarse_pass',
+      total: 5,
+      coarseDone: 0,
+    });
     expect(jobs.find((j) => j.triageId === first)).toMatchObject({ status: 'pending', phase: null, total: 2 });
     // The forgotten one's entry is gone from the index, not just from the answer.
     expect((await store.userJobs(user)).map((j) => j.triageId).sort()).toEqual([first, second].sort());
@@ -60,7 +73,12 @@ describe('TriageStore', () => {
     await store.heartbeat('host:1', beat(10));
     await store.heartbeat('host:2', beat(20));
     await store.heartbeat('host:1', beat(30));
-    expect(await store.workerBeats()).toEqual(new Map([['host:1', beat(30)], ['host:2', beat(20)]]));
+    expect(await store.workerBeats()).toEqual(
+      new Map([
+        ['host:1', beat(30)],
+        ['host:2', beat(20)],
+      ]),
+    );
     await store.dropWorker();
     await store.dropWorker('host:1');
     expect([...(await store.workerBeats()).keys()]).toEqual(['host:2']);

@@ -27,9 +27,29 @@ import {
 
 /** The meta hash fields a status needs: read with one HMGET. */
 const STATUS_FIELDS = [
-  'status', 'phase', 'total_input', 'pass1_survivors', 'final_selected', 'error_message', 'created_at',
-  'completed_at', 'target', 'criteria', 'passes', 'failed', 'coarse_total', 'coarse_done', 'fine_total',
-  'fine_done', 'tokens_in', 'tokens_out', 'cost_usd', 'estimated_grids', 'user_id', 'handoff_done', 'handoff_failed',
+  'status',
+  'phase',
+  'total_input',
+  'pass1_survivors',
+  'final_selected',
+  'error_message',
+  'created_at',
+  'completed_at',
+  'target',
+  'criteria',
+  'passes',
+  'failed',
+  'coarse_total',
+  'coarse_done',
+  'fine_total',
+  'fine_done',
+  'tokens_in',
+  'tokens_out',
+  'cost_usd',
+  'estimated_grids',
+  'user_id',
+  'handoff_done',
+  'handoff_failed',
   'handoff_error',
 ] as const;
 
@@ -70,7 +90,16 @@ export interface JobSummary {
   fineTotal: number;
 }
 
-const SUMMARY_FIELDS = ['status', 'phase', 'total_input', 'created_at', 'coarse_done', 'coarse_total', 'fine_done', 'fine_total'] as const;
+const SUMMARY_FIELDS = [
+  'status',
+  'phase',
+  'total_input',
+  'created_at',
+  'coarse_done',
+  'coarse_total',
+  'fine_done',
+  'fine_total',
+] as const;
 
 export interface FinishOutcome {
   status: Extract<JobStatus, 'completed' | 'failed' | 'cancelled'>;
@@ -178,7 +207,14 @@ export class TriageStore {
       this.redis,
       'create',
       [k.meta, k.photos, userJobsKey(this.prefix, request.userId)],
-      [request.triageId, String(Date.now()), JSON.stringify(flat), JSON.stringify(photos), String(maxActive), triageKeys(this.prefix, '').meta],
+      [
+        request.triageId,
+        String(Date.now()),
+        JSON.stringify(flat),
+        JSON.stringify(photos),
+        String(maxActive),
+        triageKeys(this.prefix, '').meta,
+      ],
     );
     const code = Number(ok);
     return code === 1 ? { kind: 'created' } : code < 0 ? { kind: 'at-cap', active: -code } : { kind: 'exists' };
@@ -231,12 +267,23 @@ export class TriageStore {
     ids.forEach((triageId, i) => {
       const [err, values] = rows[i] ?? [null, null];
       if (err) throw err;
-      const [status, phase, total, createdAt, coarseDone, coarseTotal, fineDone, fineTotal] = values as (string | null)[];
+      const [status, phase, total, createdAt, coarseDone, coarseTotal, fineDone, fineTotal] = values as (
+        | string
+        | null
+      )[];
       if (!status) gone.push(triageId);
-      else jobs.push({
-        triageId, status: status as JobStatus, phase: (phase as Phase | null) ?? null, total: int(total), createdAt: createdAt ?? '',
-        coarseDone: int(coarseDone), coarseTotal: int(coarseTotal), fineDone: int(fineDone), fineTotal: int(fineTotal),
-      });
+      else
+        jobs.push({
+          triageId,
+          status: status as JobStatus,
+          phase: (phase as Phase | null) ?? null,
+          total: int(total),
+          createdAt: createdAt ?? '',
+          coarseDone: int(coarseDone),
+          coarseTotal: int(coarseTotal),
+          fineDone: int(fineDone),
+          fineTotal: int(fineTotal),
+        });
     });
     if (gone.length > 0) await this.redis.zrem(indexKey, ...gone);
     return jobs;
@@ -294,17 +341,22 @@ export class TriageStore {
   ): Promise<boolean> {
     const k = this.keys(triageId);
     const flat = [...verdicts].flatMap(([index, v]) => [String(index), JSON.stringify(v)]);
-    const ok = await runScript(this.redis, 'record-grid', [k.meta, k.grids, record.pass === 'coarse' ? k.coarse : k.fine], [
-      `${record.pass}:${record.grid}`,
-      JSON.stringify(record),
-      `${record.pass}_done`,
-      String(newlyFailed),
-      String(record.usage.inputTokens),
-      String(record.usage.outputTokens),
-      String(record.usage.costUsd),
-      nowIso(),
-      JSON.stringify(flat),
-    ]);
+    const ok = await runScript(
+      this.redis,
+      'record-grid',
+      [k.meta, k.grids, record.pass === 'coarse' ? k.coarse : k.fine],
+      [
+        `${record.pass}:${record.grid}`,
+        JSON.stringify(record),
+        `${record.pass}_done`,
+        String(newlyFailed),
+        String(record.usage.inputTokens),
+        String(record.usage.outputTokens),
+        String(record.usage.costUsd),
+        nowIso(),
+        JSON.stringify(flat),
+      ],
+    );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -319,7 +371,11 @@ export class TriageStore {
    * Where the `count` grids of a pass start in the queue's order (BullMQ priority, 1 = first): after what the
    * user's shorter or older running triages still have queued (lua/fair-turn.lua). 0 when the triage has ended.
    */
-  async fairTurn(meta: Pick<TriageMeta, 'triageId' | 'userId'>, pass: 'coarse' | 'fine', count: number): Promise<number> {
+  async fairTurn(
+    meta: Pick<TriageMeta, 'triageId' | 'userId'>,
+    pass: 'coarse' | 'fine',
+    count: number,
+  ): Promise<number> {
     const turn = await runScript(
       this.redis,
       'fair-turn',
@@ -344,7 +400,9 @@ export class TriageStore {
   async coarseVerdictsOf(triageId: string, indexes: readonly number[]): Promise<Map<number, CoarseVerdict>> {
     if (indexes.length === 0) return new Map();
     const raw = await this.redis.hmget(this.keys(triageId).coarse, ...indexes.map(String));
-    return new Map(indexes.flatMap((index, i) => (raw[i] ? [[index, JSON.parse(raw[i]!) as CoarseVerdict] as const] : [])));
+    return new Map(
+      indexes.flatMap((index, i) => (raw[i] ? [[index, JSON.parse(raw[i]!) as CoarseVerdict] as const] : [])),
+    );
   }
 
   async fineVerdicts(triageId: string): Promise<Map<number, FineVerdict>> {
@@ -360,10 +418,18 @@ export class TriageStore {
    * Starts the fine pass over `survivors` (photo indexes, in the order the grids take them) in grids of
    * `sizes`, and records the job's near-duplicate `groups`, all in one script. Idempotent.
    */
-  async beginFine(triageId: string, survivors: readonly number[], sizes: readonly number[], groups: readonly (number | null)[]): Promise<boolean> {
+  async beginFine(
+    triageId: string,
+    survivors: readonly number[],
+    sizes: readonly number[],
+    groups: readonly (number | null)[],
+  ): Promise<boolean> {
     const k = this.keys(triageId);
     const ok = await runScript(
-      this.redis, 'begin-fine', [k.meta, k.survivors, k.groups], [JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups)],
+      this.redis,
+      'begin-fine',
+      [k.meta, k.survivors, k.groups],
+      [JSON.stringify(sizes), JSON.stringify(survivors), nowIso(), JSON.stringify(groups)],
     );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
@@ -382,16 +448,23 @@ export class TriageStore {
     if (outcome.pass1Survivors !== undefined) fields.pass1_survivors = outcome.pass1Survivors;
     if (outcome.errorMessage) fields.error_message = outcome.errorMessage;
     const ranks = [...(outcome.ranks ?? [])].flatMap(([index, rank]) => [String(index), String(rank)]);
-    const others = allKeys(this.prefix, triageId).filter((key) => ![k.meta, k.selected, k.ranks, k.groups].includes(key));
-    const ok = await runScript(this.redis, 'finish', [k.meta, k.selected, k.ranks, finishedKey(this.prefix), k.groups, ...others], [
-      JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
-      JSON.stringify((outcome.selected ?? []).map(String)),
-      JSON.stringify(ranks),
-      String(this.retentionSeconds > 0 ? this.retentionSeconds + RECORD_GRACE_SECONDS : 0),
-      triageId,
-      String(Date.now()),
-      outcome.groups ? JSON.stringify(outcome.groups) : '',
-    ]);
+    const others = allKeys(this.prefix, triageId).filter(
+      (key) => ![k.meta, k.selected, k.ranks, k.groups].includes(key),
+    );
+    const ok = await runScript(
+      this.redis,
+      'finish',
+      [k.meta, k.selected, k.ranks, finishedKey(this.prefix), k.groups, ...others],
+      [
+        JSON.stringify(Object.entries(fields).flatMap(([key, v]) => [key, String(v)])),
+        JSON.stringify((outcome.selected ?? []).map(String)),
+        JSON.stringify(ranks),
+        String(this.retentionSeconds > 0 ? this.retentionSeconds + RECORD_GRACE_SECONDS : 0),
+        triageId,
+        String(Date.now()),
+        outcome.groups ? JSON.stringify(outcome.groups) : '',
+      ],
+    );
     if (ok === 1) await this.publish(triageId);
     return ok === 1;
   }
@@ -454,7 +527,12 @@ export class TriageStore {
    * Notes one more wait for the storage, in one script: the wait (doubling with each), and why, in the
    * status's `error_message`. Null when the triage no longer exists: nothing is written then.
    */
-  async notePause(triageId: string, reason: string, policy: PausePolicy, now = Date.now()): Promise<{ waitMs: number; line: string } | null> {
+  async notePause(
+    triageId: string,
+    reason: string,
+    policy: PausePolicy,
+    now = Date.now(),
+  ): Promise<{ waitMs: number; line: string } | null> {
     const args = [String(now), reason, String(policy.waitMs), String(policy.maxWaitMs), String(policy.limitMs)];
     const reply = await runScript(this.redis, 'note-pause', [this.keys(triageId).meta], args);
     if (!Array.isArray(reply)) return null;
@@ -519,7 +597,10 @@ function buildStatus(triageId: string, m: Record<(typeof STATUS_FIELDS)[number],
   else if (status === 'processing' && phase) progress = progressOf(phase, 0, 0);
   const gridsDone = coarseDone + fineDone;
   // Until the coarse pass ends, the fine pass's size is the estimate made when the job was accepted.
-  const gridsTotal = m.phase === 'coarse_pass' || status === 'pending' ? Math.max(int(m.estimated_grids), coarseTotal) : coarseTotal + fineTotal;
+  const gridsTotal =
+    m.phase === 'coarse_pass' || status === 'pending'
+      ? Math.max(int(m.estimated_grids), coarseTotal)
+      : coarseTotal + fineTotal;
   return {
     job_id: triageId,
     status,
@@ -550,7 +631,12 @@ function buildStatus(triageId: string, m: Record<(typeof STATUS_FIELDS)[number],
 export async function loadSelection(store: TriageStore, triageId: string): Promise<SelectedPhoto[]> {
   const indexes = await store.selected(triageId);
   const [photos, ranks] = await Promise.all([store.photos(triageId, indexes), store.ranks(triageId)]);
-  return indexes.map((index, i) => ({ index, rank: ranks.get(index) ?? i + 1, name: photos[i]!.name, path: photos[i]!.path }));
+  return indexes.map((index, i) => ({
+    index,
+    rank: ranks.get(index) ?? i + 1,
+    name: photos[i]!.name,
+    path: photos[i]!.path,
+  }));
 }
 
 /** Where a grid sent to the provider is kept when the triage asked for it (beside its photos). */

@@ -82,7 +82,9 @@ export class ActiveCapError extends Error {
     readonly active: number,
     readonly max: number,
   ) {
-    super(`Too many active triage jobs: you have ${active} pending or processing (the limit is ${max}). Wait for one to finish or cancel it.`);
+    super(
+      `Too many active triage jobs: you have ${active} pending or processing (the limit is ${max}). Wait for one to finish or cancel it.`,
+    );
   }
 }
 
@@ -113,7 +115,12 @@ export function createTriageQueue(options: QueueOptions): Queue<TriageJobData> {
  * Stores the triage and adds its job: the only place a triage job is added to the queue. With `maxActive`,
  * the user's cap on pending or processing triages is checked in the same atomic step that stores it.
  */
-export async function submitTriage(queue: Queue<TriageJobData>, store: TriageStore, prepared: PreparedTriage, maxActive = 0): Promise<void> {
+export async function submitTriage(
+  queue: Queue<TriageJobData>,
+  store: TriageStore,
+  prepared: PreparedTriage,
+  maxActive = 0,
+): Promise<void> {
   const { request } = prepared;
   const outcome = await store.create(request, prepared.estimatedGrids, maxActive);
   if (outcome.kind === 'exists') throw new TriageExistsError(`Triage job ${request.triageId} already exists`);
@@ -162,7 +169,8 @@ export function createHandOffQueue(name: string, options: QueueOptions): Queue<H
 export async function handOff(queue: Queue<HandOffJobData>, data: HandOffJobData, jobId?: string): Promise<string> {
   if (jobId !== undefined) {
     const existing = await queue.getJob(jobId);
-    if (existing && ((await existing.isCompleted()) || (await existing.isFailed()))) await existing.remove().catch(() => {});
+    if (existing && ((await existing.isCompleted()) || (await existing.isFailed())))
+      await existing.remove().catch(() => {});
   }
   const job = await queue.add(HANDOFF_JOB, data, jobId !== undefined ? { jobId } : {});
   return job.id ?? '';
@@ -170,6 +178,9 @@ export async function handOff(queue: Queue<HandOffJobData>, data: HandOffJobData
 
 /** The hand-off job of a proceed: the same photos of the same triage always make the same id. */
 export function handOffJobId(triageId: string, photoIds: readonly string[]): string {
-  const digest = createHash('sha256').update([...photoIds].sort().join(',')).digest('hex').slice(0, 16);
+  const digest = createHash('sha256')
+    .update([...photoIds].sort().join(','))
+    .digest('hex')
+    .slice(0, 16);
   return `${triageId}-${digest}`;
 }

@@ -3,7 +3,17 @@ import { InvalidPathError, ObjectNotFoundError, checkBucket, checkObjectPath } f
 
 describe('checkObjectPath', () => {
   it('returns safe relative paths unchanged', () => {
-    for (const path of ['a', 'a.jpg', 'triage/user-1/job-2/3f2a.jpg', 'a/b/c/d.e.f', 'my photo (1).JPG', 'é/ü.png', 'a..b/c', '...', '.hidden/x']) {
+    for (const path of [
+      'a',
+      'a.jpg',
+      'triage/user-1/job-2/3f2a.jpg',
+      'a/b/c/d.e.f',
+      'my photo (1).JPG',
+      'é/ü.png',
+      'a..b/c',
+      '...',
+      '.hidden/x',
+    ]) {
       expect(checkObjectPath(path)).toBe(path);
     }
   });

@@ -117,7 +117,14 @@ export class StorageRequestError extends Error {
   override name = 'StorageRequestError';
   constructor(
     readonly reason: string,
-    readonly details: { status?: number; code?: string; attempts: number; retryable: boolean; kind?: StorageErrorKind; setting?: string },
+    readonly details: {
+      status?: number;
+      code?: string;
+      attempts: number;
+      retryable: boolean;
+      kind?: StorageErrorKind;
+      setting?: string;
+    },
   ) {
     super(reason);
   }
@@ -162,9 +169,11 @@ export function checkObjectPath(path: string): string {
   if (typeof path !== 'string' || path.length === 0 || path.length > 1024) {
     throw new InvalidPathError('object path must be 1–1024 characters');
   }
-  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) throw new InvalidPathError(`absolute paths are not allowed: ${path}`);
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path))
+    throw new InvalidPathError(`absolute paths are not allowed: ${path}`);
   // eslint-disable-next-line no-control-regex
-  if (/[\\\u0000-\u001f\u007f]/.test(path)) throw new InvalidPathError(`invalid characters in path: ${JSON.stringify(path)}`);
+  if (/[\\\u0000-\u001f\u007f]/.test(path))
+    throw new InvalidPathError(`invalid characters in path: ${JSON.stringify(path)}`);
   // %25 too: a double-encoded escape (%252e%252e) becomes one wherever a path is decoded twice.
   if (/%2e|%2f|%5c|%00|%25/i.test(path)) throw new InvalidPathError(`encoded separators are not allowed: ${path}`);
   for (const segment of path.split('/')) {

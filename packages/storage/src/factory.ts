@@ -13,7 +13,10 @@ export interface StorageSettings {
 
 export function createStorageDriver(settings: StorageSettings): StorageDriver {
   if (settings.storageDriver === 'supabase') {
-    return new SupabaseStorage({ url: settings.supabaseUrl ?? '', serviceRoleKey: settings.supabaseServiceRoleKey ?? '' });
+    return new SupabaseStorage({
+      url: settings.supabaseUrl ?? '',
+      serviceRoleKey: settings.supabaseServiceRoleKey ?? '',
+    });
   }
   return new LocalStorage({ root: settings.storageDir, readLatencyMs: settings.storageReadLatencyMs ?? 0 });
 }

@@ -232,11 +232,21 @@ describe('LocalStorage: atomic writes', () => {
       await gate;
       yield bytes.subarray(20_000);
     }
-    const settle = (p: Promise<void>) => p.then(() => 'fulfilled', (err: Error) => `rejected: ${err.message}`);
-    const writeA = settle(storage.write(BUCKET, PATH, Readable.from(body(a, gates[0]!.promise)), { contentType: 'image/jpeg' }));
-    const writeB = settle(storage.write(BUCKET, PATH, Readable.from(body(b, gates[1]!.promise)), { contentType: 'image/jpeg' }));
+    const settle = (p: Promise<void>) =>
+      p.then(
+        () => 'fulfilled',
+        (err: Error) => `rejected: ${err.message}`,
+      );
+    const writeA = settle(
+      storage.write(BUCKET, PATH, Readable.from(body(a, gates[0]!.promise)), { contentType: 'image/jpeg' }),
+    );
+    const writeB = settle(
+      storage.write(BUCKET, PATH, Readable.from(body(b, gates[1]!.promise)), { contentType: 'image/jpeg' }),
+    );
     // Both are half written, side by side.
-    await vi.waitUntil(async () => (await partialSizes()).filter((size) => size === 20_000).length === 2, { timeout: 30_000 });
+    await vi.waitUntil(async () => (await partialSizes()).filter((size) => size === 20_000).length === 2, {
+      timeout: 30_000,
+    });
     gates[0]!.open();
     expect(await writeA).toBe('fulfilled');
     // A finished: the object is exactly A, whatever B is still doing.
@@ -269,7 +279,20 @@ describe('LocalStorage: remove', () => {
 });
 
 describe('LocalStorage: path escapes', () => {
-  const badPaths = ['../x', 'a/../../x', '/etc/passwd', 'a//b', './a', 'a/%2e%2e/b', 'a\\b', 'a\u0000b', 'a\nb', 'a/\u001f', '..', ''];
+  const badPaths = [
+    '../x',
+    'a/../../x',
+    '/etc/passwd',
+    'a//b',
+    './a',
+    'a/%2e%2e/b',
+    'a\\b',
+    'a\u0000b',
+    'a\nb',
+    'a/\u001f',
+    '..',
+    '',
+  ];
   const badBuckets = ['..', 'a/b', '.', '', '../photos', 'a\\b'];
 
   it('rejects escaping or malformed paths in every operation', async () => {
@@ -280,7 +303,10 @@ describe('LocalStorage: path escapes', () => {
       await expect(storage.readToFile(BUCKET, path), label).rejects.toBeInstanceOf(InvalidPathError);
       await expect(storage.readStream(BUCKET, path), label).rejects.toBeInstanceOf(InvalidPathError);
       await expect(storage.readRange(BUCKET, path, 0, 10), label).rejects.toBeInstanceOf(InvalidPathError);
-      await expect(storage.write(BUCKET, path, Buffer.from('x'), { contentType: 'image/jpeg' }), label).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(
+        storage.write(BUCKET, path, Buffer.from('x'), { contentType: 'image/jpeg' }),
+        label,
+      ).rejects.toBeInstanceOf(InvalidPathError);
       await expect(storage.signedUrl(BUCKET, path, 60), label).rejects.toBeInstanceOf(InvalidPathError);
     }
   });
@@ -291,7 +317,10 @@ describe('LocalStorage: path escapes', () => {
       expect(() => storage.filePath(bucket, 'a.jpg'), label).toThrow(InvalidPathError);
       await expect(storage.stat(bucket, 'a.jpg'), label).rejects.toBeInstanceOf(InvalidPathError);
       await expect(storage.readRange(bucket, 'a.jpg', 0, 1), label).rejects.toBeInstanceOf(InvalidPathError);
-      await expect(storage.write(bucket, 'a.jpg', Buffer.from('x'), { contentType: 'image/jpeg' }), label).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(
+        storage.write(bucket, 'a.jpg', Buffer.from('x'), { contentType: 'image/jpeg' }),
+        label,
+      ).rejects.toBeInstanceOf(InvalidPathError);
       await expect(storage.remove(bucket, ['a.jpg']), label).rejects.toBeInstanceOf(InvalidPathError);
     }
   });
@@ -303,10 +332,12 @@ describe('LocalStorage: path escapes', () => {
       await mkdir(join(root, BUCKET), { recursive: true });
       const rel = join('..', '..', outside.slice(1), 'secret');
       await expect(storage.readRange(BUCKET, rel, 0, 100)).rejects.toBeInstanceOf(InvalidPathError);
-      await expect(storage.write(BUCKET, rel, Buffer.from('pwned'), { contentType: 'image/jpeg' })).rejects.toBeInstanceOf(InvalidPathError);
-      await expect(storage.write(BUCKET, `${outside}/secret`, Buffer.from('pwned'), { contentType: 'image/jpeg' })).rejects.toBeInstanceOf(
-        InvalidPathError,
-      );
+      await expect(
+        storage.write(BUCKET, rel, Buffer.from('pwned'), { contentType: 'image/jpeg' }),
+      ).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(
+        storage.write(BUCKET, `${outside}/secret`, Buffer.from('pwned'), { contentType: 'image/jpeg' }),
+      ).rejects.toBeInstanceOf(InvalidPathError);
       expect(await readFile(join(outside, 'secret'), 'utf8')).toBe('keep me');
       expect(await listFiles(root)).toEqual([]);
     } finally {

@@ -62,7 +62,8 @@ export class LocalStorage implements StorageDriver {
 
   constructor(private readonly options: LocalStorageOptions) {
     this.root = resolve(options.root);
-    if (options.publicUrl && !options.signingKey) throw new Error('a signing key is required to sign local storage URLs');
+    if (options.publicUrl && !options.signingKey)
+      throw new Error('a signing key is required to sign local storage URLs');
   }
 
   /** The file behind an object; refuses anything that would land outside the bucket's folder. */
@@ -103,7 +104,13 @@ export class LocalStorage implements StorageDriver {
     return handle.createReadStream({ signal: options.signal } as Parameters<typeof handle.createReadStream>[0]);
   }
 
-  async readRange(bucket: string, path: string, start: number, end: number, options: ReadOptions = {}): Promise<Buffer> {
+  async readRange(
+    bucket: string,
+    path: string,
+    start: number,
+    end: number,
+    options: ReadOptions = {},
+  ): Promise<Buffer> {
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
       throw new RangeError(`invalid byte range [${start}, ${end})`);
     }

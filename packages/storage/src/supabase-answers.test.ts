@@ -23,7 +23,29 @@ let bare: FakeSupabase;
 let temp: string;
 
 function jpegLike(size: number, width = 400, height = 300): Buffer {
-  const head = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, height >> 8, height & 255, width >> 8, width & 255, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+  const head = Buffer.from([
+    0xff,
+    0xd8,
+    0xff,
+    0xc0,
+    0x00,
+    0x11,
+    0x08,
+    height >> 8,
+    height & 255,
+    width >> 8,
+    width & 255,
+    0x03,
+    1,
+    0x22,
+    0,
+    2,
+    0x11,
+    1,
+    3,
+    0x11,
+    1,
+  ]);
   return Buffer.concat([head, randomBytes(Math.max(0, size - head.length))]);
 }
 
@@ -97,9 +119,14 @@ describe('the local server answers as the real one', () => {
     expect((await raw(`/object/info/${BUCKET}/${DIR}/a.jpg`)).status).toBe(200);
     expect((await raw(`/object/info/${BUCKET}/${DIR}/a.jpg`, {}, bare)).status).toBe(200);
     expect(bare.basePath).toBe('');
-    const viaGatewayPath = await fetch(`${bare.url}/storage/v1/object/info/${BUCKET}/${DIR}/a.jpg`, { headers: { authorization: `Bearer ${KEY}` } });
+    const viaGatewayPath = await fetch(`${bare.url}/storage/v1/object/info/${BUCKET}/${DIR}/a.jpg`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
     expect(viaGatewayPath.status).toBe(404);
-    expect(await viaGatewayPath.json()).toMatchObject({ statusCode: 404, message: `Route GET:/storage/v1/object/info/${BUCKET}/${DIR}/a.jpg not found` });
+    expect(await viaGatewayPath.json()).toMatchObject({
+      statusCode: 404,
+      message: `Route GET:/storage/v1/object/info/${BUCKET}/${DIR}/a.jpg not found`,
+    });
   });
 
   it('no Authorization: 400 InvalidRequest; a bad key: 403 AccessDenied, but info answers as anonymous (404 NoSuchBucket)', async () => {
@@ -144,7 +171,10 @@ describe('the local server answers as the real one', () => {
     expect(head.headers.get('content-type')).toMatch(/application\/json/);
     const route = await raw('/objects/whatever');
     expect(route.status).toBe(404);
-    expect(route.body).toMatchObject({ statusCode: 404, message: `Route GET:${fake.basePath}/objects/whatever not found` });
+    expect(route.body).toMatchObject({
+      statusCode: 404,
+      message: `Route GET:${fake.basePath}/objects/whatever not found`,
+    });
   });
 
   it('a range wholly past the end: 416 InvalidRange without Content-Range', async () => {
@@ -163,10 +193,18 @@ describe('the local server answers as the real one', () => {
     expect((await upload(`${DIR}/${encodeURIComponent('é.jpg')}`, jpegLike(100))).body.code).toBe('InvalidKey');
     expect((await upload(`${DIR}/${encodeURIComponent('x%20y.jpg')}`, jpegLike(100))).body.code).toBe('InvalidKey');
     fake.createBucket('limited', { allowedMimeTypes: ['image/jpeg'], fileSizeLimit: 1000 });
-    const png = await raw(`/object/limited/${DIR}/a.png`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: jpegLike(10) });
+    const png = await raw(`/object/limited/${DIR}/a.png`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: jpegLike(10),
+    });
     expect(png.status).toBe(415);
     expect(png.body.message).toBe('mime type image/png is not supported');
-    const big = await raw(`/object/limited/${DIR}/big.jpg`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpegLike(2000) });
+    const big = await raw(`/object/limited/${DIR}/big.jpg`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: jpegLike(2000),
+    });
     expect(big.status).toBe(413);
     const chunked = await raw(`/object/limited/${DIR}/chunked.jpg`, {
       method: 'POST',
@@ -264,8 +302,12 @@ describe('the driver tells the answers apart', () => {
   it('the start-up check passes with the service key and leaves nothing behind; names the setting otherwise', async () => {
     await driver().check(BUCKET);
     expect(fake.objects.size).toBe(0);
-    expect((await rejection(driver({ serviceRoleKey: ANON }).check(BUCKET))).reason).toMatch(/SUPABASE_SERVICE_ROLE_KEY/);
-    expect((await rejection(driver({ serviceRoleKey: 'wrong' }).check(BUCKET))).reason).toMatch(/SUPABASE_SERVICE_ROLE_KEY/);
+    expect((await rejection(driver({ serviceRoleKey: ANON }).check(BUCKET))).reason).toMatch(
+      /SUPABASE_SERVICE_ROLE_KEY/,
+    );
+    expect((await rejection(driver({ serviceRoleKey: 'wrong' }).check(BUCKET))).reason).toMatch(
+      /SUPABASE_SERVICE_ROLE_KEY/,
+    );
     expect((await rejection(driver().check('elsewhere'))).reason).toMatch(/STORAGE_BUCKET/);
     expect((await rejection(driver({}, bare).check(BUCKET))).reason).toMatch(/SUPABASE_URL/);
   });
@@ -320,7 +362,9 @@ describe('the driver tells the answers apart', () => {
 
   it('a refused upload (bucket MIME types) is a "refused" error with the storage\'s reason', async () => {
     fake.createBucket('limited', { allowedMimeTypes: ['image/jpeg'] });
-    const err = await rejection(driver().write('limited', `${DIR}/a.png`, Buffer.from('png'), { contentType: 'image/png' }));
+    const err = await rejection(
+      driver().write('limited', `${DIR}/a.png`, Buffer.from('png'), { contentType: 'image/png' }),
+    );
     expect(err.kind).toBe('refused');
     expect(err.reason).toMatch(/mime type image\/png is not supported/);
   });
@@ -332,11 +376,15 @@ describe('transforms degrade, per process', () => {
     fake.transforms = 'off-self-hosted';
     const d = driver();
     for (let i = 0; i < 5; i++) {
-      await expect(d.readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 10, height: 10 })).rejects.toBeInstanceOf(TransformRefusedError);
+      await expect(d.readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 10, height: 10 })).rejects.toBeInstanceOf(
+        TransformRefusedError,
+      );
     }
     expect(fake.log('render')).toHaveLength(1);
     // Signed thumbnails follow the same decision: the original, signed.
-    expect(await d.signedUrl(BUCKET, `${DIR}/a.jpg`, 60, { transform: { width: 10, height: 10 } })).toMatch(/\/object\/sign\//);
+    expect(await d.signedUrl(BUCKET, `${DIR}/a.jpg`, 60, { transform: { width: 10, height: 10 } })).toMatch(
+      /\/object\/sign\//,
+    );
     await expect(d.transformsUsable(BUCKET, `${DIR}/a.jpg`)).resolves.toBe(false);
   });
 
@@ -350,15 +398,17 @@ describe('transforms degrade, per process', () => {
     expect(fake.log('render')).toHaveLength(1);
   });
 
-  it('a renderer that answers 500: off after three failures; one object\'s refusal does not count', async () => {
+  it("a renderer that answers 500: off after three failures; one object's refusal does not count", async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(100));
     fake.put(BUCKET, `${DIR}/doc.pdf`, randomBytes(100), { contentType: 'application/pdf' });
     const d = driver();
-    for (let i = 0; i < 4; i++) await d.readTransformed(BUCKET, `${DIR}/doc.pdf`, { width: 10, height: 10 }).catch(() => {});
+    for (let i = 0; i < 4; i++)
+      await d.readTransformed(BUCKET, `${DIR}/doc.pdf`, { width: 10, height: 10 }).catch(() => {});
     expect(d.breaker.allows()).toBe(true);
     fake.rendererDown = { delayMs: 10 };
     fake.clearLog();
-    for (let i = 0; i < 10; i++) await d.readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 10, height: 10 }).catch(() => {});
+    for (let i = 0; i < 10; i++)
+      await d.readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 10, height: 10 }).catch(() => {});
     expect(fake.log('render')).toHaveLength(3);
   });
 

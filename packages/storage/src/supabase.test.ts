@@ -21,7 +21,29 @@ let temp: string;
 
 function jpegLike(size: number, width = 4000, height = 3000): Buffer {
   // A JPEG header with a real SOF0 (so the fake knows the pixel size), then random bytes.
-  const head = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, height >> 8, height & 255, width >> 8, width & 255, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+  const head = Buffer.from([
+    0xff,
+    0xd8,
+    0xff,
+    0xc0,
+    0x00,
+    0x11,
+    0x08,
+    height >> 8,
+    height & 255,
+    width >> 8,
+    width & 255,
+    0x03,
+    1,
+    0x22,
+    0,
+    2,
+    0x11,
+    1,
+    3,
+    0x11,
+    1,
+  ]);
   return Buffer.concat([head, randomBytes(Math.max(0, size - head.length))]);
 }
 
@@ -75,7 +97,9 @@ describe('reads', () => {
   });
 
   it('maps the service\'s 400 {statusCode:"404", code:"NoSuchKey"} to ObjectNotFoundError, without retrying', async () => {
-    const err = await driver().readToFile(BUCKET, `${DIR}/missing.jpg`).catch((e) => e);
+    const err = await driver()
+      .readToFile(BUCKET, `${DIR}/missing.jpg`)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ObjectNotFoundError);
     expect(fake.log('download')).toHaveLength(1);
     expect(fake.log('download')[0]!.status).toBe(400);
@@ -94,7 +118,9 @@ describe('reads', () => {
   it('fails with a clear reason after the last attempt when storage keeps answering 500, leaving no temp file', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(10_000));
     fake.inject({ op: 'download', fault: { kind: 'status', status: 500 } });
-    const err = await driver({ retries: 2 }).readToFile(BUCKET, `${DIR}/a.jpg`).catch((e) => e);
+    const err = await driver({ retries: 2 })
+      .readToFile(BUCKET, `${DIR}/a.jpg`)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(StorageRequestError);
     expect(err.reason).toMatch(/failed after 3 attempts: storage answered HTTP 500/);
     expect(err.details).toMatchObject({ status: 500, attempts: 3, retryable: true });
@@ -109,8 +135,17 @@ describe('reads', () => {
     await (await driver().readToFile(BUCKET, `${DIR}/a.jpg`)).release();
     expect(fake.log('download')).toHaveLength(3);
     fake.clearLog();
-    fake.inject({ op: 'download', fault: { kind: 'status', status: 400, body: { statusCode: '403', error: 'Unauthorized', message: 'new row violates row-level security policy' } } });
-    const err = await driver().readToFile(BUCKET, `${DIR}/a.jpg`).catch((e) => e);
+    fake.inject({
+      op: 'download',
+      fault: {
+        kind: 'status',
+        status: 400,
+        body: { statusCode: '403', error: 'Unauthorized', message: 'new row violates row-level security policy' },
+      },
+    });
+    const err = await driver()
+      .readToFile(BUCKET, `${DIR}/a.jpg`)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(StorageRequestError);
     expect(err.details.retryable).toBe(false);
     expect(err.reason).toMatch(/HTTP 400 \(403\)/);
@@ -130,7 +165,9 @@ describe('reads', () => {
   it('fails a photo whose downloads always stall, with the reason', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(200_000));
     fake.inject({ op: 'download', fault: { kind: 'stall', afterBytes: 0 } });
-    const err = await driver({ retries: 1 }).readToFile(BUCKET, `${DIR}/a.jpg`).catch((e) => e);
+    const err = await driver({ retries: 1 })
+      .readToFile(BUCKET, `${DIR}/a.jpg`)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(StorageRequestError);
     expect(err.reason).toMatch(/failed after 2 attempts: download stalled: no data for 500 ms/);
     expect(await leftovers()).toEqual([]);
@@ -139,7 +176,9 @@ describe('reads', () => {
   it('gives up on a server that never sends headers (response timeout), retrying first', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(1000));
     fake.inject({ op: 'download', fault: { kind: 'stall', beforeHeaders: true } });
-    const err = await driver({ retries: 1, timeouts: { responseMs: 150, stallMs: 150 } }).readToFile(BUCKET, `${DIR}/a.jpg`).catch((e) => e);
+    const err = await driver({ retries: 1, timeouts: { responseMs: 150, stallMs: 150 } })
+      .readToFile(BUCKET, `${DIR}/a.jpg`)
+      .catch((e) => e);
     expect(err.reason).toMatch(/failed after 2 attempts: no response within 150 ms/);
     expect(fake.log('download')).toHaveLength(2);
   });
@@ -156,9 +195,13 @@ describe('reads', () => {
   it('fails with "truncated" when every body is cut short, leaving no temp file', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(300_000));
     fake.inject({ op: 'download', fault: { kind: 'truncate', afterBytes: 100_000 } });
-    const err = await driver({ retries: 2 }).readToFile(BUCKET, `${DIR}/a.jpg`).catch((e) => e);
+    const err = await driver({ retries: 2 })
+      .readToFile(BUCKET, `${DIR}/a.jpg`)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(StorageRequestError);
-    expect(err.reason).toMatch(/failed after 3 attempts: download truncated: connection closed after \d+ of 300000 bytes/);
+    expect(err.reason).toMatch(
+      /failed after 3 attempts: download truncated: connection closed after \d+ of 300000 bytes/,
+    );
     expect(await leftovers()).toEqual([]);
   });
 
@@ -173,7 +216,9 @@ describe('reads', () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(1000));
     fake.inject({ op: 'download', fault: { kind: 'stall', beforeHeaders: true } });
     const controller = new AbortController();
-    const pending = driver({ timeouts: { responseMs: 10_000, stallMs: 10_000 } }).readToFile(BUCKET, `${DIR}/a.jpg`, { signal: controller.signal });
+    const pending = driver({ timeouts: { responseMs: 10_000, stallMs: 10_000 } }).readToFile(BUCKET, `${DIR}/a.jpg`, {
+      signal: controller.signal,
+    });
     // Aborted while the request is at the server (stalled there).
     await vi.waitUntil(() => fake.log('download').length === 1, { timeout: 30_000 });
     controller.abort(new Error('job cancelled'));
@@ -191,7 +236,11 @@ describe('reads', () => {
     expect(middle.equals(body.subarray(500, 600))).toBe(true);
     const past = await driver().readRange(BUCKET, `${DIR}/a.jpg`, 200_000, 200_010);
     expect(past.length).toBe(0);
-    expect(fake.log('download').map((r) => r.headers.range)).toEqual(['bytes=0-65535', 'bytes=500-599', 'bytes=200000-200009']);
+    expect(fake.log('download').map((r) => r.headers.range)).toEqual([
+      'bytes=0-65535',
+      'bytes=500-599',
+      'bytes=200000-200009',
+    ]);
     await expect(driver().readRange(BUCKET, `${DIR}/nope.jpg`, 0, 10)).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 
@@ -223,7 +272,10 @@ describe('metadata, URLs, removal, uploads', () => {
     expect(info).toMatchObject({ size: 1234, contentType: 'image/jpeg' });
     expect(info!.modifiedAt).toBeInstanceOf(Date);
     expect(await driver().stat(BUCKET, `${DIR}/missing.jpg`)).toBeNull();
-    expect(fake.log('info').map((r) => r.url)).toEqual([`/object/info/${BUCKET}/${DIR}/a.jpg`, `/object/info/${BUCKET}/${DIR}/missing.jpg`]);
+    expect(fake.log('info').map((r) => r.url)).toEqual([
+      `/object/info/${BUCKET}/${DIR}/a.jpg`,
+      `/object/info/${BUCKET}/${DIR}/missing.jpg`,
+    ]);
   });
 
   it('checks many objects with bounded concurrency, in order, retrying 500s', async () => {
@@ -248,7 +300,10 @@ describe('metadata, URLs, removal, uploads', () => {
 
     const thumb = await driver().signedUrl(BUCKET, `${DIR}/a.jpg`, 3600, { transform: { width: 4000, height: 0.2 } });
     expect(thumb).toContain('/render/image/sign/');
-    expect(fake.log('sign')[1]!.json).toEqual({ expiresIn: 3600, transform: { width: 2500, height: 1, resize: 'cover' } });
+    expect(fake.log('sign')[1]!.json).toEqual({
+      expiresIn: 3600,
+      transform: { width: 2500, height: 1, resize: 'cover' },
+    });
     expect((await fetch(thumb)).status).toBe(200);
     await expect(driver().signedUrl(BUCKET, `${DIR}/missing.jpg`, 60)).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
@@ -281,7 +336,9 @@ describe('metadata, URLs, removal, uploads', () => {
     const d = driver();
     await d.write(BUCKET, `${DIR}/grid.jpg`, jpegLike(1000), { contentType: 'image/jpeg' });
     const big = randomBytes(3 * 1024 * 1024);
-    await d.write(BUCKET, `${DIR}/upload.heic`, Readable.from([big.subarray(0, 1_000_000), big.subarray(1_000_000)]), { contentType: 'image/heic' });
+    await d.write(BUCKET, `${DIR}/upload.heic`, Readable.from([big.subarray(0, 1_000_000), big.subarray(1_000_000)]), {
+      contentType: 'image/heic',
+    });
     expect(fake.get(BUCKET, `${DIR}/upload.heic`)!.body.equals(big)).toBe(true);
     expect(fake.get(BUCKET, `${DIR}/upload.heic`)!.contentType).toBe('image/heic');
     const uploads = fake.log('upload');
@@ -300,11 +357,13 @@ describe('metadata, URLs, removal, uploads', () => {
     await driver().write(BUCKET, `${DIR}/g.jpg`, Buffer.from('abc'), { contentType: 'image/jpeg' });
     expect(fake.log('upload').map((u) => u.status)).toEqual([500, 200]);
     fake.inject({ op: 'upload', times: 1, fault: { kind: 'status', status: 500 } });
-    const err = await driver().write(BUCKET, `${DIR}/s.jpg`, Readable.from([Buffer.from('abc')]), { contentType: 'image/jpeg' }).catch((e) => e);
+    const err = await driver()
+      .write(BUCKET, `${DIR}/s.jpg`, Readable.from([Buffer.from('abc')]), { contentType: 'image/jpeg' })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(StorageRequestError);
   });
 
-  it('never puts the service key in an error, a reason or the driver\'s JSON', async () => {
+  it("never puts the service key in an error, a reason or the driver's JSON", async () => {
     fake.inject({ fault: { kind: 'status', status: 500 } });
     const d = driver({ retries: 0 });
     const errors = await Promise.all([
@@ -343,7 +402,9 @@ describe('storage-side transforms (phase 4)', () => {
 
   it('throws TransformRefusedError when the source is over 25 MB', async () => {
     fake.put(BUCKET, `${DIR}/big.jpg`, jpegLike(26 * 1024 * 1024, 3000, 2000));
-    const err = await driver().readTransformed(BUCKET, `${DIR}/big.jpg`, { width: 100, height: 100 }).catch((e) => e);
+    const err = await driver()
+      .readTransformed(BUCKET, `${DIR}/big.jpg`, { width: 100, height: 100 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TransformRefusedError);
     expect(err.status).toBe(413);
     expect(err.reason).toMatch(/maximum allowed size/);
@@ -353,14 +414,18 @@ describe('storage-side transforms (phase 4)', () => {
 
   it('throws TransformRefusedError when the source is over 50 MP', async () => {
     fake.put(BUCKET, `${DIR}/huge.jpg`, jpegLike(10_000, 9000, 6000));
-    const err = await driver().readTransformed(BUCKET, `${DIR}/huge.jpg`, { width: 100, height: 100 }).catch((e) => e);
+    const err = await driver()
+      .readTransformed(BUCKET, `${DIR}/huge.jpg`, { width: 100, height: 100 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TransformRefusedError);
     expect(err.reason).toMatch(/resolution is too big/);
   });
 
   it('throws TransformRefusedError for a format the service cannot read', async () => {
     fake.put(BUCKET, `${DIR}/raw.cr3`, randomBytes(1000), { contentType: 'image/x-canon-cr3' });
-    const err = await driver().readTransformed(BUCKET, `${DIR}/raw.cr3`, { width: 100, height: 100 }).catch((e) => e);
+    const err = await driver()
+      .readTransformed(BUCKET, `${DIR}/raw.cr3`, { width: 100, height: 100 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TransformRefusedError);
     expect(err.status).toBe(400);
   });
@@ -368,7 +433,9 @@ describe('storage-side transforms (phase 4)', () => {
   it('throws TransformRefusedError after a 500 and its one retry (when asked for one)', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(1000));
     fake.inject({ op: 'render', fault: { kind: 'status', status: 500 } });
-    const err = await driver({ transformRetries: 1 }).readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 100, height: 100 }).catch((e) => e);
+    const err = await driver({ transformRetries: 1 })
+      .readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 100, height: 100 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TransformRefusedError);
     expect(fake.log('render')).toHaveLength(2);
     // ...and the original is still readable: the caller's fallback.
@@ -377,11 +444,19 @@ describe('storage-side transforms (phase 4)', () => {
 
   it('throws TransformRefusedError for an injected refusal, and ObjectNotFoundError for a missing source', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(1000));
-    fake.inject({ op: 'render', times: 1, fault: { kind: 'refuse', message: 'Image processing is not enabled for this project' } });
-    const err = await driver().readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 100, height: 100 }).catch((e) => e);
+    fake.inject({
+      op: 'render',
+      times: 1,
+      fault: { kind: 'refuse', message: 'Image processing is not enabled for this project' },
+    });
+    const err = await driver()
+      .readTransformed(BUCKET, `${DIR}/a.jpg`, { width: 100, height: 100 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TransformRefusedError);
     expect(err.reason).toMatch(/not enabled/);
-    await expect(driver().readTransformed(BUCKET, `${DIR}/nope.jpg`, { width: 100, height: 100 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(
+      driver().readTransformed(BUCKET, `${DIR}/nope.jpg`, { width: 100, height: 100 }),
+    ).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 });
 
@@ -395,7 +470,11 @@ describe('SupabaseStorage: copy (POST /object/copy, on the server)', () => {
     expect(fake.get(BUCKET, 'user-1/scored/job-1/a.jpg')?.contentType).toBe('image/jpeg');
     const copies = fake.requests.filter((r) => r.op === 'copy');
     expect(copies).toHaveLength(1);
-    expect(copies[0]!.json).toMatchObject({ bucketId: BUCKET, sourceKey: `${DIR}/a.jpg`, destinationKey: 'user-1/scored/job-1/a.jpg' });
+    expect(copies[0]!.json).toMatchObject({
+      bucketId: BUCKET,
+      sourceKey: `${DIR}/a.jpg`,
+      destinationKey: 'user-1/scored/job-1/a.jpg',
+    });
     // No byte of the object went to the client.
     expect(fake.requests.some((r) => r.op === 'download')).toBe(false);
     // Again (a redelivered hand-off): the service answers Duplicate, the driver takes it as done.

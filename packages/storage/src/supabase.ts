@@ -150,7 +150,12 @@ export class TransformBreaker {
 }
 
 /** Limits of Supabase image transformation. */
-export const TRANSFORM_LIMITS = { minSide: 1, maxSide: 2500, maxSourceBytes: 25 * 1024 * 1024, maxSourcePixels: 50_000_000 };
+export const TRANSFORM_LIMITS = {
+  minSide: 1,
+  maxSide: 2500,
+  maxSourceBytes: 25 * 1024 * 1024,
+  maxSourcePixels: 50_000_000,
+};
 
 export function clampSide(n: number): number {
   if (!Number.isFinite(n)) throw new RangeError(`transform size must be a number, got ${n}`);
@@ -170,7 +175,10 @@ interface Failure {
 
 class StallError extends Error {
   override name = 'StallError';
-  constructor(readonly phase: 'response' | 'body', ms: number) {
+  constructor(
+    readonly phase: 'response' | 'body',
+    ms: number,
+  ) {
     super(phase === 'response' ? `no response within ${ms} ms` : `download stalled: no data for ${ms} ms`);
   }
 }
@@ -202,7 +210,12 @@ class ApiError extends Error {
 /** The router's answer for a path it does not serve: the URL is not the Storage API's (or a feature is off). */
 function isRouteNotFound(status: number, statusCode: unknown, message: string): boolean {
   if (status !== 404) return false;
-  return typeof statusCode === 'number' || /^Route \S+:.* not found$/.test(message) || /no Route matched/i.test(message) || statusCode === undefined;
+  return (
+    typeof statusCode === 'number' ||
+    /^Route \S+:.* not found$/.test(message) ||
+    /no Route matched/i.test(message) ||
+    statusCode === undefined
+  );
 }
 
 /**
@@ -216,18 +229,48 @@ function answerFailure(status: number, rawStatusCode: unknown, code: string | un
   const base = { status, ...(code !== undefined && { code }) };
   if (code === 'NoSuchKey') return { ...base, message: text, retryable: false, notFound: true, kind: 'failed' };
   if (code === 'NoSuchBucket') {
-    return { ...base, message: `${text} (check ${SETTING.bucket}, and that ${SETTING.key} is the service key)`, retryable: false, kind: 'config', setting: SETTING.bucket };
+    return {
+      ...base,
+      message: `${text} (check ${SETTING.bucket}, and that ${SETTING.key} is the service key)`,
+      retryable: false,
+      kind: 'config',
+      setting: SETTING.bucket,
+    };
   }
   if (isRouteNotFound(status, rawStatusCode, message)) {
-    return { ...base, message: `${text} (check ${SETTING.url}: it must be the project's URL, whose gateway serves the Storage API at /storage/v1)`, retryable: false, kind: 'config', setting: SETTING.url };
+    return {
+      ...base,
+      message: `${text} (check ${SETTING.url}: it must be the project's URL, whose gateway serves the Storage API at /storage/v1)`,
+      retryable: false,
+      kind: 'config',
+      setting: SETTING.url,
+    };
   }
-  const denied = [401, 403].includes(status) || statusCode === '401' || statusCode === '403' || code === 'AccessDenied' || code === 'InvalidJWT';
+  const denied =
+    [401, 403].includes(status) ||
+    statusCode === '401' ||
+    statusCode === '403' ||
+    code === 'AccessDenied' ||
+    code === 'InvalidJWT';
   if (denied && code !== 'FeatureNotEnabled') {
-    return { ...base, message: `${text} (check ${SETTING.key}: it must be the project's service-role key)`, retryable: false, kind: 'config', setting: SETTING.key };
+    return {
+      ...base,
+      message: `${text} (check ${SETTING.key}: it must be the project's service-role key)`,
+      retryable: false,
+      kind: 'config',
+      setting: SETTING.key,
+    };
   }
-  if (retryableStatus(status) || (statusCode !== undefined && retryableStatus(Number(statusCode)))) return { ...base, message: text, retryable: true, kind: 'unavailable' };
-  if (status === 400 && statusCode === '404') return { ...base, message: text, retryable: false, notFound: true, kind: 'failed' };
-  const refused = [413, 415].includes(status) || ['413', '415'].includes(statusCode ?? '') || code === 'InvalidKey' || code === 'InvalidMimeType' || code === 'EntityTooLarge';
+  if (retryableStatus(status) || (statusCode !== undefined && retryableStatus(Number(statusCode))))
+    return { ...base, message: text, retryable: true, kind: 'unavailable' };
+  if (status === 400 && statusCode === '404')
+    return { ...base, message: text, retryable: false, notFound: true, kind: 'failed' };
+  const refused =
+    [413, 415].includes(status) ||
+    ['413', '415'].includes(statusCode ?? '') ||
+    code === 'InvalidKey' ||
+    code === 'InvalidMimeType' ||
+    code === 'EntityTooLarge';
   return { ...base, message: text, retryable: false, kind: refused ? 'refused' : 'failed' };
 }
 
@@ -278,7 +321,8 @@ export class SupabaseStorage implements StorageDriver {
 
   constructor(options: SupabaseStorageOptions) {
     if (!options.url) throw new Error('SUPABASE_URL is required for the supabase storage driver');
-    if (!options.serviceRoleKey) throw new Error('SUPABASE_SERVICE_ROLE_KEY is required for the supabase storage driver');
+    if (!options.serviceRoleKey)
+      throw new Error('SUPABASE_SERVICE_ROLE_KEY is required for the supabase storage driver');
     const url = new URL(options.url);
     this.base = `${url.origin}${url.pathname.replace(/\/+$/, '').replace(/\/storage\/v1$/, '')}/storage/v1`;
     this.fetchFn = options.fetch ?? globalThis.fetch;
@@ -292,7 +336,10 @@ export class SupabaseStorage implements StorageDriver {
     this.concurrency = Math.max(1, options.concurrency ?? 16);
     this.removeBatch = Math.min(1000, Math.max(1, options.removeBatch ?? 1000));
     this.transformRetries = Math.max(0, options.transformRetries ?? 0);
-    this.breaker = new TransformBreaker(Math.max(1, options.transformBreaker?.failures ?? 3), options.transformBreaker?.retryAfterMs ?? 5 * 60_000);
+    this.breaker = new TransformBreaker(
+      Math.max(1, options.transformBreaker?.failures ?? 3),
+      options.transformBreaker?.retryAfterMs ?? 5 * 60_000,
+    );
     this.#headers = { apikey: options.serviceRoleKey, authorization: `Bearer ${options.serviceRoleKey}` };
   }
 
@@ -309,24 +356,52 @@ export class SupabaseStorage implements StorageDriver {
 
   async readToFile(bucket: string, path: string, options: ReadOptions = {}): Promise<LocalFile> {
     this.checkPath(bucket, path);
-    const ext = extname(path).toLowerCase().replace(/[^.a-z0-9]/g, '').slice(0, 8);
-    return this.download(`read ${bucket}/${path}`, bucket, path, `/object/authenticated/${this.objectPath(bucket, path)}`, ext, {}, this.retries, options.signal);
+    const ext = extname(path)
+      .toLowerCase()
+      .replace(/[^.a-z0-9]/g, '')
+      .slice(0, 8);
+    return this.download(
+      `read ${bucket}/${path}`,
+      bucket,
+      path,
+      `/object/authenticated/${this.objectPath(bucket, path)}`,
+      ext,
+      {},
+      this.retries,
+      options.signal,
+    );
   }
 
-  async readTransformed(bucket: string, path: string, transform: ImageTransform, options: ReadOptions = {}): Promise<LocalFile> {
+  async readTransformed(
+    bucket: string,
+    path: string,
+    transform: ImageTransform,
+    options: ReadOptions = {},
+  ): Promise<LocalFile> {
     this.checkPath(bucket, path);
     const query = new URLSearchParams({
       width: String(clampSide(transform.width)),
       height: String(clampSide(transform.height)),
       resize: transform.resize ?? 'cover',
     });
-    if (transform.quality !== undefined) query.set('quality', String(Math.min(100, Math.max(20, Math.round(transform.quality)))));
+    if (transform.quality !== undefined)
+      query.set('quality', String(Math.min(100, Math.max(20, Math.round(transform.quality)))));
     // No `format`: the service then answers WebP when the client accepts it (readable by sharp, and HEIC
     // sources come back decodable); JPEG otherwise.
-    if (!this.breaker.allows()) throw new TransformRefusedError(bucket, path, `transforms are off for now: ${this.breaker.reason}`);
+    if (!this.breaker.allows())
+      throw new TransformRefusedError(bucket, path, `transforms are off for now: ${this.breaker.reason}`);
     const url = `/render/image/authenticated/${this.objectPath(bucket, path)}?${query}`;
     try {
-      const file = await this.download(`transform ${bucket}/${path}`, bucket, path, url, '.img', { accept: 'image/webp,image/jpeg;q=0.9' }, this.transformRetries, options.signal);
+      const file = await this.download(
+        `transform ${bucket}/${path}`,
+        bucket,
+        path,
+        url,
+        '.img',
+        { accept: 'image/webp,image/jpeg;q=0.9' },
+        this.transformRetries,
+        options.signal,
+      );
       this.breaker.succeeded();
       return file;
     } catch (err) {
@@ -355,7 +430,9 @@ export class SupabaseStorage implements StorageDriver {
       return true;
     } catch (err) {
       // A refusal about this object (too large, unreadable) says nothing against the feature.
-      return err instanceof TransformRefusedError && this.breaker.allows() && err.status !== undefined && err.status < 500;
+      return (
+        err instanceof TransformRefusedError && this.breaker.allows() && err.status !== undefined && err.status < 500
+      );
     }
   }
 
@@ -369,47 +446,60 @@ export class SupabaseStorage implements StorageDriver {
     });
   }
 
-  async readRange(bucket: string, path: string, start: number, end: number, options: ReadOptions = {}): Promise<Buffer> {
+  async readRange(
+    bucket: string,
+    path: string,
+    start: number,
+    end: number,
+    options: ReadOptions = {},
+  ): Promise<Buffer> {
     this.checkPath(bucket, path);
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
       throw new RangeError(`invalid byte range [${start}, ${end})`);
     }
     if (end === start) return Buffer.alloc(0);
     const url = `/object/authenticated/${this.objectPath(bucket, path)}`;
-    return this.withRetries(`read ${bucket}/${path} bytes ${start}-${end - 1}`, bucket, path, this.retries, options.signal, async () => {
-      let opened;
-      try {
-        opened = await this.open(url, { range: `bytes=${start}-${end - 1}` }, options.signal);
-      } catch (err) {
-        // Range past the end of the object: nothing there.
-        if (err instanceof ApiError && (err.status === 416 || err.statusCode === '416')) return Buffer.alloc(0);
-        throw err;
-      }
-      const { res, body, controller } = opened;
-      // A server that ignores Range answers 200 with the whole object: skip to `start`, stop at `end`.
-      const skip = res.status === 206 ? 0 : start;
-      const want = end - start;
-      const chunks: Buffer[] = [];
-      let seen = 0;
-      let kept = 0;
-      try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          const from = Math.max(0, skip - seen);
-          seen += chunk.length;
-          if (from >= chunk.length) continue;
-          const part = chunk.subarray(from, from + (want - kept));
-          chunks.push(part);
-          kept += part.length;
-          if (kept >= want) break;
+    return this.withRetries(
+      `read ${bucket}/${path} bytes ${start}-${end - 1}`,
+      bucket,
+      path,
+      this.retries,
+      options.signal,
+      async () => {
+        let opened;
+        try {
+          opened = await this.open(url, { range: `bytes=${start}-${end - 1}` }, options.signal);
+        } catch (err) {
+          // Range past the end of the object: nothing there.
+          if (err instanceof ApiError && (err.status === 416 || err.statusCode === '416')) return Buffer.alloc(0);
+          throw err;
         }
-      } finally {
-        if (kept >= want || res.status !== 206) {
-          body.destroy();
-          controller.abort();
+        const { res, body, controller } = opened;
+        // A server that ignores Range answers 200 with the whole object: skip to `start`, stop at `end`.
+        const skip = res.status === 206 ? 0 : start;
+        const want = end - start;
+        const chunks: Buffer[] = [];
+        let seen = 0;
+        let kept = 0;
+        try {
+          for await (const chunk of body as AsyncIterable<Buffer>) {
+            const from = Math.max(0, skip - seen);
+            seen += chunk.length;
+            if (from >= chunk.length) continue;
+            const part = chunk.subarray(from, from + (want - kept));
+            chunks.push(part);
+            kept += part.length;
+            if (kept >= want) break;
+          }
+        } finally {
+          if (kept >= want || res.status !== 206) {
+            body.destroy();
+            controller.abort();
+          }
         }
-      }
-      return Buffer.concat(chunks, kept);
-    });
+        return Buffer.concat(chunks, kept);
+      },
+    );
   }
 
   // ---------------------------------------------------------------- metadata
@@ -420,7 +510,11 @@ export class SupabaseStorage implements StorageDriver {
       return await this.withRetries(`stat ${bucket}/${path}`, bucket, path, this.retries, options.signal, async () => {
         const { data, error } = await this.client(options.signal).from(bucket).info(encodeKey(path));
         if (error) throw error;
-        const info = data as unknown as { size?: number | null; contentType?: string | null; lastModified?: string | null };
+        const info = data as unknown as {
+          size?: number | null;
+          contentType?: string | null;
+          lastModified?: string | null;
+        };
         return {
           size: typeof info.size === 'number' ? info.size : 0,
           ...(info.contentType && { contentType: info.contentType }),
@@ -447,7 +541,9 @@ export class SupabaseStorage implements StorageDriver {
       resize: t.resize ?? 'cover',
     };
     return this.withRetries(`sign ${bucket}/${path}`, bucket, path, this.retries, undefined, async () => {
-      const { data, error } = await this.client().from(bucket).createSignedUrl(encodeKey(path), Math.max(1, Math.floor(expiresIn)), transform ? { transform } : undefined);
+      const { data, error } = await this.client()
+        .from(bucket)
+        .createSignedUrl(encodeKey(path), Math.max(1, Math.floor(expiresIn)), transform ? { transform } : undefined);
       if (error) throw error;
       return this.signedLink(data.signedUrl, bucket, path);
     });
@@ -459,12 +555,23 @@ export class SupabaseStorage implements StorageDriver {
     const out: (string | null)[] = [];
     for (let i = 0; i < paths.length; i += this.removeBatch) {
       const batch = paths.slice(i, i + this.removeBatch);
-      const data = await this.withRetries(`sign ${batch.length} objects in ${bucket}`, bucket, '', this.retries, undefined, async () => {
-        const { data, error } = await this.client().from(bucket).createSignedUrls([...batch], Math.max(1, Math.floor(expiresIn)));
-        if (error) throw error;
-        return data;
-      });
-      const byPath = new Map(data.map((d) => [d.path, d.error || !d.signedUrl ? null : this.signedLink(d.signedUrl, bucket, d.path ?? '')]));
+      const data = await this.withRetries(
+        `sign ${batch.length} objects in ${bucket}`,
+        bucket,
+        '',
+        this.retries,
+        undefined,
+        async () => {
+          const { data, error } = await this.client()
+            .from(bucket)
+            .createSignedUrls([...batch], Math.max(1, Math.floor(expiresIn)));
+          if (error) throw error;
+          return data;
+        },
+      );
+      const byPath = new Map(
+        data.map((d) => [d.path, d.error || !d.signedUrl ? null : this.signedLink(d.signedUrl, bucket, d.path ?? '')]),
+      );
       out.push(...batch.map((p) => byPath.get(p) ?? null));
     }
     return out;
@@ -478,11 +585,23 @@ export class SupabaseStorage implements StorageDriver {
     const upload = async () => {
       const { error } = await this.client(undefined, Buffer.isBuffer(body) ? this.requestMs : 0)
         .from(bucket)
-        .upload(encodeKey(path), body as Buffer, { contentType: options.contentType, upsert: true, duplex: 'half', cacheControl: '3600' });
+        .upload(encodeKey(path), body as Buffer, {
+          contentType: options.contentType,
+          upsert: true,
+          duplex: 'half',
+          cacheControl: '3600',
+        });
       if (error) throw error;
     };
     // A buffer can be sent again; a stream cannot (its bytes are gone), so it gets one attempt.
-    await this.withRetries(`write ${bucket}/${path}`, bucket, path, Buffer.isBuffer(body) ? this.retries : 0, undefined, upload);
+    await this.withRetries(
+      `write ${bucket}/${path}`,
+      bucket,
+      path,
+      Buffer.isBuffer(body) ? this.retries : 0,
+      undefined,
+      upload,
+    );
   }
 
   async copy(bucket: string, from: string, to: string): Promise<void> {
@@ -492,7 +611,8 @@ export class SupabaseStorage implements StorageDriver {
     // Keys travel in the JSON body here, not in the URL: given as they are.
     await this.withRetries(`copy ${bucket}/${from} to ${to}`, bucket, from, this.retries, undefined, async () => {
       const { error } = await this.client().from(bucket).copy(from, to);
-      if (error && !(error instanceof StorageApiError && isDuplicate(error.status, error.statusCode, error.code))) throw error;
+      if (error && !(error instanceof StorageApiError && isDuplicate(error.status, error.statusCode, error.code)))
+        throw error;
     });
   }
 
@@ -501,11 +621,20 @@ export class SupabaseStorage implements StorageDriver {
     paths.forEach((p) => this.checkPath(bucket, p));
     for (let i = 0; i < paths.length; i += this.removeBatch) {
       const batch = paths.slice(i, i + this.removeBatch);
-      const deleted = await this.withRetries(`remove ${batch.length} objects from ${bucket}`, bucket, '', this.retries, undefined, async () => {
-        const { data, error } = await this.client().from(bucket).remove([...batch]);
-        if (error) throw error;
-        return new Set((data ?? []).map((o) => o.name));
-      });
+      const deleted = await this.withRetries(
+        `remove ${batch.length} objects from ${bucket}`,
+        bucket,
+        '',
+        this.retries,
+        undefined,
+        async () => {
+          const { data, error } = await this.client()
+            .from(bucket)
+            .remove([...batch]);
+          if (error) throw error;
+          return new Set((data ?? []).map((o) => o.name));
+        },
+      );
       const left = batch.filter((p) => !deleted.has(p));
       if (left.length > 0) await this.confirmGone(bucket, left, batch.length);
     }
@@ -519,7 +648,11 @@ export class SupabaseStorage implements StorageDriver {
     const still = (await this.statMany(bucket, left)).filter((info) => info !== null).length;
     const removedFewer = `storage removed ${asked - left.length} of ${asked} objects from ${bucket}`;
     if (still > 0) {
-      throw new StorageRequestError(`${removedFewer}: ${still} are still there`, { attempts: 1, retryable: false, kind: 'failed' });
+      throw new StorageRequestError(`${removedFewer}: ${still} are still there`, {
+        attempts: 1,
+        retryable: false,
+        kind: 'failed',
+      });
     }
     try {
       if (!this.verified.has(bucket)) await this.check(bucket);
@@ -554,25 +687,32 @@ export class SupabaseStorage implements StorageDriver {
     const probe = `.triage-check/${randomUUID()}.jpg`;
     const bytes = Buffer.from([0xff, 0xd8, 0xff, 0xd9]);
     const denied = (what: string, detail: string) =>
-      new StorageRequestError(`${SETTING.key} cannot ${what} in bucket ${bucket}: ${detail} (is it the anon key instead of the service-role key?)`, {
-        attempts: 1,
-        retryable: false,
-        kind: 'config',
-        setting: SETTING.key,
-      });
+      new StorageRequestError(
+        `${SETTING.key} cannot ${what} in bucket ${bucket}: ${detail} (is it the anon key instead of the service-role key?)`,
+        {
+          attempts: 1,
+          retryable: false,
+          kind: 'config',
+          setting: SETTING.key,
+        },
+      );
     try {
       await this.write(bucket, probe, bytes, { contentType: 'image/jpeg' });
     } catch (err) {
       if (err instanceof StorageRequestError && err.kind === 'refused') {
-        throw new StorageRequestError(`bucket ${bucket} refuses a JPEG: ${err.reason} (check ${SETTING.bucket} and the bucket's allowed MIME types)`, {
-          attempts: 1,
-          retryable: false,
-          kind: 'config',
-          setting: SETTING.bucket,
-        });
+        throw new StorageRequestError(
+          `bucket ${bucket} refuses a JPEG: ${err.reason} (check ${SETTING.bucket} and the bucket's allowed MIME types)`,
+          {
+            attempts: 1,
+            retryable: false,
+            kind: 'config',
+            setting: SETTING.bucket,
+          },
+        );
       }
       // An outage is an outage, not a wrong key: said as it is, so a restart during a storage blip is not misread.
-      if (err instanceof StorageRequestError && err.kind !== 'config' && err.kind !== 'unavailable') throw denied('write', err.reason);
+      if (err instanceof StorageRequestError && err.kind !== 'config' && err.kind !== 'unavailable')
+        throw denied('write', err.reason);
       throw err;
     }
     const back = await this.readRange(bucket, probe, 0, bytes.length).catch((err: unknown) => {
@@ -654,7 +794,11 @@ export class SupabaseStorage implements StorageDriver {
     const timer = setTimeout(() => controller.abort(new StallError('response', this.responseMs)), this.responseMs);
     let res: Response;
     try {
-      res = await this.fetchFn(`${this.base}${url}`, { method: 'GET', headers: { ...this.#headers, ...headers }, signal: combined });
+      res = await this.fetchFn(`${this.base}${url}`, {
+        method: 'GET',
+        headers: { ...this.#headers, ...headers },
+        signal: combined,
+      });
     } catch (err) {
       if (controller.signal.reason instanceof StallError) throw controller.signal.reason;
       throw err;
@@ -670,13 +814,16 @@ export class SupabaseStorage implements StorageDriver {
       } catch {
         // not JSON
       }
-      const statusCode = typeof parsed.statusCode === 'string' || typeof parsed.statusCode === 'number' ? parsed.statusCode : undefined;
-      const code = typeof parsed.code === 'string' ? parsed.code : typeof parsed.error === 'string' ? parsed.error : undefined;
+      const statusCode =
+        typeof parsed.statusCode === 'string' || typeof parsed.statusCode === 'number' ? parsed.statusCode : undefined;
+      const code =
+        typeof parsed.code === 'string' ? parsed.code : typeof parsed.error === 'string' ? parsed.error : undefined;
       const message = typeof parsed.message === 'string' ? parsed.message : res.statusText || `HTTP ${res.status}`;
       throw new ApiError(res.status, statusCode, code, message);
     }
     const header = res.headers.get('content-length');
-    const length = header !== null && /^\d+$/.test(header) && !res.headers.get('content-encoding') ? Number(header) : null;
+    const length =
+      header !== null && /^\d+$/.test(header) && !res.headers.get('content-encoding') ? Number(header) : null;
     if (!res.body) return { res, body: Readable.from([]), controller, length };
     return { res, body: this.watch(res.body as unknown as WebReadableStream, controller, length), controller, length };
   }
@@ -710,7 +857,13 @@ export class SupabaseStorage implements StorageDriver {
     src.on('error', (err) => {
       clearTimeout(timer);
       const reason = controller.signal.reason;
-      out.destroy(reason instanceof StallError ? reason : controller.signal.aborted ? (reason as Error) : new TruncatedError(received, expected, err));
+      out.destroy(
+        reason instanceof StallError
+          ? reason
+          : controller.signal.aborted
+            ? (reason as Error)
+            : new TruncatedError(received, expected, err),
+      );
     });
     out.on('close', () => {
       clearTimeout(timer);
@@ -757,15 +910,19 @@ export class SupabaseStorage implements StorageDriver {
   private classify(err: unknown): Failure {
     if (err instanceof ApiError) return answerFailure(err.status, err.statusCode, err.code, err.message);
     if (err instanceof StorageApiError) return answerFailure(err.status, err.statusCode, err.code, err.message);
-    if (err instanceof StallError || err instanceof TruncatedError) return { message: err.message, retryable: true, kind: 'unavailable' };
+    if (err instanceof StallError || err instanceof TruncatedError)
+      return { message: err.message, retryable: true, kind: 'unavailable' };
     if (isStorageError(err)) {
       // StorageUnknownError: the request never got an answer (network, timeout).
       const original = (err as { originalError?: unknown }).originalError;
-      if ((original as Error)?.name === 'TimeoutError') return { message: `no answer within ${this.requestMs} ms`, retryable: true, kind: 'unavailable' };
+      if ((original as Error)?.name === 'TimeoutError')
+        return { message: `no answer within ${this.requestMs} ms`, retryable: true, kind: 'unavailable' };
       return { message: networkMessage(original ?? err), retryable: true, kind: 'unavailable' };
     }
-    if ((err as Error)?.name === 'TimeoutError') return { message: `no answer within ${this.requestMs} ms`, retryable: true, kind: 'unavailable' };
-    if (err instanceof TypeError || (err as NodeJS.ErrnoException)?.code) return { message: networkMessage(err), retryable: true, kind: 'unavailable' };
+    if ((err as Error)?.name === 'TimeoutError')
+      return { message: `no answer within ${this.requestMs} ms`, retryable: true, kind: 'unavailable' };
+    if (err instanceof TypeError || (err as NodeJS.ErrnoException)?.code)
+      return { message: networkMessage(err), retryable: true, kind: 'unavailable' };
     return { message: (err as Error)?.message ?? String(err), retryable: false, kind: 'failed' };
   }
 
@@ -788,7 +945,9 @@ export class SupabaseStorage implements StorageDriver {
         if (f.notFound) throw new ObjectNotFoundError(bucket, path);
         if (!f.retryable || n >= retries) {
           const attempts = n + 1;
-          const reason = f.retryable ? `${what} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${f.message}` : `${what} failed: ${f.message}`;
+          const reason = f.retryable
+            ? `${what} failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${f.message}`
+            : `${what} failed: ${f.message}`;
           throw new StorageRequestError(reason, {
             attempts,
             retryable: f.retryable,

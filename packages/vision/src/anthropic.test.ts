@@ -30,7 +30,11 @@ const KEY = 'sk-ant-test-key-never-log-me';
 let fake: FakeAnthropic;
 const gridCache = new Map<string, Buffer>();
 
-async function gridImage(geometry: GridGeometry, count: number, unreadable: ReadonlySet<number> = new Set()): Promise<Buffer> {
+async function gridImage(
+  geometry: GridGeometry,
+  count: number,
+  unreadable: ReadonlySet<number> = new Set(),
+): Promise<Buffer> {
   const key = `${geometry.width}x${geometry.height}:${geometry.thumb}:${count}:${[...unreadable].join(',')}`;
   const cached = gridCache.get(key);
   if (cached) return cached;
@@ -49,7 +53,12 @@ async function gridImage(geometry: GridGeometry, count: number, unreadable: Read
   return image;
 }
 
-async function request(profile: VisionProfile, pass: Pass, count: number, extra: Partial<GridRequest> = {}): Promise<GridRequest> {
+async function request(
+  profile: VisionProfile,
+  pass: Pass,
+  count: number,
+  extra: Partial<GridRequest> = {},
+): Promise<GridRequest> {
   const geometry = fitGeometry(planGeometry(profile, DEFAULT_LAYOUTS[pass]), count);
   const labels = labelsFor(count, geometry.cols);
   const unreadableIdx = new Set((extra.unreadable ?? []).map((l) => labels.indexOf(l)));
@@ -147,7 +156,9 @@ describe('requests', () => {
 
   it('refuses, before any call, a grid larger than the model sees', async () => {
     const big = await request(profileFor('claude-opus-4-8'), 'coarse', 200);
-    const err = await provider().judge(big).catch((e) => e);
+    const err = await provider()
+      .judge(big)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ImageOutsideProfileError);
     expect(err.message).toMatch(/claude-haiku-4-5 sees at most 1568 px per side and 1568 tokens/);
     expect(fake.requests).toHaveLength(0);
@@ -158,32 +169,79 @@ describe('requests', () => {
     const send = (body: Record<string, unknown>) =>
       fetch(`${fake.url}/v1/messages`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${KEY}`, 'anthropic-version': '2026-10-21', 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${KEY}`,
+          'anthropic-version': '2026-10-21',
+          'content-type': 'application/json',
+        },
         body: JSON.stringify(body),
-      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { type: string; error: { type: string; message: string; details?: { error_code?: string } } } }));
-    const image = { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: req.image.toString('base64') } };
-    const base = { model: 'claude-haiku-4-5', max_tokens: 100, messages: [{ role: 'user', content: [image, { type: 'text', text: 'hi' }] }] };
+      }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as {
+          type: string;
+          error: { type: string; message: string; details?: { error_code?: string } };
+        },
+      }));
+    const image = {
+      type: 'image',
+      source: { type: 'base64', media_type: 'image/jpeg', data: req.image.toString('base64') },
+    };
+    const base = {
+      model: 'claude-haiku-4-5',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: [image, { type: 'text', text: 'hi' }] }],
+    };
     const t = await send({ ...base, temperature: 0 });
     expect(t.status).toBe(400);
     expect(t.body).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
     expect(t.body.error.message).toMatch(/temperature/);
-    const open = await send({ ...base, output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: {} } } } });
+    const open = await send({
+      ...base,
+      output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: {} } } },
+    });
     expect(open.body.error.message).toMatch(/additionalProperties/);
     const capped = await send({
       ...base,
-      output_config: { format: { type: 'json_schema', schema: { type: 'object', additionalProperties: false, properties: { picks: { type: 'array', maxItems: 3, items: { type: 'string' } } } } } },
+      output_config: {
+        format: {
+          type: 'json_schema',
+          schema: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { picks: { type: 'array', maxItems: 3, items: { type: 'string' } } },
+          },
+        },
+      },
     });
     expect(capped.body.error.message).toMatch(/maxItems/);
     const hi = await request(profileFor('claude-opus-4-8'), 'coarse', 200);
     const oversized = await send({
       ...base,
-      messages: [{ role: 'user', content: [{ ...image, source: { ...image.source, data: hi.image.toString('base64') }, transformations: { oversized_image: 'error' } }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            {
+              ...image,
+              source: { ...image.source, data: hi.image.toString('base64') },
+              transformations: { oversized_image: 'error' },
+            },
+          ],
+        },
+      ],
     });
     expect(oversized.status).toBe(400);
     expect(oversized.body.error.details?.error_code).toBe('image_dimensions_too_large');
-    const png = await send({ ...base, messages: [{ role: 'user', content: [{ ...image, source: { ...image.source, media_type: 'image/png' } }] }] });
+    const png = await send({
+      ...base,
+      messages: [{ role: 'user', content: [{ ...image, source: { ...image.source, media_type: 'image/png' } }] }],
+    });
     expect(png.body.error.message).toMatch(/does not match the provided media type/);
-    const unauth = await fetch(`${fake.url}/v1/messages`, { method: 'POST', headers: { authorization: 'Bearer wrong', 'anthropic-version': 'x' }, body: '{}' });
+    const unauth = await fetch(`${fake.url}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer wrong', 'anthropic-version': 'x' },
+      body: '{}',
+    });
     expect(unauth.status).toBe(401);
   });
 });
@@ -269,7 +327,12 @@ describe('answers', () => {
 
   it('votes by union across models; one failing model leaves the grid reviewed', async () => {
     const p = provider({ models: ['claude-haiku-4-5', 'claude-sonnet-4-6'] });
-    expect(p.profile).toMatchObject({ id: 'claude-haiku-4-5+claude-sonnet-4-6', maxEdge: 1568, inputPerMTok: 4, outputPerMTok: 20 });
+    expect(p.profile).toMatchObject({
+      id: 'claude-haiku-4-5+claude-sonnet-4-6',
+      maxEdge: 1568,
+      inputPerMTok: 4,
+      outputPerMTok: 20,
+    });
     fake.judge = ({ model }) => (model === 'claude-haiku-4-5' ? ['A1', 'A2'] : ['A2', 'B1']);
     const both = await p.judge(await request(p.profile, 'fine', 16));
     expect(both.picks).toEqual(['A1', 'A2', 'B1']);
@@ -278,7 +341,9 @@ describe('answers', () => {
     const one = await p.judge(await request(p.profile, 'fine', 16));
     expect(one.reviewed).toBe(true);
     expect(one.picks).toEqual(['A1', 'A2']);
-    expect(one.models.find((m) => m.model === 'claude-sonnet-4-6')!.error).toMatch(/HTTP 500 api_error after 3 attempts/);
+    expect(one.models.find((m) => m.model === 'claude-sonnet-4-6')!.error).toMatch(
+      /HTTP 500 api_error after 3 attempts/,
+    );
   });
 });
 
@@ -373,7 +438,10 @@ describe('failures and retries', () => {
       return res;
     };
     // An hour's backoff: one that ignored the abort could not end within the test's time.
-    const p2 = provider({ maxRetries: 0, overloadedBackoffMs: 3_600_000, fetch: counting }).judge({ ...(await request(p.profile, 'fine', 16)), signal: c2.signal });
+    const p2 = provider({ maxRetries: 0, overloadedBackoffMs: 3_600_000, fetch: counting }).judge({
+      ...(await request(p.profile, 'fine', 16)),
+      signal: c2.signal,
+    });
     // Aborted once the 529 is in: during the backoff.
     await vi.waitUntil(() => answered === 1, { timeout: 30_000 });
     c2.abort(new Error('job cancelled again'));
@@ -393,14 +461,25 @@ describe('failures and retries', () => {
 
 describe('profiles and cost', () => {
   it('knows the standard and high-res tiers and applies overrides', () => {
-    for (const m of ['claude-haiku-4-5', 'claude-sonnet-4-6', 'claude-opus-4-6']) expect(profileFor(m)).toMatchObject({ maxEdge: 1568, maxTokens: 1568, patch: 28 });
-    for (const m of ['claude-opus-4-7', 'claude-opus-4-8', 'claude-sonnet-5', 'claude-haiku-5-5']) expect(profileFor(m)).toMatchObject({ maxEdge: 2576, maxTokens: 4784, patch: 28 });
+    for (const m of ['claude-haiku-4-5', 'claude-sonnet-4-6', 'claude-opus-4-6'])
+      expect(profileFor(m)).toMatchObject({ maxEdge: 1568, maxTokens: 1568, patch: 28 });
+    for (const m of ['claude-opus-4-7', 'claude-opus-4-8', 'claude-sonnet-5', 'claude-haiku-5-5'])
+      expect(profileFor(m)).toMatchObject({ maxEdge: 2576, maxTokens: 4784, patch: 28 });
     expect(profileFor('claude-haiku-4-5')).toMatchObject({ inputPerMTok: 1, outputPerMTok: 5 });
-    expect(profileFor('claude-haiku-4-5', { inputPerMTok: 0.5, maxTokens: 1000 })).toMatchObject({ inputPerMTok: 0.5, maxTokens: 1000, maxEdge: 1568 });
+    expect(profileFor('claude-haiku-4-5', { inputPerMTok: 0.5, maxTokens: 1000 })).toMatchObject({
+      inputPerMTok: 0.5,
+      maxTokens: 1000,
+      maxEdge: 1568,
+    });
     expect(profileFor('claude-opus-4-9')).toMatchObject({ maxEdge: 2576 });
     expect(() => profileFor('gpt-9')).toThrow(/no vision profile/);
-    expect(profileFor('gpt-9', { maxEdge: 1000, maxTokens: 1000, patch: 32, inputPerMTok: 1, outputPerMTok: 2 }).id).toBe('gpt-9');
-    expect(combinedProfile([profileFor('claude-haiku-4-5'), profileFor('claude-opus-4-8')])).toMatchObject({ maxEdge: 1568, maxTokens: 1568 });
+    expect(
+      profileFor('gpt-9', { maxEdge: 1000, maxTokens: 1000, patch: 32, inputPerMTok: 1, outputPerMTok: 2 }).id,
+    ).toBe('gpt-9');
+    expect(combinedProfile([profileFor('claude-haiku-4-5'), profileFor('claude-opus-4-8')])).toMatchObject({
+      maxEdge: 1568,
+      maxTokens: 1568,
+    });
   });
 
   it('a 2,000-photo, two-pass job at 10 % against the fake reports tokens and cost', async () => {
@@ -417,7 +496,11 @@ describe('profiles and cost', () => {
       const a = await p.judge(req);
       expect(a.reviewed).toBe(true);
       coarseSurvivors += a.picks.length;
-      usage = { inputTokens: usage.inputTokens + a.usage.inputTokens, outputTokens: usage.outputTokens + a.usage.outputTokens, costUsd: usage.costUsd + a.usage.costUsd };
+      usage = {
+        inputTokens: usage.inputTokens + a.usage.inputTokens,
+        outputTokens: usage.outputTokens + a.usage.outputTokens,
+        costUsd: usage.costUsd + a.usage.costUsd,
+      };
       grids++;
     }
     const fineCap = capacity(plan.fine);
@@ -427,7 +510,11 @@ describe('profiles and cost', () => {
       const req = await request(p.profile, 'fine', n);
       req.pick = picksForGrid(finePercent(10, total, coarseSurvivors), n);
       const a = await p.judge(req);
-      usage = { inputTokens: usage.inputTokens + a.usage.inputTokens, outputTokens: usage.outputTokens + a.usage.outputTokens, costUsd: usage.costUsd + a.usage.costUsd };
+      usage = {
+        inputTokens: usage.inputTokens + a.usage.inputTokens,
+        outputTokens: usage.outputTokens + a.usage.outputTokens,
+        costUsd: usage.costUsd + a.usage.costUsd,
+      };
       grids++;
     }
     expect(grids).toBe(estimateGrids(plan, 10, 2));

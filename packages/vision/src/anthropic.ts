@@ -25,7 +25,16 @@ import { answerSchema, buildPrompt, parseAnswer, SYSTEM_PROMPT, visualTokens, ty
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodedImageInfo } from '@triage/core';
 import { combinedProfile, DEFAULT_MODEL, profileFor, type ProfileOverrides } from '@triage/core';
-import { addUsage, NO_USAGE, unionAnswers, type GridAnswer, type GridRequest, type ModelAnswer, type Usage, type VisionProvider } from './provider.js';
+import {
+  addUsage,
+  NO_USAGE,
+  unionAnswers,
+  type GridAnswer,
+  type GridRequest,
+  type ModelAnswer,
+  type Usage,
+  type VisionProvider,
+} from './provider.js';
 
 export interface AnthropicProviderOptions {
   /** ANTHROPIC_API_KEY; sent as `Authorization: Bearer`. Never logged. */
@@ -65,7 +74,9 @@ export function maxTokensFor(selectable: number, tokensPerLabel = 8): number {
 }
 
 /** The text after the image: the rules for this grid, and which cells could not be read. */
-export function gridPrompt(request: Pick<GridRequest, 'pass' | 'geometry' | 'labels' | 'pick' | 'criteria' | 'unreadable' | 'sameScene'>): string {
+export function gridPrompt(
+  request: Pick<GridRequest, 'pass' | 'geometry' | 'labels' | 'pick' | 'criteria' | 'unreadable' | 'sameScene'>,
+): string {
   const text = buildPrompt({
     pass: request.pass,
     rows: request.geometry.rows,
@@ -128,7 +139,11 @@ export class AnthropicProvider implements VisionProvider {
   }
 
   /** Checks that the grid image is one the models see as it is; returns its size. */
-  checkImage(image: Buffer): { width: number; height: number; mediaType: 'image/jpeg' | 'image/png' | 'image/webp' | 'image/gif' } {
+  checkImage(image: Buffer): {
+    width: number;
+    height: number;
+    mediaType: 'image/jpeg' | 'image/png' | 'image/webp' | 'image/gif';
+  } {
     const info = encodedImageInfo(image);
     if (!info) throw new ImageOutsideProfileError('the grid image is not a JPEG, PNG, WebP or GIF');
     if (Math.ceil(image.length / 3) * 4 > MAX_IMAGE_BASE64_BYTES) {
@@ -152,7 +167,11 @@ export class AnthropicProvider implements VisionProvider {
     const info = this.checkImage(request.image);
     const unreadable = new Set(request.unreadable ?? []);
     const selectable = request.labels.filter((l) => !unreadable.has(l));
-    if (selectable.length === 0) return unionAnswers(request.labels, this.models.map((model) => ({ model, picks: [], usage: NO_USAGE })));
+    if (selectable.length === 0)
+      return unionAnswers(
+        request.labels,
+        this.models.map((model) => ({ model, picks: [], usage: NO_USAGE })),
+      );
 
     const params = (model: string, maxTokens: number): MessageCreateParamsNonStreaming => ({
       model,
@@ -197,7 +216,9 @@ export class AnthropicProvider implements VisionProvider {
     const failed = (error: string): ModelAnswer => ({ model, picks: [], error, usage });
     for (;;) {
       try {
-        const message = await (await this.sdkClient()).messages.create(params(model, maxTokens), {
+        const message = await (
+          await this.sdkClient()
+        ).messages.create(params(model, maxTokens), {
           ...(signal && { signal }),
           maxRetries: this.maxRetries,
           timeout: this.timeoutMs,
@@ -205,7 +226,9 @@ export class AnthropicProvider implements VisionProvider {
         usage = addUsage(usage, usageOf(profile, message.usage));
         if (message.stop_reason === 'refusal') {
           const details = message.stop_details;
-          return failed(`refused${details?.category ? ` (${details.category})` : ''}${details?.explanation ? `: ${details.explanation}` : ''}`);
+          return failed(
+            `refused${details?.category ? ` (${details.category})` : ''}${details?.explanation ? `: ${details.explanation}` : ''}`,
+          );
         }
         if (message.stop_reason === 'max_tokens') {
           if (!cutOff) {
@@ -277,7 +300,9 @@ export function usageOf(profile: VisionProfile, usage: Partial<ApiUsage> | null 
   return {
     inputTokens: input + cacheWrite + cacheRead,
     outputTokens: output,
-    costUsd: ((input + cacheWrite * 1.25 + cacheRead * 0.1) * profile.inputPerMTok + output * profile.outputPerMTok) / 1_000_000,
+    costUsd:
+      ((input + cacheWrite * 1.25 + cacheRead * 0.1) * profile.inputPerMTok + output * profile.outputPerMTok) /
+      1_000_000,
   };
 }
 
@@ -290,7 +315,8 @@ function describeError(err: unknown, maxRetries: number, overloadedRounds: numbe
   if (err instanceof APIError) {
     const body = err.error as { error?: { message?: unknown } } | undefined;
     const message = typeof body?.error?.message === 'string' ? body.error.message : err.message;
-    const retried = err.status !== undefined && (err.status >= 500 || err.status === 429 || err.status === 408 || err.status === 409);
+    const retried =
+      err.status !== undefined && (err.status >= 500 || err.status === 429 || err.status === 408 || err.status === 409);
     return `HTTP ${err.status ?? '?'} ${err.type ?? 'error'}${retried ? ` ${attempts}` : ''}: ${message}`;
   }
   return (err as Error)?.message ?? String(err);

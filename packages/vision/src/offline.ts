@@ -87,7 +87,14 @@ export class OfflineProvider implements VisionProvider {
     const picks: CellJudgement[] = [];
     for (const candidate of pool) {
       if (picks.length >= request.pick) break;
-      if (picks.some((p) => sameScene(p.label, candidate.label) || hashDistance(p.signals.hash, candidate.signals.hash) <= this.duplicateBits)) continue;
+      if (
+        picks.some(
+          (p) =>
+            sameScene(p.label, candidate.label) ||
+            hashDistance(p.signals.hash, candidate.signals.hash) <= this.duplicateBits,
+        )
+      )
+        continue;
       picks.push(candidate);
     }
     const chosen = new Set(picks.map((p) => p.label));

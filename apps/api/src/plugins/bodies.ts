@@ -16,6 +16,13 @@ export const bodies = fp<BodiesOptions>(async (app, opts) => {
     return json(request, body as string, done);
   });
   await app.register(multipart, {
-    limits: { fileSize: opts.maxUploadBytes, files: 2_001, fields: 20, fieldSize: 10_000, parts: 2_100, headerPairs: 100 },
+    limits: {
+      fileSize: opts.maxUploadBytes,
+      files: 2_001,
+      fields: 20,
+      fieldSize: 10_000,
+      parts: 2_100,
+      headerPairs: 100,
+    },
   });
 });

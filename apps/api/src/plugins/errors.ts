@@ -8,7 +8,10 @@ import { HttpError, isRedisDown, REDIS_DOWN } from '../errors.js';
 
 function replyToError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof HttpError) {
-    return reply.code(error.statusCode).headers(error.headers).send({ detail: error.message, ...error.extra });
+    return reply
+      .code(error.statusCode)
+      .headers(error.headers)
+      .send({ detail: error.message, ...error.extra });
   }
   if (error instanceof AuthError) {
     return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ detail: error.message });
@@ -36,5 +39,7 @@ function replyToError(error: FastifyError | Error, request: FastifyRequest, repl
 
 export const errorReplies = fp(async (app) => {
   app.setErrorHandler(replyToError);
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: `Not found: ${request.method} ${request.url.split('?')[0]}` }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ detail: `Not found: ${request.method} ${request.url.split('?')[0]}` }),
+  );
 });

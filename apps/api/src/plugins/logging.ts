@@ -9,7 +9,13 @@ import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 
 /** Log fields that may carry credentials. */
-const REDACTED_LOG_PATHS = ['busboyOptions.headers', 'headers.authorization', 'headers.cookie', '*.headers.authorization', '*.headers.cookie'];
+const REDACTED_LOG_PATHS = [
+  'busboyOptions.headers',
+  'headers.authorization',
+  'headers.cookie',
+  '*.headers.authorization',
+  '*.headers.cookie',
+];
 
 /** Query parameters whose values are worth logging; every other value is masked. */
 const LOGGED_QUERY_PARAMS = new Set(['include']);
@@ -34,14 +40,31 @@ export function loggableUrl(url: string): string {
   return `${url.slice(0, q)}?${query.join('&')}`;
 }
 
-function serializeRequest(request: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
-  return { method: request.method, url: loggableUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort };
+function serializeRequest(request: {
+  method: string;
+  url: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}) {
+  return {
+    method: request.method,
+    url: loggableUrl(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
 }
 
 /** Fastify's logger options: a child of `logger` with the serializers and redactions above, or none. */
-export function loggerOptions(logger: Logger | false | undefined): { loggerInstance: FastifyBaseLogger } | { logger: false } {
+export function loggerOptions(
+  logger: Logger | false | undefined,
+): { loggerInstance: FastifyBaseLogger } | { logger: false } {
   if (!logger) return { logger: false };
-  const child = logger.child({}, { serializers: { req: serializeRequest }, redact: { paths: REDACTED_LOG_PATHS, censor: '[REDACTED]' } });
+  const child = logger.child(
+    {},
+    { serializers: { req: serializeRequest }, redact: { paths: REDACTED_LOG_PATHS, censor: '[REDACTED]' } },
+  );
   return { loggerInstance: child as unknown as FastifyBaseLogger };
 }
 

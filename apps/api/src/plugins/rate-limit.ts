@@ -23,9 +23,14 @@ export const rateLimits = fp<RateLimitOptions>(async (app, opts) => {
     // While Redis is away the identity hook answers 503 anyway; the limiter must not turn that into a 500.
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
-      new HttpError(429, `Too many triage jobs started: at most ${context.max} per minute. Try again in ${context.after}.`, {}, {
-        'retry-after': String(Math.ceil(context.ttl / 1000)),
-      }),
+      new HttpError(
+        429,
+        `Too many triage jobs started: at most ${context.max} per minute. Try again in ${context.after}.`,
+        {},
+        {
+          'retry-after': String(Math.ceil(context.ttl / 1000)),
+        },
+      ),
   });
 });
 

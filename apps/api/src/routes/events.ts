@@ -66,7 +66,12 @@ function openStream(reply: FastifyReply): ServerResponse {
  * `heartbeatMs` a heartbeat, and a re-read of the status: a missed message, or a job deleted meanwhile, still
  * ends the stream.
  */
-async function relay(stream: StatusStream, feed: Feed, read: () => Promise<TriageStatus | null>, heartbeatMs: number): Promise<void> {
+async function relay(
+  stream: StatusStream,
+  feed: Feed,
+  read: () => Promise<TriageStatus | null>,
+  heartbeatMs: number,
+): Promise<void> {
   let beat = Date.now() + heartbeatMs;
   while (!stream.ended && !feed.closed) {
     const message = await feed.next(beat - Date.now());

@@ -36,7 +36,14 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
   const checkStorage = storageCheck(opts.storage, opts.bucket);
   app.get(
     '/healthz',
-    { logLevel: 'warn', schema: { tags, summary: 'The process answers', response: { 200: Type.Object({ status: Type.String(), uptime_s: Type.Number() }) } } },
+    {
+      logLevel: 'warn',
+      schema: {
+        tags,
+        summary: 'The process answers',
+        response: { 200: Type.Object({ status: Type.String(), uptime_s: Type.Number() }) },
+      },
+    },
     async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }),
   );
 
@@ -47,7 +54,10 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
       schema: {
         tags,
         summary: 'Redis answers, and storage is usable as configured',
-        response: { 200: Type.Object({ status: Type.String(), redis: Type.String(), storage: Type.Optional(Type.String()) }), 503: ErrorReply },
+        response: {
+          200: Type.Object({ status: Type.String(), redis: Type.String(), storage: Type.Optional(Type.String()) }),
+          503: ErrorReply,
+        },
       },
     },
     async () => {
@@ -62,8 +72,12 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsOptions> = async (app, opts
     },
   );
 
-  app.get('/metrics', { logLevel: 'warn', schema: { tags, summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_request, reply) => {
-    const text = await withDeadline(opts.metrics.render(), 5000, 'collecting metrics');
-    return reply.type(opts.metrics.registry.contentType).send(text);
-  });
+  app.get(
+    '/metrics',
+    { logLevel: 'warn', schema: { tags, summary: 'Prometheus metrics', produces: ['text/plain'] } },
+    async (_request, reply) => {
+      const text = await withDeadline(opts.metrics.render(), 5000, 'collecting metrics');
+      return reply.type(opts.metrics.registry.contentType).send(text);
+    },
+  );
 };

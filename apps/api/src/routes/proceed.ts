@@ -17,7 +17,8 @@ function chosenPicks(selection: SelectedPhoto[], asked: readonly (string | numbe
   const wanted = new Set(asked.map(String));
   const known = new Set(selection.map((p) => String(p.index)));
   const unknown = [...wanted].filter((id) => !known.has(id));
-  if (unknown.length > 0) throw new HttpError(400, `Unknown photo ids (not among the selected photos): ${unknown.slice(0, 20).join(', ')}`);
+  if (unknown.length > 0)
+    throw new HttpError(400, `Unknown photo ids (not among the selected photos): ${unknown.slice(0, 20).join(', ')}`);
   return selection.filter((p) => wanted.has(String(p.index)));
 }
 

@@ -23,7 +23,13 @@ function photoRow(f: PhotoFate) {
     id: String(f.index),
     original_filename: f.name,
     storage_path: f.path,
-    fate: f.selected ? ('selected' as const) : f.coarse?.failure || f.fine?.failure ? ('failed' as const) : f.coarse ? ('not_selected' as const) : ('not_reviewed' as const),
+    fate: f.selected
+      ? ('selected' as const)
+      : f.coarse?.failure || f.fine?.failure
+        ? ('failed' as const)
+        : f.coarse
+          ? ('not_selected' as const)
+          : ('not_reviewed' as const),
     reason: f.reason,
     rank: f.rank,
     coarse_votes: f.coarse ? f.coarse.votes : null,
@@ -58,7 +64,18 @@ export const resultsRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = asyn
       const selection = meta.status === 'completed' ? await loadSelection(store, job_id) : [];
       const selected_photos = await signPicks(storage, meta.bucket, selection, opts.settings.storageTransforms);
       const { total_input, pass1_survivors, final_selected, target, criteria, error_message, photos_failed } = status;
-      const reply = { job_id, status: status.status, selected_photos, total_input, pass1_survivors, final_selected, target, criteria, error_message, photos_failed };
+      const reply = {
+        job_id,
+        status: status.status,
+        selected_photos,
+        total_input,
+        pass1_survivors,
+        final_selected,
+        target,
+        criteria,
+        error_message,
+        photos_failed,
+      };
       if (request.query.include !== 'all') return reply;
       return { ...reply, photos: (await photoFates(store, job_id)).map(photoRow) };
     },
@@ -73,7 +90,10 @@ export const resultsRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = asyn
         summary: 'A ZIP of the selected originals, streamed',
         params: S.JobParams,
         produces: ['application/zip'],
-        response: { 200: { type: 'string', format: 'binary', description: 'application/zip' }, ...S.errors(400, 401, 404, 503) },
+        response: {
+          200: { type: 'string', format: 'binary', description: 'application/zip' },
+          ...S.errors(400, 401, 404, 503),
+        },
       },
     },
     async (request, reply) => {

@@ -10,13 +10,23 @@ export const statusRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async
 
   app.get(
     '/health',
-    { schema: { tags, summary: 'Liveness of the API (no auth)', response: { 200: S.HealthReply } }, config: { public: true } },
+    {
+      schema: { tags, summary: 'Liveness of the API (no auth)', response: { 200: S.HealthReply } },
+      config: { public: true },
+    },
     async () => ({ status: 'ok' as const, version: opts.version, service: 'photo-triage-api', auth: opts.authMode }),
   );
 
   app.get(
     '/active',
-    { schema: { tags, security, summary: "The caller's pending and processing jobs, newest first", response: { 200: S.ActiveReply, ...S.errors(401, 503) } } },
+    {
+      schema: {
+        tags,
+        security,
+        summary: "The caller's pending and processing jobs, newest first",
+        response: { 200: S.ActiveReply, ...S.errors(401, 503) },
+      },
+    },
     async (request) => ({ jobs: await activeJobs(store, request.identity.userId) }),
   );
 };

@@ -10,7 +10,13 @@ import { ErrorReply } from '../schemas.js';
 
 export const STORAGE_ROUTE = '/storage';
 
-function validSignature(local: LocalStorage, bucket: string, path: string, expires: number, signature: string): boolean {
+function validSignature(
+  local: LocalStorage,
+  bucket: string,
+  path: string,
+  expires: number,
+  signature: string,
+): boolean {
   try {
     return local.verifySignedUrl(bucket, path, expires, signature);
   } catch {
@@ -33,12 +39,17 @@ export const storageRoute: FastifyPluginAsyncTypebox<{ local: LocalStorage }> = 
     async (request, reply) => {
       const { bucket, '*': path } = request.params;
       const { expires, signature } = request.query;
-      if (!validSignature(local, bucket, path, expires, signature)) throw new HttpError(403, 'Invalid or expired signature');
+      if (!validSignature(local, bucket, path, expires, signature))
+        throw new HttpError(403, 'Invalid or expired signature');
       try {
         const stream = await local.readStream(bucket, path);
-        return reply.type(contentTypeOf(path)).header('cache-control', 'private, max-age=3600').send(stream as never);
+        return reply
+          .type(contentTypeOf(path))
+          .header('cache-control', 'private, max-age=3600')
+          .send(stream as never);
       } catch (err) {
-        if (err instanceof ObjectNotFoundError || err instanceof InvalidPathError) throw new HttpError(404, 'Object not found');
+        if (err instanceof ObjectNotFoundError || err instanceof InvalidPathError)
+          throw new HttpError(404, 'Object not found');
         throw err;
       }
     },

@@ -24,7 +24,15 @@ export const triageRoutes: FastifyPluginAsync<TriageScopeOptions> = async (scope
   // The scope's own prefix is not its routes' (they would be under it twice).
   const { prefix: _prefix, authenticator, redis, ...routeOptions } = opts as TriageScopeOptions & { prefix?: string };
   await scope.register(identity, { authenticator, redis });
-  for (const routes of [statusRoutes, submitRoutes, jobStatusRoute, eventsRoute, resultsRoutes, proceedRoute, deleteRoute]) {
+  for (const routes of [
+    statusRoutes,
+    submitRoutes,
+    jobStatusRoute,
+    eventsRoute,
+    resultsRoutes,
+    proceedRoute,
+    deleteRoute,
+  ]) {
     await scope.register(routes, routeOptions);
   }
 };

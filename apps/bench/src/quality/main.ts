@@ -56,7 +56,9 @@ for (const p of providers) {
 
 const sources = ensureSources(log);
 if (!sources.ok) {
-  console.error(`The benchmark is built from photographs in Debian packages that are not installed. Run:\n  ${sources.command}`);
+  console.error(
+    `The benchmark is built from photographs in Debian packages that are not installed. Run:\n  ${sources.command}`,
+  );
   process.exit(2);
 }
 
@@ -64,7 +66,9 @@ const runs: QualityRun[] = [];
 const fake = providers.includes('anthropic') ? await FakeAnthropic.start() : null;
 try {
   const chosen = values.sets?.split(',').map((x) => x.trim());
-  for (const set of SETS.filter((s) => (!values.quick || s.photos < 300) && (!chosen || chosen.includes(`${s.photos}-${s.seed}`)))) {
+  for (const set of SETS.filter(
+    (s) => (!values.quick || s.photos < 300) && (!chosen || chosen.includes(`${s.photos}-${s.seed}`)),
+  )) {
     log(`set: ${set.photos} photos, seed ${set.seed}, ${set.strengths.name} strengths`);
     const photos = await ensureSet({ dir: join(repoRoot, '.bench/quality'), sources: SOURCES, ...set, log });
     const files = await Promise.all(photos.map(async (p) => ({ ...p, size: (await stat(p.path)).size })));
@@ -103,6 +107,8 @@ async function runOne(
     }),
   });
   const score = scoreSelection(photos, run.selectedIndexes);
-  log(`  ${provider}: ${score.flawed.length} flawed picks, ${score.sameSceneExtras} same-scene extras, ${score.burstsMissed}/${score.bursts} bursts missed`);
+  log(
+    `  ${provider}: ${score.flawed.length} flawed picks, ${score.sameSceneExtras} same-scene extras, ${score.burstsMissed}/${score.bursts} bursts missed`,
+  );
   return { set: { ...set, strengths: set.strengths.name, description: describeSet(photos) }, provider, score, run };
 }

@@ -18,13 +18,13 @@ export function renderQualitySection(runs: readonly QualityRun[], options: { tar
     '',
     `${hostLine(describeHost(), '; the machine was shared with other heavy work during the run, so times are loose')}`,
     '',
-    'Written by `npm run bench:quality`. Sets built from the photographs of Debian\'s desktop-background packages ' +
+    "Written by `npm run bench:quality`. Sets built from the photographs of Debian's desktop-background packages " +
       '(lomiri-wallpapers, mate-backgrounds, plasma-workspace-wallpapers), each scene once per set, 2400 px JPEGs; flaw ' +
       'strengths are those of a 24 MP frame, scaled. "tuned": the strengths the judge was tuned on (defocus σ 8–16 px, ' +
       'shake 30–60 px, exposure ×0.2–0.3 and ×2–3, noise σ 12–16); "other": other seeds and wider strengths it never saw. ' +
       `Real worker, local storage, two passes, target ${options.target}. The Anthropic provider runs against the local ` +
       'Messages API server, whose "model" picks the first cells it is asked for: it measures what the pipeline ' +
-      'around a model does (grids, groups, signals, final cut), not a model\'s taste.',
+      "around a model does (grids, groups, signals, final cut), not a model's taste.",
     '',
     '| set | provider | picks | flawed picks | same-scene extras | bursts, pick not the sharp frame | scenes covered | time | worker peak RSS |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -46,7 +46,9 @@ export function renderQualitySection(runs: readonly QualityRun[], options: { tar
   if (flawed.length > 0) {
     lines.push('', 'Flawed picks:');
     for (const r of flawed) {
-      lines.push(`- ${r.set.photos}, seed ${r.set.seed}, ${r.provider}: ${r.score.flawed.map((f) => `${f.name} (${f.flaw})`).join(', ')}`);
+      lines.push(
+        `- ${r.set.photos}, seed ${r.set.seed}, ${r.provider}: ${r.score.flawed.map((f) => `${f.name} (${f.flaw})`).join(', ')}`,
+      );
     }
   }
   lines.push('<!-- /bench:quality -->');

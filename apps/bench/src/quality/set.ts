@@ -36,9 +36,23 @@ export interface Strengths {
 }
 
 /** The strengths the judge was tuned on: the issue's "realistic" ranges. */
-export const TUNED: Strengths = { name: 'tuned', defocus: [8, 16], motion: [30, 60], dark: [0.2, 0.3], bright: [2, 3], noise: [12, 16] };
+export const TUNED: Strengths = {
+  name: 'tuned',
+  defocus: [8, 16],
+  motion: [30, 60],
+  dark: [0.2, 0.3],
+  bright: [2, 3],
+  noise: [12, 16],
+};
 /** Other strengths, wider on both sides, to check the judge is not fitted to its own set. */
-export const OTHER: Strengths = { name: 'other', defocus: [6, 20], motion: [20, 80], dark: [0.15, 0.35], bright: [1.8, 3.5], noise: [10, 20] };
+export const OTHER: Strengths = {
+  name: 'other',
+  defocus: [6, 20],
+  motion: [20, 80],
+  dark: [0.15, 0.35],
+  bright: [1.8, 3.5],
+  noise: [10, 20],
+};
 
 export interface SetOptions {
   dir: string;
@@ -69,7 +83,9 @@ export async function ensureSet(options: SetOptions): Promise<LabelledPhoto[]> {
   const random = mulberry32(options.seed);
   const scenes = await pickScenes(options.sources, options.photos, random);
   const counts = splitCount(options.photos, scenes.length, random);
-  const units: { scene: Scene; specs: PlannedPhoto[] }[][] = scenes.map((scene, i) => planScene(scene, counts[i]!, options.strengths, random));
+  const units: { scene: Scene; specs: PlannedPhoto[] }[][] = scenes.map((scene, i) =>
+    planScene(scene, counts[i]!, options.strengths, random),
+  );
   const ordered = shuffle(units.flat(), random);
   const labelled: LabelledPhoto[] = [];
   let n = 0;
@@ -81,7 +97,14 @@ export async function ensureSet(options: SetOptions): Promise<LabelledPhoto[]> {
       const name = `IMG_${String(1000 + n++).padStart(4, '0')}.jpg`;
       const path = join(dir, name);
       await writeVariant(base, planned.spec, path);
-      labelled.push({ name, path, scene: unit.scene.id, role: planned.role, ...(planned.flaw && { flaw: planned.flaw }), ...(planned.role.startsWith('burst') && { burst: unit.scene.id }) });
+      labelled.push({
+        name,
+        path,
+        scene: unit.scene.id,
+        role: planned.role,
+        ...(planned.flaw && { flaw: planned.flaw }),
+        ...(planned.role.startsWith('burst') && { burst: unit.scene.id }),
+      });
     }
     if (n % 50 < unit.specs.length) options.log(`  set: ${n}/${options.photos} photos`);
   }
@@ -133,7 +156,12 @@ interface PlannedPhoto {
 }
 
 /** A scene's photos as units: each single photo is its own unit, a burst one unit of consecutive frames. */
-function planScene(scene: Scene, count: number, strengths: Strengths, random: () => number): { scene: Scene; specs: PlannedPhoto[] }[] {
+function planScene(
+  scene: Scene,
+  count: number,
+  strengths: Strengths,
+  random: () => number,
+): { scene: Scene; specs: PlannedPhoto[] }[] {
   const units: { scene: Scene; specs: PlannedPhoto[] }[] = [];
   const frame = baseFrame(scene);
   let left = count;
@@ -148,10 +176,27 @@ function planScene(scene: Scene, count: number, strengths: Strengths, random: ()
   for (let near = 0; left > 0; left--) {
     if (near < 2 && random() < 0.35) {
       near++;
-      units.push({ scene, specs: [{ role: 'near-duplicate', spec: { crop: reframe(frame, 0.05, random), longSide: LONG_SIDE, exposure: 0.85 + random() * 0.3 } }] });
+      units.push({
+        scene,
+        specs: [
+          {
+            role: 'near-duplicate',
+            spec: { crop: reframe(frame, 0.05, random), longSide: LONG_SIDE, exposure: 0.85 + random() * 0.3 },
+          },
+        ],
+      });
     } else {
       const { flaw, words } = drawFlaw(strengths, random);
-      units.push({ scene, specs: [{ role: 'flawed', flaw: words, spec: { crop: reframe(frame, 0.01, random), longSide: LONG_SIDE, flaws: [flaw] } }] });
+      units.push({
+        scene,
+        specs: [
+          {
+            role: 'flawed',
+            flaw: words,
+            spec: { crop: reframe(frame, 0.01, random), longSide: LONG_SIDE, flaws: [flaw] },
+          },
+        ],
+      });
     }
   }
   return units;
@@ -161,7 +206,12 @@ function planScene(scene: Scene, count: number, strengths: Strengths, random: ()
 function baseFrame(scene: Scene): VariantSpec['crop'] {
   const { width, height } = baseSize(scene);
   const inset = 0.06;
-  return { left: Math.round(width * inset), top: Math.round(height * inset), width: Math.round(width * (1 - 2 * inset)), height: Math.round(height * (1 - 2 * inset)) };
+  return {
+    left: Math.round(width * inset),
+    top: Math.round(height * inset),
+    width: Math.round(width * (1 - 2 * inset)),
+    height: Math.round(height * (1 - 2 * inset)),
+  };
 }
 
 function baseSize(scene: Scene): { width: number; height: number } {
@@ -174,7 +224,12 @@ async function writeBase(dir: string, scene: Scene): Promise<string> {
   const path = join(dir, `.scene-${scene.id}.jpg`);
   if (await stat(path).catch(() => null)) return path;
   const { width, height } = baseSize(scene);
-  await sharp(scene.source.path).autoOrient().extract(scene.tile).resize(width, height).jpeg({ quality: 97 }).toFile(path);
+  await sharp(scene.source.path)
+    .autoOrient()
+    .extract(scene.tile)
+    .resize(width, height)
+    .jpeg({ quality: 97 })
+    .toFile(path);
   return path;
 }
 
@@ -202,19 +257,38 @@ function burst(frame: VariantSpec['crop'], frames: number, strengths: Strengths,
     if (i === sharpAt) return { role: 'burst-sharp' as const, spec: { crop, longSide: LONG_SIDE } };
     const motion = random() < 0.7;
     const flaw: Flaw = motion
-      ? { kind: 'motion', length: between(strengths.motion, random), direction: random() < 0.5 ? 'horizontal' : 'vertical' }
+      ? {
+          kind: 'motion',
+          length: between(strengths.motion, random),
+          direction: random() < 0.5 ? 'horizontal' : 'vertical',
+        }
       : { kind: 'defocus', sigma: between(strengths.defocus, random) };
-    return { role: 'burst-blurred' as const, flaw: motion ? 'camera shake' : 'out of focus', spec: { crop, longSide: LONG_SIDE, flaws: [flaw] } };
+    return {
+      role: 'burst-blurred' as const,
+      flaw: motion ? 'camera shake' : 'out of focus',
+      spec: { crop, longSide: LONG_SIDE, flaws: [flaw] },
+    };
   });
 }
 
 function drawFlaw(s: Strengths, random: () => number): { flaw: Flaw; words: string } {
   const kind = Math.floor(random() * 5);
   if (kind === 0) return { flaw: { kind: 'defocus', sigma: between(s.defocus, random) }, words: 'out of focus' };
-  if (kind === 1) return { flaw: { kind: 'motion', length: between(s.motion, random), direction: random() < 0.5 ? 'horizontal' : 'vertical' }, words: 'camera shake' };
+  if (kind === 1)
+    return {
+      flaw: {
+        kind: 'motion',
+        length: between(s.motion, random),
+        direction: random() < 0.5 ? 'horizontal' : 'vertical',
+      },
+      words: 'camera shake',
+    };
   if (kind === 2) return { flaw: { kind: 'exposure', factor: between(s.dark, random) }, words: 'under-exposed' };
   if (kind === 3) return { flaw: { kind: 'exposure', factor: between(s.bright, random) }, words: 'blown out' };
-  return { flaw: { kind: 'noise', sigma: between(s.noise, random), seed: Math.floor(random() * 2 ** 31) }, words: 'high-ISO noise' };
+  return {
+    flaw: { kind: 'noise', sigma: between(s.noise, random), seed: Math.floor(random() * 2 ** 31) },
+    words: 'high-ISO noise',
+  };
 }
 
 function between([lo, hi]: [number, number], random: () => number): number {

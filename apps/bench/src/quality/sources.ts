@@ -16,9 +16,17 @@ const B = '/usr/share/backgrounds';
 
 export const SOURCES: readonly SourcePhoto[] = [
   ...[
-    'Bridge_by_Sander_Klootwijk', 'Dragonfly_by_Bolly', 'Picture_0B_by_freespace', 'Wine_by_Jakkub_Mede',
-    'aitzgorri_by_Aitzol_Berasategi', 'free_by_Peter_Nerlich', 'friends_by_Aitzol_Berasategi', 'greentock_by_Peter_Nerlich',
-    'life_by_Aitzol_Berasategi', 'picosdeeuropa_by_Aitzol_Berasategi', 'seeding_by_Clements_Engelhardt',
+    'Bridge_by_Sander_Klootwijk',
+    'Dragonfly_by_Bolly',
+    'Picture_0B_by_freespace',
+    'Wine_by_Jakkub_Mede',
+    'aitzgorri_by_Aitzol_Berasategi',
+    'free_by_Peter_Nerlich',
+    'friends_by_Aitzol_Berasategi',
+    'greentock_by_Peter_Nerlich',
+    'life_by_Aitzol_Berasategi',
+    'picosdeeuropa_by_Aitzol_Berasategi',
+    'seeding_by_Clements_Engelhardt',
     'sunset_by_Aitzol_Berasategi',
   ].map((name) => ({ package: 'lomiri-wallpapers-16.04', path: `${B}/${name}.jpg` })),
   { package: 'lomiri-wallpapers-20.04', path: `${B}/Kleiber_by_Lukas_Baubkus.jpg` },
@@ -27,8 +35,17 @@ export const SOURCES: readonly SourcePhoto[] = [
     path: `${B}/mate/nature/${name}.jpg`,
   })),
   ...[
-    'BytheWater', 'ColdRipple', 'ColorfulCups', 'DarkestHour', 'EveningGlow', 'FallenLeaf', 'Grey', 'Kite', 'OneStandsOut',
-    'Path', 'summer_1am',
+    'BytheWater',
+    'ColdRipple',
+    'ColorfulCups',
+    'DarkestHour',
+    'EveningGlow',
+    'FallenLeaf',
+    'Grey',
+    'Kite',
+    'OneStandsOut',
+    'Path',
+    'summer_1am',
   ].map((name) => ({ package: 'plasma-workspace-wallpapers', path: `${W}/${name}/contents/images/2560x1600.jpg` })),
 ];
 
@@ -43,6 +60,7 @@ export function ensureSources(log: (line: string) => void): { ok: true } | { ok:
   log(`installing the photographs: ${command}`);
   execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit' });
   const still = SOURCES.filter((s) => !existsSync(s.path));
-  if (still.length > 0) return { ok: false, command: `${command} (still missing: ${still.map((s) => s.path).join(', ')})` };
+  if (still.length > 0)
+    return { ok: false, command: `${command} (still missing: ${still.map((s) => s.path).join(', ')})` };
   return { ok: true };
 }

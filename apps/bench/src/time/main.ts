@@ -58,11 +58,21 @@ function whole(name: string, raw: string | undefined, fallback: number, min: num
 const quick = values.quick;
 const latencyMs = whole('latency-ms', values['latency-ms'], 2500, 1);
 const workers = whole('workers', values.workers, 2, 1);
-const concurrency = values['worker-concurrency'] === undefined ? null : String(whole('worker-concurrency', values['worker-concurrency'], 1, 1));
+const concurrency =
+  values['worker-concurrency'] === undefined
+    ? null
+    : String(whole('worker-concurrency', values['worker-concurrency'], 1, 1));
 const nice = values['worker-nice'] === undefined ? null : String(whole('worker-nice', values['worker-nice'], 10, 0));
-const sizes = quick ? { big: 200, small: 16, loadJobs: 5, loadPhotos: 200, fair: 60 } : { big: 2000, small: 16, loadJobs: 5, loadPhotos: 2000, fair: 300 };
+const sizes = quick
+  ? { big: 200, small: 16, loadJobs: 5, loadPhotos: 200, fair: 60 }
+  : { big: 2000, small: 16, loadJobs: 5, loadPhotos: 2000, fair: 300 };
 const label = values.label?.trim() || null;
-const slug = label ? `-${label.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}` : '';
+const slug = label
+  ? `-${label
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')}`
+  : '';
 const key = `time-to-picks${quick ? '-quick' : ''}${slug}`;
 const workDir = join(repoRoot, '.bench/time');
 
@@ -74,7 +84,8 @@ if (!values.render) {
 }
 const section = renderTimeSection(result);
 log(`\n${section}\n`);
-for (const t of timeTargets(result)) log(`${t.met ? 'met    ' : 'NOT MET'}  ${t.ratio.toFixed(2)} (${t.bound})  ${t.target}`);
+for (const t of timeTargets(result))
+  log(`${t.met ? 'met    ' : 'NOT MET'}  ${t.ratio.toFixed(2)} (${t.bound})  ${t.target}`);
 if (!values['no-report']) {
   const doc = join(repoRoot, 'docs/benchmarks.md');
   await writeSection(doc, key, section);
@@ -82,25 +93,63 @@ if (!values['no-report']) {
 }
 
 async function measure(): Promise<TimeResult> {
-  const { files, skippedHeic } = await ensureCorpus(resolve(values.corpus ?? join(repoRoot, '.bench/corpus')), 200, { log });
+  const { files, skippedHeic } = await ensureCorpus(resolve(values.corpus ?? join(repoRoot, '.bench/corpus')), 200, {
+    log,
+  });
   // Every run finds the files in the page cache: else the first (T₀) would pay the disk reads alone.
   log(`corpus: reading the ${files.length} files once`);
   for (const f of files) for await (const chunk of createReadStream(f.path, { highWaterMark: 1 << 20 })) void chunk;
   const fake = await FakeAnthropic.start();
   try {
-    const workerEnv: Record<string, string> = { VISION_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: fake.apiKey, ANTHROPIC_BASE_URL: fake.url };
+    const workerEnv: Record<string, string> = {
+      VISION_PROVIDER: 'anthropic',
+      ANTHROPIC_API_KEY: fake.apiKey,
+      ANTHROPIC_BASE_URL: fake.url,
+    };
     if (concurrency !== null) workerEnv.WORKER_CONCURRENCY = concurrency;
     if (nice !== null) workerEnv.WORKER_NICE = nice;
-    const ctx: LoadContext = { repoRoot, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', workDir, log, workerEnv };
+    const ctx: LoadContext = {
+      repoRoot,
+      redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      workDir,
+      log,
+      workerEnv,
+    };
     const bench: TimeBench = { ctx, fake, corpus: files, profile: profileFor(DEFAULT_MODEL), timeoutMs: 20 * 60_000 };
     const date = utcStamp();
     const instant = await runOneJob(bench, 1, 0, sizes.big);
     const latency = await runOneJob(bench, 1, latencyMs, sizes.big);
     const twoWorkers = await runOneJob(bench, 2, latencyMs, sizes.big);
-    const small = await runSmallUnderLoad(bench, { workers, latencyMs, smallPhotos: sizes.small, bigJobs: sizes.loadJobs, bigPhotos: sizes.loadPhotos });
+    const small = await runSmallUnderLoad(bench, {
+      workers,
+      latencyMs,
+      smallPhotos: sizes.small,
+      bigJobs: sizes.loadJobs,
+      bigPhotos: sizes.loadPhotos,
+    });
     const fair = await runFairShares(bench, { workers, latencyMs, photos: sizes.fair });
-    const corpus = { unique: files.length, meanBytes: files.reduce((n, f) => n + f.size, 0) / files.length, heicSkipped: skippedHeic };
-    return { key, date, label, quick, latencyMs, workerConcurrency: concurrency, workerNice: nice, host: describeHost(), corpus, corpusWarmed: true, instant, latency, twoWorkers, small, fair };
+    const corpus = {
+      unique: files.length,
+      meanBytes: files.reduce((n, f) => n + f.size, 0) / files.length,
+      heicSkipped: skippedHeic,
+    };
+    return {
+      key,
+      date,
+      label,
+      quick,
+      latencyMs,
+      workerConcurrency: concurrency,
+      workerNice: nice,
+      host: describeHost(),
+      corpus,
+      corpusWarmed: true,
+      instant,
+      latency,
+      twoWorkers,
+      small,
+      fair,
+    };
   } finally {
     await fake.close();
   }

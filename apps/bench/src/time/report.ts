@@ -52,7 +52,9 @@ const mbs = (n: number) => `${(n / MB).toFixed(0)} MB`;
 function loadNote(a: RunFacts, b: RunFacts): string {
   const [x, y] = [a.load.loadAtStart, b.load.loadAtStart];
   const steady = Math.abs(x - y) <= 0.25 * Math.max(x, y, 1);
-  return steady ? '' : `; **caution**: load average ${x.toFixed(1)} at the start of one run and ${y.toFixed(1)} of the other, so the machine's other work moved this ratio too`;
+  return steady
+    ? ''
+    : `; **caution**: load average ${x.toFixed(1)} at the start of one run and ${y.toFixed(1)} of the other, so the machine's other work moved this ratio too`;
 }
 
 export function timeTargets(r: TimeResult): TargetFigure[] {
@@ -114,7 +116,8 @@ export function timeTargets(r: TimeResult): TargetFigure[] {
 }
 
 function runRows(r: TimeResult): string[] {
-  const facts = (x: RunFacts) => `${x.peakRss.map(mbs).join(', ')} | ${x.load.loadAtStart.toFixed(1)} / ${x.load.loadMax.toFixed(1)}`;
+  const facts = (x: RunFacts) =>
+    `${x.peakRss.map(mbs).join(', ')} | ${x.load.loadAtStart.toFixed(1)} / ${x.load.loadMax.toFixed(1)}`;
   const one = (name: string, x: OneJobRun) =>
     `| ${name} | ${x.workers} | ${x.latencyMs} ms | ${x.photos} | ${s1(x.ms)} | ${x.grids} grids, ${x.modelCalls} model calls, recorded by ${x.workersUsed} worker(s) | ${facts(x)} |`;
   const s = r.small;
@@ -132,20 +135,25 @@ function runRows(r: TimeResult): string[] {
 
 export function renderTimeSection(r: TimeResult): string {
   const title = ['Time to picks (issue 13)', r.label, r.quick ? 'quick sizes' : null].filter(Boolean).join(', ');
-  const worker = `\`${Object.entries(WORKER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\``;
-  const rows = timeTargets(r).map((t) => `| ${t.target} | ${t.measured} | ${t.reference} | **${f2(t.ratio)}** (${t.bound}) | **${t.met ? 'met' : 'not met'}** | ${t.note} |`);
+  const worker = `\`${Object.entries(WORKER_MALLOC_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')} node ${WORKER_NODE_ARGS.join(' ')} apps/worker/dist/main.js\``;
+  const rows = timeTargets(r).map(
+    (t) =>
+      `| ${t.target} | ${t.measured} | ${t.reference} | **${f2(t.ratio)}** (${t.bound}) | **${t.met ? 'met' : 'not met'}** | ${t.note} |`,
+  );
   return [
     `<!-- bench:${r.key} -->`,
     `## ${title} — ${r.date}`,
     '',
-    hostLine(r.host, '; other processes of the machine may share these 2 cores (see each run\'s load average)'),
+    hostLine(r.host, "; other processes of the machine may share these 2 cores (see each run's load average)"),
     '',
     `Setup (\`npm run bench:time${r.quick ? ' -- --quick' : ''}\`): real worker processes (${worker}, LOG_LEVEL=warn${r.workerConcurrency ? `, WORKER_CONCURRENCY=${r.workerConcurrency}` : ''}${r.workerNice ? `, WORKER_NICE=${r.workerNice}` : ''}) ` +
       `on Redis with a private prefix and the local storage driver, a fresh set of workers for each run; the Anthropic provider (VISION_PROVIDER=anthropic, grids planned for its default model) ` +
       `pointed at the local Messages API server (\`FakeAnthropic\` of @triage/vision/testing, in the benchmark's process) answering every call after ${r.latencyMs} ms (\`--latency-ms\`), or at once for T₀. ` +
       `Photos: the camera-like corpus of \`npm run bench\` (${r.corpus.unique} distinct 24 MP files, mean ${(r.corpus.meanBytes / MB).toFixed(1)} MB, cycled to the job size${r.corpus.heicSkipped > 0 ? `; ${r.corpus.heicSkipped} HEIC left out: no heif-enc` : ''}${r.corpusWarmed ? '; read once before the first run, so that every run finds it in the page cache' : ''}), ` +
-      'each job submitted straight through @triage/queue with its user id, two passes, target 10 %. A job\'s time is the store\'s created_at → completed_at; ' +
-      'every wait is on state in Redis (a job ended, a job recorded a grid). Grids in flight are the big jobs\' grids whose record spans the submission (finishedAt − durationMs ≤ created_at < finishedAt).',
+      "each job submitted straight through @triage/queue with its user id, two passes, target 10 %. A job's time is the store's created_at → completed_at; " +
+      "every wait is on state in Redis (a job ended, a job recorded a grid). Grids in flight are the big jobs' grids whose record spans the submission (finishedAt − durationMs ≤ created_at < finishedAt).",
     '',
     '| target (issue 13) | measured | reference (same run) | ratio (bound) | status | detail |',
     '|---|---|---|---|---|---|',

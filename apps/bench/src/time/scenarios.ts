@@ -10,11 +10,30 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { VisionProfile } from '@triage/core';
-import { createTriageQueue, prepareTriage, submitTriage, type GridRecord, type PhotoInput, type TriageJobData, type TriageStatus } from '@triage/queue';
+import {
+  createTriageQueue,
+  prepareTriage,
+  submitTriage,
+  type GridRecord,
+  type PhotoInput,
+  type TriageJobData,
+  type TriageStatus,
+} from '@triage/queue';
 import type { FakeAnthropic } from '@triage/vision/testing';
 import type { Queue } from 'bullmq';
 import type { CorpusFile } from '../corpus.js';
-import { BUCKET, loadWatch, openService, sleep, stagePhotos, startWorkers, type LoadContext, type LoadSnapshot, type Proc, type Service } from '../load.js';
+import {
+  BUCKET,
+  loadWatch,
+  openService,
+  sleep,
+  stagePhotos,
+  startWorkers,
+  type LoadContext,
+  type LoadSnapshot,
+  type Proc,
+  type Service,
+} from '../load.js';
 import { memoryOf, MemorySampler } from '../proc.js';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
@@ -64,7 +83,12 @@ export interface RunFacts {
 }
 
 /** Runs `fn` on a fresh service with `workerCount` worker processes; adds the workers' peaks and the machine's load. */
-async function withService<T>(bench: TimeBench, name: string, workerCount: number, fn: (run: Running) => Promise<T>): Promise<T & RunFacts> {
+async function withService<T>(
+  bench: TimeBench,
+  name: string,
+  workerCount: number,
+  fn: (run: Running) => Promise<T>,
+): Promise<T & RunFacts> {
   const svc = await openService(bench.ctx, name);
   const queue = createTriageQueue({ connection: svc.redis, prefix: svc.prefix, retentionSeconds: 3600 });
   const workers: Proc[] = [];
@@ -84,14 +108,25 @@ async function withService<T>(bench: TimeBench, name: string, workerCount: numbe
         return { triageId, userId, photos: files.map((f) => ({ name: f.original_name, path: f.storage_path })) };
       },
       async submit(job) {
-        const input = { triageId: job.triageId, userId: job.userId, bucket: BUCKET, photos: job.photos, target: '10%', passes: 2 };
+        const input = {
+          triageId: job.triageId,
+          userId: job.userId,
+          bucket: BUCKET,
+          photos: job.photos,
+          target: '10%',
+          passes: 2,
+        };
         await submitTriage(queue, svc.store, prepareTriage(input, bench.profile, {}));
       },
       waitUntil: (ids, what, done) => waitUntil(bench, svc, workers, ids, what, done),
     };
     const result = await fn(run);
     samplers.forEach((s) => s.stop());
-    return { ...result, load: watch.stop(), peakRss: workers.map((w, i) => Math.max(samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)) };
+    return {
+      ...result,
+      load: watch.stop(),
+      peakRss: workers.map((w, i) => Math.max(samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)),
+    };
   } finally {
     samplers.forEach((s) => s.stop());
     watch?.stop();
@@ -116,7 +151,8 @@ async function waitUntil(
     if (statuses.every((s): s is TriageStatus => s !== null) && done(statuses)) return statuses;
     const dead = workers.find((w) => w.child.exitCode !== null);
     if (dead) throw new Error(`a worker exited while waiting for ${what}:\n${dead.tail()}`);
-    if (performance.now() - started > bench.timeoutMs) throw new Error(`${what}: not within ${bench.timeoutMs / 1000} s`);
+    if (performance.now() - started > bench.timeoutMs)
+      throw new Error(`${what}: not within ${bench.timeoutMs / 1000} s`);
     const grids = statuses.reduce((n, s) => n + (s?.grids_done ?? 0), 0);
     const line = `  ${what}: ${grids} grids recorded`;
     if (line !== lastLine) {
@@ -132,7 +168,9 @@ const allEnded = (statuses: TriageStatus[]) => statuses.every((s) => TERMINAL.in
 /** created_at → completed_at of a completed job, ms; a job that did not complete has no time to report. */
 function jobMs(status: TriageStatus): number {
   if (status.status !== 'completed' || !status.completed_at) {
-    throw new Error(`job ${status.job_id} ended ${status.status}${status.error_message ? `: ${status.error_message}` : ''}`);
+    throw new Error(
+      `job ${status.job_id} ended ${status.status}${status.error_message ? `: ${status.error_message}` : ''}`,
+    );
   }
   return Date.parse(status.completed_at) - Date.parse(status.created_at);
 }
@@ -149,7 +187,12 @@ export interface OneJobRun extends RunFacts {
 }
 
 /** Targets 1 and 2: one two-pass job alone on `workers` worker processes, the model answering after `latencyMs`. */
-export async function runOneJob(bench: TimeBench, workers: number, latencyMs: number, photos: number): Promise<OneJobRun> {
+export async function runOneJob(
+  bench: TimeBench,
+  workers: number,
+  latencyMs: number,
+  photos: number,
+): Promise<OneJobRun> {
   setModelLatency(bench.fake, latencyMs);
   const callsBefore = bench.fake.requests.length;
   bench.ctx.log(`one job: ${photos} photos, ${workers} worker(s), model latency ${latencyMs} ms`);
@@ -185,9 +228,14 @@ export interface SmallJobRun extends RunFacts {
  * Target 3: a small job alone on an idle service, then the same job submitted once each of `bigJobs` big jobs
  * (one per other user) has recorded at least one grid.
  */
-export async function runSmallUnderLoad(bench: TimeBench, o: { workers: number; latencyMs: number; smallPhotos: number; bigJobs: number; bigPhotos: number }): Promise<SmallJobRun> {
+export async function runSmallUnderLoad(
+  bench: TimeBench,
+  o: { workers: number; latencyMs: number; smallPhotos: number; bigJobs: number; bigPhotos: number },
+): Promise<SmallJobRun> {
   setModelLatency(bench.fake, o.latencyMs);
-  bench.ctx.log(`small job: ${o.smallPhotos} photos alone, then beside ${o.bigJobs} × ${o.bigPhotos} photos, ${o.workers} worker(s)`);
+  bench.ctx.log(
+    `small job: ${o.smallPhotos} photos alone, then beside ${o.bigJobs} × ${o.bigPhotos} photos, ${o.workers} worker(s)`,
+  );
   const r = await withService(bench, 'time-small', o.workers, async (run) => {
     const idle = await run.stage('time-small-user', o.smallPhotos);
     await run.submit(idle);
@@ -196,7 +244,11 @@ export async function runSmallUnderLoad(bench: TimeBench, o: { workers: number; 
     for (let i = 0; i < o.bigJobs; i++) bigs.push(await run.stage(`time-big-user-${i + 1}`, o.bigPhotos));
     const loaded = await run.stage('time-small-user', o.smallPhotos);
     for (const big of bigs) await run.submit(big);
-    await run.waitUntil(bigs.map((b) => b.triageId), 'a grid of every big job', (st) => st.every((s) => s.grids_done >= 1));
+    await run.waitUntil(
+      bigs.map((b) => b.triageId),
+      'a grid of every big job',
+      (st) => st.every((s) => s.grids_done >= 1),
+    );
     const activeAtSubmit = await run.queue.getActiveCount();
     await run.submit(loaded);
     const [status] = await run.waitUntil([loaded.triageId], 'small job beside the big ones', allEnded);
@@ -207,7 +259,10 @@ export async function runSmallUnderLoad(bench: TimeBench, o: { workers: number; 
 }
 
 /** The big jobs' grids in flight when the small job was created, and how many they recorded while it ran. */
-function inFlightAt(records: readonly GridRecord[], small: TriageStatus): { inFlight: number; drainMs: number; bigGridsMeanwhile: number } {
+function inFlightAt(
+  records: readonly GridRecord[],
+  small: TriageStatus,
+): { inFlight: number; drainMs: number; bigGridsMeanwhile: number } {
   const t = Date.parse(small.created_at);
   const end = Date.parse(small.completed_at ?? small.created_at);
   const flying = records.filter((g) => g.finishedAt - g.durationMs <= t && g.finishedAt > t);
@@ -231,14 +286,22 @@ export interface FairRun extends RunFacts {
 }
 
 /** Target 4: user A submits three jobs and user B one of the same size, all at once (B's last). */
-export async function runFairShares(bench: TimeBench, o: { workers: number; latencyMs: number; photos: number }): Promise<FairRun> {
+export async function runFairShares(
+  bench: TimeBench,
+  o: { workers: number; latencyMs: number; photos: number },
+): Promise<FairRun> {
   setModelLatency(bench.fake, o.latencyMs);
   bench.ctx.log(`fair shares: user A 3 × ${o.photos} photos, user B 1 × ${o.photos}, ${o.workers} worker(s)`);
   const r = await withService(bench, 'time-fair', o.workers, async (run) => {
     const jobs = [];
-    for (const user of ['time-user-a', 'time-user-a', 'time-user-a', 'time-user-b']) jobs.push(await run.stage(user, o.photos));
+    for (const user of ['time-user-a', 'time-user-a', 'time-user-a', 'time-user-b'])
+      jobs.push(await run.stage(user, o.photos));
     await Promise.all(jobs.map((j) => run.submit(j)));
-    const statuses = await run.waitUntil(jobs.map((j) => j.triageId), 'the four jobs', allEnded);
+    const statuses = await run.waitUntil(
+      jobs.map((j) => j.triageId),
+      'the four jobs',
+      allEnded,
+    );
     statuses.forEach(jobMs);
     const created = statuses.map((s) => Date.parse(s.created_at));
     const t0 = Math.min(...created);

@@ -112,7 +112,9 @@ export async function createSupabaseProductTables(pool: pg.Pool): Promise<void> 
 
 /** Gives a user `balance` credits (and, on the Supabase layout, the auth.users row it references). */
 export async function seedCredits(pool: pg.Pool, userId: string, balance: number): Promise<void> {
-  const hasAuth = (await pool.query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'auth' AND table_name = 'users'")).rowCount === 1;
+  const hasAuth =
+    (await pool.query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'auth' AND table_name = 'users'"))
+      .rowCount === 1;
   if (hasAuth) await pool.query('INSERT INTO auth.users (id) VALUES ($1) ON CONFLICT DO NOTHING', [userId]);
   await pool.query(
     'INSERT INTO credits (user_id, balance) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance',
@@ -121,10 +123,18 @@ export async function seedCredits(pool: pg.Pool, userId: string, balance: number
 }
 
 /** A user's balance and movements, as the tests check them. */
-export async function creditsOf(pool: pg.Pool, userId: string): Promise<{ balance: number; movements: { amount: number; type: string }[] }> {
-  const balance = (await pool.query<{ balance: number }>('SELECT balance FROM credits WHERE user_id = $1', [userId])).rows[0]?.balance ?? 0;
+export async function creditsOf(
+  pool: pg.Pool,
+  userId: string,
+): Promise<{ balance: number; movements: { amount: number; type: string }[] }> {
+  const balance =
+    (await pool.query<{ balance: number }>('SELECT balance FROM credits WHERE user_id = $1', [userId])).rows[0]
+      ?.balance ?? 0;
   const movements = (
-    await pool.query<{ amount: number; type: string }>('SELECT amount, type FROM transactions WHERE user_id = $1 ORDER BY created_at, id', [userId])
+    await pool.query<{ amount: number; type: string }>(
+      'SELECT amount, type FROM transactions WHERE user_id = $1 ORDER BY created_at, id',
+      [userId],
+    )
   ).rows;
   return { balance, movements };
 }

@@ -11,13 +11,18 @@ import { isJpeg } from '../exif.js';
  * up to 3 digits); when `thumbnail` (a small JPEG) is given, IFD1 pointing at it, as cameras write it. Any APP1
  * already present is kept after it; readers use the first.
  */
-export function withExif(jpeg: Buffer, options: { orientation?: number; thumbnail?: Buffer; captured?: string; subSec?: string }): Buffer {
+export function withExif(
+  jpeg: Buffer,
+  options: { orientation?: number; thumbnail?: Buffer; captured?: string; subSec?: string },
+): Buffer {
   if (!isJpeg(jpeg)) throw new Error('withExif needs a JPEG');
   const orientation = options.orientation ?? 1;
   const thumb = options.thumbnail;
   const { captured, subSec } = options;
-  if (captured !== undefined && captured.length !== 19) throw new Error(`captured must be "YYYY:MM:DD HH:MM:SS", got "${captured}"`);
-  if (subSec !== undefined && !/^\d{1,3}$/.test(subSec)) throw new Error(`subSec must be 1 to 3 digits, got "${subSec}"`);
+  if (captured !== undefined && captured.length !== 19)
+    throw new Error(`captured must be "YYYY:MM:DD HH:MM:SS", got "${captured}"`);
+  if (subSec !== undefined && !/^\d{1,3}$/.test(subSec))
+    throw new Error(`subSec must be 1 to 3 digits, got "${subSec}"`);
   // Little-endian TIFF: header (8), IFD0 (orientation, and the Exif IFD's offset), IFD1 with three entries,
   // the Exif IFD with DateTimeOriginal (and SubSecTimeOriginal) and the date's 20 bytes, then the thumbnail.
   const ifd0 = 8;

@@ -72,7 +72,11 @@ export function noisy(image: RawImage, amplitude: number, seed: number): RawImag
   return { ...image, data };
 }
 
-export async function writeJpeg(path: string, image: RawImage, options: { blur?: number; quality?: number } = {}): Promise<string> {
+export async function writeJpeg(
+  path: string,
+  image: RawImage,
+  options: { blur?: number; quality?: number } = {},
+): Promise<string> {
   let pipeline = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
   if (options.blur) pipeline = pipeline.blur(options.blur);
   await pipeline.jpeg({ quality: options.quality ?? 90 }).toFile(path);
@@ -80,7 +84,11 @@ export async function writeJpeg(path: string, image: RawImage, options: { blur?:
 }
 
 /** A fresh temp directory and its removal. */
-export async function tempDir(): Promise<{ dir: string; file: (name: string) => string; cleanup: () => Promise<void> }> {
+export async function tempDir(): Promise<{
+  dir: string;
+  file: (name: string) => string;
+  cleanup: () => Promise<void>;
+}> {
   const dir = await mkdtemp(join(tmpdir(), 'triage-images-'));
   return { dir, file: (name) => join(dir, name), cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -40,14 +40,22 @@ export async function writeVariant(source: string, spec: VariantSpec, out: strin
   const atCamera = longSide / CAMERA_LONG_SIDE;
   let image = sharp(source).autoOrient().extract(crop).resize(width, height, { kernel: 'lanczos3' }).removeAlpha();
   for (const flaw of spec.flaws ?? []) {
-    if (flaw.kind === 'defocus') image = sharp(await image.raw().toBuffer(), rawOf(width, height)).blur(Math.max(0.3, flaw.sigma * atCamera));
-    if (flaw.kind === 'motion') image = sharp(await image.raw().toBuffer(), rawOf(width, height)).convolve(lineKernel(flaw.length * atCamera, flaw.direction));
+    if (flaw.kind === 'defocus')
+      image = sharp(await image.raw().toBuffer(), rawOf(width, height)).blur(Math.max(0.3, flaw.sigma * atCamera));
+    if (flaw.kind === 'motion')
+      image = sharp(await image.raw().toBuffer(), rawOf(width, height)).convolve(
+        lineKernel(flaw.length * atCamera, flaw.direction),
+      );
   }
   const rgb = await image.raw().toBuffer();
-  const exposure = (spec.exposure ?? 1) * (spec.flaws ?? []).reduce((f, x) => (x.kind === 'exposure' ? f * x.factor : f), 1);
+  const exposure =
+    (spec.exposure ?? 1) * (spec.flaws ?? []).reduce((f, x) => (x.kind === 'exposure' ? f * x.factor : f), 1);
   if (exposure !== 1) applyExposure(rgb, exposure);
-  for (const flaw of spec.flaws ?? []) if (flaw.kind === 'noise') addNoise(rgb, flaw.sigma * Math.sqrt(atCamera), flaw.seed);
-  await sharp(rgb, rawOf(width, height)).jpeg({ quality: spec.quality ?? 90 }).toFile(out);
+  for (const flaw of spec.flaws ?? [])
+    if (flaw.kind === 'noise') addNoise(rgb, flaw.sigma * Math.sqrt(atCamera), flaw.seed);
+  await sharp(rgb, rawOf(width, height))
+    .jpeg({ quality: spec.quality ?? 90 })
+    .toFile(out);
 }
 
 function rawOf(width: number, height: number) {

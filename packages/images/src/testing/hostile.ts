@@ -67,7 +67,8 @@ interface Raw {
 export function quadrantImage(width: number, height: number, colours: Quadrants = QUADRANTS): Raw {
   const data = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) data.set(colours[(y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)]!, (y * width + x) * 3);
+    for (let x = 0; x < width; x++)
+      data.set(colours[(y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)]!, (y * width + x) * 3);
   }
   return { data, width, height };
 }
@@ -138,7 +139,13 @@ export async function writeHostileSet(dir: string): Promise<HostilePhoto[]> {
     await writeFile(path, bytes);
     photos.push({ ...photo, path });
   };
-  const readable = (width: number, height: number, format: string, quadrants: Quadrants = QUADRANTS, tolerance = 24): HostileExpectation => ({
+  const readable = (
+    width: number,
+    height: number,
+    format: string,
+    quadrants: Quadrants = QUADRANTS,
+    tolerance = 24,
+  ): HostileExpectation => ({
     outcome: 'thumbnail',
     source: { width, height, format },
     quadrants,
@@ -148,24 +155,60 @@ export async function writeHostileSet(dir: string): Promise<HostilePhoto[]> {
   const mainJpeg = await jpeg(photo);
   const smallJpeg = await jpeg(quadrantImage(320, 240));
 
-  await add({ label: 'truncated JPEG', name: 'truncated.jpg', expected: { outcome: 'refused', reason: /^corrupt or truncated image: \S/ } }, mainJpeg.subarray(0, mainJpeg.length >> 1));
-  await add({ label: 'zero bytes', name: 'empty.jpg', expected: { outcome: 'refused', reason: /^empty file \(0 bytes\)$/ } }, Buffer.alloc(0));
   await add(
-    { label: 'text named .jpg', name: 'notes.jpg', expected: { outcome: 'refused', reason: /^not an image: unsupported or unrecognised format$/ } },
+    {
+      label: 'truncated JPEG',
+      name: 'truncated.jpg',
+      expected: { outcome: 'refused', reason: /^corrupt or truncated image: \S/ },
+    },
+    mainJpeg.subarray(0, mainJpeg.length >> 1),
+  );
+  await add(
+    { label: 'zero bytes', name: 'empty.jpg', expected: { outcome: 'refused', reason: /^empty file \(0 bytes\)$/ } },
+    Buffer.alloc(0),
+  );
+  await add(
+    {
+      label: 'text named .jpg',
+      name: 'notes.jpg',
+      expected: { outcome: 'refused', reason: /^not an image: unsupported or unrecognised format$/ },
+    },
     'shopping list: eggs, milk, 2 2\n',
   );
   await add(
-    { label: 'SVG text named .jpg', name: 'drawing.jpg', expected: { outcome: 'refused', reason: /^unsupported format: svg$/ } },
+    {
+      label: 'SVG text named .jpg',
+      name: 'drawing.jpg',
+      expected: { outcome: 'refused', reason: /^unsupported format: svg$/ },
+    },
     '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><rect width="100" height="100" fill="red"/></svg>',
   );
 
   // Decompression bombs: a few hundred bytes to ~100 KB each, claiming 900 MP (2.7 GB as RGB).
-  await add({ label: 'bomb: PNG header claiming 30,000 × 30,000', name: 'bomb-header.png', expected: { outcome: 'refused', reason: TOO_LARGE } }, png(BOMB_SIDE, BOMB_SIDE, 8, 2, deflateSync(Buffer.alloc(0))));
   await add(
-    { label: 'bomb: 30,000 × 30,000 1-bit PNG that really inflates', name: 'bomb-deflate.png', expected: { outcome: 'refused', reason: TOO_LARGE } },
+    {
+      label: 'bomb: PNG header claiming 30,000 × 30,000',
+      name: 'bomb-header.png',
+      expected: { outcome: 'refused', reason: TOO_LARGE },
+    },
+    png(BOMB_SIDE, BOMB_SIDE, 8, 2, deflateSync(Buffer.alloc(0))),
+  );
+  await add(
+    {
+      label: 'bomb: 30,000 × 30,000 1-bit PNG that really inflates',
+      name: 'bomb-deflate.png',
+      expected: { outcome: 'refused', reason: TOO_LARGE },
+    },
     png(BOMB_SIDE, BOMB_SIDE, 1, 0, await deflateRepeated(Buffer.alloc(1 + BOMB_SIDE / 8), BOMB_SIDE)),
   );
-  await add({ label: 'bomb: JPEG frame header claiming 30,000 × 30,000', name: 'bomb.jpg', expected: { outcome: 'refused', reason: TOO_LARGE } }, withFrameSize(await jpeg(quadrantImage(64, 64)), BOMB_SIDE, BOMB_SIDE));
+  await add(
+    {
+      label: 'bomb: JPEG frame header claiming 30,000 × 30,000',
+      name: 'bomb.jpg',
+      expected: { outcome: 'refused', reason: TOO_LARGE },
+    },
+    withFrameSize(await jpeg(quadrantImage(64, 64)), BOMB_SIDE, BOMB_SIDE),
+  );
   await add(
     {
       label: 'bomb: JPEG claiming 30,000 × 30,000 with a good EXIF thumbnail',
@@ -173,19 +216,32 @@ export async function writeHostileSet(dir: string): Promise<HostilePhoto[]> {
       expected: { outcome: 'refused', reason: TOO_LARGE },
       embedded: 'rejected',
     },
-    withExif(withFrameSize(await jpeg(quadrantImage(64, 64)), BOMB_SIDE, BOMB_SIDE), { thumbnail: await jpeg(quadrantImage(240, 240)) }),
+    withExif(withFrameSize(await jpeg(quadrantImage(64, 64)), BOMB_SIDE, BOMB_SIDE), {
+      thumbnail: await jpeg(quadrantImage(240, 240)),
+    }),
   );
 
   {
     // Colours inside the CMYK gamut, so that the round trip through libvips' CMYK profile keeps them within
     // about 20 levels; CMYK read as RGB, or with inverted (Adobe) inks, would miss by a hundred or more.
-    const inks: Quadrants = [[200, 60, 50], [80, 160, 80], [60, 80, 170], [240, 240, 240]];
+    const inks: Quadrants = [
+      [200, 60, 50],
+      [80, 160, 80],
+      [60, 80, 170],
+      [240, 240, 240],
+    ];
     await add(
       { label: 'CMYK JPEG', name: 'cmyk.jpg', expected: readable(400, 300, 'jpeg', inks, 32) },
-      await sharp(quadrantImage(400, 300, inks).data, { raw: { width: 400, height: 300, channels: 3 } }).toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer(),
+      await sharp(quadrantImage(400, 300, inks).data, { raw: { width: 400, height: 300, channels: 3 } })
+        .toColourspace('cmyk')
+        .jpeg({ quality: 90 })
+        .toBuffer(),
     );
   }
-  await add({ label: '16-bit PNG', name: 'deep.png', expected: readable(400, 300, 'png') }, png(400, 300, 16, 2, deflateSync(rows16(photo))));
+  await add(
+    { label: '16-bit PNG', name: 'deep.png', expected: readable(400, 300, 'png') },
+    png(400, 300, 16, 2, deflateSync(rows16(photo))),
+  );
   {
     // Top-left quadrant fully transparent: flattened onto white.
     const rgba = Buffer.alloc(400 * 300 * 4);
@@ -194,49 +250,97 @@ export async function writeHostileSet(dir: string): Promise<HostilePhoto[]> {
       rgba.set([...photo.data.subarray(i * 3, i * 3 + 3), transparent ? 0 : 255], i * 4);
     }
     await add(
-      { label: 'PNG with alpha', name: 'alpha.png', expected: readable(400, 300, 'png', [[255, 255, 255], GREEN, BLUE, WHITE]) },
-      await sharp(rgba, { raw: { width: 400, height: 300, channels: 4 } }).png().toBuffer(),
+      {
+        label: 'PNG with alpha',
+        name: 'alpha.png',
+        expected: readable(400, 300, 'png', [[255, 255, 255], GREEN, BLUE, WHITE]),
+      },
+      await sharp(rgba, { raw: { width: 400, height: 300, channels: 4 } })
+        .png()
+        .toBuffer(),
     );
   }
   {
     // Two frames: the picture, then its colours reversed. Policy: the first frame is the photo.
     const frames = Buffer.concat([photo.data, quadrantImage(400, 300, [WHITE, BLUE, GREEN, RED]).data]);
     const animated = () => sharp(frames, { raw: { width: 400, height: 600, channels: 3, pageHeight: 300 } });
-    await add({ label: 'animated GIF (2 frames)', name: 'animated.gif', expected: readable(400, 300, 'gif') }, await animated().gif().toBuffer());
-    await add({ label: 'animated WebP (2 frames)', name: 'animated.webp', expected: readable(400, 300, 'webp') }, await animated().webp({ quality: 90 }).toBuffer());
+    await add(
+      { label: 'animated GIF (2 frames)', name: 'animated.gif', expected: readable(400, 300, 'gif') },
+      await animated().gif().toBuffer(),
+    );
+    await add(
+      { label: 'animated WebP (2 frames)', name: 'animated.webp', expected: readable(400, 300, 'webp') },
+      await animated().webp({ quality: 90 }).toBuffer(),
+    );
   }
-  await add({ label: '1 × 1 pixel', name: 'pixel.jpg', expected: readable(1, 1, 'jpeg', [RED, RED, RED, RED]) }, await jpeg(quadrantImage(1, 1)));
-  await add({ label: '20,000 × 100 panorama', name: 'panorama.jpg', expected: readable(20_000, 100, 'jpeg') }, await jpeg(quadrantImage(20_000, 100)));
+  await add(
+    { label: '1 × 1 pixel', name: 'pixel.jpg', expected: readable(1, 1, 'jpeg', [RED, RED, RED, RED]) },
+    await jpeg(quadrantImage(1, 1)),
+  );
+  await add(
+    { label: '20,000 × 100 panorama', name: 'panorama.jpg', expected: readable(20_000, 100, 'jpeg') },
+    await jpeg(quadrantImage(20_000, 100)),
+  );
 
   for (let orientation = 1; orientation <= 8; orientation++) {
     const stored = storedFor(photo, orientation);
     await add(
-      { label: `EXIF orientation ${orientation}`, name: `orientation-${orientation}.jpg`, expected: readable(400, 300, 'jpeg') },
-      await sharp(stored.data, { raw: { width: stored.width, height: stored.height, channels: 3 } }).jpeg({ quality: 90 }).withMetadata({ orientation }).toBuffer(),
+      {
+        label: `EXIF orientation ${orientation}`,
+        name: `orientation-${orientation}.jpg`,
+        expected: readable(400, 300, 'jpeg'),
+      },
+      await sharp(stored.data, { raw: { width: stored.width, height: stored.height, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .withMetadata({ orientation })
+        .toBuffer(),
     );
   }
   for (let orientation = 1; orientation <= 8; orientation++) {
     // The embedded thumbnail is stored the way the main image is; the main image's orientation applies to both.
-    const file = withExif(await jpeg(storedFor(photo, orientation)), { orientation, thumbnail: await jpeg(storedFor(quadrantImage(320, 240), orientation)) });
+    const file = withExif(await jpeg(storedFor(photo, orientation)), {
+      orientation,
+      thumbnail: await jpeg(storedFor(quadrantImage(320, 240), orientation)),
+    });
     await add(
-      { label: `EXIF orientation ${orientation}, with an EXIF thumbnail`, name: `orientation-${orientation}-exif.jpg`, expected: readable(400, 300, 'jpeg'), embedded: 'usable' },
+      {
+        label: `EXIF orientation ${orientation}, with an EXIF thumbnail`,
+        name: `orientation-${orientation}-exif.jpg`,
+        expected: readable(400, 300, 'jpeg'),
+        embedded: 'usable',
+      },
       file,
     );
   }
 
   await add(
-    { label: 'EXIF thumbnail with damaged entropy data', name: 'exif-corrupt-thumbnail.jpg', expected: readable(400, 300, 'jpeg'), embedded: 'rejected' },
+    {
+      label: 'EXIF thumbnail with damaged entropy data',
+      name: 'exif-corrupt-thumbnail.jpg',
+      expected: readable(400, 300, 'jpeg'),
+      embedded: 'rejected',
+    },
     withExif(mainJpeg, { thumbnail: damaged(smallJpeg) }),
   );
   {
     const file = withExif(mainJpeg, { thumbnail: smallJpeg });
     await add(
-      { label: 'EXIF thumbnail claiming 2 GB, more than the file', name: 'exif-thumbnail-too-long.jpg', expected: readable(400, 300, 'jpeg'), embedded: 'ignored' },
+      {
+        label: 'EXIF thumbnail claiming 2 GB, more than the file',
+        name: 'exif-thumbnail-too-long.jpg',
+        expected: readable(400, 300, 'jpeg'),
+        embedded: 'ignored',
+      },
       withThumbnailLength(file, 0x7fff_ffff),
     );
     // Still inside the file (and the head), but running past its EXIF segment into the main image's data.
     await add(
-      { label: 'EXIF thumbnail running past its EXIF segment', name: 'exif-thumbnail-past-segment.jpg', expected: readable(400, 300, 'jpeg'), embedded: 'ignored' },
+      {
+        label: 'EXIF thumbnail running past its EXIF segment',
+        name: 'exif-thumbnail-past-segment.jpg',
+        expected: readable(400, 300, 'jpeg'),
+        embedded: 'ignored',
+      },
       withThumbnailLength(file, smallJpeg.length + 64),
     );
   }
@@ -244,12 +348,24 @@ export async function writeHostileSet(dir: string): Promise<HostilePhoto[]> {
   const heic = join(dir, 'photo.heic');
   await copyFile(HEIC_FIXTURE, heic);
   // 640 × 480: top-left quadrant green, the rest of the left half red, the right half blue.
-  photos.push({ label: 'HEIC (HEVC)', name: 'photo.heic', path: heic, expected: readable(640, 480, 'heif', [[0, 220, 0], [0, 0, 230], [230, 0, 0], [0, 0, 230]]) });
+  photos.push({
+    label: 'HEIC (HEVC)',
+    name: 'photo.heic',
+    path: heic,
+    expected: readable(640, 480, 'heif', [
+      [0, 220, 0],
+      [0, 0, 230],
+      [230, 0, 0],
+      [0, 0, 230],
+    ]),
+  });
   return photos;
 }
 
 function jpeg(image: Raw): Promise<Buffer> {
-  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** A copy of `jpeg` whose frame header (SOF0) claims another size; the data stays that of the real one. */
@@ -284,7 +400,8 @@ function withThumbnailLength(file: Buffer, length: number): Buffer {
   // Tag 0x0202, type LONG, count 1, little-endian, followed by the current length.
   const entry = Buffer.from([0x02, 0x02, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00]);
   const at = file.indexOf(entry);
-  if (current === undefined || at < 0 || file.readUInt32LE(at + 8) !== current) throw new Error('no IFD1 thumbnail length to rewrite');
+  if (current === undefined || at < 0 || file.readUInt32LE(at + 8) !== current)
+    throw new Error('no IFD1 thumbnail length to rewrite');
   const out = Buffer.from(file);
   out.writeUInt32LE(length, at + 8);
   return out;
@@ -295,7 +412,8 @@ function rows16(image: Raw): Buffer {
   const stride = 1 + image.width * 6;
   const out = Buffer.alloc(stride * image.height);
   for (let y = 0; y < image.height; y++) {
-    for (let i = 0; i < image.width * 3; i++) out.writeUInt16BE(image.data[y * image.width * 3 + i]! * 257, y * stride + 1 + i * 2);
+    for (let i = 0; i < image.width * 3; i++)
+      out.writeUInt16BE(image.data[y * image.width * 3 + i]! * 257, y * stride + 1 + i * 2);
   }
   return out;
 }

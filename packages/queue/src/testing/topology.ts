@@ -14,7 +14,12 @@ import { freePort, startRedisServer, type RedisServer } from '../redis-server.js
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value, or fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -31,7 +36,9 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 /** Runs one command on one node (a data node or a Sentinel) and disconnects. */
 export async function nodeCommand(port: number, ...args: (string | number)[]): Promise<unknown> {
-  const client = redisConnection({ kind: 'single', url: `redis://127.0.0.1:${port}`, explicit: true }, 'producer', { lazyConnect: true });
+  const client = redisConnection({ kind: 'single', url: `redis://127.0.0.1:${port}`, explicit: true }, 'producer', {
+    lazyConnect: true,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -44,7 +51,12 @@ export async function nodeCommand(port: number, ...args: (string | number)[]): P
 /** `INFO section` of one node as a map. */
 async function info(port: number, section: string): Promise<Map<string, string>> {
   const text = String(await nodeCommand(port, 'INFO', section));
-  return new Map(text.split(/\r?\n/).filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]));
+  return new Map(
+    text
+      .split(/\r?\n/)
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+  );
 }
 
 export interface Topology {
@@ -77,7 +89,10 @@ export async function startSentinelSet(name = 'triage', downAfterMs = 2000): Pro
   try {
     const master = await startRedisServer({ dir: await sub(dir, 'master'), args: ['--appendonly', 'no'] });
     nodes.set(master.port, master);
-    const replica = await startRedisServer({ dir: await sub(dir, 'replica'), args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    const replica = await startRedisServer({
+      dir: await sub(dir, 'replica'),
+      args: ['--replicaof', '127.0.0.1', String(master.port)],
+    });
     nodes.set(replica.port, replica);
     await waitFor('the replica to sync', () => replicaInSync(replica.port));
     for (let i = 0; i < 3; i++) {
@@ -96,18 +111,28 @@ export async function startSentinelSet(name = 'triage', downAfterMs = 2000): Pro
       sentinels.push(await startRedisServer({ dir: sdir, sentinelConfig: config }));
     }
     for (const s of sentinels) {
-      await waitFor(`Sentinel ${s.port} to see the replica and the other Sentinels`, async () => {
-        const flat = (await nodeCommand(s.port, 'SENTINEL', 'MASTER', name)) as string[];
-        const m = new Map<string, string>();
-        for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
-        return m.get('num-slaves') === '1' && m.get('num-other-sentinels') === '2' && m.get('flags') === 'master';
-      }, 60_000);
+      await waitFor(
+        `Sentinel ${s.port} to see the replica and the other Sentinels`,
+        async () => {
+          const flat = (await nodeCommand(s.port, 'SENTINEL', 'MASTER', name)) as string[];
+          const m = new Map<string, string>();
+          for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+          return m.get('num-slaves') === '1' && m.get('num-other-sentinels') === '2' && m.get('flags') === 'master';
+        },
+        60_000,
+      );
     }
     const list = sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
-    const masterPort = async () => Number(((await nodeCommand(sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)) as string[])[1]);
+    const masterPort = async () =>
+      Number(((await nodeCommand(sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)) as string[])[1]);
     return {
       env: { REDIS_SENTINELS: list, REDIS_SENTINEL_NAME: name },
-      target: { kind: 'sentinel', sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name, tls: false },
+      target: {
+        kind: 'sentinel',
+        sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
+        name,
+        tls: false,
+      },
       nodes,
       async killMasterOf() {
         const port = await masterPort();
@@ -115,11 +140,15 @@ export async function startSentinelSet(name = 'triage', downAfterMs = 2000): Pro
         return port;
       },
       async promoted(_key, oldPort, timeoutMs = 60_000) {
-        return waitFor('a Sentinel failover', async () => {
-          const port = await masterPort();
-          if (port === oldPort) return undefined;
-          return (await info(port, 'replication')).get('role') === 'master' ? port : undefined;
-        }, timeoutMs);
+        return waitFor(
+          'a Sentinel failover',
+          async () => {
+            const port = await masterPort();
+            if (port === oldPort) return undefined;
+            return (await info(port, 'replication')).get('role') === 'master' ? port : undefined;
+          },
+          timeoutMs,
+        );
       },
       stop,
     };
@@ -156,10 +185,13 @@ async function clusterNodes(port: number): Promise<ClusterNodeLine[]> {
         port: Number(/:(\d+)@/.exec(f[1]!)![1]),
         master: flags.includes('master'),
         failed: flags.includes('fail') || flags.includes('fail?'),
-        slots: f.slice(8).filter((s) => /^\d/.test(s)).map((s) => {
-          const [a, b] = s.split('-').map(Number);
-          return [a!, b ?? a!] as [number, number];
-        }),
+        slots: f
+          .slice(8)
+          .filter((s) => /^\d/.test(s))
+          .map((s) => {
+            const [a, b] = s.split('-').map(Number);
+            return [a!, b ?? a!] as [number, number];
+          }),
       };
     });
 }
@@ -177,25 +209,47 @@ export async function startRedisCluster(nodeTimeoutMs = 2000): Promise<Topology>
       const busPort = await freePort();
       const server = await startRedisServer({
         dir: await sub(dir, `node-${i}`),
-        args: ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-node-timeout', String(nodeTimeoutMs), '--appendonly', 'no'],
+        args: [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-port',
+          String(busPort),
+          '--cluster-node-timeout',
+          String(nodeTimeoutMs),
+          '--appendonly',
+          'no',
+        ],
       });
       nodes.set(server.port, server);
     }
     const ports = [...nodes.keys()];
     await createCluster(ports);
     for (const port of ports) {
-      await waitFor(`cluster state ok at ${port}`, async () => /cluster_state:ok/.test(String(await nodeCommand(port, 'CLUSTER', 'INFO'))), 60_000);
+      await waitFor(
+        `cluster state ok at ${port}`,
+        async () => /cluster_state:ok/.test(String(await nodeCommand(port, 'CLUSTER', 'INFO'))),
+        60_000,
+      );
     }
     for (const port of ports) {
-      if ((await info(port, 'replication')).get('role') === 'slave') await waitFor(`replica ${port} to sync`, () => replicaInSync(port), 60_000);
+      if ((await info(port, 'replication')).get('role') === 'slave')
+        await waitFor(`replica ${port} to sync`, () => replicaInSync(port), 60_000);
     }
-    await waitFor('every node to know three masters with a replica each', async () => {
-      for (const port of ports) {
-        const seen = await clusterNodes(port);
-        if (seen.filter((n) => n.master && n.slots.length > 0).length !== 3 || seen.filter((n) => !n.master).length !== 3) return false;
-      }
-      return true;
-    }, 60_000);
+    await waitFor(
+      'every node to know three masters with a replica each',
+      async () => {
+        for (const port of ports) {
+          const seen = await clusterNodes(port);
+          if (
+            seen.filter((n) => n.master && n.slots.length > 0).length !== 3 ||
+            seen.filter((n) => !n.master).length !== 3
+          )
+            return false;
+        }
+        return true;
+      },
+      60_000,
+    );
     const owner = async (key: string, askPort: number) => {
       const slot = Number(await nodeCommand(askPort, 'CLUSTER', 'KEYSLOT', key));
       const seen = await clusterNodes(askPort);
@@ -212,13 +266,19 @@ export async function startRedisCluster(nodeTimeoutMs = 2000): Promise<Topology>
       },
       async promoted(key, oldPort, timeoutMs = 60_000) {
         const alive = ports.filter((p) => p !== oldPort);
-        return waitFor('a Cluster failover', async () => {
-          for (const port of alive) {
-            if (!/cluster_state:ok/.test(String(await nodeCommand(port, 'CLUSTER', 'INFO')))) return undefined;
-          }
-          const port = await owner(key, alive[0]!);
-          return port !== undefined && port !== oldPort && (await info(port, 'replication')).get('role') === 'master' ? port : undefined;
-        }, timeoutMs);
+        return waitFor(
+          'a Cluster failover',
+          async () => {
+            for (const port of alive) {
+              if (!/cluster_state:ok/.test(String(await nodeCommand(port, 'CLUSTER', 'INFO')))) return undefined;
+            }
+            const port = await owner(key, alive[0]!);
+            return port !== undefined && port !== oldPort && (await info(port, 'replication')).get('role') === 'master'
+              ? port
+              : undefined;
+          },
+          timeoutMs,
+        );
       },
       stop,
     };
@@ -230,9 +290,13 @@ export async function startRedisCluster(nodeTimeoutMs = 2000): Promise<Topology>
 
 /** `redis-cli --cluster create … --cluster-replicas 1 --cluster-yes`, bounded. */
 async function createCluster(ports: number[]): Promise<void> {
-  const child = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'redis-cli',
+    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -132,7 +132,10 @@ export interface FakeSupabaseOptions {
   /** Image transformation (default on). Can be changed while running (`fake.transforms`). */
   transforms?: TransformMode;
   /** Makes the transformed image; by default the original bytes come back unchanged. */
-  render?: (object: StoredObject, transform: RenderInput) => Promise<{ body: Buffer; contentType: string }> | { body: Buffer; contentType: string };
+  render?: (
+    object: StoredObject,
+    transform: RenderInput,
+  ) => Promise<{ body: Buffer; contentType: string }> | { body: Buffer; contentType: string };
   /** Largest source the transform accepts (default 25 MB) and its pixel limit (default 50 MP). */
   maxTransformBytes?: number;
   maxTransformPixels?: number;
@@ -140,7 +143,16 @@ export interface FakeSupabaseOptions {
   chunkBytes?: number;
 }
 
-const TRANSFORM_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif', 'image/gif', 'image/heic', 'image/heif', 'image/tiff']);
+const TRANSFORM_TYPES = new Set([
+  'image/jpeg',
+  'image/png',
+  'image/webp',
+  'image/avif',
+  'image/gif',
+  'image/heic',
+  'image/heif',
+  'image/tiff',
+]);
 
 function errorBody(statusCode: string, error: string, message: string, code?: string) {
   return { statusCode, ...(code && { code }), error, message };
@@ -222,7 +234,12 @@ export class FakeSupabase {
 
   // ------------------------------------------------------------ objects
 
-  put(bucket: string, path: string, body: Buffer, options: { contentType?: string; width?: number; height?: number } = {}): StoredObject {
+  put(
+    bucket: string,
+    path: string,
+    body: Buffer,
+    options: { contentType?: string; width?: number; height?: number } = {},
+  ): StoredObject {
     const size = encodedImageInfo(body);
     const now = new Date();
     const object: StoredObject = {
@@ -311,7 +328,8 @@ export class FakeSupabase {
     };
     res.on('finish', finish);
     res.on('close', finish);
-    if (base && !url.pathname.startsWith(`${base}/`)) return this.json(res, 404, { message: 'no Route matched with those values' });
+    if (base && !url.pathname.startsWith(`${base}/`))
+      return this.json(res, 404, { message: 'no Route matched with those values' });
     const method = req.method ?? 'GET';
     const pathname = url.pathname.slice(base.length);
     const route = this.route(method, pathname);
@@ -330,7 +348,12 @@ export class FakeSupabase {
         return this.json(res, 400, errorBody('400', 'Bad Request', 'Body is not valid JSON', 'InvalidRequest'));
       }
     }
-    if (this.outage !== null) return this.json(res, this.outage, errorBody(String(this.outage), 'Service Unavailable', 'storage is unavailable'));
+    if (this.outage !== null)
+      return this.json(
+        res,
+        this.outage,
+        errorBody(String(this.outage), 'Service Unavailable', 'storage is unavailable'),
+      );
     if (route.op === 'unknown') return this.json(res, 404, routeNotFound(method, url.pathname));
     const render = route.op === 'render' || route.op === 'signedRender';
     if (render && this.transforms === 'off-self-hosted') {
@@ -344,7 +367,11 @@ export class FakeSupabase {
       if (refused) return this.json(res, refused.status, refused.body);
     }
     if (render && this.transforms === 'off-hosted') {
-      return this.json(res, 403, errorBody('403', 'FeatureNotEnabled', 'feature not enabled for this tenant', 'FeatureNotEnabled'));
+      return this.json(
+        res,
+        403,
+        errorBody('403', 'FeatureNotEnabled', 'feature not enabled for this tenant', 'FeatureNotEnabled'),
+      );
     }
     if (route.bucket !== undefined && !this.buckets.has(route.bucket)) return this.json(res, 404, NO_BUCKET);
     if (route.path !== undefined && (/[^\x20-\x7e]/.test(route.path) || route.path.includes('%'))) {
@@ -360,7 +387,16 @@ export class FakeSupabase {
     }
     if (fault?.kind === 'status') {
       for (const [k, v] of Object.entries(fault.headers ?? {})) res.setHeader(k, v);
-      return this.json(res, fault.status, fault.body ?? errorBody(String(fault.status), fault.status >= 500 ? 'internal' : 'error', fault.status >= 500 ? 'Internal Server Error' : 'Error'));
+      return this.json(
+        res,
+        fault.status,
+        fault.body ??
+          errorBody(
+            String(fault.status),
+            fault.status >= 500 ? 'internal' : 'error',
+            fault.status >= 500 ? 'Internal Server Error' : 'Error',
+          ),
+      );
     }
     if (fault?.kind === 'stall' && fault.beforeHeaders) return; // never answer
     // The anon key sees no object: row-level security hides every row from it.
@@ -368,14 +404,26 @@ export class FakeSupabase {
 
     switch (route.op) {
       case 'bucket':
-        return hidden ? this.json(res, 400, NO_BUCKET) : this.json(res, 200, { id: route.bucket, name: route.bucket, public: false, ...this.bucketJson(route.bucket!) });
+        return hidden
+          ? this.json(res, 400, NO_BUCKET)
+          : this.json(res, 200, {
+              id: route.bucket,
+              name: route.bucket,
+              public: false,
+              ...this.bucketJson(route.bucket!),
+            });
       case 'download':
       case 'head':
         return this.serveObject(req, res, route.bucket!, route.path!, fault, route.op === 'head', hidden);
       case 'info':
         return this.info(res, route.bucket!, route.path!, hidden);
       case 'upload':
-        if (hidden) return this.json(res, 400, errorBody('403', 'Unauthorized', 'new row violates row-level security policy', 'AccessDenied'));
+        if (hidden)
+          return this.json(
+            res,
+            400,
+            errorBody('403', 'Unauthorized', 'new row violates row-level security policy', 'AccessDenied'),
+          );
         return this.upload(req, res, route.bucket!, route.path!, body);
       case 'remove':
         return this.remove(res, route.bucket!, json, hidden);
@@ -389,7 +437,8 @@ export class FakeSupabase {
       case 'signedRender': {
         const claims = this.verify(url.searchParams.get('token'), route.bucket!, route.path!);
         if ('refused' in claims) return this.json(res, 400, claims.refused);
-        if (route.op === 'signedGet') return this.serveObject(req, res, route.bucket!, route.path!, fault, false, false);
+        if (route.op === 'signedGet')
+          return this.serveObject(req, res, route.bucket!, route.path!, fault, false, false);
         return this.render(req, res, route.bucket!, route.path!, claims.transform ?? {}, fault, false);
       }
       case 'render':
@@ -400,7 +449,10 @@ export class FakeSupabase {
   /** Why a caller is refused before the route runs, or null. */
   private refuseCaller(role: Role, op: StorageOp): { status: number; body: unknown } | null {
     if (role === 'none') {
-      return { status: 400, body: errorBody('400', 'Bad Request', "headers must have required property 'authorization'", 'InvalidRequest') };
+      return {
+        status: 400,
+        body: errorBody('400', 'Bad Request', "headers must have required property 'authorization'", 'InvalidRequest'),
+      };
     }
     if (role !== 'bad') return null;
     // The info route authenticates optionally: a bad key is simply no one, who sees no bucket.
@@ -416,14 +468,18 @@ export class FakeSupabase {
   private route(method: string, pathname: string): { op: StorageOp; bucket?: string; path?: string } {
     let parts: string[];
     try {
-      parts = pathname.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+      parts = pathname
+        .split('/')
+        .filter(Boolean)
+        .map((p) => decodeURIComponent(p));
     } catch {
       return { op: 'unknown' };
     }
     const split = (from: number) => ({ bucket: parts[from], path: parts.slice(from + 1).join('/') || undefined });
     if (parts[0] === 'bucket' && parts.length === 2 && method === 'GET') return { op: 'bucket', bucket: parts[1] };
     if (parts[0] === 'object') {
-      if (parts[1] === 'info') return method === 'GET' ? { op: 'info', ...split(parts[2] === 'authenticated' ? 3 : 2) } : { op: 'unknown' };
+      if (parts[1] === 'info')
+        return method === 'GET' ? { op: 'info', ...split(parts[2] === 'authenticated' ? 3 : 2) } : { op: 'unknown' };
       if (parts[1] === 'sign') {
         if (method === 'POST' && parts.length === 3) return { op: 'signMany', bucket: parts[2] };
         if (method === 'POST') return { op: 'sign', ...split(2) };
@@ -456,7 +512,10 @@ export class FakeSupabase {
   ): void {
     const object = hidden ? undefined : this.get(bucket, path);
     // Like the real service: HTTP 400, the "404" inside the body (a HEAD has the JSON headers but no body).
-    if (!object) return head ? void res.writeHead(400, { 'content-type': 'application/json; charset=utf-8' }).end() : this.json(res, 400, NOT_FOUND);
+    if (!object)
+      return head
+        ? void res.writeHead(400, { 'content-type': 'application/json; charset=utf-8' }).end()
+        : this.json(res, 400, NOT_FOUND);
     let body = object.body;
     let status = 200;
     const headers: Record<string, string> = {
@@ -473,7 +532,11 @@ export class FakeSupabase {
       let end = range[1] === '' || range[2] === '' ? size - 1 : Math.min(size - 1, Number(range[2]));
       start = Math.max(0, start);
       if (start >= size || end < start) {
-        return this.json(res, 416, errorBody('400', 'invalid_range', 'The requested range is not satisfiable', 'InvalidRange'));
+        return this.json(
+          res,
+          416,
+          errorBody('400', 'invalid_range', 'The requested range is not satisfiable', 'InvalidRange'),
+        );
       }
       end = Math.max(end, start);
       body = body.subarray(start, end + 1);
@@ -483,7 +546,14 @@ export class FakeSupabase {
     this.sendBody(res, status, headers, body, fault, head);
   }
 
-  private sendBody(res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer, fault: StorageFault | undefined, head = false): void {
+  private sendBody(
+    res: ServerResponse,
+    status: number,
+    headers: Record<string, string>,
+    body: Buffer,
+    fault: StorageFault | undefined,
+    head = false,
+  ): void {
     res.writeHead(status, { ...headers, 'content-length': String(body.length) });
     if (head) return void res.end();
     if (fault?.kind === 'stall') {
@@ -538,12 +608,20 @@ export class FakeSupabase {
     const allowed = limits.allowedMimeTypes;
     const mime = contentType.split(';')[0]!.trim().toLowerCase();
     if (allowed && !allowed.some((a) => a === mime || (a.endsWith('/*') && mime.startsWith(a.slice(0, -1))))) {
-      return this.json(res, 415, errorBody('415', 'invalid_mime_type', `mime type ${mime} is not supported`, 'InvalidMimeType'));
+      return this.json(
+        res,
+        415,
+        errorBody('415', 'invalid_mime_type', `mime type ${mime} is not supported`, 'InvalidMimeType'),
+      );
     }
     // The size limit is checked against the announced length: a chunked upload is not measured.
     const announced = req.headers['content-length'];
     if (limits.fileSizeLimit !== undefined && announced !== undefined && Number(announced) > limits.fileSizeLimit) {
-      return this.json(res, 413, errorBody('413', 'Payload too large', 'The object exceeded the maximum allowed size', 'EntityTooLarge'));
+      return this.json(
+        res,
+        413,
+        errorBody('413', 'Payload too large', 'The object exceeded the maximum allowed size', 'EntityTooLarge'),
+      );
     }
     const object = this.put(bucket, path, body, { contentType });
     this.json(res, 200, { Id: object.id, Key: `${bucket}/${path}` });
@@ -551,7 +629,12 @@ export class FakeSupabase {
 
   /** Like the service: the source must exist; an existing destination is a 409 Duplicate unless x-upsert. */
   private copy(req: IncomingMessage, res: ServerResponse, json: unknown, entry: LoggedStorageRequest): void {
-    const body = (json ?? {}) as { bucketId?: unknown; sourceKey?: unknown; destinationKey?: unknown; destinationBucket?: unknown };
+    const body = (json ?? {}) as {
+      bucketId?: unknown;
+      sourceKey?: unknown;
+      destinationKey?: unknown;
+      destinationBucket?: unknown;
+    };
     for (const field of ['bucketId', 'sourceKey', 'destinationKey'] as const) {
       if (typeof body[field] !== 'string' || body[field] === '') {
         return this.json(res, 400, errorBody('400', 'Bad Request', `body must have required property '${field}'`));
@@ -566,7 +649,9 @@ export class FakeSupabase {
     if (this.has(to, body.destinationKey as string) && req.headers['x-upsert'] !== 'true') {
       return this.json(res, 400, errorBody('409', 'Duplicate', 'The resource already exists', 'KeyAlreadyExists'));
     }
-    const copied = this.put(to, body.destinationKey as string, Buffer.from(source.body), { contentType: source.contentType });
+    const copied = this.put(to, body.destinationKey as string, Buffer.from(source.body), {
+      contentType: source.contentType,
+    });
     this.json(res, 200, { Id: copied.id, Key: `${to}/${body.destinationKey as string}` });
   }
 
@@ -575,13 +660,21 @@ export class FakeSupabase {
     if (!Array.isArray(prefixes) || prefixes.length === 0) {
       return this.json(res, 400, errorBody('400', 'Bad Request', 'body/prefixes must NOT have fewer than 1 items'));
     }
-    if (prefixes.length > 1000) return this.json(res, 400, errorBody('400', 'Bad Request', 'body/prefixes must NOT have more than 1000 items'));
+    if (prefixes.length > 1000)
+      return this.json(res, 400, errorBody('400', 'Bad Request', 'body/prefixes must NOT have more than 1000 items'));
     const deleted = [];
     for (const p of hidden ? [] : prefixes) {
       const object = this.get(bucket, String(p));
       if (!object) continue;
       this.objects.delete(`${bucket}/${p}`);
-      deleted.push({ name: p, bucket_id: bucket, id: object.id, updated_at: object.updatedAt.toISOString(), created_at: object.createdAt.toISOString(), metadata: { size: object.body.length, mimetype: object.contentType } });
+      deleted.push({
+        name: p,
+        bucket_id: bucket,
+        id: object.id,
+        updated_at: object.updatedAt.toISOString(),
+        created_at: object.createdAt.toISOString(),
+        metadata: { size: object.body.length, mimetype: object.contentType },
+      });
     }
     this.json(res, 200, deleted);
   }
@@ -596,7 +689,9 @@ export class FakeSupabase {
     const rendered = this.transforms === 'on' && transform !== undefined && Object.keys(transform).length > 0;
     const token = this.token(bucket, path, expiresIn, rendered ? transform : undefined);
     // The real server answers the key as it is stored, not percent-encoded.
-    this.json(res, 200, { signedURL: `${rendered ? '/render/image/sign' : '/object/sign'}/${bucket}/${path}?token=${token}` });
+    this.json(res, 200, {
+      signedURL: `${rendered ? '/render/image/sign' : '/object/sign'}/${bucket}/${path}?token=${token}`,
+    });
   }
 
   private signMany(res: ServerResponse, bucket: string, json: unknown, hidden: boolean): void {
@@ -609,7 +704,11 @@ export class FakeSupabase {
       200,
       paths.map((p) =>
         !hidden && this.get(bucket, String(p))
-          ? { error: null, path: p, signedURL: `/object/sign/${bucket}/${String(p)}?token=${this.token(bucket, String(p), expiresIn)}` }
+          ? {
+              error: null,
+              path: p,
+              signedURL: `/object/sign/${bucket}/${String(p)}?token=${this.token(bucket, String(p), expiresIn)}`,
+            }
           : { error: 'Either the object does not exist or you do not have access to it', path: p, signedURL: null },
       ),
     );
@@ -632,24 +731,43 @@ export class FakeSupabase {
     }
     if (fault?.kind === 'refuse') {
       const status = fault.status ?? 422;
-      return this.json(res, status, errorBody(String(status), 'ImageProcessingError', fault.message ?? 'Transformation refused'));
+      return this.json(
+        res,
+        status,
+        errorBody(String(status), 'ImageProcessingError', fault.message ?? 'Transformation refused'),
+      );
     }
     const maxBytes = this.options.maxTransformBytes ?? 25 * 1024 * 1024;
     const maxPixels = this.options.maxTransformPixels ?? 50_000_000;
     if (object.body.length > maxBytes) {
-      return this.json(res, 413, errorBody('413', 'EntityTooLarge', `The object exceeded the maximum allowed size for transformation (${maxBytes} bytes)`));
+      return this.json(
+        res,
+        413,
+        errorBody(
+          '413',
+          'EntityTooLarge',
+          `The object exceeded the maximum allowed size for transformation (${maxBytes} bytes)`,
+        ),
+      );
     }
     if (!TRANSFORM_TYPES.has(object.contentType)) {
-      return this.json(res, 400, errorBody('400', 'InvalidRequest', 'Source image type not supported', 'InvalidRequest'));
+      return this.json(
+        res,
+        400,
+        errorBody('400', 'InvalidRequest', 'Source image type not supported', 'InvalidRequest'),
+      );
     }
     if (object.width !== undefined && object.height !== undefined && object.width * object.height > maxPixels) {
       return this.json(res, 422, errorBody('422', 'ImageProcessingError', 'Source image resolution is too big'));
     }
-    const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Math.min(2500, Math.max(1, Math.round(Number(v)))));
+    const num = (v: unknown) =>
+      v === undefined || v === null || v === '' ? undefined : Math.min(2500, Math.max(1, Math.round(Number(v))));
     const width = num(query.width);
     const height = num(query.height);
     const quality = query.quality === undefined ? undefined : Number(query.quality);
-    const resize = (['cover', 'contain', 'fill'].includes(String(query.resize)) ? query.resize : 'cover') as RenderInput['resize'];
+    const resize = (
+      ['cover', 'contain', 'fill'].includes(String(query.resize)) ? query.resize : 'cover'
+    ) as RenderInput['resize'];
     const input: RenderInput = {
       resize,
       ...(width !== undefined && { width }),
@@ -660,35 +778,72 @@ export class FakeSupabase {
     };
     let out: { body: Buffer; contentType: string };
     try {
-      out = this.options.render ? await this.options.render(object, input) : { body: object.body, contentType: object.contentType };
+      out = this.options.render
+        ? await this.options.render(object, input)
+        : { body: object.body, contentType: object.contentType };
     } catch {
       // The renderer could not decode the file.
-      return this.json(res, 400, errorBody('400', 'InvalidRequest', 'The source image could not be processed', 'InvalidRequest'));
+      return this.json(
+        res,
+        400,
+        errorBody('400', 'InvalidRequest', 'The source image could not be processed', 'InvalidRequest'),
+      );
     }
-    const transformations = [height && `height:${height}`, width && `width:${width}`, `resizing_type:${resize === 'contain' ? 'fit' : resize === 'fill' ? 'force' : 'fill'}`].filter(Boolean);
-    this.sendBody(res, 200, { 'content-type': out.contentType, 'x-transformations': transformations.join(','), 'cache-control': 'max-age=3600' }, out.body, fault);
+    const transformations = [
+      height && `height:${height}`,
+      width && `width:${width}`,
+      `resizing_type:${resize === 'contain' ? 'fit' : resize === 'fill' ? 'force' : 'fill'}`,
+    ].filter(Boolean);
+    this.sendBody(
+      res,
+      200,
+      {
+        'content-type': out.contentType,
+        'x-transformations': transformations.join(','),
+        'cache-control': 'max-age=3600',
+      },
+      out.body,
+      fault,
+    );
   }
 
   // ------------------------------------------------------------ helpers
 
-
   /** Signs a URL token as the server would, expiring `expiresIn` seconds from now (negative: already expired). */
   token(bucket: string, path: string, expiresIn: number, transform?: Record<string, unknown>): string {
-    const payload = Buffer.from(JSON.stringify({ url: `${bucket}/${path}`, exp: Math.floor(Date.now() / 1000) + expiresIn, ...(transform && { transform }) })).toString('base64url');
+    const payload = Buffer.from(
+      JSON.stringify({
+        url: `${bucket}/${path}`,
+        exp: Math.floor(Date.now() / 1000) + expiresIn,
+        ...(transform && { transform }),
+      }),
+    ).toString('base64url');
     return `${payload}.${createHmac('sha256', this.signingSecret).update(payload).digest('base64url')}`;
   }
 
-  private verify(token: string | null, bucket: string, path: string): { transform?: Record<string, unknown> } | { refused: unknown } {
+  private verify(
+    token: string | null,
+    bucket: string,
+    path: string,
+  ): { transform?: Record<string, unknown> } | { refused: unknown } {
     const jwt = (message: string) => ({ refused: errorBody('400', 'InvalidJWT', message, 'InvalidJWT') });
     if (!token) return jwt('jwt must be provided');
     const [payload, signature] = token.split('.');
     if (!payload || !signature) return jwt('jwt malformed');
     const expected = Buffer.from(createHmac('sha256', this.signingSecret).update(payload).digest('base64url'));
     const given = Buffer.from(signature);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return jwt('signature verification failed');
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { url: string; exp: number; transform?: Record<string, unknown> };
+    if (expected.length !== given.length || !timingSafeEqual(expected, given))
+      return jwt('signature verification failed');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+      url: string;
+      exp: number;
+      transform?: Record<string, unknown>;
+    };
     if (claims.exp * 1000 < Date.now()) return jwt('"exp" claim timestamp check failed');
-    if (claims.url !== `${bucket}/${path}`) return { refused: errorBody('400', 'InvalidSignature', 'The url do not match the signature', 'InvalidSignature') };
+    if (claims.url !== `${bucket}/${path}`)
+      return {
+        refused: errorBody('400', 'InvalidSignature', 'The url do not match the signature', 'InvalidSignature'),
+      };
     return claims;
   }
 
@@ -696,8 +851,13 @@ export class FakeSupabase {
   private role(req: IncomingMessage): Role {
     const auth = req.headers.authorization;
     if (auth === undefined) return 'none';
-    if (auth === `Bearer ${this.serviceRoleKey}` && (req.headers.apikey === undefined || req.headers.apikey === this.serviceRoleKey)) return 'service';
-    if (auth === `Bearer ${this.anonKey}` && (req.headers.apikey === undefined || req.headers.apikey === this.anonKey)) return 'anon';
+    if (
+      auth === `Bearer ${this.serviceRoleKey}` &&
+      (req.headers.apikey === undefined || req.headers.apikey === this.serviceRoleKey)
+    )
+      return 'service';
+    if (auth === `Bearer ${this.anonKey}` && (req.headers.apikey === undefined || req.headers.apikey === this.anonKey))
+      return 'anon';
     return 'bad';
   }
 
@@ -712,7 +872,10 @@ export class FakeSupabase {
 
   private json(res: ServerResponse, status: number, body: unknown): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(text)),
+    });
     res.end(text);
   }
 }
@@ -722,4 +885,3 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
-

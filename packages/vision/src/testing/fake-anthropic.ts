@@ -17,7 +17,14 @@ import { catalogEntry } from '@triage/core';
 
 export type AnthropicFault =
   /** An error answer; `retryAfter` (seconds) sets the `retry-after` header. */
-  | { kind: 'status'; status: number; type?: string; message?: string; retryAfter?: number; headers?: Record<string, string> }
+  | {
+      kind: 'status';
+      status: number;
+      type?: string;
+      message?: string;
+      retryAfter?: number;
+      headers?: Record<string, string>;
+    }
   /** Never answer (the client's timeout fires). */
   | { kind: 'stall' }
   /** Answer normally after a delay. */
@@ -25,7 +32,11 @@ export type AnthropicFault =
   /** Cut the connection. */
   | { kind: 'reset' }
   /** stop_reason "refusal". */
-  | { kind: 'refusal'; category?: 'cyber' | 'bio' | 'frontier_llm' | 'reasoning_extraction' | 'general_harms' | null; explanation?: string }
+  | {
+      kind: 'refusal';
+      category?: 'cyber' | 'bio' | 'frontier_llm' | 'reasoning_extraction' | 'general_harms' | null;
+      explanation?: string;
+    }
   /** stop_reason "max_tokens", the JSON cut off. */
   | { kind: 'max_tokens' }
   /** This text as the answer instead of the JSON (malformed JSON, prose…). */
@@ -230,11 +241,16 @@ export class FakeAnthropic {
     let body: Record<string, unknown>;
     try {
       if (!entry.authorized) throw new RequestInvalid(401, 'authentication_error', 'invalid x-api-key');
-      if (!req.headers['anthropic-version']) throw new RequestInvalid(400, 'invalid_request_error', 'anthropic-version: header is required');
+      if (!req.headers['anthropic-version'])
+        throw new RequestInvalid(400, 'invalid_request_error', 'anthropic-version: header is required');
       try {
         body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
       } catch {
-        throw new RequestInvalid(400, 'invalid_request_error', 'There was an issue with your request body: invalid JSON');
+        throw new RequestInvalid(
+          400,
+          'invalid_request_error',
+          'There was an issue with your request body: invalid JSON',
+        );
       }
       imageData = this.validate(body, entry);
     } catch (err) {
@@ -255,7 +271,8 @@ export class FakeAnthropic {
       entry.errorType = type;
       const headers: Record<string, string> = { ...fault.headers };
       if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter);
-      else if (this.options.retryAfterMs !== undefined && (fault.status >= 500 || fault.status === 429)) headers['retry-after-ms'] = String(this.options.retryAfterMs);
+      else if (this.options.retryAfterMs !== undefined && (fault.status >= 500 || fault.status === 429))
+        headers['retry-after-ms'] = String(this.options.retryAfterMs);
       return this.error(res, fault.status, type, fault.message ?? DEFAULT_ERROR_MESSAGE[type] ?? 'Error', headers);
     }
 
@@ -289,7 +306,8 @@ export class FakeAnthropic {
       text = text.slice(0, Math.max(1, Math.min(text.length - 2, entry.maxTokens * 3)));
     }
     const systemText = typeof body.system === 'string' ? body.system : JSON.stringify(body.system ?? '');
-    const inputTokens = entry.images.reduce((s, i) => s + i.tokens, 0) + Math.ceil((systemText.length + entry.text.length) / 4) + 8;
+    const inputTokens =
+      entry.images.reduce((s, i) => s + i.tokens, 0) + Math.ceil((systemText.length + entry.text.length) / 4) + 8;
     this.billed.inputTokens += inputTokens;
     this.billed.outputTokens += outputTokens;
     const requestId = `req_fake${randomUUID().replace(/-/g, '').slice(0, 20)}`;
@@ -317,13 +335,18 @@ export class FakeAnthropic {
       },
     };
     const json = JSON.stringify(message);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(json)), 'request-id': requestId });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(json)),
+      'request-id': requestId,
+    });
     res.end(json);
   }
 
   /** Checks a Messages request like the API; fills the log entry; returns the decoded images. */
   private validate(body: Record<string, unknown>, entry: LoggedMessageRequest): Buffer[] {
-    const bad = (message: string, details?: Record<string, unknown>) => new RequestInvalid(400, 'invalid_request_error', message, details);
+    const bad = (message: string, details?: Record<string, unknown>) =>
+      new RequestInvalid(400, 'invalid_request_error', message, details);
     entry.keys = Object.keys(body);
     for (const gone of ['temperature', 'top_p', 'top_k']) {
       if (gone in body) throw bad(`${gone}: Extra inputs are not permitted`);
@@ -332,7 +355,8 @@ export class FakeAnthropic {
     entry.model = body.model;
     const known = catalogEntry(body.model);
     if (!known) throw new RequestInvalid(404, 'not_found_error', `model: ${body.model}`);
-    if (!(Number.isInteger(body.max_tokens) && (body.max_tokens as number) >= 1)) throw bad('max_tokens: Input should be a positive integer');
+    if (!(Number.isInteger(body.max_tokens) && (body.max_tokens as number) >= 1))
+      throw bad('max_tokens: Input should be a positive integer');
     entry.maxTokens = body.max_tokens as number;
     entry.system = body.system;
     if ('tool_choice' in body && (body.tool_choice as { type?: string })?.type === 'tool') {
@@ -343,43 +367,70 @@ export class FakeAnthropic {
     const images: Buffer[] = [];
     const texts: string[] = [];
     messages.forEach((m: { role?: unknown; content?: unknown }, mi) => {
-      if (m.role !== 'user' && m.role !== 'assistant') throw bad(`messages.${mi}.role: Input should be 'user' or 'assistant'`);
+      if (m.role !== 'user' && m.role !== 'assistant')
+        throw bad(`messages.${mi}.role: Input should be 'user' or 'assistant'`);
       const content = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : m.content;
       if (!Array.isArray(content)) throw bad(`messages.${mi}.content: Input should be a valid list`);
       content.forEach((block: Record<string, unknown>, bi) => {
         const where = `messages.${mi}.content.${bi}`;
         if (mi === 0) entry.contentOrder.push(String(block.type));
         if (block.type === 'text') {
-          if (typeof block.text !== 'string' || block.text === '') throw bad(`${where}.text: text content blocks must be non-empty`);
+          if (typeof block.text !== 'string' || block.text === '')
+            throw bad(`${where}.text: text content blocks must be non-empty`);
           texts.push(block.text);
         } else if (block.type === 'image') {
           const source = block.source as { type?: string; media_type?: string; data?: unknown } | undefined;
           if (source?.type !== 'base64') throw bad(`${where}.source: only base64 images are accepted by this fake`);
-          if (!IMAGE_TYPES.has(String(source.media_type))) throw bad(`${where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'`);
-          if (typeof source.data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(source.data)) throw bad(`${where}.source.data: invalid base64 data`);
-          if (source.data.length > 10 * 1024 * 1024) throw bad(`${where}.source.base64: image exceeds 10 MB maximum: ${source.data.length} bytes > 10485760 bytes`);
+          if (!IMAGE_TYPES.has(String(source.media_type)))
+            throw bad(
+              `${where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'`,
+            );
+          if (typeof source.data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(source.data))
+            throw bad(`${where}.source.data: invalid base64 data`);
+          if (source.data.length > 10 * 1024 * 1024)
+            throw bad(
+              `${where}.source.base64: image exceeds 10 MB maximum: ${source.data.length} bytes > 10485760 bytes`,
+            );
           const data = Buffer.from(source.data, 'base64');
           const info = encodedImageInfo(data);
           if (!info) throw bad(`${where}.source.base64.data: Could not process image`);
-          if (info.mediaType !== source.media_type) throw bad(`${where}.source.base64.data: Image does not match the provided media type ${source.media_type}`);
-          if (info.width > 8000 || info.height > 8000) throw bad(`${where}.source.base64.data: image dimensions exceed max allowed size: 8000 pixels`);
+          if (info.mediaType !== source.media_type)
+            throw bad(`${where}.source.base64.data: Image does not match the provided media type ${source.media_type}`);
+          if (info.width > 8000 || info.height > 8000)
+            throw bad(`${where}.source.base64.data: image dimensions exceed max allowed size: 8000 pixels`);
           const p = known.profile;
           const tokensAsSent = Math.ceil(info.width / p.patch) * Math.ceil(info.height / p.patch);
           const over = info.width > p.maxEdge || info.height > p.maxEdge || tokensAsSent > p.maxTokens;
           const oversized = (block.transformations as { oversized_image?: string } | undefined)?.oversized_image;
           if (over && oversized === 'error') {
-            const side = Math.floor(Math.min(p.maxEdge, p.patch * Math.sqrt(p.maxTokens) * Math.sqrt(Math.max(info.width, info.height) / Math.min(info.width, info.height))));
-            throw bad(`The image at ${where} is ${info.width}×${info.height} px, larger than ${body.model} accepts; scale it so that it fits`, {
-              error_code: 'image_dimensions_too_large',
-              max_side_length_pixels: side,
-              paths: [where],
-            });
+            const side = Math.floor(
+              Math.min(
+                p.maxEdge,
+                p.patch *
+                  Math.sqrt(p.maxTokens) *
+                  Math.sqrt(Math.max(info.width, info.height) / Math.min(info.width, info.height)),
+              ),
+            );
+            throw bad(
+              `The image at ${where} is ${info.width}×${info.height} px, larger than ${body.model} accepts; scale it so that it fits`,
+              {
+                error_code: 'image_dimensions_too_large',
+                max_side_length_pixels: side,
+                paths: [where],
+              },
+            );
           }
           let tokens = tokensAsSent;
           if (over) {
             // The API shrinks it to fit (aspect kept): within the edge and the token budget.
-            const scale = Math.min(p.maxEdge / Math.max(info.width, info.height), Math.sqrt(p.maxTokens / tokensAsSent));
-            tokens = Math.min(p.maxTokens, Math.ceil((info.width * scale) / p.patch) * Math.ceil((info.height * scale) / p.patch));
+            const scale = Math.min(
+              p.maxEdge / Math.max(info.width, info.height),
+              Math.sqrt(p.maxTokens / tokensAsSent),
+            );
+            tokens = Math.min(
+              p.maxTokens,
+              Math.ceil((info.width * scale) / p.patch) * Math.ceil((info.height * scale) / p.patch),
+            );
           }
           entry.images.push({
             mediaType: info.mediaType,
@@ -401,7 +452,11 @@ export class FakeAnthropic {
     entry.text = texts.join('\n');
     const output = body.output_config as { format?: { type?: string; schema?: unknown } | null } | undefined;
     if (output?.format) {
-      if (output.format.type !== 'json_schema' || typeof output.format.schema !== 'object' || output.format.schema === null) {
+      if (
+        output.format.type !== 'json_schema' ||
+        typeof output.format.schema !== 'object' ||
+        output.format.schema === null
+      ) {
         throw bad('output_config.format: expected {type: "json_schema", schema: {...}}');
       }
       checkSchema(output.format.schema as Record<string, unknown>, 'output_config.format.schema', bad);
@@ -411,10 +466,26 @@ export class FakeAnthropic {
     return images;
   }
 
-  private error(res: ServerResponse, status: number, type: string, message: string, headers: Record<string, string> = {}, details?: Record<string, unknown>): void {
+  private error(
+    res: ServerResponse,
+    status: number,
+    type: string,
+    message: string,
+    headers: Record<string, string> = {},
+    details?: Record<string, unknown>,
+  ): void {
     const requestId = `req_fake${randomUUID().replace(/-/g, '').slice(0, 20)}`;
-    const json = JSON.stringify({ type: 'error', error: { type, message, ...(details && { details }) }, request_id: requestId });
-    res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(json)), 'request-id': requestId });
+    const json = JSON.stringify({
+      type: 'error',
+      error: { type, message, ...(details && { details }) },
+      request_id: requestId,
+    });
+    res.writeHead(status, {
+      ...headers,
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(json)),
+      'request-id': requestId,
+    });
     res.end(json);
   }
 }
@@ -426,7 +497,8 @@ function checkSchema(schema: Record<string, unknown>, where: string, bad: (m: st
   }
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'properties' && value && typeof value === 'object') {
-      for (const [name, sub] of Object.entries(value)) checkSchema(sub as Record<string, unknown>, `${where}.properties.${name}`, bad);
+      for (const [name, sub] of Object.entries(value))
+        checkSchema(sub as Record<string, unknown>, `${where}.properties.${name}`, bad);
     } else if ((key === 'items' || key === 'additionalProperties') && value && typeof value === 'object') {
       checkSchema(value as Record<string, unknown>, `${where}.${key}`, bad);
     } else if ((key === 'anyOf' || key === 'allOf' || key === 'oneOf') && Array.isArray(value)) {
