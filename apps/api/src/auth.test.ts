@@ -79,7 +79,7 @@ function claims(overrides: Partial<JWTPayload> & Record<string, unknown> = {}): 
 
 /** Drops the claims whose override is `undefined` (so a test can omit `sub` or `exp`). */
 function clean(payload: JWTPayload): JWTPayload {
-  return Object.fromEntries(Object.entries(payload).filter(([, v]) => v !== undefined)) as JWTPayload;
+  return Object.fromEntries(Object.entries(payload).filter(([, v]) => v !== undefined));
 }
 
 function hs256(payload: JWTPayload = claims(), secret: string | Uint8Array = SECRET): Promise<string> {
@@ -279,7 +279,7 @@ describe('createAuthenticator: ES256 / RS256 from the JWKS', () => {
 
   it('uses the injected fetch', async () => {
     const fetchSpy = vi.fn((input: Parameters<typeof fetch>[0], init?: RequestInit) => fetch(input, init));
-    const auth = make({ fetch: fetchSpy as typeof fetch });
+    const auth = make({ fetch: fetchSpy });
     await auth.verify(bearer(await signWith(es, 'ES256', 'es-1')));
     expect(fetchSpy).toHaveBeenCalledTimes(1);
     expect(String(fetchSpy.mock.calls[0]![0])).toBe(`${baseUrl}/auth/v1/.well-known/jwks.json`);

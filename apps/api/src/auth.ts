@@ -279,7 +279,7 @@ class JwksCache {
         throw err;
       }
       if (this.local === local) throw err;
-      return this.local!(header, token);
+      return this.local(header, token);
     }
   };
 

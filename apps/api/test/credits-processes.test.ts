@@ -71,8 +71,8 @@ async function startApi(extra: Record<string, string> = {}): Promise<Api> {
       const m = /"address":"(http:\/\/[^"]+)"/.exec(out);
       if (m) resolveBase(m[1]!);
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
     void exited.then(() => reject(new Error(`the API exited before listening:\n${out}`)));
   });
   return { base, proc, exited, output: () => out };

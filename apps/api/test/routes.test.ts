@@ -595,8 +595,8 @@ describe('operations', () => {
     const relative = /src="(static\/js\/[^"]+\.js)"/.exec(page.body)?.[1];
     expect(relative).toBeDefined();
     const asset = `/admin/queues/${relative}`;
-    expect((await env.app.inject({ method: 'GET', url: asset!, headers: { authorization } })).statusCode).toBe(200);
-    expect((await env.app.inject({ method: 'GET', url: asset! })).statusCode).toBe(401);
+    expect((await env.app.inject({ method: 'GET', url: asset, headers: { authorization } })).statusCode).toBe(200);
+    expect((await env.app.inject({ method: 'GET', url: asset })).statusCode).toBe(401);
     const queues = await env.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: { authorization } });
     expect(queues.statusCode).toBe(200);
     expect(JSON.stringify(queues.json())).toMatch(/"readOnlyMode":true/);

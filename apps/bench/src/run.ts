@@ -187,7 +187,7 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
     const fine = fineRecords.length > 0 ? passFigures(fineRecords, photos, squares) : null;
     const photosRead = coarse.photos + (fine?.photos ?? 0);
     return {
-      status: status!.status,
+      status: status.status,
       photos: photos.length,
       wallMs,
       photosPerSecond: photos.length / (wallMs / 1000),
@@ -196,8 +196,8 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
       bytesReadPerPhoto: (readAfter - readBefore) / Math.max(1, photosRead),
       coarse,
       fine,
-      failed: status!.photos_failed,
-      selected: status!.final_selected,
+      failed: status.photos_failed,
+      selected: status.final_selected,
       selectedIndexes: await store.selected(triageId),
       samples: sampler.samples,
     };

@@ -93,7 +93,7 @@ describe('the live progress line', () => {
     view.done();
     const lines = t.text().trimEnd().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^\[#+\.+\]\s+6%  Coarse selection: grid 3\/17  \d+s$/);
-    expect(lines[1]).toMatch(/100%  completed  \d+s$/);
+    expect(lines[0]).toMatch(/^\[#+\.+\]\s+6% {2}Coarse selection: grid 3\/17 {2}\d+s$/);
+    expect(lines[1]).toMatch(/100% {2}completed {2}\d+s$/);
   });
 });

@@ -175,10 +175,10 @@ describe('triage run', () => {
     expect(await new Promise((r) => child.once('exit', r))).toBe(0);
     const progress = screen
       .split(/\r\x1b\[2K|\r\n|\r|\n/)
-      .filter((line) => /^(\[[#.]+\] +)?\d+%  /.test(line.trimStart()));
+      .filter((line) => /^(\[[#.]+\] +)?\d+% {2}/.test(line.trimStart()));
     expect(progress.length).toBeGreaterThan(1);
     for (const line of progress) expect([...line].length, line).toBeLessThan(40);
-    expect(progress.filter((line) => /100%  completed/.test(line))).toHaveLength(1);
+    expect(progress.filter((line) => /100% {2}completed/.test(line))).toHaveLength(1);
     expect(screen).toMatch(/Triage complete in/);
   });
 });

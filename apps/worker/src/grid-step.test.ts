@@ -121,7 +121,7 @@ describe('sceneHints', () => {
       [0, 1, 2],
       [thumb({}, { sharpness: 0.8, noise: 0.3 }), thumb(), thumb({}, { sharpness: 0.9, noise: 5 })],
     );
-    const hints = await sceneHints(store as never, 't', r);
+    const hints = await sceneHints(store, 't', r);
     expect(hints!.sameScene).toEqual([['A1', 'B1']]);
     expect(hints!.cells).toEqual({ A1: { flaw: null }, A2: { flaw: null }, B1: { flaw: 'noisy' } });
   });

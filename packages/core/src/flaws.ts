@@ -76,7 +76,7 @@ export function flawsInGroup(group: readonly PhotoSignals[]): (Flaw | null)[] {
         return 'blurred';
       if (s.sharpness < BLURRED_IN_GROUP * sharpest) return 'blurred';
       if ((s.clippedBright ?? 0) - leastClipped > MORE_CLIPPED_IN_GROUP) return 'blown highlights';
-      if (light[k]) return light[k]!;
+      if (light[k]) return light[k];
     }
     if (s.exposure < MIN_EXPOSURE) return 'badly exposed';
     return null;
@@ -134,7 +134,7 @@ export function jobFlaws(
   for (const list of members.values()) {
     const allFine = list.every((i) => fine[i]);
     const signals = list.map((i) =>
-      allFine || !coarse[i] ? fine[i]! : { ...coarse[i]!, ...(fine[i]?.detail && { detail: fine[i]!.detail }) },
+      allFine || !coarse[i] ? fine[i]! : { ...coarse[i], ...(fine[i]?.detail && { detail: fine[i].detail }) },
     );
     flawsInGroup(signals).forEach((f, k) => (flaws[list[k]!] = f));
   }

@@ -98,9 +98,7 @@ export function oneOf<const A extends readonly string[], T extends A[number] | u
   fallback: T,
 ): Setting<A[number] | T> {
   return custom<A[number] | T>(name, fallback, (value) =>
-    allowed.includes(value)
-      ? (value as A[number])
-      : bad(`${name} must be one of ${allowed.join(', ')}, got "${value}"`),
+    allowed.includes(value) ? value : bad(`${name} must be one of ${allowed.join(', ')}, got "${value}"`),
   );
 }
 

@@ -67,7 +67,7 @@ export async function photoFates(store: TriageStore, triageId: string): Promise<
     const f: FineVerdict | null = fine.get(index) ?? null;
     const rank = ranks.get(index) ?? null;
     const isSelected = picked.has(index);
-    const mates = groups?.[index] != null ? (members.get(groups[index]!) ?? []) : [];
+    const mates = groups?.[index] != null ? (members.get(groups[index]) ?? []) : [];
     const keeper = mates.find((m) => m !== index && picked.has(m));
     const flaw = flaws[index] ?? null;
     return {

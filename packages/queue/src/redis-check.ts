@@ -29,7 +29,7 @@ function reason(err: unknown): string {
 
 /** `CONFIG GET name` → its value; throws when CONFIG is refused or the parameter is unknown. */
 async function configGet(redis: RedisClient, name: string): Promise<string> {
-  const reply = (await redis.call('CONFIG', 'GET', name)) as unknown;
+  const reply = await redis.call('CONFIG', 'GET', name);
   // A flat [name, value] array (RESP2, or RESP3 with ioredis' default "legacy" mapping), or a map.
   if (Array.isArray(reply) && reply.length >= 2) return String(reply[1]);
   if (reply !== null && typeof reply === 'object' && name in reply)

@@ -401,7 +401,7 @@ export class TriageStore {
     if (indexes.length === 0) return new Map();
     const raw = await this.redis.hmget(this.keys(triageId).coarse, ...indexes.map(String));
     return new Map(
-      indexes.flatMap((index, i) => (raw[i] ? [[index, JSON.parse(raw[i]!) as CoarseVerdict] as const] : [])),
+      indexes.flatMap((index, i) => (raw[i] ? [[index, JSON.parse(raw[i]) as CoarseVerdict] as const] : [])),
     );
   }
 

@@ -101,7 +101,7 @@ export class LocalStorage implements StorageDriver {
   async readStream(bucket: string, path: string, options: ReadOptions = {}): Promise<Readable> {
     await this.latency(options.signal);
     const handle = await this.openOrThrow(bucket, path);
-    return handle.createReadStream({ signal: options.signal } as Parameters<typeof handle.createReadStream>[0]);
+    return handle.createReadStream({ signal: options.signal });
   }
 
   async readRange(

@@ -99,7 +99,6 @@ const SETTING = { url: 'SUPABASE_URL', key: 'SUPABASE_SERVICE_ROLE_KEY', bucket:
  * stored, so it is refused before any request.
  */
 export function storageKeyProblem(path: string): string | null {
-  // eslint-disable-next-line no-control-regex
   if (/[^\x20-\x7e]/.test(path)) return 'Supabase Storage only accepts object names of ASCII characters';
   if (path.includes('%')) return 'Supabase Storage does not accept "%" in object names';
   return null;
@@ -585,7 +584,7 @@ export class SupabaseStorage implements StorageDriver {
     const upload = async () => {
       const { error } = await this.client(undefined, Buffer.isBuffer(body) ? this.requestMs : 0)
         .from(bucket)
-        .upload(encodeKey(path), body as Buffer, {
+        .upload(encodeKey(path), body, {
           contentType: options.contentType,
           upsert: true,
           duplex: 'half',
@@ -825,7 +824,7 @@ export class SupabaseStorage implements StorageDriver {
     const length =
       header !== null && /^\d+$/.test(header) && !res.headers.get('content-encoding') ? Number(header) : null;
     if (!res.body) return { res, body: Readable.from([]), controller, length };
-    return { res, body: this.watch(res.body as unknown as WebReadableStream, controller, length), controller, length };
+    return { res, body: this.watch(res.body, controller, length), controller, length };
   }
 
   private watch(web: WebReadableStream, controller: AbortController, expected: number | null): Readable {
