@@ -217,6 +217,156 @@ function loadInput(m: HeifModule, input: HeicInput): { data: number; size: numbe
   }
 }
 
+/**
+ * One decode's WebAssembly allocations: 64 scratch bytes, the file, the libheif context, the image handles
+ * taken and the decoded image; `release` frees them all.
+ */
+interface HeifDecode {
+  m: HeifModule;
+  /** struct heif_error {code, subcode, message*} at +0, an out-pointer at +16, thumbnail IDs at +32, a stride at +48. */
+  scratch: number;
+  data: number;
+  size: number;
+  ctx: number;
+  handles: number[];
+  /** The decoded image, 0 while there is none. */
+  image: number;
+  release: () => void;
+}
+
+/** Loads the input into WebAssembly memory beside a fresh libheif context. */
+function startDecode(m: HeifModule, input: HeicInput): HeifDecode {
+  const scratch = m._malloc(64);
+  let loaded: { data: number; size: number };
+  try {
+    loaded = loadInput(m, input);
+  } catch (error) {
+    m._free(scratch);
+    throw error;
+  }
+  const decode: HeifDecode = {
+    m,
+    scratch,
+    ...loaded,
+    ctx: m._heif_context_alloc(),
+    handles: [],
+    image: 0,
+    release: () => {
+      if (decode.image) m._heif_image_release(decode.image);
+      for (const h of decode.handles) m._heif_image_handle_release(h);
+      m._heif_context_free(decode.ctx);
+      m._free(decode.data);
+      m._free(scratch);
+    },
+  };
+  return decode;
+}
+
+/** Throws when the libheif call just made reported an error (in the scratch heif_error). */
+function check(decode: HeifDecode, what: string): void {
+  const { m, scratch: err } = decode;
+  const code = m.HEAP32[err >> 2]!;
+  if (code !== 0) throw new HeicDecodeError(`${what} failed (libheif error ${code}/${m.HEAP32[(err >> 2) + 1]})`);
+}
+
+/** Reads the container; gives the primary image's handle and its size (upright). */
+function readPrimary(decode: HeifDecode): { handle: number; size: { width: number; height: number } } {
+  const { m, scratch: err } = decode;
+  const out = err + 16;
+  m._heif_context_read_from_memory_without_copy(err, decode.ctx, decode.data, decode.size, 0);
+  check(decode, 'reading the HEIF container');
+  m._heif_context_get_primary_image_handle(err, decode.ctx, out);
+  check(decode, 'finding the primary image');
+  const handle = m.HEAPU32[out >> 2]!;
+  decode.handles.push(handle);
+  return {
+    handle,
+    size: { width: m._heif_image_handle_get_width(handle), height: m._heif_image_handle_get_height(handle) },
+  };
+}
+
+/**
+ * The handle of the smallest embedded thumbnail whose short side is at least `minSide` and whose aspect
+ * ratio matches the primary image's, or undefined (none asked for, none fits).
+ */
+function fittingThumbnail(
+  decode: HeifDecode,
+  primaryHandle: number,
+  primary: { width: number; height: number },
+  minSide: number,
+): number | undefined {
+  const { m, scratch: err } = decode;
+  const out = err + 16;
+  const ids = err + 32;
+  if (!Number.isFinite(minSide) || m._heif_image_handle_get_number_of_thumbnails(primaryHandle) <= 0) return undefined;
+  const n = m._heif_image_handle_get_list_of_thumbnail_IDs(primaryHandle, ids, 4);
+  let best: { handle: number; short: number } | undefined;
+  for (let i = 0; i < n; i++) {
+    m._heif_image_handle_get_thumbnail(err, primaryHandle, m.HEAPU32[(ids >> 2) + i]!, out);
+    if (m.HEAP32[err >> 2] !== 0) continue;
+    const th = m.HEAPU32[out >> 2]!;
+    decode.handles.push(th);
+    const w = m._heif_image_handle_get_width(th);
+    const h = m._heif_image_handle_get_height(th);
+    const sameShape =
+      Math.abs(w / h - primary.width / primary.height) / (primary.width / primary.height) <= ASPECT_TOLERANCE;
+    const short = Math.min(w, h);
+    if (sameShape && short >= minSide && (!best || short < best.short)) best = { handle: th, short };
+  }
+  return best?.handle;
+}
+
+/**
+ * 8-bit YCbCr without alpha (what phones write) decoded in its own planes, without the RGBA copy of the whole
+ * image (48 MB for 12 MP): the caller reduces and converts it (see shrinkPlanar). Undefined for an image
+ * coded some other way (more bits, alpha, RGB planes, an unusual matrix): libheif converts those instead.
+ */
+function decodePlanar(decode: HeifDecode, handle: number): PlanarHeic | undefined {
+  const { m, scratch } = decode;
+  const out = scratch + 16;
+  const eightBit =
+    m._heif_image_handle_get_luma_bits_per_pixel(handle) === 8 &&
+    m._heif_image_handle_get_chroma_bits_per_pixel(handle) <= 8;
+  if (!eightBit || m._heif_image_handle_has_alpha_channel(handle)) return undefined;
+  m._heif_decode_image(scratch, handle, out, 99, 99, 0); // heif_colorspace_undefined, heif_chroma_undefined: as coded
+  check(decode, 'decoding the image');
+  decode.image = m.HEAPU32[out >> 2]!;
+  const planes = planesOf(m, decode.image, scratch + 48);
+  const matrix = planes ? matrixOf(m, decode.image, scratch) : undefined;
+  if (planes && matrix) return { planes, matrix };
+  m._heif_image_release(decode.image);
+  decode.image = 0;
+  return undefined;
+}
+
+/** Decodes to interleaved RGBA: a view of WebAssembly memory where the rows are packed, else a copy. */
+function decodeRgba(decode: HeifDecode, handle: number): { rgba: Buffer; width: number; height: number } {
+  const { m, scratch } = decode;
+  const out = scratch + 16;
+  m._heif_decode_image(scratch, handle, out, COLORSPACE_RGB, CHROMA_INTERLEAVED_RGBA, 0);
+  check(decode, 'decoding the image');
+  decode.image = m.HEAPU32[out >> 2]!;
+  const image = decode.image;
+  const width = m._heif_image_get_width(image, CHANNEL_INTERLEAVED);
+  const height = m._heif_image_get_height(image, CHANNEL_INTERLEAVED);
+  const stridePtr = scratch + 48;
+  const plane = m._heif_image_get_plane_readonly(image, CHANNEL_INTERLEAVED, stridePtr);
+  const stride = m.HEAP32[stridePtr >> 2]!;
+  if (!plane || width <= 0 || height <= 0) throw new HeicDecodeError('decoding gave no RGBA plane');
+  if (stride === width * 4) {
+    // Valid while no other WebAssembly call runs (memory could grow and detach it): decodes are serialised.
+    return { rgba: Buffer.from(m.HEAPU8.buffer, m.HEAPU8.byteOffset + plane, width * height * 4), width, height };
+  }
+  const rgba = Buffer.allocUnsafe(width * height * 4);
+  for (let y = 0; y < height; y++)
+    rgba.set(m.HEAPU8.subarray(plane + y * stride, plane + y * stride + width * 4), y * width * 4);
+  return { rgba, width, height };
+}
+
+/**
+ * Decodes the embedded thumbnail that fits `minSide` (see decodeHeic), else the primary image: to RGBA, or with
+ * `planar` in the image's own planes where it can. The caller holds the decode turn until `release()`.
+ */
 function decodeLocked(
   m: HeifModule,
   input: HeicInput,
@@ -234,109 +384,21 @@ function decodeLocked(
   minSide: number,
   planar = false,
 ): Omit<DecodedHeic, 'release' | 'rgba'> & { rgba?: Buffer; planar?: PlanarHeic; release(): void } {
-  const scratch = m._malloc(64);
-  const err = scratch; // struct heif_error: {code, subcode, message*}
-  const out = scratch + 16;
-  const ids = scratch + 32;
-  let loaded: { data: number; size: number };
+  const decode = startDecode(m, input);
+  const release = decode.release;
   try {
-    loaded = loadInput(m, input);
-  } catch (error) {
-    m._free(scratch);
-    throw error;
-  }
-  const { data, size } = loaded;
-  const ctx = m._heif_context_alloc();
-  const handles: number[] = [];
-  let image = 0;
-  const cleanup = () => {
-    if (image) m._heif_image_release(image);
-    for (const h of handles) m._heif_image_handle_release(h);
-    m._heif_context_free(ctx);
-    m._free(data);
-    m._free(scratch);
-  };
-  const check = (what: string) => {
-    const code = m.HEAP32[err >> 2]!;
-    if (code !== 0) throw new HeicDecodeError(`${what} failed (libheif error ${code}/${m.HEAP32[(err >> 2) + 1]})`);
-  };
-  try {
-    m._heif_context_read_from_memory_without_copy(err, ctx, data, size, 0);
-    check('reading the HEIF container');
-    m._heif_context_get_primary_image_handle(err, ctx, out);
-    check('finding the primary image');
-    const primaryHandle = m.HEAPU32[out >> 2]!;
-    handles.push(primaryHandle);
-    const primary = {
-      width: m._heif_image_handle_get_width(primaryHandle),
-      height: m._heif_image_handle_get_height(primaryHandle),
-    };
-
-    let handle = primaryHandle;
-    if (Number.isFinite(minSide) && m._heif_image_handle_get_number_of_thumbnails(primaryHandle) > 0) {
-      const n = m._heif_image_handle_get_list_of_thumbnail_IDs(primaryHandle, ids, 4);
-      let best: { handle: number; short: number } | undefined;
-      for (let i = 0; i < n; i++) {
-        m._heif_image_handle_get_thumbnail(err, primaryHandle, m.HEAPU32[(ids >> 2) + i]!, out);
-        if (m.HEAP32[err >> 2] !== 0) continue;
-        const th = m.HEAPU32[out >> 2]!;
-        handles.push(th);
-        const w = m._heif_image_handle_get_width(th);
-        const h = m._heif_image_handle_get_height(th);
-        const sameShape =
-          Math.abs(w / h - primary.width / primary.height) / (primary.width / primary.height) <= ASPECT_TOLERANCE;
-        const short = Math.min(w, h);
-        if (sameShape && short >= minSide && (!best || short < best.short)) best = { handle: th, short };
-      }
-      if (best) handle = best.handle;
-    }
-
+    const { handle: primaryHandle, size: primary } = readPrimary(decode);
+    const handle = fittingThumbnail(decode, primaryHandle, primary, minSide) ?? primaryHandle;
     const fromThumbnail = handle !== primaryHandle;
-    // 8-bit YCbCr without alpha (what phones write) is decoded in its own planes, without the RGBA copy of
-    // the whole image (48 MB for 12 MP): the caller reduces and converts it (see shrinkPlanar).
-    const eightBit =
-      m._heif_image_handle_get_luma_bits_per_pixel(handle) === 8 &&
-      m._heif_image_handle_get_chroma_bits_per_pixel(handle) <= 8;
-    if (planar && eightBit && !m._heif_image_handle_has_alpha_channel(handle)) {
-      m._heif_decode_image(err, handle, out, 99, 99, 0); // heif_colorspace_undefined, heif_chroma_undefined: as coded
-      check('decoding the image');
-      image = m.HEAPU32[out >> 2]!;
-      const planes = planesOf(m, image, scratch + 48);
-      const matrix = planes ? matrixOf(m, image, scratch) : undefined;
-      if (planes && matrix)
-        return {
-          width: planes[0]!.width,
-          height: planes[0]!.height,
-          primary,
-          fromThumbnail,
-          planar: { planes, matrix },
-          release: cleanup,
-        };
-      // Coded some other way (RGB planes, an unusual matrix): converted by libheif instead.
-      m._heif_image_release(image);
-      image = 0;
+    const inPlanes = planar ? decodePlanar(decode, handle) : undefined;
+    if (inPlanes) {
+      const { width, height } = inPlanes.planes[0]!;
+      return { width, height, primary, fromThumbnail, planar: inPlanes, release };
     }
-    m._heif_decode_image(err, handle, out, COLORSPACE_RGB, CHROMA_INTERLEAVED_RGBA, 0);
-    check('decoding the image');
-    image = m.HEAPU32[out >> 2]!;
-    const width = m._heif_image_get_width(image, CHANNEL_INTERLEAVED);
-    const height = m._heif_image_get_height(image, CHANNEL_INTERLEAVED);
-    const stridePtr = scratch + 48;
-    const plane = m._heif_image_get_plane_readonly(image, CHANNEL_INTERLEAVED, stridePtr);
-    const stride = m.HEAP32[stridePtr >> 2]!;
-    if (!plane || width <= 0 || height <= 0) throw new HeicDecodeError('decoding gave no RGBA plane');
-    let rgba: Buffer;
-    if (stride === width * 4) {
-      // Valid while no other WebAssembly call runs (memory could grow and detach it): decodes are serialised.
-      rgba = Buffer.from(m.HEAPU8.buffer, m.HEAPU8.byteOffset + plane, width * height * 4);
-    } else {
-      rgba = Buffer.allocUnsafe(width * height * 4);
-      for (let y = 0; y < height; y++)
-        rgba.set(m.HEAPU8.subarray(plane + y * stride, plane + y * stride + width * 4), y * width * 4);
-    }
-    return { rgba, width, height, primary, fromThumbnail, release: cleanup };
+    const { rgba, width, height } = decodeRgba(decode, handle);
+    return { rgba, width, height, primary, fromThumbnail, release };
   } catch (error) {
-    cleanup();
+    release();
     throw error;
   }
 }
