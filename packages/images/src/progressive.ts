@@ -146,6 +146,17 @@ export async function readDcScans(
 /** The DC scans are in: the frame (with every component's DC plane when they were decoded), and where they end. */
 type Walked = { kind: 'scans'; frame: Frame; adobeTransform: number | undefined; end: number } | { kind: 'more' };
 
+/** What the segments before a scan have set: tables, the frame, the restart interval, colour markers. */
+interface Headers {
+  quant: Map<number, Uint16Array>;
+  dcTables: Map<number, HuffmanTable>;
+  frame: Frame | undefined;
+  restartInterval: number;
+  adobeTransform: number | undefined;
+  iccChunks: { sequence: number; bytes: Uint8Array }[];
+}
+
+/** Walks the file's segments and scans up to the end of the last component's DC-first scan. */
 function walk(bytes: Uint8Array, complete: boolean, decodeScans: boolean): Walked {
   const more = (): Walked => {
     if (complete) throw new Unsupported('file ends before its DC scans do');
@@ -154,13 +165,15 @@ function walk(bytes: Uint8Array, complete: boolean, decodeScans: boolean): Walke
   if (bytes.length < 2) return more();
   if (bytes[0] !== 0xff || bytes[1] !== SOI) throw new Unsupported('not a JPEG');
 
-  const quant = new Map<number, Uint16Array>();
-  const dcTables = new Map<number, HuffmanTable>();
-  let frame: Frame | undefined;
+  const headers: Headers = {
+    quant: new Map(),
+    dcTables: new Map(),
+    frame: undefined,
+    restartInterval: 0,
+    adobeTransform: undefined,
+    iccChunks: [],
+  };
   const covered = new Set<FrameComponent>();
-  let restartInterval = 0;
-  let adobeTransform: number | undefined;
-  const iccChunks: { sequence: number; bytes: Uint8Array }[] = [];
   let pos = 2;
 
   for (;;) {
@@ -179,57 +192,83 @@ function walk(bytes: Uint8Array, complete: boolean, decodeScans: boolean): Walke
     if (end > bytes.length) return more();
     const segment = bytes.subarray(pos + 2, end);
 
-    if (marker === SOF2) {
-      if (frame) throw new Unsupported('more than one frame');
-      frame = parseFrame(segment);
-    } else if (marker >= 0xc0 && marker <= 0xcf && marker !== DHT && marker !== 0xc8 && marker !== 0xcc) {
-      throw new Unsupported(
-        marker === 0xc0 || marker === 0xc1
-          ? 'not progressive'
-          : `frame type 0x${marker.toString(16)} (arithmetic, lossless or hierarchical)`,
-      );
-    } else if (marker === 0xcc) {
-      throw new Unsupported('arithmetic coding');
-    } else if (marker === DQT) {
-      parseQuantTables(segment, quant);
-    } else if (marker === DHT) {
-      parseHuffmanTables(segment, dcTables);
-    } else if (marker === DRI) {
-      if (segment.length < 2) throw new Unsupported('short DRI segment');
-      restartInterval = (segment[0]! << 8) | segment[1]!;
-    } else if (marker === APP2 && segment.length >= 14 && latin1(segment, 0, 12) === 'ICC_PROFILE\0') {
-      iccChunks.push({ sequence: segment[12]!, bytes: segment.subarray(14) });
-    } else if (marker === APP14 && segment.length >= 12 && latin1(segment, 0, 5) === 'Adobe') {
-      adobeTransform = segment[11];
-    } else if (marker === SOS) {
-      if (!frame) throw new Unsupported('scan before the frame header');
-      if (iccChunks.length > 0 && !isSrgbProfile(iccChunks))
-        throw new Unsupported('an ICC profile other than sRGB (needs colour management)');
-      const scan = parseScanHeader(segment, frame);
-      const dataEnd = findScanEnd(bytes, end);
-      if (dataEnd < 0) return more();
-      const isDcFirst = scan.ss === 0 && scan.se === 0 && scan.ah === 0;
-      if (isDcFirst) {
-        for (const component of scan.components) {
-          if (covered.has(component)) throw new Unsupported('a second DC-first scan for one component');
-          covered.add(component);
-          const table = quant.get(component.tq);
-          if (!table) throw new Unsupported(`quantisation table ${component.tq} missing`);
-          component.q0 = table[0]!;
-        }
-        if (decodeScans) decodeDcScan(bytes, end, dataEnd, frame, scan, dcTables, restartInterval);
-        if (covered.size === frame.components.length) {
-          // Through the marker that ends the scan: how a reader knows the scan is whole.
-          return { kind: 'scans', frame, adobeTransform, end: dataEnd + 2 };
-        }
-      } else if (scan.components.some((component) => !covered.has(component))) {
-        throw new Unsupported('an AC or refinement scan before the component’s DC scan');
-      }
-      pos = dataEnd;
+    if (marker !== SOS) {
+      readSegment(marker, segment, headers);
+      pos = end;
       continue;
     }
-    pos = end;
+    const frame = headers.frame;
+    if (!frame) throw new Unsupported('scan before the frame header');
+    const dataEnd = readScan(bytes, segment, end, frame, headers, covered, decodeScans);
+    if (dataEnd < 0) return more();
+    if (covered.size === frame.components.length) {
+      // Through the marker that ends the scan: how a reader knows the scan is whole.
+      return { kind: 'scans', frame, adobeTransform: headers.adobeTransform, end: dataEnd + 2 };
+    }
+    pos = dataEnd;
   }
+}
+
+/** Takes in a segment other than a scan; refuses a frame that is not progressive Huffman-coded. */
+function readSegment(marker: number, segment: Uint8Array, headers: Headers): void {
+  if (marker === SOF2) {
+    if (headers.frame) throw new Unsupported('more than one frame');
+    headers.frame = parseFrame(segment);
+  } else if (marker >= 0xc0 && marker <= 0xcf && marker !== DHT && marker !== 0xc8 && marker !== 0xcc) {
+    throw new Unsupported(
+      marker === 0xc0 || marker === 0xc1
+        ? 'not progressive'
+        : `frame type 0x${marker.toString(16)} (arithmetic, lossless or hierarchical)`,
+    );
+  } else if (marker === 0xcc) {
+    throw new Unsupported('arithmetic coding');
+  } else if (marker === DQT) {
+    parseQuantTables(segment, headers.quant);
+  } else if (marker === DHT) {
+    parseHuffmanTables(segment, headers.dcTables);
+  } else if (marker === DRI) {
+    if (segment.length < 2) throw new Unsupported('short DRI segment');
+    headers.restartInterval = (segment[0]! << 8) | segment[1]!;
+  } else if (marker === APP2 && segment.length >= 14 && latin1(segment, 0, 12) === 'ICC_PROFILE\0') {
+    headers.iccChunks.push({ sequence: segment[12]!, bytes: segment.subarray(14) });
+  } else if (marker === APP14 && segment.length >= 12 && latin1(segment, 0, 5) === 'Adobe') {
+    headers.adobeTransform = segment[11];
+  }
+}
+
+/**
+ * A scan whose data starts at `dataStart`: a DC-first scan marks its components `covered` with their DC step
+ * (and decodes their DC planes when `decodeScans`); any other scan must follow its components' DC-first
+ * scans. Returns the index of the marker that ends the scan's data, or -1 when the data runs past `bytes`.
+ */
+function readScan(
+  bytes: Uint8Array,
+  segment: Uint8Array,
+  dataStart: number,
+  frame: Frame,
+  headers: Headers,
+  covered: Set<FrameComponent>,
+  decodeScans: boolean,
+): number {
+  if (headers.iccChunks.length > 0 && !isSrgbProfile(headers.iccChunks))
+    throw new Unsupported('an ICC profile other than sRGB (needs colour management)');
+  const scan = parseScanHeader(segment, frame);
+  const dataEnd = findScanEnd(bytes, dataStart);
+  if (dataEnd < 0) return dataEnd;
+  const isDcFirst = scan.ss === 0 && scan.se === 0 && scan.ah === 0;
+  if (isDcFirst) {
+    for (const component of scan.components) {
+      if (covered.has(component)) throw new Unsupported('a second DC-first scan for one component');
+      covered.add(component);
+      const table = headers.quant.get(component.tq);
+      if (!table) throw new Unsupported(`quantisation table ${component.tq} missing`);
+      component.q0 = table[0]!;
+    }
+    if (decodeScans) decodeDcScan(bytes, dataStart, dataEnd, frame, scan, headers.dcTables, headers.restartInterval);
+  } else if (scan.components.some((component) => !covered.has(component))) {
+    throw new Unsupported('an AC or refinement scan before the component’s DC scan');
+  }
+  return dataEnd;
 }
 
 function parseFrame(segment: Uint8Array): Frame {
@@ -435,6 +474,18 @@ function decodeDifference(reader: BitReader, table: HuffmanTable): number {
   return bits < 1 << (size - 1) ? bits - (1 << size) + 1 : bits;
 }
 
+/** A DC-first scan being decoded: its bits, its components' Huffman tables and DC predictions. */
+interface DcScanState {
+  reader: BitReader;
+  huffman: HuffmanTable[];
+  predictions: Int32Array;
+  /** The scan's point transform: each DC is stored shifted left by it. */
+  al: number;
+  /** Called before each MCU (each block of a one-component scan): steps over a restart marker when one is due. */
+  step: () => void;
+}
+
+/** Decodes a DC-first scan's data (`start` to `end`) into its components' DC planes. */
 function decodeDcScan(
   bytes: Uint8Array,
   start: number,
@@ -454,7 +505,6 @@ function decodeDcScan(
   const predictions = new Int32Array(components.length);
   for (const component of components)
     component.dc = new Int16Array(frame.mcusX * component.h * frame.mcusY * component.v);
-  const al = scan.al;
   let units = 0;
   const step = (): void => {
     if (restartInterval > 0 && units > 0 && units % restartInterval === 0) {
@@ -463,26 +513,32 @@ function decodeDcScan(
     }
     units++;
   };
+  const state: DcScanState = { reader, huffman, predictions, al: scan.al, step };
+  if (components.length === 1) decodeComponentBlocks(state, frame, components[0]!);
+  else decodeInterleavedMcus(state, frame, components);
+}
 
-  if (components.length === 1) {
-    // Non-interleaved: the component's own blocks, row by row, without the MCU padding.
-    const component = components[0]!;
-    const table = huffman[0]!;
-    const stride = frame.mcusX * component.h;
-    const blocksX = Math.ceil(Math.ceil((frame.width * component.h) / frame.hMax) / 8);
-    const blocksY = Math.ceil(Math.ceil((frame.height * component.v) / frame.vMax) / 8);
-    const dc = component.dc!;
-    for (let by = 0; by < blocksY; by++) {
-      for (let bx = 0; bx < blocksX; bx++) {
-        step();
-        const prediction = predictions[0]! + decodeDifference(reader, table);
-        predictions[0] = prediction;
-        dc[by * stride + bx] = prediction << al;
-      }
+/** Non-interleaved: the component's own blocks, row by row, without the MCU padding. */
+function decodeComponentBlocks(state: DcScanState, frame: Frame, component: FrameComponent): void {
+  const { reader, predictions, al, step } = state;
+  const table = state.huffman[0]!;
+  const stride = frame.mcusX * component.h;
+  const blocksX = Math.ceil(Math.ceil((frame.width * component.h) / frame.hMax) / 8);
+  const blocksY = Math.ceil(Math.ceil((frame.height * component.v) / frame.vMax) / 8);
+  const dc = component.dc!;
+  for (let by = 0; by < blocksY; by++) {
+    for (let bx = 0; bx < blocksX; bx++) {
+      step();
+      const prediction = predictions[0]! + decodeDifference(reader, table);
+      predictions[0] = prediction;
+      dc[by * stride + bx] = prediction << al;
     }
-    return;
   }
+}
 
+/** Interleaved: MCU by MCU, each component's h × v blocks in turn. */
+function decodeInterleavedMcus(state: DcScanState, frame: Frame, components: FrameComponent[]): void {
+  const { reader, huffman, predictions, al, step } = state;
   for (let my = 0; my < frame.mcusY; my++) {
     for (let mx = 0; mx < frame.mcusX; mx++) {
       step();
