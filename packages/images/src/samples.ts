@@ -144,6 +144,21 @@ function pickTexture(rnd: () => number, k: number, amp: number): Texture {
   return { type: 'windows', cw: px(10, 24), ch: px(12, 28), amp };
 }
 
+/** What places each part of a scene: its random sequence (drawn in a fixed order), size, texture scale, horizon. */
+interface Layout {
+  rnd: () => number;
+  w: number;
+  h: number;
+  /** texture scale for big images */
+  k: number;
+  horizon: number;
+}
+
+/** An ellipse centred on (cx, cy) with radii rx, ry. */
+function ellipse(cx: number, cy: number, rx: number, ry: number, color: RGB, tex: Texture, shade: number): Shape {
+  return { form: 'ellipse', x0: cx - rx, y0: cy - ry, x1: cx + rx, y1: cy + ry, color, tex, shade };
+}
+
 function buildScene(seed: number, w: number, h: number): Scene {
   const rnd = mulberry32(hash3(seed, 0x5ce4e, 1));
   const k = Math.max(1, Math.min(w, h) / 1200); // texture scale for big images
@@ -153,156 +168,19 @@ function buildScene(seed: number, w: number, h: number): Scene {
   const groundHue = rnd() < 0.6 ? 70 + rnd() * 70 : rnd() * 360;
   const groundFar = hsv(groundHue, 0.25 + rnd() * 0.4, 0.35 + rnd() * 0.35);
   const groundNear = hsv(groundHue + (rnd() - 0.5) * 40, 0.35 + rnd() * 0.5, 0.2 + rnd() * 0.4);
-  const horizon = h * (0.35 + rnd() * 0.25);
-  const shapes: Shape[] = [];
-
-  // Clouds or a sun in the sky.
-  const clouds = Math.floor(rnd() * 4);
-  for (let i = 0; i < clouds; i++) {
-    const cx = rnd() * w;
-    const cy = horizon * (0.15 + rnd() * 0.6);
-    const rx = w * (0.05 + rnd() * 0.12);
-    const ry = rx * (0.3 + rnd() * 0.3);
-    shapes.push({
-      form: 'ellipse',
-      x0: cx - rx,
-      y0: cy - ry,
-      x1: cx + rx,
-      y1: cy + ry,
-      color: hsv(skyHue, 0.05, 0.9 + rnd() * 0.1),
-      tex: { type: 'speckle', cell: Math.round(3 * k), amp: 6, salt: i },
-      shade: 0.15,
-    });
-  }
-  if (rnd() < 0.5) {
-    const r = Math.min(w, h) * (0.03 + rnd() * 0.05);
-    const cx = rnd() * w;
-    const cy = horizon * (0.2 + rnd() * 0.5);
-    shapes.push({
-      form: 'ellipse',
-      x0: cx - r,
-      y0: cy - r,
-      x1: cx + r,
-      y1: cy + r,
-      color: hsv(40 + rnd() * 20, 0.5 + rnd() * 0.4, 1),
-      tex: { type: 'solid' },
-      shade: 0,
-    });
-  }
-
-  // "Buildings", "boxes" and "trees" standing on the horizon.
-  const objects = 2 + Math.floor(rnd() * 5);
-  for (let i = 0; i < objects; i++) {
-    const bw = w * (0.05 + rnd() * 0.15);
-    const bh = h * (0.08 + rnd() * 0.3);
-    const bx = rnd() * (w - bw);
-    const by = horizon + h * (rnd() * 0.08) - bh;
-    if (rnd() < 0.35) {
-      // tree: trunk + round canopy with leafy speckle
-      const tw = bw * 0.15;
-      shapes.push({
-        form: 'rect',
-        x0: bx + bw / 2 - tw / 2,
-        y0: by + bh * 0.5,
-        x1: bx + bw / 2 + tw / 2,
-        y1: by + bh,
-        color: hsv(25 + rnd() * 15, 0.6, 0.3 + rnd() * 0.2),
-        tex: { type: 'stripes', period: Math.round(5 * k), dir: 1, amp: 10 },
-        shade: 0.2,
-      });
-      shapes.push({
-        form: 'ellipse',
-        x0: bx,
-        y0: by,
-        x1: bx + bw,
-        y1: by + bh * 0.65,
-        color: hsv(80 + rnd() * 60, 0.5 + rnd() * 0.4, 0.3 + rnd() * 0.4),
-        tex: { type: 'speckle', cell: Math.max(2, Math.round((2 + rnd() * 3) * k)), amp: 35, salt: 1000 + i },
-        shade: 0.3,
-      });
-    } else {
-      shapes.push({
-        form: 'rect',
-        x0: bx,
-        y0: by,
-        x1: bx + bw,
-        y1: by + bh,
-        color: hsv(rnd() * 360, rnd() * 0.6, 0.3 + rnd() * 0.6),
-        tex: pickTexture(rnd, k, 18 + rnd() * 22),
-        shade: rnd() * 0.4,
-      });
-    }
-  }
-
-  // Small pebbles / flowers scattered on the ground (fine detail).
-  const dots = 150 + Math.floor(rnd() * 350);
-  const dotHue = rnd() * 360;
-  for (let i = 0; i < dots; i++) {
-    const r = (1.5 + rnd() * 3) * k;
-    const cx = rnd() * w;
-    const cy = horizon + (h - horizon) * (0.05 + rnd() * 0.95);
-    shapes.push({
-      form: 'ellipse',
-      x0: cx - r,
-      y0: cy - r,
-      x1: cx + r,
-      y1: cy + r,
-      color: hsv(dotHue + (rnd() - 0.5) * 80, 0.3 + rnd() * 0.6, 0.5 + rnd() * 0.5),
-      tex: { type: 'solid' },
-      shade: 0,
-    });
-  }
-
-  // The subject: a strongly coloured figure, roughly in the middle third, on the ground.
-  const subjectHue = rnd() * 360;
-  const sh = h * (0.3 + rnd() * 0.25);
-  const sw = sh * (0.3 + rnd() * 0.2);
-  const sx = w * (0.25 + rnd() * 0.5);
-  const feet = Math.min(h * 0.97, horizon + (h - horizon) * (0.5 + rnd() * 0.4));
-  const body: Shape = {
-    form: rnd() < 0.5 ? 'ellipse' : 'rect',
-    x0: sx - sw / 2,
-    y0: feet - sh * 0.78,
-    x1: sx + sw / 2,
-    y1: feet,
-    color: hsv(subjectHue, 0.85 + rnd() * 0.15, 0.75 + rnd() * 0.25),
-    tex: pickTexture(rnd, k, 30 + rnd() * 20),
-    shade: 0.25,
-  };
-  if (body.tex.type === 'solid') body.tex = { type: 'checker', cell: Math.max(2, Math.round(5 * k)), amp: 35 };
-  const head = sh * 0.22;
-  shapes.push(body);
-  shapes.push({
-    form: 'ellipse',
-    x0: sx - head / 2,
-    y0: feet - sh,
-    x1: sx + head / 2,
-    y1: feet - sh + head,
-    color: hsv(20 + rnd() * 20, 0.3 + rnd() * 0.3, 0.6 + rnd() * 0.35),
-    tex: { type: 'speckle', cell: Math.max(2, Math.round(2 * k)), amp: 8, salt: 77 },
-    shade: 0.1,
-  });
-  // a contrasting accessory (bag / ball)
-  const acc = sw * (0.25 + rnd() * 0.2);
-  const ax = sx + (rnd() < 0.5 ? -1 : 1) * (sw / 2 + acc * 0.6);
-  const ay = feet - acc * (1 + rnd() * 2);
-  shapes.push({
-    form: 'ellipse',
-    x0: ax - acc / 2,
-    y0: ay - acc / 2,
-    x1: ax + acc / 2,
-    y1: ay + acc / 2,
-    color: hsv(subjectHue + 150 + rnd() * 60, 0.9, 0.9),
-    tex: { type: 'stripes', period: Math.max(3, Math.round(6 * k)), dir: 2, amp: 40 },
-    shade: 0,
-  });
-
+  const layout: Layout = { rnd, w, h, k, horizon: h * (0.35 + rnd() * 0.25) };
+  const shapes = [
+    ...skyShapes(layout, skyHue),
+    ...standingObjects(layout),
+    ...groundDots(layout),
+    ...subjectShapes(layout),
+  ];
   return {
     skyTop,
     skyHorizon,
     groundFar,
     groundNear,
-    horizon,
+    horizon: layout.horizon,
     hillAmp: h * (0.01 + rnd() * 0.04),
     hillFreq: ((1 + rnd() * 4) * 2 * Math.PI) / w,
     hillPhase: rnd() * 2 * Math.PI,
@@ -320,6 +198,135 @@ function buildScene(seed: number, w: number, h: number): Scene {
     },
     shapes,
   };
+}
+
+/** Clouds or a sun in the sky. */
+function skyShapes({ rnd, w, h, k, horizon }: Layout, skyHue: number): Shape[] {
+  const shapes: Shape[] = [];
+  const clouds = Math.floor(rnd() * 4);
+  for (let i = 0; i < clouds; i++) {
+    const cx = rnd() * w;
+    const cy = horizon * (0.15 + rnd() * 0.6);
+    const rx = w * (0.05 + rnd() * 0.12);
+    const ry = rx * (0.3 + rnd() * 0.3);
+    const color = hsv(skyHue, 0.05, 0.9 + rnd() * 0.1);
+    shapes.push(ellipse(cx, cy, rx, ry, color, { type: 'speckle', cell: Math.round(3 * k), amp: 6, salt: i }, 0.15));
+  }
+  if (rnd() < 0.5) {
+    const r = Math.min(w, h) * (0.03 + rnd() * 0.05);
+    const cx = rnd() * w;
+    const cy = horizon * (0.2 + rnd() * 0.5);
+    shapes.push(ellipse(cx, cy, r, r, hsv(40 + rnd() * 20, 0.5 + rnd() * 0.4, 1), { type: 'solid' }, 0));
+  }
+  return shapes;
+}
+
+/** "Buildings", "boxes" and "trees" standing on the horizon. */
+function standingObjects(layout: Layout): Shape[] {
+  const { rnd, w, h, k, horizon } = layout;
+  const shapes: Shape[] = [];
+  const objects = 2 + Math.floor(rnd() * 5);
+  for (let i = 0; i < objects; i++) {
+    const bw = w * (0.05 + rnd() * 0.15);
+    const bh = h * (0.08 + rnd() * 0.3);
+    const bx = rnd() * (w - bw);
+    const by = horizon + h * (rnd() * 0.08) - bh;
+    if (rnd() < 0.35) {
+      shapes.push(...tree(layout, { x: bx, y: by, w: bw, h: bh }, i));
+    } else {
+      shapes.push({
+        form: 'rect',
+        x0: bx,
+        y0: by,
+        x1: bx + bw,
+        y1: by + bh,
+        color: hsv(rnd() * 360, rnd() * 0.6, 0.3 + rnd() * 0.6),
+        tex: pickTexture(rnd, k, 18 + rnd() * 22),
+        shade: rnd() * 0.4,
+      });
+    }
+  }
+  return shapes;
+}
+
+/** A tree in the box at (x, y), w × h: trunk + round canopy with leafy speckle. */
+function tree({ rnd, k }: Layout, box: { x: number; y: number; w: number; h: number }, i: number): Shape[] {
+  const { x: bx, y: by, w: bw, h: bh } = box;
+  const tw = bw * 0.15;
+  const trunk: Shape = {
+    form: 'rect',
+    x0: bx + bw / 2 - tw / 2,
+    y0: by + bh * 0.5,
+    x1: bx + bw / 2 + tw / 2,
+    y1: by + bh,
+    color: hsv(25 + rnd() * 15, 0.6, 0.3 + rnd() * 0.2),
+    tex: { type: 'stripes', period: Math.round(5 * k), dir: 1, amp: 10 },
+    shade: 0.2,
+  };
+  const canopy: Shape = {
+    form: 'ellipse',
+    x0: bx,
+    y0: by,
+    x1: bx + bw,
+    y1: by + bh * 0.65,
+    color: hsv(80 + rnd() * 60, 0.5 + rnd() * 0.4, 0.3 + rnd() * 0.4),
+    tex: { type: 'speckle', cell: Math.max(2, Math.round((2 + rnd() * 3) * k)), amp: 35, salt: 1000 + i },
+    shade: 0.3,
+  };
+  return [trunk, canopy];
+}
+
+/** Small pebbles / flowers scattered on the ground (fine detail). */
+function groundDots({ rnd, w, h, k, horizon }: Layout): Shape[] {
+  const shapes: Shape[] = [];
+  const dots = 150 + Math.floor(rnd() * 350);
+  const dotHue = rnd() * 360;
+  for (let i = 0; i < dots; i++) {
+    const r = (1.5 + rnd() * 3) * k;
+    const cx = rnd() * w;
+    const cy = horizon + (h - horizon) * (0.05 + rnd() * 0.95);
+    const color = hsv(dotHue + (rnd() - 0.5) * 80, 0.3 + rnd() * 0.6, 0.5 + rnd() * 0.5);
+    shapes.push(ellipse(cx, cy, r, r, color, { type: 'solid' }, 0));
+  }
+  return shapes;
+}
+
+/** The subject: a strongly coloured figure, roughly in the middle third, on the ground. */
+function subjectShapes({ rnd, w, h, k, horizon }: Layout): Shape[] {
+  const subjectHue = rnd() * 360;
+  const sh = h * (0.3 + rnd() * 0.25);
+  const sw = sh * (0.3 + rnd() * 0.2);
+  const sx = w * (0.25 + rnd() * 0.5);
+  const feet = Math.min(h * 0.97, horizon + (h - horizon) * (0.5 + rnd() * 0.4));
+  const body: Shape = {
+    form: rnd() < 0.5 ? 'ellipse' : 'rect',
+    x0: sx - sw / 2,
+    y0: feet - sh * 0.78,
+    x1: sx + sw / 2,
+    y1: feet,
+    color: hsv(subjectHue, 0.85 + rnd() * 0.15, 0.75 + rnd() * 0.25),
+    tex: pickTexture(rnd, k, 30 + rnd() * 20),
+    shade: 0.25,
+  };
+  if (body.tex.type === 'solid') body.tex = { type: 'checker', cell: Math.max(2, Math.round(5 * k)), amp: 35 };
+  const head = sh * 0.22;
+  const face: Shape = {
+    form: 'ellipse',
+    x0: sx - head / 2,
+    y0: feet - sh,
+    x1: sx + head / 2,
+    y1: feet - sh + head,
+    color: hsv(20 + rnd() * 20, 0.3 + rnd() * 0.3, 0.6 + rnd() * 0.35),
+    tex: { type: 'speckle', cell: Math.max(2, Math.round(2 * k)), amp: 8, salt: 77 },
+    shade: 0.1,
+  };
+  // a contrasting accessory (bag / ball)
+  const acc = sw * (0.25 + rnd() * 0.2);
+  const ax = sx + (rnd() < 0.5 ? -1 : 1) * (sw / 2 + acc * 0.6);
+  const ay = feet - acc * (1 + rnd() * 2);
+  const color = hsv(subjectHue + 150 + rnd() * 60, 0.9, 0.9);
+  const stripes: Texture = { type: 'stripes', period: Math.max(3, Math.round(6 * k)), dir: 2, amp: 40 };
+  return [body, face, ellipse(ax, ay, acc / 2, acc / 2, color, stripes, 0)];
 }
 
 /** Renders the noise-free scene, shifted by (dx, dy) scene pixels, into an RGB buffer. */
@@ -581,11 +588,18 @@ const UNREADABLE: Record<'truncated' | 'empty' | 'text', string> = {
   text: 'not an image',
 };
 
+/** How many files of each kind a set holds. */
+interface SampleMix {
+  good: number;
+  bursts: number;
+  burstFrames: number;
+  /** blurred, dark and overexposed photos, each */
+  each: number;
+  unreadable: number;
+}
+
 /** Mix for `count` files: 60 → 27 good (3 EXIF-rotated, 7 progressive), 3 bursts × 4, 6 blurred, 6 dark, 6 overexposed, 3 unreadable. */
-function planMix(
-  count: number,
-  unreadable: boolean,
-): { good: number; bursts: number; burstFrames: number; each: number; unreadable: number } {
+function planMix(count: number, unreadable: boolean): SampleMix {
   const burstFrames = 4;
   const bursts = Math.floor(count / 20);
   const each = Math.round(count / 10);
@@ -612,12 +626,37 @@ export async function generateSampleSet(
   const width = checkSide(options.width, DEFAULT_SAMPLE_WIDTH, 'width');
   const height = checkSide(options.height, DEFAULT_SAMPLE_HEIGHT, 'height');
   const setSeed = Math.trunc(options.seed ?? 1) >>> 0;
-  const mixPlan = planMix(count, options.unreadable !== false);
+  const units = placeUnits(planMix(count, options.unreadable !== false), setSeed);
+
+  await mkdir(dir, { recursive: true });
+  const digits = Math.max(3, String(count).length);
+  const files: SampleFile[] = [];
+  let index = 0;
+  const nameFor = (suffix: string): { name: string; path: string } => {
+    const name = `${String(++index).padStart(digits, '0')}-${suffix}.jpg`;
+    return { name, path: join(dir, name) };
+  };
+  for (const unit of units) files.push(...(await writeUnit(unit, nameFor, { width, height })));
+  return files;
+}
+
+/** The set's units in file order: each kind spread evenly over the set, from the set's seed. */
+function placeUnits(mixPlan: SampleMix, setSeed: number): Unit[] {
   const rnd = mulberry32(hash3(setSeed, 0x5e7, 11));
   let nextSeed = 0;
   const seedFor = (): number => hash3(setSeed, ++nextSeed, 0x9a11e);
+  const groups = unitGroups(mixPlan, rnd, seedFor);
+  // Spread each kind evenly over the set: unit i of m gets a jittered position (i + u) / m, then sort.
+  const placed: { key: number; unit: Unit }[] = [];
+  for (const group of groups) {
+    group.forEach((unit, i) => placed.push({ key: (i + 0.1 + 0.8 * rnd()) / group.length, unit }));
+  }
+  placed.sort((a, b) => a.key - b.key);
+  return placed.map(({ unit }) => unit);
+}
 
-  // Units of each kind; a burst is one unit so its frames stay consecutive like a camera's.
+/** Units of each kind; a burst is one unit so its frames stay consecutive like a camera's. */
+function unitGroups(mixPlan: SampleMix, rnd: () => number, seedFor: () => number): Unit[][] {
   const groups: Unit[][] = [];
   const rotations = [6, 8, 3];
   const rotated = Math.min(rotations.length, Math.floor(mixPlan.good / 9));
@@ -658,55 +697,49 @@ export async function generateSampleSet(
       rnd,
     ),
   );
+  return groups;
+}
 
-  // Spread each kind evenly over the set: unit i of m gets a jittered position (i + u) / m, then sort.
-  const placed: { key: number; unit: Unit }[] = [];
-  for (const group of groups) {
-    group.forEach((unit, i) => placed.push({ key: (i + 0.1 + 0.8 * rnd()) / group.length, unit }));
+/** Writes a unit's file(s), named by `nameFor` in order: a photo, a burst's frames, or an unreadable file. */
+async function writeUnit(
+  unit: Unit,
+  nameFor: (suffix: string) => { name: string; path: string },
+  common: { width: number; height: number },
+): Promise<SampleFile[]> {
+  if (unit.type === 'photo') {
+    const { name, path } = nameFor(unit.kind);
+    await writeSample(
+      { kind: unit.kind, seed: unit.seed, ...common, orientation: unit.orientation, progressive: unit.progressive },
+      path,
+    );
+    return [{ path, name, kind: unit.kind, defect: DEFECTS[unit.kind] }];
   }
-  placed.sort((a, b) => a.key - b.key);
-
-  await mkdir(dir, { recursive: true });
-  const digits = Math.max(3, String(count).length);
-  const files: SampleFile[] = [];
-  let index = 0;
-  const nameFor = (suffix: string): { name: string; path: string } => {
-    const name = `${String(++index).padStart(digits, '0')}-${suffix}.jpg`;
-    return { name, path: join(dir, name) };
-  };
-  const common = { width, height };
-
-  for (const { unit } of placed) {
-    if (unit.type === 'photo') {
-      const { name, path } = nameFor(unit.kind);
-      await writeSample(
-        { kind: unit.kind, seed: unit.seed, ...common, orientation: unit.orientation, progressive: unit.progressive },
-        path,
-      );
-      files.push({ path, name, kind: unit.kind, defect: DEFECTS[unit.kind] });
-    } else if (unit.type === 'burst') {
-      for (let frame = 1; frame <= unit.frames; frame++) {
-        const { name, path } = nameFor(`burst${unit.id}-frame${frame}`);
-        await writeSample({ kind: 'burst', seed: unit.seed, ...common, frame }, path);
-        files.push({ path, name, kind: 'burst', defect: DEFECTS.burst, burst: unit.id });
-      }
-    } else {
-      const { name, path } = nameFor(`unreadable-${unit.what}`);
-      let bytes: Buffer;
-      if (unit.what === 'truncated') {
-        const full = await encodeSample({ kind: 'good', seed: unit.seed, ...common });
-        bytes = full.subarray(0, Math.floor(full.length * 0.4));
-      } else if (unit.what === 'empty') {
-        bytes = Buffer.alloc(0);
-      } else {
-        bytes = Buffer.from(
-          'This is not a photo. It is a text file that happens to be named .jpg,\nlike the ones people find in real folders.\n',
-          'utf8',
-        );
-      }
-      await writeFile(path, bytes);
-      files.push({ path, name, kind: 'unreadable', defect: UNREADABLE[unit.what] });
+  if (unit.type === 'burst') {
+    const files: SampleFile[] = [];
+    for (let frame = 1; frame <= unit.frames; frame++) {
+      const { name, path } = nameFor(`burst${unit.id}-frame${frame}`);
+      await writeSample({ kind: 'burst', seed: unit.seed, ...common, frame }, path);
+      files.push({ path, name, kind: 'burst', defect: DEFECTS.burst, burst: unit.id });
     }
+    return files;
   }
-  return files;
+  const { name, path } = nameFor(`unreadable-${unit.what}`);
+  await writeFile(path, await unreadableBytes(unit, common));
+  return [{ path, name, kind: 'unreadable', defect: UNREADABLE[unit.what] }];
+}
+
+/** What an unreadable sample holds: the first 40% of a good photo, nothing, or a line of text. */
+async function unreadableBytes(
+  unit: Extract<Unit, { type: 'unreadable' }>,
+  common: { width: number; height: number },
+): Promise<Buffer> {
+  if (unit.what === 'truncated') {
+    const full = await encodeSample({ kind: 'good', seed: unit.seed, ...common });
+    return full.subarray(0, Math.floor(full.length * 0.4));
+  }
+  if (unit.what === 'empty') return Buffer.alloc(0);
+  return Buffer.from(
+    'This is not a photo. It is a text file that happens to be named .jpg,\nlike the ones people find in real folders.\n',
+    'utf8',
+  );
 }
