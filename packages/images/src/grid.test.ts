@@ -73,7 +73,7 @@ function expectText(
       const expected = fontInk(text, scale, dx, dy) ? ink : paper;
       const actual = pixel(rgb, width, x0 + dx, y0 + dy);
       if (actual.join() !== expected.join())
-        throw new Error(`"${text}" at (${dx}, ${dy}): got ${actual}, expected ${expected}`);
+        throw new Error(`"${text}" at (${dx}, ${dy}): got ${actual.join()}, expected ${expected.join()}`);
     }
   }
 }
