@@ -282,7 +282,7 @@ describe('createAuthenticator: ES256 / RS256 from the JWKS', () => {
     const auth = make({ fetch: fetchSpy });
     await auth.verify(bearer(await signWith(es, 'ES256', 'es-1')));
     expect(fetchSpy).toHaveBeenCalledTimes(1);
-    expect(String(fetchSpy.mock.calls[0]![0])).toBe(`${baseUrl}/auth/v1/.well-known/jwks.json`);
+    expect(fetchSpy.mock.calls[0]![0]).toBe(`${baseUrl}/auth/v1/.well-known/jwks.json`);
   });
 
   it('accepts a rotated key after one refetch on its new kid', async () => {

@@ -18,7 +18,7 @@
  * No message produced here ever contains the token; jose's own errors are mapped to fixed messages and are not
  * attached as `cause` (its claim errors carry the decoded payload).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type webcrypto } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey, LocalJWKSet } from 'jose';
 
@@ -93,20 +93,11 @@ const ASYMMETRIC_ALGORITHMS = ['ES256', 'RS256'] as const;
 const VERIFIED_CACHE_SIZE = 10_000;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 // A `sub` becomes a storage path segment (`triage/{sub}/…`): no separators, whitespace, controls or dot segments.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point: they must not reach a path
 const UNSAFE_SUB = /[/\\\s\u0000-\u001f\u007f]/u;
 
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
-  // Imported once as a WebCrypto key: given bytes or a KeyObject, jose imports it again on every verification
-  // (the largest single cost of a status request).
-  const secret = options.jwtSecret
-    ? crypto.subtle.importKey(
-        'raw',
-        new TextEncoder().encode(options.jwtSecret),
-        { name: 'HMAC', hash: 'SHA-256' },
-        false,
-        ['verify'],
-      )
-    : undefined;
+  const secret = options.jwtSecret ? importHmacSecret(options.jwtSecret) : undefined;
   const supabaseUrl = options.supabaseUrl?.trim() ? options.supabaseUrl.trim().replace(/\/+$/, '') : undefined;
 
   if (!secret && !supabaseUrl) {
@@ -117,15 +108,18 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     };
   }
 
-  const audience = options.audience ?? 'authenticated';
-  const clockTolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC;
-  const jwks = supabaseUrl
-    ? new JwksCache(
-        new URL(`${supabaseUrl}/auth/v1/.well-known/jwks.json`),
-        options.fetch ?? globalThis.fetch.bind(globalThis),
-        options.jwksCacheMs ?? DEFAULT_JWKS_CACHE_MS,
-      )
-    : undefined;
+  const keys: SigningKeys = {
+    secret,
+    jwks: supabaseUrl
+      ? new JwksCache(
+          new URL(`${supabaseUrl}/auth/v1/.well-known/jwks.json`),
+          options.fetch ?? globalThis.fetch.bind(globalThis),
+          options.jwksCacheMs ?? DEFAULT_JWKS_CACHE_MS,
+        )
+      : undefined,
+    audience: options.audience ?? 'authenticated',
+    clockTolerance: options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC,
+  };
 
   // Tokens already verified, until they expire: a client polls with the same token every few seconds, and a
   // signature check is the largest cost of a status request. Keyed by the token's SHA-256, never the token.
@@ -138,40 +132,11 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const digest = createHash('sha256').update(token).digest('base64url');
     const known = verified.get(digest);
     if (known) {
-      if (Date.now() / 1000 <= known.exp + clockTolerance) return { userId: known.userId, mode: 'supabase' };
+      if (Date.now() / 1000 <= known.exp + keys.clockTolerance) return { userId: known.userId, mode: 'supabase' };
       verified.delete(digest);
     }
 
-    let alg: unknown;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch {
-      throw new AuthError('Malformed token', 'malformed');
-    }
-
-    let payload: JWTPayload;
-    try {
-      if (alg === 'HS256' && secret) {
-        ({ payload } = await jwtVerify(token, await secret, {
-          algorithms: ['HS256'],
-          audience,
-          clockTolerance,
-          requiredClaims: ['exp', 'sub'],
-        }));
-      } else if (jwks && (alg === 'ES256' || alg === 'RS256')) {
-        ({ payload } = await jwtVerify(token, jwks.getKey, {
-          algorithms: [...ASYMMETRIC_ALGORITHMS],
-          audience,
-          clockTolerance,
-          requiredClaims: ['exp', 'sub'],
-        }));
-      } else {
-        throw new AuthError('Unsupported token algorithm', 'algorithm');
-      }
-    } catch (err) {
-      throw toAuthError(err);
-    }
-
+    const payload = await verifyToken(token, keys);
     const userId = checkSubject(payload.sub);
     if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
     verified.set(digest, { userId, exp: payload.exp! });
@@ -179,6 +144,57 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   }
 
   return { mode: 'supabase', verify };
+}
+
+/** What a token may be verified with, and the claims every token must meet. */
+interface SigningKeys {
+  secret: Promise<webcrypto.CryptoKey> | undefined;
+  jwks: JwksCache | undefined;
+  audience: string;
+  clockTolerance: number;
+}
+
+// Imported once as a WebCrypto key: given bytes or a KeyObject, jose imports it again on every verification
+// (the largest single cost of a status request).
+function importHmacSecret(jwtSecret: string): Promise<webcrypto.CryptoKey> {
+  return crypto.subtle.importKey('raw', new TextEncoder().encode(jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'verify',
+  ]);
+}
+
+/** The token's verified payload; the header's algorithm picks the key before anything is verified. */
+async function verifyToken(token: string, keys: SigningKeys): Promise<JWTPayload> {
+  let alg: unknown;
+  try {
+    alg = decodeProtectedHeader(token).alg;
+  } catch {
+    throw new AuthError('Malformed token', 'malformed');
+  }
+
+  const { secret, jwks, audience, clockTolerance } = keys;
+  try {
+    if (alg === 'HS256' && secret) {
+      const { payload } = await jwtVerify(token, await secret, {
+        algorithms: ['HS256'],
+        audience,
+        clockTolerance,
+        requiredClaims: ['exp', 'sub'],
+      });
+      return payload;
+    }
+    if (jwks && (alg === 'ES256' || alg === 'RS256')) {
+      const { payload } = await jwtVerify(token, jwks.getKey, {
+        algorithms: [...ASYMMETRIC_ALGORITHMS],
+        audience,
+        clockTolerance,
+        requiredClaims: ['exp', 'sub'],
+      });
+      return payload;
+    }
+    throw new AuthError('Unsupported token algorithm', 'algorithm');
+  } catch (err) {
+    throw toAuthError(err);
+  }
 }
 
 function extractBearer(authorization: string | undefined): string {

@@ -79,16 +79,21 @@ export function startReconciler(
   workState: (kind: ChargeKind, ref: string) => Promise<WorkState>,
   log: { info(o: object, m: string): void; warn(o: object, m: string): void },
 ): () => void {
-  const run = () =>
-    ledger.reconcile(holdTimeoutMs, workState).then(
-      (r) => {
-        if (r.refunded > 0 || r.settled > 0) log.info(r, 'credits: resolved charges held past CREDIT_HOLD_TIMEOUT_MS');
-      },
-      (err: unknown) =>
-        log.warn({ err: (err as Error).message }, 'credits: could not reconcile held charges; will retry'),
-    );
+  // Never rejects: a failed round is logged and the next tick tries again, so nothing escapes the timer as an
+  // unhandled rejection (which would end the process).
+  const run = async (): Promise<void> => {
+    let r: Awaited<ReturnType<CreditLedger['reconcile']>>;
+    try {
+      r = await ledger.reconcile(holdTimeoutMs, workState);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn({ err: message }, 'credits: could not reconcile held charges; will retry');
+      return;
+    }
+    if (r.refunded > 0 || r.settled > 0) log.info(r, 'credits: resolved charges held past CREDIT_HOLD_TIMEOUT_MS');
+  };
   void run();
-  const timer = setInterval(run, Math.max(100, Math.min(30_000, Math.floor(holdTimeoutMs / 2))));
+  const timer = setInterval(() => void run(), Math.max(100, Math.min(30_000, Math.floor(holdTimeoutMs / 2))));
   timer.unref();
   return () => clearInterval(timer);
 }

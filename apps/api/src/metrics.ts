@@ -6,7 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { TriageStore } from '@triage/queue';
+import type { GridRecord, TriageStatus, TriageStore } from '@triage/queue';
 
 export interface MetricsDeps {
   store: TriageStore;
@@ -20,8 +20,35 @@ const SCAN = 200;
 export function createMetrics(deps: MetricsDeps) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'triage_api_' });
+  registerLiveGauges(registry, deps);
+  const finished = registerFinishedMetrics(registry);
   const seen = new Set<string>();
 
+  async function observeFinished(): Promise<void> {
+    const jobs = await deps.triageQueue.getJobs(['completed', 'failed'], 0, SCAN - 1);
+    for (const job of jobs) {
+      const id = job.id;
+      if (!id || seen.has(id)) continue;
+      seen.add(id);
+      const status = await deps.store.status(id);
+      if (!status || !['completed', 'failed', 'cancelled'].includes(status.status)) continue;
+      recordFinished(finished, status, await deps.store.gridRecords(id));
+    }
+    // Bound the memory of ids: keep the most recent ones (a Set iterates in insertion order).
+    if (seen.size > 10 * SCAN) for (const id of [...seen].slice(0, seen.size - 5 * SCAN)) seen.delete(id);
+  }
+
+  return {
+    registry,
+    async render(): Promise<string> {
+      await observeFinished();
+      return registry.metrics();
+    },
+  };
+}
+
+/** Gauges read afresh on each scrape: queue counts, workers, and the live workers' memory. */
+function registerLiveGauges(registry: Registry, deps: MetricsDeps): void {
   new Gauge({
     name: 'triage_queue_jobs',
     help: 'Jobs in each BullMQ state, per queue',
@@ -63,80 +90,69 @@ export function createMetrics(deps: MetricsDeps) {
       await deps.store.dropWorker(...gone);
     },
   });
-  const jobDuration = new Histogram({
-    name: 'triage_job_duration_seconds',
-    help: 'From acceptance to the end, of triages seen finishing',
-    labelNames: ['status'],
-    buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 3600],
-    registers: [registry],
-  });
-  const gridDuration = new Histogram({
-    name: 'triage_grid_duration_seconds',
-    help: 'Time a worker spent on one grid (read, thumbnail, compose, judge, record)',
-    labelNames: ['pass'],
-    buckets: [0.5, 1, 2, 5, 10, 20, 40, 80],
-    registers: [registry],
-  });
-  const jobsFinished = new Counter({
-    name: 'triage_jobs_finished_total',
-    help: 'Triages seen finishing',
-    labelNames: ['status'],
-    registers: [registry],
-  });
-  const photosProcessed = new Counter({
-    name: 'triage_photos_processed_total',
-    help: 'Photos of finished triages',
-    registers: [registry],
-  });
-  const photosFailed = new Counter({
-    name: 'triage_photos_failed_total',
-    help: 'Photos that could not be read',
-    registers: [registry],
-  });
-  const tokens = new Counter({
-    name: 'triage_tokens_total',
-    help: 'Vision model tokens of finished triages',
-    labelNames: ['direction'],
-    registers: [registry],
-  });
-  const cost = new Counter({
-    name: 'triage_cost_usd_total',
-    help: 'Vision model cost of finished triages, USD',
-    registers: [registry],
-  });
+}
 
-  async function observeFinished(): Promise<void> {
-    const jobs = await deps.triageQueue.getJobs(['completed', 'failed'], 0, SCAN - 1);
-    for (const job of jobs) {
-      const id = job.id;
-      if (!id || seen.has(id)) continue;
-      seen.add(id);
-      const status = await deps.store.status(id);
-      if (!status || !['completed', 'failed', 'cancelled'].includes(status.status)) continue;
-      const records = await deps.store.gridRecords(id);
-      for (const r of records) gridDuration.observe({ pass: r.pass }, r.durationMs / 1000);
-      if (status.completed_at && status.created_at) {
-        jobDuration.observe(
-          { status: status.status },
-          (Date.parse(status.completed_at) - Date.parse(status.created_at)) / 1000,
-        );
-      }
-      jobsFinished.inc({ status: status.status });
-      photosProcessed.inc(status.total_input);
-      photosFailed.inc(status.photos_failed);
-      tokens.inc({ direction: 'input' }, status.tokens.input);
-      tokens.inc({ direction: 'output' }, status.tokens.output);
-      cost.inc(status.cost_usd);
-    }
-    // Bound the memory of ids: keep the most recent ones (a Set iterates in insertion order).
-    if (seen.size > 10 * SCAN) for (const id of [...seen].slice(0, seen.size - 5 * SCAN)) seen.delete(id);
-  }
+type FinishedMetrics = ReturnType<typeof registerFinishedMetrics>;
 
+/** Histograms and counters fed once per triage seen finishing. */
+function registerFinishedMetrics(registry: Registry) {
   return {
-    registry,
-    async render(): Promise<string> {
-      await observeFinished();
-      return registry.metrics();
-    },
+    jobDuration: new Histogram({
+      name: 'triage_job_duration_seconds',
+      help: 'From acceptance to the end, of triages seen finishing',
+      labelNames: ['status'],
+      buckets: [5, 15, 30, 60, 120, 300, 600, 1200, 3600],
+      registers: [registry],
+    }),
+    gridDuration: new Histogram({
+      name: 'triage_grid_duration_seconds',
+      help: 'Time a worker spent on one grid (read, thumbnail, compose, judge, record)',
+      labelNames: ['pass'],
+      buckets: [0.5, 1, 2, 5, 10, 20, 40, 80],
+      registers: [registry],
+    }),
+    jobsFinished: new Counter({
+      name: 'triage_jobs_finished_total',
+      help: 'Triages seen finishing',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
+    photosProcessed: new Counter({
+      name: 'triage_photos_processed_total',
+      help: 'Photos of finished triages',
+      registers: [registry],
+    }),
+    photosFailed: new Counter({
+      name: 'triage_photos_failed_total',
+      help: 'Photos that could not be read',
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: 'triage_tokens_total',
+      help: 'Vision model tokens of finished triages',
+      labelNames: ['direction'],
+      registers: [registry],
+    }),
+    cost: new Counter({
+      name: 'triage_cost_usd_total',
+      help: 'Vision model cost of finished triages, USD',
+      registers: [registry],
+    }),
   };
+}
+
+function recordFinished(m: FinishedMetrics, status: TriageStatus, records: GridRecord[]): void {
+  for (const r of records) m.gridDuration.observe({ pass: r.pass }, r.durationMs / 1000);
+  if (status.completed_at && status.created_at) {
+    m.jobDuration.observe(
+      { status: status.status },
+      (Date.parse(status.completed_at) - Date.parse(status.created_at)) / 1000,
+    );
+  }
+  m.jobsFinished.inc({ status: status.status });
+  m.photosProcessed.inc(status.total_input);
+  m.photosFailed.inc(status.photos_failed);
+  m.tokens.inc({ direction: 'input' }, status.tokens.input);
+  m.tokens.inc({ direction: 'output' }, status.tokens.output);
+  m.cost.inc(status.cost_usd);
 }

@@ -393,7 +393,7 @@ describe('storage path escapes', () => {
       payload: body,
     });
     expect(res.statusCode, res.body).toBe(200);
-    const { job_id } = res.json() as { job_id: string };
+    const { job_id } = res.json<{ job_id: string }>();
     const photos = await env.store.photos(job_id, [0, 1, 2, 3]);
     // Names are kept as names (at most their last segment); the paths are made here, under the job's folder.
     expect(photos).toHaveLength(names.length);
@@ -619,9 +619,9 @@ describe('secrets never reach logs, job data or Redis', () => {
       expect(started.statusCode, started.body).toBe(200);
       let status: { status: string } | undefined;
       for (let i = 0; i < 600; i++) {
-        status = (await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers })).json() as {
+        status = (await secure.app.inject({ method: 'GET', url: `/api/triage/${jobId}/status`, headers })).json<{
           status: string;
-        };
+        }>();
         if (['completed', 'failed', 'cancelled'].includes(status.status)) break;
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -634,7 +634,7 @@ describe('secrets never reach logs, job data or Redis', () => {
         headers,
       });
       expect(results.statusCode).toBe(200);
-      const selected = (results.json() as { selected_photos: { id: string; url: string; thumbnail_url: string }[] })
+      const selected = results.json<{ selected_photos: { id: string; url: string; thumbnail_url: string }[] }>()
         .selected_photos;
       expect(selected.length).toBeGreaterThan(0);
       // The signed URLs do reach the client (that is their purpose)…

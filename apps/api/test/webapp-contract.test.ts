@@ -48,7 +48,7 @@ describe('what the webapp reads', () => {
     const waiting = await accepted(user, 2);
     const running = await accepted(user, 2);
     await env.store.start(running);
-    const { jobs } = (await get('/active', user)).json() as { jobs: { job_id: string; phase: unknown }[] };
+    const { jobs } = (await get('/active', user)).json<{ jobs: { job_id: string; phase: unknown }[] }>();
     const phases = Object.fromEntries(jobs.map((j) => [j.job_id, j.phase]));
     expect(phases).toEqual({ [waiting]: 'pending', [running]: 'coarse_pass' });
   });
@@ -269,9 +269,9 @@ describe('the dashboard', () => {
       headers: { authorization },
     });
     expect(res.statusCode, res.body).toBe(200);
-    const queue = (
-      res.json() as { queues: { name: string; jobs: { id: string; name: string; progress: unknown }[] }[] }
-    ).queues.find((q) => q.name === env.queue.name)!;
+    const queue = res
+      .json<{ queues: { name: string; jobs: { id: string; name: string; progress: unknown }[] }[] }>()
+      .queues.find((q) => q.name === env.queue.name)!;
     const listed = queue.jobs.find((j) => j.id === jobId)!;
     expect(listed.name).toBe('triage · Coarse selection: grid 1/4 · 1 of 4 grids (one start per grid)');
     expect(listed.progress).toMatchObject({ progress: 25, phase: 'coarse_pass', grid: '1/4' });

@@ -279,7 +279,9 @@ function detailOf(body: unknown): string | undefined {
   const detail = (body as Partial<ApiError> | undefined)?.detail as unknown;
   if (typeof detail === 'string') return detail;
   if (Array.isArray(detail)) {
-    const messages = detail.map((d) => (d && typeof d === 'object' && 'msg' in d ? String(d.msg) : String(d)));
+    const messages = (detail as unknown[]).map((d) =>
+      d && typeof d === 'object' && 'msg' in d ? String(d.msg) : String(d),
+    );
     return messages.join('; ');
   }
   const message = (body as { message?: unknown } | undefined)?.message;
@@ -306,18 +308,19 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortReason(signal);
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortReason(signal));
-    const done = () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
+/** Waits `ms`; rejects with the signal's reason as soon as it aborts. */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  throwIfAborted(signal);
+  const aborted = await new Promise<boolean>((resolve) => {
     const onAbort = () => {
       clearTimeout(timer);
-      reject(abortReason(signal!));
+      resolve(true);
     };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(false);
+    }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+  if (aborted) throw abortReason(signal!);
 }

@@ -20,53 +20,9 @@ export async function* parseServerSentEvents(
 ): AsyncGenerator<ServerSentEvent, void, undefined> {
   const reader = body.getReader();
   const decoder = new TextDecoder('utf-8');
+  const events = new EventAssembler();
   let buffer = '';
   let first = true;
-  let eventType = '';
-  let data: string[] = [];
-  let lastId: string | undefined;
-  let retry: number | undefined;
-
-  /** Handles one complete line; returns an event when the line is the blank one ending it. */
-  const line = (text: string): ServerSentEvent | undefined => {
-    if (text === '') {
-      const out: ServerSentEvent | undefined =
-        data.length > 0
-          ? {
-              event: eventType || 'message',
-              data: data.join('\n'),
-              ...(lastId !== undefined ? { id: lastId } : {}),
-              ...(retry !== undefined ? { retry } : {}),
-            }
-          : undefined;
-      eventType = '';
-      data = [];
-      retry = undefined;
-      return out;
-    }
-    if (text.startsWith(':')) return undefined; // comment / heartbeat
-    const colon = text.indexOf(':');
-    const field = colon === -1 ? text : text.slice(0, colon);
-    let value = colon === -1 ? '' : text.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    switch (field) {
-      case 'event':
-        eventType = value;
-        break;
-      case 'data':
-        data.push(value);
-        break;
-      case 'id':
-        if (!value.includes('\u0000')) lastId = value;
-        break;
-      case 'retry':
-        if (/^\d+$/.test(value)) retry = Number(value);
-        break;
-      default:
-        break; // unknown fields are ignored
-    }
-    return undefined;
-  };
 
   try {
     for (;;) {
@@ -82,7 +38,7 @@ export async function* parseServerSentEvents(
         if (ch !== 0x0a && ch !== 0x0d) continue;
         // A CR at the very end may be the first half of a CRLF split across chunks: wait for more.
         if (ch === 0x0d && i === buffer.length - 1 && !done) break;
-        const event = line(buffer.slice(start, i));
+        const event = events.line(buffer.slice(start, i));
         if (ch === 0x0d && buffer.charCodeAt(i + 1) === 0x0a) i++;
         start = i + 1;
         if (event) yield event;
@@ -94,5 +50,61 @@ export async function* parseServerSentEvents(
     // Stops the download when the consumer leaves early; harmless once the stream is done.
     await reader.cancel().catch(() => undefined);
     reader.releaseLock();
+  }
+}
+
+/** Builds events from complete lines; the last `id` outlives the event that set it, as the standard says. */
+class EventAssembler {
+  private eventType = '';
+  private data: string[] = [];
+  private lastId: string | undefined;
+  private retry: number | undefined;
+
+  /** Handles one complete line; returns an event when the line is the blank one ending it. */
+  line(text: string): ServerSentEvent | undefined {
+    if (text === '') return this.dispatch();
+    if (text.startsWith(':')) return undefined; // comment / heartbeat
+    const colon = text.indexOf(':');
+    const field = colon === -1 ? text : text.slice(0, colon);
+    let value = colon === -1 ? '' : text.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    this.field(field, value);
+    return undefined;
+  }
+
+  private field(field: string, value: string): void {
+    switch (field) {
+      case 'event':
+        this.eventType = value;
+        break;
+      case 'data':
+        this.data.push(value);
+        break;
+      case 'id':
+        if (!value.includes('\u0000')) this.lastId = value;
+        break;
+      case 'retry':
+        if (/^\d+$/.test(value)) this.retry = Number(value);
+        break;
+      default:
+        break; // unknown fields are ignored
+    }
+  }
+
+  /** The event the blank line ends (none when it had no data); starts the next one. */
+  private dispatch(): ServerSentEvent | undefined {
+    const out: ServerSentEvent | undefined =
+      this.data.length > 0
+        ? {
+            event: this.eventType || 'message',
+            data: this.data.join('\n'),
+            ...(this.lastId !== undefined ? { id: this.lastId } : {}),
+            ...(this.retry !== undefined ? { retry: this.retry } : {}),
+          }
+        : undefined;
+    this.eventType = '';
+    this.data = [];
+    this.retry = undefined;
+    return out;
   }
 }

@@ -11,7 +11,8 @@ export type Phase = 'uploading' | 'grid_generation' | 'coarse_pass' | 'fine_pass
 /** A job in one of these states will not change again. */
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
-export function isTerminal(status: JobStatus | string): boolean {
+// `string & {}` takes a status a newer server added while keeping the known ones in editors' suggestions.
+export function isTerminal(status: JobStatus | (string & {})): boolean {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
 }
 

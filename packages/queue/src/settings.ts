@@ -146,7 +146,16 @@ function visionProfile(
 /** The shared settings, checked together (Supabase needs its key, a provider its credentials, a Cluster a hash tag). */
 export function readSharedSettings(env: Env = process.env): SharedSettings {
   const all = readSettings(SHARED_SETTINGS, env);
-  const { retentionHours, maxEdge, maxTokens, patch, inputPerMTok, outputPerMTok, ...s } = all;
+  // The profile fields are read by visionProfile from `all`; they are left out of the result.
+  const {
+    retentionHours,
+    maxEdge: _maxEdge,
+    maxTokens: _maxTokens,
+    patch: _patch,
+    inputPerMTok: _inputPerMTok,
+    outputPerMTok: _outputPerMTok,
+    ...s
+  } = all;
   if (s.storageDriver === 'supabase') {
     for (const needed of [SHARED_SETTINGS.supabaseUrl, SHARED_SETTINGS.supabaseServiceRoleKey]) {
       if (!needed.given(env)) throw new SettingsError(`STORAGE_DRIVER=supabase needs ${needed.name}`);

@@ -184,6 +184,13 @@ export function checkObjectPath(path: string): string {
   return path;
 }
 
+/** Checks a `readRange` range [start, end): whole numbers, not negative, not reversed (empty is fine). */
+export function checkByteRange(start: number, end: number): void {
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
+    throw new RangeError(`invalid byte range [${start}, ${end})`);
+  }
+}
+
 export function checkBucket(bucket: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(bucket)) throw new InvalidPathError(`invalid bucket name: ${bucket}`);
   return bucket;

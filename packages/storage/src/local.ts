@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import {
   checkBucket,
+  checkByteRange,
   checkObjectPath,
   InvalidPathError,
   ObjectNotFoundError,
@@ -111,9 +112,7 @@ export class LocalStorage implements StorageDriver {
     end: number,
     options: ReadOptions = {},
   ): Promise<Buffer> {
-    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
-      throw new RangeError(`invalid byte range [${start}, ${end})`);
-    }
+    checkByteRange(start, end);
     await this.latency(options.signal);
     const handle = await this.openOrThrow(bucket, path);
     try {

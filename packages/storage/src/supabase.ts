@@ -39,6 +39,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   checkBucket,
+  checkByteRange,
   checkObjectPath,
   InvalidPathError,
   ObjectNotFoundError,
@@ -222,7 +223,12 @@ function isRouteNotFound(status: number, statusCode: unknown, message: string): 
  * object) make an object missing; a route 404, NoSuchBucket, 401/403 are configuration errors; 5xx, 408 and
  * 429 an outage; 413, 415 and InvalidKey a refusal of that object.
  */
-function answerFailure(status: number, rawStatusCode: unknown, code: string | undefined, message: string): Failure {
+function answerFailure(
+  status: number,
+  rawStatusCode: string | number | null | undefined,
+  code: string | undefined,
+  message: string,
+): Failure {
   const statusCode = rawStatusCode === undefined || rawStatusCode === null ? undefined : String(rawStatusCode);
   const text = `storage answered HTTP ${status}${statusCode && statusCode !== String(status) ? ` (${statusCode})` : ''}${code ? ` ${code}` : ''}: ${message}`;
   const base = { status, ...(code !== undefined && { code }) };
@@ -389,7 +395,7 @@ export class SupabaseStorage implements StorageDriver {
     // sources come back decodable); JPEG otherwise.
     if (!this.breaker.allows())
       throw new TransformRefusedError(bucket, path, `transforms are off for now: ${this.breaker.reason}`);
-    const url = `/render/image/authenticated/${this.objectPath(bucket, path)}?${query}`;
+    const url = `/render/image/authenticated/${this.objectPath(bucket, path)}?${query.toString()}`;
     try {
       const file = await this.download(
         `transform ${bucket}/${path}`,
@@ -453,9 +459,7 @@ export class SupabaseStorage implements StorageDriver {
     options: ReadOptions = {},
   ): Promise<Buffer> {
     this.checkPath(bucket, path);
-    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end >= start)) {
-      throw new RangeError(`invalid byte range [${start}, ${end})`);
-    }
+    checkByteRange(start, end);
     if (end === start) return Buffer.alloc(0);
     const url = `/object/authenticated/${this.objectPath(bucket, path)}`;
     return this.withRetries(
@@ -552,22 +556,15 @@ export class SupabaseStorage implements StorageDriver {
     checkBucket(bucket);
     paths.forEach(checkObjectPath);
     const out: (string | null)[] = [];
-    for (let i = 0; i < paths.length; i += this.removeBatch) {
-      const batch = paths.slice(i, i + this.removeBatch);
-      const data = await this.withRetries(
-        `sign ${batch.length} objects in ${bucket}`,
-        bucket,
-        '',
-        this.retries,
-        undefined,
-        async () => {
-          const { data, error } = await this.client()
-            .from(bucket)
-            .createSignedUrls([...batch], Math.max(1, Math.floor(expiresIn)));
-          if (error) throw error;
-          return data;
-        },
-      );
+    const signRequest = async (batch: string[]) => {
+      const { data, error } = await this.client()
+        .from(bucket)
+        .createSignedUrls([...batch], Math.max(1, Math.floor(expiresIn)));
+      if (error) throw error;
+      return data;
+    };
+    const what = (n: number) => `sign ${n} objects in ${bucket}`;
+    for await (const [batch, data] of this.inBatches(bucket, paths, what, signRequest)) {
       const byPath = new Map(
         data.map((d) => [d.path, d.error || !d.signedUrl ? null : this.signedLink(d.signedUrl, bucket, d.path ?? '')]),
       );
@@ -618,24 +615,36 @@ export class SupabaseStorage implements StorageDriver {
   async remove(bucket: string, paths: readonly string[]): Promise<void> {
     checkBucket(bucket);
     paths.forEach((p) => this.checkPath(bucket, p));
-    for (let i = 0; i < paths.length; i += this.removeBatch) {
-      const batch = paths.slice(i, i + this.removeBatch);
-      const deleted = await this.withRetries(
-        `remove ${batch.length} objects from ${bucket}`,
-        bucket,
-        '',
-        this.retries,
-        undefined,
-        async () => {
-          const { data, error } = await this.client()
-            .from(bucket)
-            .remove([...batch]);
-          if (error) throw error;
-          return new Set((data ?? []).map((o) => o.name));
-        },
-      );
+    const removeRequest = async (batch: string[]) => {
+      const { data, error } = await this.client()
+        .from(bucket)
+        .remove([...batch]);
+      if (error) throw error;
+      return new Set((data ?? []).map((o) => o.name));
+    };
+    const what = (n: number) => `remove ${n} objects from ${bucket}`;
+    for await (const [batch, deleted] of this.inBatches(bucket, paths, what, removeRequest)) {
       const left = batch.filter((p) => !deleted.has(p));
       if (left.length > 0) await this.confirmGone(bucket, left, batch.length);
+    }
+  }
+
+  /**
+   * Yields each batch of at most `removeBatch` paths (the API takes at most 1000 a call) with the answer to
+   * `request` on it; batches go one after another, each retried as one request named by `what`.
+   */
+  private async *inBatches<T>(
+    bucket: string,
+    paths: readonly string[],
+    what: (count: number) => string,
+    request: (batch: string[]) => Promise<T>,
+  ): AsyncGenerator<[string[], T]> {
+    for (let i = 0; i < paths.length; i += this.removeBatch) {
+      const batch = paths.slice(i, i + this.removeBatch);
+      yield [
+        batch,
+        await this.withRetries(what(batch.length), bucket, '', this.retries, undefined, () => request(batch)),
+      ];
     }
   }
 
@@ -809,7 +818,7 @@ export class SupabaseStorage implements StorageDriver {
       const text = await res.text().catch(() => '');
       let parsed: { statusCode?: unknown; code?: unknown; error?: unknown; message?: unknown } = {};
       try {
-        parsed = JSON.parse(text);
+        parsed = JSON.parse(text) as typeof parsed;
       } catch {
         // not JSON
       }
@@ -855,7 +864,7 @@ export class SupabaseStorage implements StorageDriver {
     arm();
     src.on('error', (err) => {
       clearTimeout(timer);
-      const reason = controller.signal.reason;
+      const reason: unknown = controller.signal.reason;
       out.destroy(
         reason instanceof StallError
           ? reason

@@ -20,7 +20,11 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { ClientOptions } from '@anthropic-ai/sdk';
-import type { MessageCreateParamsNonStreaming, Usage as ApiUsage } from '@anthropic-ai/sdk/resources/messages/messages';
+import type {
+  Message,
+  MessageCreateParamsNonStreaming,
+  Usage as ApiUsage,
+} from '@anthropic-ai/sdk/resources/messages/messages';
 import { answerSchema, buildPrompt, parseAnswer, SYSTEM_PROMPT, visualTokens, type VisionProfile } from '@triage/core';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodedImageInfo } from '@triage/core';
@@ -213,7 +217,6 @@ export class AnthropicProvider implements VisionProvider {
     let maxTokens = maxTokensFor(selectable.length, this.tokensPerLabel);
     let overloadedRounds = 0;
     let cutOff = false;
-    const failed = (error: string): ModelAnswer => ({ model, picks: [], error, usage });
     for (;;) {
       try {
         const message = await (
@@ -224,43 +227,12 @@ export class AnthropicProvider implements VisionProvider {
           timeout: this.timeoutMs,
         });
         usage = addUsage(usage, usageOf(profile, message.usage));
-        if (message.stop_reason === 'refusal') {
-          const details = message.stop_details;
-          return failed(
-            `refused${details?.category ? ` (${details.category})` : ''}${details?.explanation ? `: ${details.explanation}` : ''}`,
-          );
+        if (message.stop_reason === 'max_tokens' && !cutOff) {
+          cutOff = true;
+          maxTokens *= 2;
+          continue;
         }
-        if (message.stop_reason === 'max_tokens') {
-          if (!cutOff) {
-            cutOff = true;
-            maxTokens *= 2;
-            continue;
-          }
-          return failed(`answer cut off at max_tokens (${maxTokens}) twice`);
-        }
-        const text = message.content
-          .filter((b): b is Extract<typeof b, { type: 'text' }> => b.type === 'text')
-          .map((b) => b.text)
-          .join('');
-        let parsed: unknown = text;
-        let malformed = false;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          malformed = true; // free text or broken JSON: parseAnswer still finds labels in it
-        }
-        const { picks, unknown } = parseAnswer(parsed, selectable);
-        if (malformed && picks.length === 0 && unknown.length === 0) {
-          return failed(`unreadable answer (not JSON, no labels): ${JSON.stringify(text.slice(0, 80))}`);
-        }
-        return {
-          model,
-          picks,
-          usage,
-          ...(unknown.length > 0 && { ignored: unknown }),
-          ...(message.stop_reason && { stopReason: message.stop_reason }),
-          ...(malformed && { malformed: true }),
-        };
+        return answerOf(model, message, selectable, usage, maxTokens);
       } catch (err) {
         if (signal?.aborted) throw signal.reason ?? err;
         if (isOverloaded(err) && overloadedRounds < this.overloadedRetries) {
@@ -273,10 +245,55 @@ export class AnthropicProvider implements VisionProvider {
           }
           continue;
         }
-        return failed(describeError(err, this.maxRetries, overloadedRounds, this.timeoutMs));
+        const error = describeError(err, this.maxRetries, overloadedRounds, this.timeoutMs);
+        return { model, picks: [], error, usage };
       }
     }
   }
+}
+
+/**
+ * A model's answer from its response: a refusal or a second cut-off fails the model; otherwise the picks parsed
+ * from its text (JSON, or labels in free text), failing only when the text holds neither.
+ */
+function answerOf(
+  model: string,
+  message: Message,
+  selectable: readonly string[],
+  usage: Usage,
+  maxTokens: number,
+): ModelAnswer {
+  const failed = (error: string): ModelAnswer => ({ model, picks: [], error, usage });
+  if (message.stop_reason === 'refusal') {
+    const details = message.stop_details;
+    return failed(
+      `refused${details?.category ? ` (${details.category})` : ''}${details?.explanation ? `: ${details.explanation}` : ''}`,
+    );
+  }
+  if (message.stop_reason === 'max_tokens') return failed(`answer cut off at max_tokens (${maxTokens}) twice`);
+  const text = message.content
+    .filter((b): b is Extract<typeof b, { type: 'text' }> => b.type === 'text')
+    .map((b) => b.text)
+    .join('');
+  let parsed: unknown = text;
+  let malformed = false;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    malformed = true; // free text or broken JSON: parseAnswer still finds labels in it
+  }
+  const { picks, unknown } = parseAnswer(parsed, selectable);
+  if (malformed && picks.length === 0 && unknown.length === 0) {
+    return failed(`unreadable answer (not JSON, no labels): ${JSON.stringify(text.slice(0, 80))}`);
+  }
+  return {
+    model,
+    picks,
+    usage,
+    ...(unknown.length > 0 && { ignored: unknown }),
+    ...(message.stop_reason && { stopReason: message.stop_reason }),
+    ...(malformed && { malformed: true }),
+  };
 }
 
 type Sdk = typeof import('@anthropic-ai/sdk');

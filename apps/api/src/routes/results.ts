@@ -41,6 +41,31 @@ function photoRow(f: PhotoFate) {
   };
 }
 
+/** The answer of `/results`: an ended job's picks with signed URLs, and with `everyPhoto` each photo's fate. */
+async function jobResults(opts: TriageRouteOptions, job_id: string, userId: string, everyPhoto: boolean) {
+  const { store, storage } = opts;
+  const meta = await ownedMeta(store, job_id, userId);
+  if (meta.status !== 'completed' && meta.status !== 'failed') throw notComplete(meta.status);
+  const status = (await store.status(job_id))!;
+  const selection = meta.status === 'completed' ? await loadSelection(store, job_id) : [];
+  const selected_photos = await signPicks(storage, meta.bucket, selection, opts.settings.storageTransforms);
+  const { total_input, pass1_survivors, final_selected, target, criteria, error_message, photos_failed } = status;
+  const reply = {
+    job_id,
+    status: status.status,
+    selected_photos,
+    total_input,
+    pass1_survivors,
+    final_selected,
+    target,
+    criteria,
+    error_message,
+    photos_failed,
+  };
+  if (!everyPhoto) return reply;
+  return { ...reply, photos: (await photoFates(store, job_id)).map(photoRow) };
+}
+
 export const resultsRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = async (app, opts) => {
   const { store, storage } = opts;
 
@@ -56,29 +81,8 @@ export const resultsRoutes: FastifyPluginAsyncTypebox<TriageRouteOptions> = asyn
         response: { 200: S.ResultsReply, ...S.errors(400, 401, 404, 503) },
       },
     },
-    async (request) => {
-      const { job_id } = request.params;
-      const meta = await ownedMeta(store, job_id, request.identity.userId);
-      if (meta.status !== 'completed' && meta.status !== 'failed') throw notComplete(meta.status);
-      const status = (await store.status(job_id))!;
-      const selection = meta.status === 'completed' ? await loadSelection(store, job_id) : [];
-      const selected_photos = await signPicks(storage, meta.bucket, selection, opts.settings.storageTransforms);
-      const { total_input, pass1_survivors, final_selected, target, criteria, error_message, photos_failed } = status;
-      const reply = {
-        job_id,
-        status: status.status,
-        selected_photos,
-        total_input,
-        pass1_survivors,
-        final_selected,
-        target,
-        criteria,
-        error_message,
-        photos_failed,
-      };
-      if (request.query.include !== 'all') return reply;
-      return { ...reply, photos: (await photoFates(store, job_id)).map(photoRow) };
-    },
+    async (request) =>
+      jobResults(opts, request.params.job_id, request.identity.userId, request.query.include === 'all'),
   );
 
   app.get(

@@ -196,14 +196,14 @@ export class FakeSupabase {
   }
 
   static async start(options: FakeSupabaseOptions = {}): Promise<FakeSupabase> {
-    let fake!: FakeSupabase;
-    const server = createServer((req, res) => {
+    const server = createServer();
+    const fake = new FakeSupabase(server, options);
+    server.on('request', (req, res) => {
       fake.handle(req, res).catch((err) => {
         if (!res.headersSent) fake.json(res, 500, errorBody('500', 'internal', String((err as Error)?.message ?? err)));
         else res.destroy();
       });
     });
-    fake = new FakeSupabase(server, options);
     server.on('connection', (socket) => {
       fake.sockets.add(socket);
       socket.on('close', () => fake.sockets.delete(socket));
@@ -663,10 +663,10 @@ export class FakeSupabase {
     if (prefixes.length > 1000)
       return this.json(res, 400, errorBody('400', 'Bad Request', 'body/prefixes must NOT have more than 1000 items'));
     const deleted = [];
-    for (const p of hidden ? [] : prefixes) {
+    for (const p of hidden ? [] : (prefixes as unknown[])) {
       const object = this.get(bucket, String(p));
       if (!object) continue;
-      this.objects.delete(`${bucket}/${p}`);
+      this.objects.delete(`${bucket}/${String(p)}`);
       deleted.push({
         name: p,
         bucket_id: bucket,
@@ -702,7 +702,7 @@ export class FakeSupabase {
     this.json(
       res,
       200,
-      paths.map((p) =>
+      (paths as unknown[]).map((p) =>
         !hidden && this.get(bucket, String(p))
           ? {
               error: null,
@@ -773,7 +773,7 @@ export class FakeSupabase {
       ...(width !== undefined && { width }),
       ...(height !== undefined && { height }),
       ...(quality !== undefined && { quality }),
-      ...(query.format !== undefined && { format: String(query.format) }),
+      ...(typeof query.format === 'string' && { format: query.format }),
       ...(req.headers.accept && { accept: req.headers.accept }),
     };
     let out: { body: Buffer; contentType: string };

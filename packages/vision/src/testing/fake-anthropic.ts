@@ -158,14 +158,14 @@ export class FakeAnthropic {
   }
 
   static async start(options: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
-    let fake!: FakeAnthropic;
-    const server = createServer((req, res) => {
+    const server = createServer();
+    const fake = new FakeAnthropic(server, options);
+    server.on('request', (req, res) => {
       fake.handle(req, res).catch((err) => {
         if (!res.headersSent) fake.error(res, 500, 'api_error', String((err as Error)?.message ?? err));
         else res.destroy();
       });
     });
-    fake = new FakeAnthropic(server, options);
     server.on('connection', (socket) => {
       fake.sockets.add(socket);
       socket.on('close', () => fake.sockets.delete(socket));
@@ -412,7 +412,7 @@ export class FakeAnthropic {
               ),
             );
             throw bad(
-              `The image at ${where} is ${info.width}×${info.height} px, larger than ${body.model} accepts; scale it so that it fits`,
+              `The image at ${where} is ${info.width}×${info.height} px, larger than ${String(body.model)} accepts; scale it so that it fits`,
               {
                 error_code: 'image_dimensions_too_large',
                 max_side_length_pixels: side,
