@@ -128,6 +128,19 @@ describe('reads', () => {
     expect(await leftovers()).toEqual([]);
   });
 
+  it('reads an error body that is valid JSON but no object (`null`, a number) as a bare HTTP status', async () => {
+    fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(1000));
+    for (const body of [null, 0, 'oops']) {
+      fake.clearFaults();
+      fake.inject({ op: 'download', fault: { kind: 'status', status: 502, body } });
+      const err = await driver({ retries: 0 })
+        .readToFile(BUCKET, `${DIR}/a.jpg`)
+        .catch((e) => e);
+      expect(err, String(body)).toBeInstanceOf(StorageRequestError);
+      expect(err.reason).toMatch(/storage answered HTTP 502/);
+    }
+  });
+
   it('retries a 503 and a 429, but not a 403', async () => {
     fake.put(BUCKET, `${DIR}/a.jpg`, jpegLike(1000));
     fake.inject({ op: 'download', times: 1, fault: { kind: 'status', status: 503 } });

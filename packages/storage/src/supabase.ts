@@ -818,7 +818,9 @@ export class SupabaseStorage implements StorageDriver {
       const text = await res.text().catch(() => '');
       let parsed: { statusCode?: unknown; code?: unknown; error?: unknown; message?: unknown } = {};
       try {
-        parsed = JSON.parse(text) as typeof parsed;
+        // A body of `null`, a number or a string is valid JSON too, and holds no fields.
+        const json: unknown = JSON.parse(text);
+        if (json !== null && typeof json === 'object') parsed = json;
       } catch {
         // not JSON
       }

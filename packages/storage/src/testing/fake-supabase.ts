@@ -390,12 +390,14 @@ export class FakeSupabase {
       return this.json(
         res,
         fault.status,
-        fault.body ??
-          errorBody(
-            String(fault.status),
-            fault.status >= 500 ? 'internal' : 'error',
-            fault.status >= 500 ? 'Internal Server Error' : 'Error',
-          ),
+        // `body: null` is sent as the JSON `null` (a proxy's answer), only a missing body takes the default.
+        fault.body !== undefined
+          ? fault.body
+          : errorBody(
+              String(fault.status),
+              fault.status >= 500 ? 'internal' : 'error',
+              fault.status >= 500 ? 'Internal Server Error' : 'Error',
+            ),
       );
     }
     if (fault?.kind === 'stall' && fault.beforeHeaders) return; // never answer
