@@ -507,8 +507,13 @@ describe('TriageClient.waitForJob', () => {
 
     eventsMode = '404';
     const polling = new AbortController();
-    const waitPoll = client().waitForJob(JOB, { signal: polling.signal, pollIntervalMs: 60_000 });
-    setTimeout(() => polling.abort(), 50);
+    // Aborted once the first poll has answered, so while the client waits a minute for the next one.
+    const waitPoll = client().waitForJob(JOB, {
+      signal: polling.signal,
+      pollIntervalMs: 60_000,
+      onProgress: () => polling.abort(),
+    });
     await expect(waitPoll).rejects.toMatchObject({ name: 'AbortError' });
+    expect(requests.filter((r) => r.url.endsWith('/status'))).toHaveLength(1);
   });
 });
