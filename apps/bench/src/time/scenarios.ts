@@ -22,18 +22,11 @@ import {
 import type { FakeAnthropic } from '@triage/vision/testing';
 import type { Queue } from 'bullmq';
 import type { CorpusFile } from '../corpus.js';
-import {
-  BUCKET,
-  loadWatch,
-  openService,
-  sleep,
-  stagePhotos,
-  startWorkers,
-  type LoadContext,
-  type LoadSnapshot,
-  type Proc,
-  type Service,
-} from '../load.js';
+import { stagePhotos } from '../load/photos.js';
+import { startWorkers, type Proc } from '../load/processes.js';
+import { BUCKET, openService, type LoadContext, type Service } from '../load/service.js';
+import { loadWatch, type LoadSnapshot } from '../load/stats.js';
+import { sleep } from '../util.js';
 import { memoryOf, MemorySampler } from '../proc.js';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
