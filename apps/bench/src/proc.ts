@@ -64,6 +64,11 @@ export class MemorySampler {
     this.sample();
     clearInterval(this.timer);
   }
+
+  /** The highest VmHWM seen, or the process's own if it is higher now (0 once it is gone). */
+  peak(): number {
+    return Math.max(this.peakHwm, memoryOf(this.pid)?.hwm ?? 0);
+  }
 }
 
 /**

@@ -141,10 +141,10 @@ export async function runFairness(ctx: LoadContext, opts: FairnessOptions): Prom
     const recordsByJob = await Promise.all(users.map((u) => svc.store.gridRecords(u.jobId)));
     return fairnessFigures(opts, { ...run, load }, recordsByJob, {
       date: meters.date,
-      workerPeakRss: workers.map((w, i) => Math.max(meters.samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)),
+      workerPeakRss: meters.samplers.map((s) => s.peak()),
       workerIdleRss: meters.workerIdleRss,
       apiStartupPeak: meters.apiStartupPeak,
-      apiPeakRss: Math.max(meters.apiSampler.peakHwm, memoryOf(api.pid)?.hwm ?? 0),
+      apiPeakRss: meters.apiSampler.peak(),
     });
   } finally {
     for (const p of procs.reverse()) await p.stop();

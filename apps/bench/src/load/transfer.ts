@@ -121,7 +121,7 @@ function watchApi(api: Api): { stop(): Pick<MemoryRun, 'apiPeakRss' | 'load'> } 
   return {
     stop() {
       sampler.stop();
-      return { apiPeakRss: Math.max(sampler.peakHwm, memoryOf(api.pid)?.hwm ?? 0), load: watch.stop() };
+      return { apiPeakRss: sampler.peak(), load: watch.stop() };
     },
   };
 }
