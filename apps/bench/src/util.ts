@@ -12,3 +12,20 @@ export function mb(bytes: number): string {
 export function utcStamp(date = new Date()): string {
   return date.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
 }
+
+/** A whole-number option, or the fallback when it is not given; anything else stops the run with exit code 2. */
+export function wholeArg(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  bound = ` ≥ ${min}`,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`--${name} must be a whole number${bound}, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+}

@@ -1,5 +1,6 @@
 /** The options of `npm run load` (see load-main.ts), checked: a wrong one stops the run with exit code 2. */
 import { parseArgs } from 'node:util';
+import { wholeArg } from '../util.js';
 
 export interface LoadOptions {
   only: string | undefined;
@@ -54,12 +55,7 @@ function refuse(message: string): never {
   process.exit(2);
 }
 
-function int(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) refuse(`--${name} must be a whole number ≥ 1, got "${raw}"`);
-  return n;
-}
+const int = (name: string, raw: string | undefined, fallback: number) => wholeArg(name, raw, fallback, 1);
 
 function apiEnvOf(apiNodeOptions: string | undefined, pairs: string | undefined): Record<string, string> {
   const apiEnv: Record<string, string> = {};
