@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * npm run load [-- options]: the service under load, from the outside (see load/: one file per
- * scenario and the plumbing they share), written to
- * docs/benchmarks.md as dated sections with every target marked met / not met.
+ * npm run load [-- options]: the service under load, from the outside (see load/: one file per scenario,
+ * and the plumbing they share), written to docs/benchmarks.md as dated sections with every target marked
+ * met / not met.
  *
  *   --only fairness|throughput|transfer   one part (default: all three)
  *   --users U --photos P --pollers C      the fairness run (default 50 users × 100 photos, 200 pollers)
