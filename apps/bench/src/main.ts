@@ -27,6 +27,7 @@ import { ensureCorpus, type CorpusFile } from './corpus.js';
 import { runFloor } from './floor.js';
 import { describeMachine, loadResults, saveResult, writeReport, type BenchResult } from './report.js';
 import { runWorkerJob } from './run.js';
+import { utcStamp, wholeArg } from './util.js';
 
 const COARSE_CELL = 84;
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -44,15 +45,8 @@ const { values } = parseArgs({
   },
 });
 
-function positiveInt(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} must be a whole number, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
+/** Options may be 0 (no latency), and their message names no bound. */
+const positiveInt = (name: string, raw: string | undefined, fallback: number) => wholeArg(name, raw, fallback, 0, '');
 
 const photos = values.smoke ? 24 : positiveInt('photos', values.photos, 200);
 const unique = Math.min(photos, positiveInt('unique', values.unique, 200));
@@ -95,7 +89,7 @@ const libheifJs = (
 const count = (p: (f: CorpusFile) => boolean) => job.filter(p).length;
 const result: BenchResult = {
   key,
-  date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+  date: utcStamp(),
   machine: describeMachine({ sharp: sharp.versions.sharp ?? '?', vips: sharp.versions.vips, libheifJs }),
   photos,
   unique: files.length,

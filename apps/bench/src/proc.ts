@@ -1,4 +1,8 @@
-/** What the operating system says about a process: memory from /proc/<pid>/status, bytes read from /proc/<pid>/io. */
+/**
+ * What the operating system says about a process: memory from /proc/<pid>/status, bytes read from
+ * /proc/<pid>/io; and how a benchmark's child process is stopped.
+ */
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface MemorySample {
@@ -60,6 +64,11 @@ export class MemorySampler {
     this.sample();
     clearInterval(this.timer);
   }
+
+  /** The highest VmHWM seen, or the process's own if it is higher now (0 once it is gone). */
+  peak(): number {
+    return Math.max(this.peakHwm, memoryOf(this.pid)?.hwm ?? 0);
+  }
 }
 
 /**
@@ -72,5 +81,15 @@ export function resetPeak(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL if the process has not ended within 15 s. */
+export async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
   }
 }

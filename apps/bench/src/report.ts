@@ -93,10 +93,20 @@ interface TargetRow {
 
 /** Every performance target against this run (and the other sizes' saved results, for the ratio). */
 export function targets(result: BenchResult, others: readonly BenchResult[]): TargetRow[] {
-  const { run, floor, headProbe } = result;
-  const rows: TargetRow[] = [];
-  const peak = run.peakRss / MB;
-  rows.push({
+  return [
+    memoryTarget(result),
+    scalingTarget(others),
+    decodeTarget(result),
+    embeddedTarget(result),
+    prefetchTarget(result, others),
+    heicTarget(result),
+    apiTarget(),
+  ];
+}
+
+function memoryTarget(result: BenchResult): TargetRow {
+  const peak = result.run.peakRss / MB;
+  return {
     id: '1a',
     target: 'worker peak RSS ≤ 192 MB for a 2,000-photo two-pass job (progressive files included)',
     measured: `${f0(peak)} MB at ${result.photos} photos`,
@@ -107,20 +117,24 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
         : peak <= 192
           ? ''
           : 'the largest single decode: a HEIC without a usable thumbnail decodes at full size in WebAssembly memory, and a progressive JPEG the DC decoder leaves to libvips (CMYK, a wide-gamut profile) holds its whole coefficient buffer',
-  });
+  };
+}
+
+/** 2,000 photos against 200, from the saved results of both sizes. */
+function scalingTarget(others: readonly BenchResult[]): TargetRow {
   const small = others.find((o) => o.photos === 200 && o.latencyMs === 0);
   const large = others.find((o) => o.photos === 2000 && o.latencyMs === 0);
   if (small && large) {
     const ratio = large.run.peakRss / small.run.peakRss;
-    rows.push({
+    return {
       id: '1b',
       target: 'peak RSS for 2,000 photos ≤ 1.10 × the peak for 200',
       measured: `${f0(large.run.peakRss / MB)} / ${f0(small.run.peakRss / MB)} MB = ${f2(ratio)} ×`,
       status: ratio <= 1.1 ? 'met' : 'not met',
       limits: ratio <= 1.1 ? '' : 'memory grows with the job: look for per-photo state kept in the worker',
-    });
+    };
   } else {
-    rows.push({
+    return {
       id: '1b',
       target: 'peak RSS for 2,000 photos ≤ 1.10 × the peak for 200',
       measured: small
@@ -128,11 +142,13 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
         : 'needs a 200- and a 2,000-photo run',
       status: 'not measured here',
       limits: 'run `npm run bench -- --photos 200` and `--photos 2000`: the ratio appears in the later section',
-    });
+    };
   }
-  const coarseRatio = run.coarse.msPerPhoto / floor.msPerPhoto;
+}
+
+function decodeTarget(result: BenchResult): TargetRow {
   const decode = decodeFigures(result);
-  rows.push({
+  return {
     id: '2',
     target: 'worker time per photo needing a full decode ≤ 1.15 × the floor',
     measured: decode
@@ -154,15 +170,22 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
         : '') +
       'per photo from GridRecord.readMs (its thumbnail, once its bytes are in), plus the pass’s time outside thumbnails (storage waits, grid, judge, Redis) shared equally; ' +
       'the floor thumbnails at 84 px with no checks, the worker renders ≥ 320 px for the quality signals (233 px cells in the fine pass) and measures them in JS',
-  });
+  };
+}
+
+const EMBEDDED_TARGET =
+  'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one';
+
+function embeddedTarget(result: BenchResult): TargetRow {
+  const { run, floor, headProbe } = result;
+  const coarseRatio = run.coarse.msPerPhoto / floor.msPerPhoto;
   const medianOk = headProbe.medianHeadBytes <= 128 * 1024;
   const embeddedShare = (run.coarse.sources.embedded ?? 0) / Math.max(1, run.coarse.photos);
   const probeRatio = (headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto) / floor.msPerPhoto;
   if (embeddedShare > 0) {
-    rows.push({
+    return {
       id: '3',
-      target:
-        'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one',
+      target: EMBEDDED_TARGET,
       measured:
         `worker coarse pass: ${f0(embeddedShare * 100)} % of photos from the embedded thumbnail; ` +
         `${run.coarse.bytesReadPerPhoto !== null ? `mean ${kb(run.coarse.bytesReadPerPhoto)} read per photo (all files), ` : ''}` +
@@ -173,12 +196,11 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
       limits:
         'the grid figures do not separate embedded from decoded photos; the per-photo time of the fast path is the probe’s ' +
         '(range read + parse + 120 px decode). Files without a fitting thumbnail (none, stale after a crop, PNG/WebP) still decode fully',
-    });
+    };
   } else
-    rows.push({
+    return {
       id: '3',
-      target:
-        'embedded-thumbnail fast path: median bytes read ≤ 128 KB and coarse time ≤ 1/10 of the floor, on files carrying one',
+      target: EMBEDDED_TARGET,
       measured:
         `worker today: ${kb(run.coarse.fileBytesPerPhoto)} and ${f0(run.coarse.msPerPhoto)} ms per coarse photo. ` +
         `Offline probe of the same path (range read ${kb(headProbe.medianHeadBytes)} → findEmbeddedThumbnail → thumbnailFromEmbedded) ` +
@@ -189,8 +211,11 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
         `packages/images has the functions (exif.ts, thumbnailFromBytes); apps/worker/src/step.ts does not call them yet. ` +
         `The probe says the byte target is ${medianOk ? 'reachable' : 'not reachable'} and the time target ` +
         `${(headProbe.parseMsPerPhoto + headProbe.thumbMsPerPhoto) / floor.msPerPhoto <= 0.1 ? 'reachable' : 'out of reach'} once wired`,
-    });
-  rows.push({
+    };
+}
+
+function prefetchTarget(result: BenchResult, others: readonly BenchResult[]): TargetRow {
+  return {
     id: '4',
     target: 'prefetch: with 50 ms read latency, a 200-photo job ≥ 1.5 × faster than one at a time',
     measured: result.latencyMs > 0 ? latencyLine(result, others).text : 'run with --latency 50',
@@ -198,8 +223,13 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     limits:
       'compared with the latency-free run of the same size plus one latency per storage read (a strictly sequential worker); ' +
       'the coarse fast path makes one range read per photo, a decode a head read plus the file',
-  });
-  rows.push({
+  };
+}
+
+function heicTarget(result: BenchResult): TargetRow {
+  const { run } = result;
+  const peak = run.peakRss / MB;
+  return {
     id: '5',
     target: 'HEIC through libheif-js within the same memory bound, preferring the embedded thumbnail',
     measured:
@@ -215,15 +245,17 @@ export function targets(result: BenchResult, others: readonly BenchResult[]): Ta
     limits:
       'thumbnailFromFile routes HEVC HEIF to libheif-js and takes the 320 × 240 thumbnail item for cells up to 240 px (both passes here); ' +
       'a HEIC without a usable thumbnail costs a full WebAssembly decode (~1 s, about +70 MB for 12 MP while it runs: decoded in its own YCbCr planes and reduced from them, no RGBA copy of the whole image) in a short-lived thread whose memory is returned when it ends',
-  });
-  rows.push({
+  };
+}
+
+function apiTarget(): TargetRow {
+  return {
     id: '6',
     target: 'API: 200 × 8 MB upload and 200-file ZIP under 128 MB; status route ≥ 10,000 req/s, p99 ≤ 20 ms',
     measured: '—',
     status: 'not measured here',
     limits: 'this benchmark measures the worker; `npm run load` measures the API (its sections below)',
-  });
-  return rows;
+  };
 }
 
 function latencyStatus(speedup: number | null): Status {

@@ -4,18 +4,15 @@
  * The photos are linked into the storage folder and one triage job is submitted; the worker's memory is
  * sampled from /proc/<pid>/status and the bytes it read from /proc/<pid>/io, never from inside V8.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OFFLINE_PROFILE, type VisionProfile } from '@triage/core';
 import {
-  createTriageQueue,
-  deleteKeysUnder,
   prepareTriage,
-  redisConnection,
   submitTriage,
-  TriageStore,
+  type TriageStore,
   WORKER_NODE_ARGS,
   workerEnv,
   type GridRecord,
@@ -23,7 +20,11 @@ import {
 } from '@triage/queue';
 import { LocalStorage } from '@triage/storage';
 import type { CorpusFile } from './corpus.js';
-import { bytesReadBy, memoryOf, MemorySampler } from './proc.js';
+import { openPrefix, queueOf, removePrefix, untilWorkersRegister } from './prefix.js';
+import { bytesReadBy, memoryOf, MemorySampler, stopChild } from './proc.js';
+import { mb, sleep } from './util.js';
+
+const BUCKET = 'photos';
 
 /** What the job needs of a photo file. */
 export type RunPhoto = Pick<CorpusFile, 'name' | 'path' | 'size'>;
@@ -87,17 +88,67 @@ export interface RunResult<F extends RunPhoto = CorpusFile> {
 }
 
 export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): Promise<RunResult<F>> {
-  const { redisUrl, photos, log } = options;
-  const prefix = `bench-${randomUUID().slice(0, 8)}`;
   const triageId = randomUUID();
-  const redis = redisConnection({ kind: 'single', url: redisUrl, explicit: true }, 'worker');
-  const store = new TriageStore(redis, { prefix, retentionSeconds: 3600 });
-  const queue = createTriageQueue({ connection: redis, prefix, retentionSeconds: 3600 });
-  const storage = new LocalStorage({ root: options.storageDir });
-  const bucket = 'photos';
+  const onRedis = openPrefix(options.redisUrl, `bench-${randomUUID().slice(0, 8)}`);
+  const queue = queueOf(onRedis);
   const jobDir = `bench/${triageId}`;
+  const worker = startWorker(options, onRedis.prefix);
+  try {
+    const stagedPhotos = await linkPhotos(options, jobDir);
+    await untilWorkersRegister(queue, 1, 20_000, {
+      exited: () => (worker.child.exitCode !== null ? `worker exited at start:\n${worker.stderr()}` : null),
+      timedOut: () => `worker did not register within 20 s:\n${worker.stderr()}`,
+    });
+    await sleep(500);
+    const pid = worker.child.pid!;
+    const idleRss = memoryOf(pid)?.rss ?? 0;
+    const readBefore = bytesReadBy(pid) ?? 0;
+    const sampler = new MemorySampler(pid, 50);
+    const started = performance.now();
+    const prepared = prepareTriage(
+      {
+        triageId,
+        userId: 'bench',
+        bucket: BUCKET,
+        photos: stagedPhotos,
+        target: options.target ?? '10%',
+        passes: options.passes,
+      },
+      options.profile ?? OFFLINE_PROFILE,
+      {},
+    );
+    await submitTriage(queue, onRedis.store, prepared);
+    options.log(
+      `worker ${pid}: job ${triageId} submitted (${options.photos.length} photos, latency ${options.latencyMs} ms)`,
+    );
+    const status = await untilJobEnds(options, onRedis.store, triageId, { worker, sampler, started });
+    const wallMs = performance.now() - started;
+    sampler.stop();
+    const readAfter = bytesReadBy(pid) ?? readBefore;
+    return await jobFigures(options, onRedis.store, triageId, {
+      status,
+      wallMs,
+      peakRss: sampler.peak(),
+      idleRss,
+      bytesRead: readAfter - readBefore,
+      samples: sampler.samples,
+    });
+  } finally {
+    await stopChild(worker.child, worker.exited);
+    await removePrefix(onRedis, queue);
+    await rm(join(options.storageDir, BUCKET, jobDir), { recursive: true, force: true });
+  }
+}
 
-  const worker = spawn(
+interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<void>;
+  /** The last 4,000 characters the worker wrote to stderr. */
+  stderr(): string;
+}
+
+function startWorker(options: RunOptions<RunPhoto>, prefix: string): WorkerProcess {
+  const child = spawn(
     process.execPath,
     [...(options.nodeArgs ?? WORKER_NODE_ARGS), join(options.repoRoot, 'apps/worker/dist/main.js')],
     {
@@ -105,7 +156,7 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
       env: definedOnly(
         workerEnv({
           PATH: process.env.PATH ?? '',
-          REDIS_URL: redisUrl,
+          REDIS_URL: options.redisUrl,
           TRIAGE_PREFIX: prefix,
           STORAGE_DIR: options.storageDir,
           // Only when set: the shared settings refuse an explicit 0 (see the report).
@@ -118,99 +169,83 @@ export async function runWorkerJob<F extends RunPhoto>(options: RunOptions<F>): 
     },
   );
   let stderr = '';
-  worker.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return { child, exited, stderr: () => stderr };
+}
 
-  try {
-    const stagedPhotos = [];
-    for (const [i, file] of photos.entries()) {
-      const path = `${jobDir}/${String(i).padStart(5, '0')}-${file.name}`;
-      const target = storage.filePath(bucket, path);
-      await mkdir(dirname(target), { recursive: true });
-      await symlink(file.path, target);
-      stagedPhotos.push({ name: file.name, path });
-    }
-    const deadline = Date.now() + 20_000;
-    while ((await queue.getWorkersCount()) < 1) {
-      if (worker.exitCode !== null) throw new Error(`worker exited at start:\n${stderr}`);
-      if (Date.now() > deadline) throw new Error(`worker did not register within 20 s:\n${stderr}`);
-      await sleep(100);
-    }
-    await sleep(500);
-    const pid = worker.pid!;
-    const idleRss = memoryOf(pid)?.rss ?? 0;
-    const readBefore = bytesReadBy(pid) ?? 0;
-    const sampler = new MemorySampler(pid, 50);
-    const started = performance.now();
-    const prepared = prepareTriage(
-      {
-        triageId,
-        userId: 'bench',
-        bucket,
-        photos: stagedPhotos,
-        target: options.target ?? '10%',
-        passes: options.passes,
-      },
-      options.profile ?? OFFLINE_PROFILE,
-      {},
-    );
-    await submitTriage(queue, store, prepared);
-    log(`worker ${pid}: job ${triageId} submitted (${photos.length} photos, latency ${options.latencyMs} ms)`);
-
-    let status: TriageStatus | null = null;
-    let lastLine = '';
-    for (;;) {
-      status = await store.status(triageId);
-      if (status && ['completed', 'failed', 'cancelled'].includes(status.status)) break;
-      if (worker.exitCode !== null) throw new Error(`worker died mid-job:\n${stderr}`);
-      if (performance.now() - started > options.timeoutMs)
-        throw new Error(`job not done within ${options.timeoutMs / 1000} s`);
-      const line = status ? `grids ${status.grids_done}/${status.grids_total}` : '';
-      if (line !== lastLine) {
-        log(`  ${line} (${Math.round((performance.now() - started) / 1000)} s, RSS ${mb(sampler.peakRss)} MB peak)`);
-        lastLine = line;
-      }
-      await sleep(200);
-    }
-    const wallMs = performance.now() - started;
-    sampler.stop();
-    const readAfter = bytesReadBy(pid) ?? readBefore;
-
-    const records = await store.gridRecords(triageId);
-    const coarse = passFigures(
-      records.filter((r) => r.pass === 'coarse'),
-      photos,
-    );
-    const fineRecords = records.filter((r) => r.pass === 'fine');
-    // Photos whose fine verdict carries the full-size square's figures (Thumbnail.detail).
-    const squares = new Set([...(await store.fineVerdicts(triageId))].filter(([, v]) => v.detail).map(([i]) => i));
-    const fine = fineRecords.length > 0 ? passFigures(fineRecords, photos, squares) : null;
-    const photosRead = coarse.photos + (fine?.photos ?? 0);
-    return {
-      status: status.status,
-      photos: photos.length,
-      wallMs,
-      photosPerSecond: photos.length / (wallMs / 1000),
-      peakRss: Math.max(sampler.peakHwm, memoryOf(pid)?.hwm ?? 0),
-      idleRss,
-      bytesReadPerPhoto: (readAfter - readBefore) / Math.max(1, photosRead),
-      coarse,
-      fine,
-      failed: status.photos_failed,
-      selected: status.final_selected,
-      selectedIndexes: await store.selected(triageId),
-      samples: sampler.samples,
-    };
-  } finally {
-    if (worker.exitCode === null) worker.kill('SIGTERM');
-    await Promise.race([exited, sleep(15_000)]);
-    if (worker.exitCode === null) worker.kill('SIGKILL');
-    await queue.obliterate({ force: true }).catch(() => {});
-    await queue.close();
-    await deleteKeysUnder(redis, prefix);
-    await redis.quit();
-    await rm(join(options.storageDir, bucket, jobDir), { recursive: true, force: true });
+/** The job's photos linked into the storage folder, in order. */
+async function linkPhotos(options: RunOptions<RunPhoto>, jobDir: string): Promise<{ name: string; path: string }[]> {
+  const storage = new LocalStorage({ root: options.storageDir });
+  const stagedPhotos = [];
+  for (const [i, file] of options.photos.entries()) {
+    const path = `${jobDir}/${String(i).padStart(5, '0')}-${file.name}`;
+    const target = storage.filePath(BUCKET, path);
+    await mkdir(dirname(target), { recursive: true });
+    await symlink(file.path, target);
+    stagedPhotos.push({ name: file.name, path });
   }
+  return stagedPhotos;
+}
+
+/** Polls the job's status until it has ended; logs each change of the grid count. */
+async function untilJobEnds(
+  options: RunOptions<RunPhoto>,
+  store: TriageStore,
+  triageId: string,
+  run: { worker: WorkerProcess; sampler: MemorySampler; started: number },
+): Promise<TriageStatus> {
+  let lastLine = '';
+  for (;;) {
+    const status = await store.status(triageId);
+    if (status && ['completed', 'failed', 'cancelled'].includes(status.status)) return status;
+    if (run.worker.child.exitCode !== null) throw new Error(`worker died mid-job:\n${run.worker.stderr()}`);
+    if (performance.now() - run.started > options.timeoutMs)
+      throw new Error(`job not done within ${options.timeoutMs / 1000} s`);
+    const line = status ? `grids ${status.grids_done}/${status.grids_total}` : '';
+    if (line !== lastLine) {
+      options.log(
+        `  ${line} (${Math.round((performance.now() - run.started) / 1000)} s, RSS ${mb(run.sampler.peakRss)} MB peak)`,
+      );
+      lastLine = line;
+    }
+    await sleep(200);
+  }
+}
+
+/** The ended job's figures: each pass's from its grid records, the picks, and the worker's memory and reads. */
+async function jobFigures<F extends RunPhoto>(
+  options: RunOptions<F>,
+  store: TriageStore,
+  triageId: string,
+  run: { status: TriageStatus; wallMs: number; peakRss: number; idleRss: number; bytesRead: number; samples: number },
+): Promise<RunResult<F>> {
+  const { photos } = options;
+  const records = await store.gridRecords(triageId);
+  const coarse = passFigures(
+    records.filter((r) => r.pass === 'coarse'),
+    photos,
+  );
+  const fineRecords = records.filter((r) => r.pass === 'fine');
+  // Photos whose fine verdict carries the full-size square's figures (Thumbnail.detail).
+  const squares = new Set([...(await store.fineVerdicts(triageId))].filter(([, v]) => v.detail).map(([i]) => i));
+  const fine = fineRecords.length > 0 ? passFigures(fineRecords, photos, squares) : null;
+  const photosRead = coarse.photos + (fine?.photos ?? 0);
+  return {
+    status: run.status.status,
+    photos: photos.length,
+    wallMs: run.wallMs,
+    photosPerSecond: photos.length / (run.wallMs / 1000),
+    peakRss: run.peakRss,
+    idleRss: run.idleRss,
+    bytesReadPerPhoto: run.bytesRead / Math.max(1, photosRead),
+    coarse,
+    fine,
+    failed: run.status.photos_failed,
+    selected: run.status.final_selected,
+    selectedIndexes: await store.selected(triageId),
+    samples: run.samples,
+  };
 }
 
 function passFigures<F extends RunPhoto>(
@@ -249,12 +284,4 @@ function passFigures<F extends RunPhoto>(
 /** An environment without the variables set to undefined (to leave one of the defaults out). */
 function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export function mb(bytes: number): string {
-  return (bytes / 1048576).toFixed(0);
 }

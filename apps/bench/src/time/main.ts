@@ -22,8 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL, profileFor } from '@triage/core';
 import { FakeAnthropic } from '@triage/vision/testing';
-import { ensureCorpus } from '../corpus.js';
-import { utcStamp, type LoadContext } from '../load.js';
+import { ensureCorpus, type CorpusFile } from '../corpus.js';
+import type { LoadContext } from '../load/service.js';
+import { utcStamp, wholeArg } from '../util.js';
 import { describeHost, writeSection } from '../report.js';
 import { renderTimeSection, timeTargets, type TimeResult } from './report.js';
 import { runFairShares, runOneJob, runSmallUnderLoad, type TimeBench } from './scenarios.js';
@@ -45,15 +46,8 @@ const { values } = parseArgs({
   },
 });
 
-function whole(name: string, raw: string | undefined, fallback: number, min: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} must be a whole number ≥ ${min}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = (name: string, raw: string | undefined, fallback: number, min: number) =>
+  wholeArg(name, raw, fallback, min);
 
 const quick = values.quick;
 const latencyMs = whole('latency-ms', values['latency-ms'], 2500, 1);
@@ -96,38 +90,19 @@ async function measure(): Promise<TimeResult> {
   const { files, skippedHeic } = await ensureCorpus(resolve(values.corpus ?? join(repoRoot, '.bench/corpus')), 200, {
     log,
   });
-  // Every run finds the files in the page cache: else the first (T₀) would pay the disk reads alone.
-  log(`corpus: reading the ${files.length} files once`);
-  for (const f of files) for await (const chunk of createReadStream(f.path, { highWaterMark: 1 << 20 })) void chunk;
+  await warmPageCache(files);
   const fake = await FakeAnthropic.start();
   try {
-    const workerEnv: Record<string, string> = {
-      VISION_PROVIDER: 'anthropic',
-      ANTHROPIC_API_KEY: fake.apiKey,
-      ANTHROPIC_BASE_URL: fake.url,
-    };
-    if (concurrency !== null) workerEnv.WORKER_CONCURRENCY = concurrency;
-    if (nice !== null) workerEnv.WORKER_NICE = nice;
     const ctx: LoadContext = {
       repoRoot,
       redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       workDir,
       log,
-      workerEnv,
+      workerEnv: workerEnvFor(fake),
     };
     const bench: TimeBench = { ctx, fake, corpus: files, profile: profileFor(DEFAULT_MODEL), timeoutMs: 20 * 60_000 };
     const date = utcStamp();
-    const instant = await runOneJob(bench, 1, 0, sizes.big);
-    const latency = await runOneJob(bench, 1, latencyMs, sizes.big);
-    const twoWorkers = await runOneJob(bench, 2, latencyMs, sizes.big);
-    const small = await runSmallUnderLoad(bench, {
-      workers,
-      latencyMs,
-      smallPhotos: sizes.small,
-      bigJobs: sizes.loadJobs,
-      bigPhotos: sizes.loadPhotos,
-    });
-    const fair = await runFairShares(bench, { workers, latencyMs, photos: sizes.fair });
+    const runs = await runScenarios(bench);
     const corpus = {
       unique: files.length,
       meanBytes: files.reduce((n, f) => n + f.size, 0) / files.length,
@@ -144,13 +119,45 @@ async function measure(): Promise<TimeResult> {
       host: describeHost(),
       corpus,
       corpusWarmed: true,
-      instant,
-      latency,
-      twoWorkers,
-      small,
-      fair,
+      ...runs,
     };
   } finally {
     await fake.close();
   }
+}
+
+/** Every run finds the files in the page cache: else the first (T₀) would pay the disk reads alone. */
+async function warmPageCache(files: readonly CorpusFile[]): Promise<void> {
+  log(`corpus: reading the ${files.length} files once`);
+  for (const f of files) for await (const chunk of createReadStream(f.path, { highWaterMark: 1 << 20 })) void chunk;
+}
+
+/** The workers' model: the Anthropic provider against the local server, and the worker settings given. */
+function workerEnvFor(fake: FakeAnthropic): Record<string, string> {
+  const env: Record<string, string> = {
+    VISION_PROVIDER: 'anthropic',
+    ANTHROPIC_API_KEY: fake.apiKey,
+    ANTHROPIC_BASE_URL: fake.url,
+  };
+  if (concurrency !== null) env.WORKER_CONCURRENCY = concurrency;
+  if (nice !== null) env.WORKER_NICE = nice;
+  return env;
+}
+
+/** The scenarios in turn: one job instant and slow, on two workers, the small job under load, fair shares. */
+async function runScenarios(
+  bench: TimeBench,
+): Promise<Pick<TimeResult, 'instant' | 'latency' | 'twoWorkers' | 'small' | 'fair'>> {
+  const instant = await runOneJob(bench, 1, 0, sizes.big);
+  const latency = await runOneJob(bench, 1, latencyMs, sizes.big);
+  const twoWorkers = await runOneJob(bench, 2, latencyMs, sizes.big);
+  const small = await runSmallUnderLoad(bench, {
+    workers,
+    latencyMs,
+    smallPhotos: sizes.small,
+    bigJobs: sizes.loadJobs,
+    bigPhotos: sizes.loadPhotos,
+  });
+  const fair = await runFairShares(bench, { workers, latencyMs, photos: sizes.fair });
+  return { instant, latency, twoWorkers, small, fair };
 }

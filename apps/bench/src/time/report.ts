@@ -3,7 +3,7 @@
  * measured in the same run, marked met / not met, with the runs behind them.
  */
 import { WORKER_MALLOC_ENV, WORKER_NODE_ARGS } from '@triage/queue';
-import { median } from '../load.js';
+import { median } from '../load/stats.js';
 import { hostLine, type Machine } from '../report.js';
 import type { FairRun, OneJobRun, RunFacts, SmallJobRun } from './scenarios.js';
 

@@ -11,7 +11,6 @@
 import { randomUUID } from 'node:crypto';
 import type { VisionProfile } from '@triage/core';
 import {
-  createTriageQueue,
   prepareTriage,
   submitTriage,
   type GridRecord,
@@ -22,19 +21,13 @@ import {
 import type { FakeAnthropic } from '@triage/vision/testing';
 import type { Queue } from 'bullmq';
 import type { CorpusFile } from '../corpus.js';
-import {
-  BUCKET,
-  loadWatch,
-  openService,
-  sleep,
-  stagePhotos,
-  startWorkers,
-  type LoadContext,
-  type LoadSnapshot,
-  type Proc,
-  type Service,
-} from '../load.js';
-import { memoryOf, MemorySampler } from '../proc.js';
+import { stagePhotos } from '../load/photos.js';
+import { startWorkers, type Proc } from '../load/processes.js';
+import { BUCKET, openService, type LoadContext, type Service } from '../load/service.js';
+import { loadWatch, type LoadSnapshot } from '../load/stats.js';
+import { sleep } from '../util.js';
+import { queueOf } from '../prefix.js';
+import { MemorySampler } from '../proc.js';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
 const POLL_MS = 250;
@@ -90,7 +83,7 @@ async function withService<T>(
   fn: (run: Running) => Promise<T>,
 ): Promise<T & RunFacts> {
   const svc = await openService(bench.ctx, name);
-  const queue = createTriageQueue({ connection: svc.redis, prefix: svc.prefix, retentionSeconds: 3600 });
+  const queue = queueOf(svc);
   const workers: Proc[] = [];
   let samplers: MemorySampler[] = [];
   let watch: ReturnType<typeof loadWatch> | null = null;
@@ -125,7 +118,7 @@ async function withService<T>(
     return {
       ...result,
       load: watch.stop(),
-      peakRss: workers.map((w, i) => Math.max(samplers[i]!.peakHwm, memoryOf(w.pid)?.hwm ?? 0)),
+      peakRss: samplers.map((s) => s.peak()),
     };
   } finally {
     samplers.forEach((s) => s.stop());
