@@ -44,6 +44,7 @@ const coarse = status({
 });
 
 /** What each redraw leaves on the line. */
+// eslint-disable-next-line no-control-regex -- each redraw starts with the erase-line escape (ESC [2K)
 const drawnLines = (text: string) => text.split(/\r\x1b\[2K|\n/).filter((l) => l.length > 0);
 
 describe('the live progress line', () => {

@@ -25,6 +25,7 @@ import {
   WORKER_NODE_ARGS,
   workerEnv,
   type FateSignals,
+  type PreparedTriage,
   type RedisTarget,
   type SharedSettings,
   type TriageStatus,
@@ -133,111 +134,18 @@ export const APP_MAINS = { worker: join(APPS, 'worker/dist/main.js'), api: join(
 
 export async function runTriage(options: RunOptions, settings: SharedSettings): Promise<RunSummary> {
   const folder = resolve(options.folder);
-  const info = await stat(folder).catch(() => null);
-  if (!info?.isDirectory()) throw new CliError(`not a folder: ${options.folder}`);
-  const files = await listPhotos(folder);
-  if (files.length === 0)
-    throw new CliError(`no photos in ${options.folder} (looked for ${[...IMAGE_EXTENSIONS].join(' ')})`);
-  if (files.length > MAX_PHOTOS) {
-    throw new CliError(
-      `${files.length} photos in ${options.folder}: at most ${MAX_PHOTOS} per triage; split the folder`,
-    );
-  }
-
-  const triageId = randomUUID();
-  const userId = 'local';
+  const files = await folderPhotos(folder, options.folder);
+  const { triageId, photos, prepared } = prepareRun(folder, files, options, settings);
   const storage = new LocalStorage({ root: settings.storageDir });
-  const photos = files.map((file, i) => ({
-    name: relative(folder, file),
-    path: `triage/${userId}/${triageId}/${String(i).padStart(4, '0')}-${safeName(basename(file))}`,
-    original: file,
-  }));
-  // Validate before touching anything.
-  const prepared = prepareTriage(
-    {
-      triageId,
-      userId,
-      bucket: settings.bucket,
-      photos: photos.map(({ name, path }) => ({ name, path })),
-      target: options.top,
-      criteria: options.criteria,
-      passes: options.passes,
-      saveGrids: options.grids,
-    },
-    settings.profile,
-    settings.layouts,
-  );
-
   const redisForRun = await ensureRedis(settings.redis);
-  const cleanups: (() => Promise<unknown>)[] = [() => redisForRun.stop()];
-  const progress = new ProgressView(process.stderr, options.json);
-  let interrupted = false;
+  const cleanups: Cleanup[] = [() => redisForRun.stop()];
   try {
-    const redis = await connectRedis(redisForRun.target, 'producer');
-    cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
-    const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
-    const queue = createTriageQueue({
-      connection: redis,
-      prefix: settings.prefix,
-      retentionSeconds: settings.retentionSeconds,
-    });
-    cleanups.unshift(() => queue.close());
-
-    for (const p of photos) {
-      const target = storage.filePath(settings.bucket, p.path);
-      await mkdir(dirname(target), { recursive: true });
-      await symlink(p.original, target);
-    }
-    cleanups.unshift(() =>
-      storage.remove(
-        settings.bucket,
-        photos.map((p) => p.path),
-      ),
+    const { store, final, seconds } = await submitAndFollow(
+      { redisForRun, storage, settings, json: options.json, cleanups },
+      prepared,
+      photos,
     );
-
-    const started = Date.now();
-    await submitTriage(queue, store, prepared);
-
-    if ((await queue.getWorkersCount()) === 0) {
-      const worker = await startWorkerProcess(redisForRun, settings);
-      cleanups.unshift(() => worker.stop());
-    }
-
-    const onSigint = () => {
-      if (interrupted) return;
-      interrupted = true;
-      progress.note('interrupted: cancelling the triage…');
-      void store.requestCancel(triageId);
-    };
-    process.on('SIGINT', onSigint);
-    cleanups.unshift(async () => process.off('SIGINT', onSigint));
-
-    const final = await follow(redisForRun.target, settings, store, triageId, (s) => progress.update(s));
-    progress.done();
-    const seconds = (Date.now() - started) / 1000;
-    if (interrupted && final.status === 'cancelled')
-      throw new InterruptedError('interrupted: the triage was cancelled');
-    if (final.status !== 'completed') {
-      throw new TriageEndedError(`triage ${final.status}${final.error_message ? `: ${final.error_message}` : ''}`);
-    }
-
-    const selection = await loadSelection(store, triageId);
-    const byPath = new Map(photos.map((p) => [p.path, p.original]));
-    const selected = selection.map((s) => byPath.get(s.path)!);
-    const coarse = await store.coarseVerdicts(triageId);
-    const failures = [...coarse]
-      .filter(([, v]) => v.failure !== undefined)
-      .sort(([a], [b]) => a - b)
-      .map(([index, v]) => ({ path: photos[index]!.original, reason: v.failure! }));
-
-    const fates: CliPhotoFate[] = (await photoFates(store, triageId)).map((f) => ({
-      path: photos[f.index]!.original,
-      fate: f.selected ? 'selected' : f.coarse?.failure || f.fine?.failure ? 'failed' : 'not_selected',
-      reason: f.reason,
-      group: f.group && { id: photos[f.group.id]!.original, size: f.group.size, picked: f.group.picked },
-      signals: f.signals,
-    }));
-
+    const { selected, failures, fates } = await outcome(store, triageId, photos);
     if (options.out)
       await writeOut(
         resolve(options.out),
@@ -264,6 +172,163 @@ export async function runTriage(options: RunOptions, settings: SharedSettings): 
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
   }
+}
+
+/** Undoes one thing a run did; run in the reverse order of doing. */
+type Cleanup = () => Promise<unknown>;
+
+/** A photo of the folder and where it is linked in the local storage. */
+interface RunPhoto {
+  name: string;
+  path: string;
+  original: string;
+}
+
+/** What a run works with once Redis is there; each thing it sets up puts its undoing first in `cleanups`. */
+interface RunContext {
+  redisForRun: RedisForRun;
+  storage: LocalStorage;
+  settings: SharedSettings;
+  json: boolean;
+  cleanups: Cleanup[];
+}
+
+/** The photos under `folder`, or why the folder cannot be triaged (`given` is the folder as the user wrote it). */
+async function folderPhotos(folder: string, given: string): Promise<string[]> {
+  const info = await stat(folder).catch(() => null);
+  if (!info?.isDirectory()) throw new CliError(`not a folder: ${given}`);
+  const files = await listPhotos(folder);
+  if (files.length === 0) throw new CliError(`no photos in ${given} (looked for ${[...IMAGE_EXTENSIONS].join(' ')})`);
+  if (files.length > MAX_PHOTOS) {
+    throw new CliError(`${files.length} photos in ${given}: at most ${MAX_PHOTOS} per triage; split the folder`);
+  }
+  return files;
+}
+
+/** The triage's id, its photos' places in the storage and the job, validated before touching anything. */
+function prepareRun(folder: string, files: string[], options: RunOptions, settings: SharedSettings) {
+  const triageId = randomUUID();
+  const userId = 'local';
+  const photos: RunPhoto[] = files.map((file, i) => ({
+    name: relative(folder, file),
+    path: `triage/${userId}/${triageId}/${String(i).padStart(4, '0')}-${safeName(basename(file))}`,
+    original: file,
+  }));
+  const prepared = prepareTriage(
+    {
+      triageId,
+      userId,
+      bucket: settings.bucket,
+      photos: photos.map(({ name, path }) => ({ name, path })),
+      target: options.top,
+      criteria: options.criteria,
+      passes: options.passes,
+      saveGrids: options.grids,
+    },
+    settings.profile,
+    settings.layouts,
+  );
+  return { triageId, photos, prepared };
+}
+
+/**
+ * Links the photos into the storage, submits the triage (starting a worker when none is consuming) and
+ * follows it to its end; Ctrl-C cancels it. Throws unless it completed.
+ */
+async function submitAndFollow(run: RunContext, prepared: PreparedTriage, photos: RunPhoto[]) {
+  const { redisForRun, settings, cleanups } = run;
+  const { triageId } = prepared.request;
+  const progress = new ProgressView(process.stderr, run.json);
+  const { store, queue } = await openQueue(run);
+  await linkPhotos(run, photos);
+
+  const started = Date.now();
+  await submitTriage(queue, store, prepared);
+
+  if ((await queue.getWorkersCount()) === 0) {
+    const worker = await startWorkerProcess(redisForRun, settings);
+    cleanups.unshift(() => worker.stop());
+  }
+
+  const interrupted = cancelOnInterrupt(run, store, triageId, progress);
+  const final = await follow(redisForRun.target, settings, store, triageId, (s) => progress.update(s));
+  progress.done();
+  const seconds = (Date.now() - started) / 1000;
+  if (interrupted() && final.status === 'cancelled')
+    throw new InterruptedError('interrupted: the triage was cancelled');
+  if (final.status !== 'completed') {
+    throw new TriageEndedError(`triage ${final.status}${final.error_message ? `: ${final.error_message}` : ''}`);
+  }
+  return { store, final, seconds };
+}
+
+/** The run's own Redis connection, its store and the queue it submits to. */
+async function openQueue({ redisForRun, settings, cleanups }: RunContext) {
+  const redis = await connectRedis(redisForRun.target, 'producer');
+  cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
+  const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
+  const queue = createTriageQueue({
+    connection: redis,
+    prefix: settings.prefix,
+    retentionSeconds: settings.retentionSeconds,
+  });
+  cleanups.unshift(() => queue.close());
+  return { store, queue };
+}
+
+/** The photos linked (never copied) where the worker reads them; unlinked when the run ends. */
+async function linkPhotos({ storage, settings, cleanups }: RunContext, photos: RunPhoto[]): Promise<void> {
+  for (const p of photos) {
+    const target = storage.filePath(settings.bucket, p.path);
+    await mkdir(dirname(target), { recursive: true });
+    await symlink(p.original, target);
+  }
+  cleanups.unshift(() =>
+    storage.remove(
+      settings.bucket,
+      photos.map((p) => p.path),
+    ),
+  );
+}
+
+/** Ctrl-C asks for the triage's cancel (once); the answer says whether it was pressed. */
+function cancelOnInterrupt(
+  { cleanups }: RunContext,
+  store: TriageStore,
+  triageId: string,
+  progress: ProgressView,
+): () => boolean {
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) return;
+    interrupted = true;
+    progress.note('interrupted: cancelling the triage…');
+    void store.requestCancel(triageId);
+  };
+  process.on('SIGINT', onSigint);
+  cleanups.unshift(async () => process.off('SIGINT', onSigint));
+  return () => interrupted;
+}
+
+/** The picks, the photos that could not be read and every photo's fate, by the photos' own paths. */
+async function outcome(store: TriageStore, triageId: string, photos: RunPhoto[]) {
+  const selection = await loadSelection(store, triageId);
+  const byPath = new Map(photos.map((p) => [p.path, p.original]));
+  const selected = selection.map((s) => byPath.get(s.path)!);
+  const coarse = await store.coarseVerdicts(triageId);
+  const failures = [...coarse]
+    .filter(([, v]) => v.failure !== undefined)
+    .sort(([a], [b]) => a - b)
+    .map(([index, v]) => ({ path: photos[index]!.original, reason: v.failure! }));
+
+  const fates: CliPhotoFate[] = (await photoFates(store, triageId)).map((f) => ({
+    path: photos[f.index]!.original,
+    fate: f.selected ? 'selected' : f.coarse?.failure || f.fine?.failure ? 'failed' : 'not_selected',
+    reason: f.reason,
+    group: f.group && { id: photos[f.group.id]!.original, size: f.group.size, picked: f.group.picked },
+    signals: f.signals,
+  }));
+  return { selected, failures, fates };
 }
 
 /**

@@ -174,6 +174,7 @@ describe('triage run', () => {
     child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
     expect(await new Promise((r) => child.once('exit', r))).toBe(0);
     const progress = screen
+      // eslint-disable-next-line no-control-regex -- the live line redraws with the erase-line escape (ESC [2K)
       .split(/\r\x1b\[2K|\r\n|\r|\n/)
       .filter((line) => /^(\[[#.]+\] +)?\d+% {2}/.test(line.trimStart()));
     expect(progress.length).toBeGreaterThan(1);

@@ -49,7 +49,8 @@ export class ImageGate implements Gate {
       const onAbort = () => {
         const at = this.waiting.indexOf(entry);
         if (at >= 0) this.waiting.splice(at, 1);
-        reject(signal!.reason);
+        // The worker aborts with an Error (its StopSignal); an abort without a reason gives a DOMException.
+        reject(signal!.reason as Error);
       };
       const entry = {
         rank,

@@ -20,14 +20,7 @@ export async function startWorker(
   settings: WorkerSettings,
   log: Logger = pino({ level: settings.logLevel }),
 ): Promise<RunningWorker> {
-  const redis = await connectRedis(settings.redis, 'worker', 3000, settings.redisFailoverTimeoutMs);
-  await warnAboutRedisConfig(redis, log);
-  const subscriber = redisConnection(settings.redis, 'subscriber', {
-    failoverTimeoutMs: settings.redisFailoverTimeoutMs,
-  });
-  // Both reconnect by themselves; say so once per failure instead of letting ioredis print a stack.
-  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
-  subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
+  const { redis, subscriber } = await connectRedisPair(settings, log);
   const store = new TriageStore(redis, { prefix: settings.prefix, retentionSeconds: settings.retentionSeconds });
   const storage = createStorageDriver(settings);
   try {
@@ -38,11 +31,7 @@ export async function startWorker(
     redis.disconnect();
     throw new Error(`storage check failed: ${(err as Error).message}`);
   }
-  const database = readDatabaseSettings();
-  const pool: Pool | null = database
-    ? createPool(database, 'photo-triage-worker', (err) => log.warn({ err: err.message }, 'database connection error'))
-    : null;
-  const credits = pool ? new PgCreditLedger(pool) : undefined;
+  const { database, pool, credits } = openDatabase(log);
   const worker = await createTriageWorker({
     connection: redis,
     subscriber,
@@ -75,6 +64,49 @@ export async function startWorker(
           log,
         })
       : null;
+  logReady(settings, log, database, handoff !== null);
+  return {
+    ...worker,
+    store,
+    async stop() {
+      await Promise.all([worker.close(settings.shutdownDeadlineMs), handoff?.close()]);
+      await pool?.end();
+      subscriber.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** The worker's Redis connection and the one kept for cancel messages (a subscribed connection does nothing else). */
+async function connectRedisPair(settings: WorkerSettings, log: Logger) {
+  const redis = await connectRedis(settings.redis, 'worker', 3000, settings.redisFailoverTimeoutMs);
+  await warnAboutRedisConfig(redis, log);
+  const subscriber = redisConnection(settings.redis, 'subscriber', {
+    failoverTimeoutMs: settings.redisFailoverTimeoutMs,
+  });
+  // Both reconnect by themselves; say so once per failure instead of letting ioredis print a stack.
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis connection error; retrying'));
+  subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'Redis subscriber error; retrying'));
+  return { redis, subscriber };
+}
+
+/** The credits database, when DATABASE_URL is set. */
+function openDatabase(log: Logger) {
+  const database = readDatabaseSettings();
+  const pool: Pool | null = database
+    ? createPool(database, 'photo-triage-worker', (err) => log.warn({ err: err.message }, 'database connection error'))
+    : null;
+  const credits = pool ? new PgCreditLedger(pool) : undefined;
+  return { database, pool, credits };
+}
+
+/** What this worker runs with, once it is ready. */
+function logReady(
+  settings: WorkerSettings,
+  log: Logger,
+  database: ReturnType<typeof readDatabaseSettings>,
+  handoff: boolean,
+): void {
   if (!database)
     log.info(
       'DATABASE_URL is not set: no credits are refunded and PROCEED_QUEUE is not consumed (no scoring hand-off)',
@@ -93,14 +125,4 @@ export async function startWorker(
     },
     'worker ready',
   );
-  return {
-    ...worker,
-    store,
-    async stop() {
-      await Promise.all([worker.close(settings.shutdownDeadlineMs), handoff?.close()]);
-      await pool?.end();
-      subscriber.disconnect();
-      await redis.quit().catch(() => redis.disconnect());
-    },
-  };
 }

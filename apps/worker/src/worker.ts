@@ -31,6 +31,7 @@ import {
   type WorkerHeartbeat,
 } from '@triage/queue';
 import type { Pass } from '@triage/core';
+import type { Logger } from 'pino';
 import { StorageUnavailableError } from '@triage/storage';
 import { sweepExpired } from './expiry.js';
 import { refundUnserved } from './refunds.js';
@@ -131,187 +132,53 @@ const LAST_TURN = 2_000_000;
 
 export const DEFAULT_CONCURRENCY = WORKER_SETTINGS.concurrency.default;
 
+type GridWork = Extract<NextWork, { kind: 'grids' }>;
+
+/** What one worker's job steps and handlers share. */
+interface WorkerContext {
+  readonly options: TriageWorkerOptions;
+  readonly store: TriageStore;
+  readonly log: Logger;
+  /** Every step running here, by triage: a cancel stops all of them. */
+  readonly active: Map<string, Set<AbortController>>;
+  readonly outagePolicy: OutagePolicy;
+  readonly gate: ImageGate;
+  readonly queue: Queue<TriageJobData>;
+}
+
+/** The retention sweep's queue and the worker that runs it. */
+interface Maintenance {
+  queue: Queue;
+  worker: Worker;
+}
+
+/** This process's memory report: its id in the store and the timer that repeats it. */
+interface Heartbeat {
+  id: string;
+  timer: NodeJS.Timeout;
+}
+
 export async function createTriageWorker(options: TriageWorkerOptions): Promise<TriageWorker> {
   const { store, log } = options;
-  /** Every step running here, by triage: a cancel stops all of them. */
-  const active = new Map<string, Set<AbortController>>();
-  const outagePolicy: OutagePolicy = { ...DEFAULT_OUTAGE_POLICY, ...options.outagePolicy };
-  const gate = new ImageGate();
-  // Grid jobs are added by the triage's own step: the queue's default options (attempts, retention) hold for them too.
-  const queue = createTriageQueue({
-    connection: options.connection,
-    prefix: options.prefix,
-    retentionSeconds: store.retentionSeconds,
-  });
-
-  await options.subscriber.subscribe(cancelChannel(options.prefix));
-  options.subscriber.on('message', (_channel: string, triageId: string) => {
-    const running = active.get(triageId);
-    if (!running) return;
-    log.info({ triageId, steps: running.size }, 'cancel requested: stopping the running steps');
-    for (const controller of running) controller.abort(new StopSignal('cancel'));
-  });
-
-  function track(triageId: string, bullSignal: AbortSignal | undefined): { controller: AbortController; done(): void } {
-    const controller = new AbortController();
-    bullSignal?.addEventListener('abort', () => controller.abort(new StopSignal('cancel')), { once: true });
-    const running = active.get(triageId) ?? new Set<AbortController>();
-    running.add(controller);
-    active.set(triageId, running);
-    return {
-      controller,
-      done() {
-        running.delete(controller);
-        if (running.size === 0 && active.get(triageId) === running) active.delete(triageId);
-      },
-    };
-  }
-
-  /** As a triage ends; a ledger that fails now is asked again by the retention sweep (see refunds.ts). */
-  async function refundIfUnserved(triageId: string): Promise<void> {
-    await refundUnserved({ store, credits: options.credits, log }, triageId).catch((err: unknown) =>
-      log.error({ triageId, err }, 'could not refund the triage’s credits; the retention sweep will try again'),
-    );
-  }
-
-  async function park(job: Job<TriageJobData>, token: string | undefined): Promise<never> {
-    // Back to the queue, due now, without counting an attempt.
-    await job.moveToDelayed(Date.now(), token);
-    throw new DelayedError();
-  }
-
-  /** The triage job's progress, which the dashboard draws (a grid job updates its parent's). */
-  async function showProgress(triageId: string, jobId: string | undefined): Promise<void> {
-    const progress = await jobProgress(store, triageId).catch(() => null);
-    if (progress && jobId) await queue.updateJobProgress(jobId, progress as unknown as object).catch(() => {});
-  }
-
-  /** A line in the triage job's log, where an operator looks first (a grid job writes to its parent's). */
-  function triageLog(job: Job<TriageJobData>, line: string): Promise<unknown> {
-    return job.parent?.id ? queue.addJobLog(job.parent.id, line) : job.log(line);
-  }
-
-  /** Hands the grid back unrecorded and parks its job until the storage may be back. */
-  async function waitForStorage(
-    job: Job<TriageJobData>,
-    token: string | undefined,
-    err: StorageUnavailableError,
-  ): Promise<never> {
-    const { waitMs, line } = await notePause(store, job.data.triageId, err.reason, outagePolicy);
-    log.warn({ triageId: job.data.triageId, waitMs }, line);
-    await triageLog(job, line);
-    await job.moveToDelayed(Date.now() + waitMs, token);
-    throw new DelayedError();
-  }
-
-  /** Queues the grids of a pass as children of the triage job, each user's turns after their other jobs' grids. */
-  async function queueGrids(job: Job<TriageJobData>, work: Extract<NextWork, { kind: 'grids' }>): Promise<void> {
-    const { triageId } = job.data;
-    const turn = await store.fairTurn(work.meta, work.pass, work.grids.length);
-    await queue.addBulk(
-      work.grids.map((grid, i) => ({
-        name: GRID_JOB,
-        data: { triageId, pass: work.pass, grid },
-        opts: {
-          jobId: gridJobId(triageId, work.pass, grid),
-          parent: { id: job.id!, queue: job.queueQualifiedName },
-          priority: Math.min(LAST_TURN, Math.max(1, turn) + i),
-          // A grid that fails for good fails its triage (see the 'failed' handler): no pass ends short of a grid.
-          failParentOnFailure: true,
-          // Its outcome lives on in the grid's record and in the triage job's list of processed children.
-          removeOnComplete: true,
-        },
-      })),
-    );
-    await job.log(`${work.pass} pass: ${work.grids.length} grid${work.grids.length === 1 ? '' : 's'} queued`);
-  }
-
-  /** The triage job's step: queue what is left of the pass and wait for it, or end the pass, or rank. */
-  async function processTriage(job: Job<TriageJobData>, token: string | undefined): Promise<string> {
-    const { triageId } = job.data;
-    const jobLog = log.child({ triageId });
-    const deps: StepDeps = { ...options, log: jobLog, jobLog: (line) => job.log(line) };
-    try {
-      // A pass whose grids are all queued and finished but not all recorded is queued again (twice at most).
-      for (let round = 0; round < 3; round++) {
-        const work = await nextWork(deps, triageId);
-        await showProgress(triageId, job.id);
-        if (work.kind === 'done') {
-          await refundIfUnserved(triageId);
-          if (work.status === 'cancelled') throw new TriageCancelledError();
-          return work.status;
-        }
-        await queueGrids(job, work);
-        if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-      }
-      throw new Error('the pass’s grid jobs ended three times without recording every grid');
-    } catch (err) {
-      if (err instanceof WaitingChildrenError || err instanceof TriageCancelledError) throw err;
-      if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
-      jobLog.error({ err }, 'step failed');
-      throw err;
-    }
-  }
-
-  /** A grid job: one grid built, judged and recorded; a cancel or a shutdown stops it within one photo. */
-  async function processGrid(
-    job: Job<TriageJobData>,
-    token: string | undefined,
-    bullSignal?: AbortSignal,
-  ): Promise<string> {
-    const { triageId } = job.data;
-    const pass = job.data.pass as Pass;
-    const grid = job.data.grid ?? 0;
-    const { controller, done } = track(triageId, bullSignal);
-    const jobLog = log.child({ triageId, pass, grid });
-    const parentId = job.parent?.id;
-    try {
-      const outage = await outageState(store, triageId);
-      // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
-      const storageOutage = outageExpired(outage, outagePolicy) ? 'fail' : 'pause';
-      const outcome = await runGridStep(
-        {
-          ...options,
-          gate: gate.ranked(job.opts.priority ?? 0),
-          log: jobLog,
-          jobLog: (line) => triageLog(job, line),
-          storageOutage,
-        },
-        triageId,
-        pass,
-        grid,
-        controller.signal,
-      );
-      if (outage && storageOutage === 'pause') await endOutage(store, triageId);
-      if (outcome.kind === 'done') return outcome.status;
-      if (outcome.recorded) await showProgress(triageId, parentId);
-      return outcome.recorded ? 'recorded' : 'already recorded';
-    } catch (err) {
-      if (err instanceof DelayedError) throw err;
-      if (err instanceof StorageUnavailableError && !controller.signal.aborted)
-        return await waitForStorage(job, token, err);
-      const stop = controller.signal.reason;
-      if (controller.signal.aborted && stop instanceof StopSignal) {
-        if (stop.reason === 'shutdown') {
-          jobLog.info('handing the grid back: shutting down');
-          return await park(job, token);
-        }
-        // The triage job ends it as cancelled (and refunds) once its grid jobs have stopped.
-        await store.finish(triageId, { status: 'cancelled' });
-        jobLog.info('cancelled');
-        return 'cancelled';
-      }
-      if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
-      jobLog.error({ err }, 'grid step failed');
-      throw err;
-    } finally {
-      done();
-    }
-  }
-
+  const ctx: WorkerContext = {
+    options,
+    store,
+    log,
+    active: new Map(),
+    outagePolicy: { ...DEFAULT_OUTAGE_POLICY, ...options.outagePolicy },
+    gate: new ImageGate(),
+    // Grid jobs are added by the triage's own step: the queue's default options (attempts, retention) hold for them too.
+    queue: createTriageQueue({
+      connection: options.connection,
+      prefix: options.prefix,
+      retentionSeconds: store.retentionSeconds,
+    }),
+  };
+  await listenForCancels(ctx);
   const worker = new Worker<TriageJobData>(
     TRIAGE_QUEUE,
-    (job, token, signal) => (job.name === GRID_JOB ? processGrid(job, token, signal) : processTriage(job, token)),
+    (job, token, signal) =>
+      job.name === GRID_JOB ? processGrid(ctx, job, token, signal) : processTriage(ctx, job, token),
     {
       connection: options.connection,
       prefix: options.prefix,
@@ -324,82 +191,299 @@ export async function createTriageWorker(options: TriageWorkerOptions): Promise<
       name: 'triage-worker',
     },
   );
-
-  worker.on('failed', (job, err) => {
-    if (!job || err instanceof TriageCancelledError) return;
-    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (!final) return;
-    log.error({ triageId: job.data.triageId, err }, 'triage failed');
-    store
-      .finish(job.data.triageId, { status: 'failed', errorMessage: `Triage failed: ${err.message}` })
-      .then(() => refundIfUnserved(job.data.triageId))
-      .catch((e: unknown) => log.error({ err: e }, 'could not record the failure'));
-  });
+  worker.on('failed', (job, err) => recordFailure(ctx, job, err));
   worker.on('error', (err) => log.error({ err }, 'worker error'));
+  const maintenance = await startMaintenance(options);
+  const heartbeat = await startHeartbeat(store, options.heartbeatMs);
+  return {
+    worker,
+    close: (deadlineMs = WORKER_SETTINGS.shutdownDeadlineMs.default) =>
+      closeWorker(ctx, worker, maintenance, heartbeat, deadlineMs),
+  };
+}
 
-  // The retention sweep: a BullMQ job scheduler, so that however many workers run it fires once per period.
-  const maintenance: { queue: Queue; worker: Worker } | null = options.sweepEveryMs
-    ? {
-        queue: new Queue(MAINTENANCE_QUEUE, { connection: options.connection, prefix: options.prefix }),
-        worker: new Worker(
-          MAINTENANCE_QUEUE,
-          () =>
-            sweepExpired({
-              store,
-              storage: options.storage,
-              log,
-              ...(options.credits && { credits: options.credits }),
-            }),
-          {
-            connection: options.connection,
-            prefix: options.prefix,
-            concurrency: 1,
-            autorun: options.autorun ?? true,
-          },
-        ),
+/** A cancel message stops every step of its triage running in this process. */
+async function listenForCancels(ctx: WorkerContext): Promise<void> {
+  const { subscriber, prefix } = ctx.options;
+  await subscriber.subscribe(cancelChannel(prefix));
+  subscriber.on('message', (_channel: string, triageId: string) => {
+    const running = ctx.active.get(triageId);
+    if (!running) return;
+    ctx.log.info({ triageId, steps: running.size }, 'cancel requested: stopping the running steps');
+    for (const controller of running) controller.abort(new StopSignal('cancel'));
+  });
+}
+
+/** Counts a step among its triage's running ones until `done`; BullMQ's own abort counts as a cancel. */
+function track(
+  active: WorkerContext['active'],
+  triageId: string,
+  bullSignal: AbortSignal | undefined,
+): { controller: AbortController; done: () => void } {
+  const controller = new AbortController();
+  bullSignal?.addEventListener('abort', () => controller.abort(new StopSignal('cancel')), { once: true });
+  const running = active.get(triageId) ?? new Set<AbortController>();
+  running.add(controller);
+  active.set(triageId, running);
+  return {
+    controller,
+    done: () => {
+      running.delete(controller);
+      if (running.size === 0 && active.get(triageId) === running) active.delete(triageId);
+    },
+  };
+}
+
+/** As a triage ends; a ledger that fails now is asked again by the retention sweep (see refunds.ts). */
+async function refundIfUnserved(ctx: WorkerContext, triageId: string): Promise<void> {
+  const { store, options, log } = ctx;
+  await refundUnserved({ store, credits: options.credits, log }, triageId).catch((err: unknown) =>
+    log.error({ triageId, err }, 'could not refund the triage’s credits; the retention sweep will try again'),
+  );
+}
+
+/** Back to the queue, due in `waitMs` (now by default), without counting an attempt. */
+async function park(job: Job<TriageJobData>, token: string | undefined, waitMs = 0): Promise<never> {
+  await job.moveToDelayed(Date.now() + waitMs, token);
+  throw new DelayedError();
+}
+
+/** The triage job's progress, which the dashboard draws (a grid job updates its parent's). */
+async function showProgress(ctx: WorkerContext, triageId: string, jobId: string | undefined): Promise<void> {
+  const progress = await jobProgress(ctx.store, triageId).catch(() => null);
+  if (progress && jobId) await ctx.queue.updateJobProgress(jobId, progress as unknown as object).catch(() => {});
+}
+
+/** A line in the triage job's log, where an operator looks first (a grid job writes to its parent's). */
+function triageLog(ctx: WorkerContext, job: Job<TriageJobData>, line: string): Promise<unknown> {
+  return job.parent?.id ? ctx.queue.addJobLog(job.parent.id, line) : job.log(line);
+}
+
+/** Hands the grid back unrecorded and parks its job until the storage may be back. */
+async function waitForStorage(
+  ctx: WorkerContext,
+  job: Job<TriageJobData>,
+  token: string | undefined,
+  err: StorageUnavailableError,
+): Promise<never> {
+  const { waitMs, line } = await notePause(ctx.store, job.data.triageId, err.reason, ctx.outagePolicy);
+  ctx.log.warn({ triageId: job.data.triageId, waitMs }, line);
+  await triageLog(ctx, job, line);
+  return park(job, token, waitMs);
+}
+
+/**
+ * The grid jobs of a pass, children of the triage job: each user's turns come after their other jobs' grids
+ * (`turn`, from TriageStore.fairTurn), the grids of the pass in order.
+ */
+export function gridJobs(
+  triageId: string,
+  parent: { id: string; queue: string },
+  work: Pick<GridWork, 'pass' | 'grids'>,
+  turn: number,
+) {
+  return work.grids.map((grid, i) => ({
+    name: GRID_JOB,
+    data: { triageId, pass: work.pass, grid },
+    opts: {
+      jobId: gridJobId(triageId, work.pass, grid),
+      parent,
+      priority: Math.min(LAST_TURN, Math.max(1, turn) + i),
+      // A grid that fails for good fails its triage (see the 'failed' handler): no pass ends short of a grid.
+      failParentOnFailure: true,
+      // Its outcome lives on in the grid's record and in the triage job's list of processed children.
+      removeOnComplete: true,
+    },
+  }));
+}
+
+/** Queues the grids of a pass as children of the triage job. */
+async function queueGrids(ctx: WorkerContext, job: Job<TriageJobData>, work: GridWork): Promise<void> {
+  const { triageId } = job.data;
+  const turn = await ctx.store.fairTurn(work.meta, work.pass, work.grids.length);
+  await ctx.queue.addBulk(gridJobs(triageId, { id: job.id!, queue: job.queueQualifiedName }, work, turn));
+  await job.log(`${work.pass} pass: ${work.grids.length} grid${work.grids.length === 1 ? '' : 's'} queued`);
+}
+
+/** The triage job's step: queue what is left of the pass and wait for it, or end the pass, or rank. */
+async function processTriage(ctx: WorkerContext, job: Job<TriageJobData>, token: string | undefined): Promise<string> {
+  const { triageId } = job.data;
+  const jobLog = ctx.log.child({ triageId });
+  const deps: StepDeps = { ...ctx.options, log: jobLog, jobLog: (line) => job.log(line) };
+  try {
+    // A pass whose grids are all queued and finished but not all recorded is queued again (twice at most).
+    for (let round = 0; round < 3; round++) {
+      const work = await nextWork(deps, triageId);
+      await showProgress(ctx, triageId, job.id);
+      if (work.kind === 'done') {
+        await refundIfUnserved(ctx, triageId);
+        if (work.status === 'cancelled') throw new TriageCancelledError();
+        return work.status;
       }
-    : null;
-  if (maintenance) {
-    await maintenance.queue.upsertJobScheduler(
-      'retention-sweep',
-      { every: options.sweepEveryMs! },
-      { name: 'sweep', opts: { removeOnComplete: 50, removeOnFail: 50 } },
-    );
-    maintenance.worker.on('error', (err) => log.error({ err }, 'maintenance worker error'));
+      await queueGrids(ctx, job, work);
+      if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+    }
+    throw new Error('the pass’s grid jobs ended three times without recording every grid');
+  } catch (err) {
+    if (err instanceof WaitingChildrenError || err instanceof TriageCancelledError) throw err;
+    if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
+    jobLog.error({ err }, 'step failed');
+    throw err;
   }
+}
 
-  // Memory as the operating system counts it, for the API's /metrics: the figure the budget is about.
+/** A grid job: one grid built, judged and recorded; a cancel or a shutdown stops it within one photo. */
+async function processGrid(
+  ctx: WorkerContext,
+  job: Job<TriageJobData>,
+  token: string | undefined,
+  bullSignal?: AbortSignal,
+): Promise<string> {
+  const { triageId } = job.data;
+  const { controller, done } = track(ctx.active, triageId, bullSignal);
+  const jobLog = ctx.log.child({ triageId, pass: job.data.pass as Pass, grid: job.data.grid ?? 0 });
+  try {
+    return await runGrid(ctx, job, jobLog, controller.signal);
+  } catch (err) {
+    return await gridStepFailed(ctx, job, token, jobLog, controller.signal, err);
+  } finally {
+    done();
+  }
+}
+
+/** Builds, judges and records the grid, reading through a storage outage or past its limit. */
+async function runGrid(
+  ctx: WorkerContext,
+  job: Job<TriageJobData>,
+  jobLog: Logger,
+  signal: AbortSignal,
+): Promise<string> {
+  const { triageId } = job.data;
+  const outage = await outageState(ctx.store, triageId);
+  // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
+  const storageOutage = outageExpired(outage, ctx.outagePolicy) ? 'fail' : 'pause';
+  const outcome = await runGridStep(
+    {
+      ...ctx.options,
+      gate: ctx.gate.ranked(job.opts.priority ?? 0),
+      log: jobLog,
+      jobLog: (line) => triageLog(ctx, job, line),
+      storageOutage,
+    },
+    triageId,
+    job.data.pass as Pass,
+    job.data.grid ?? 0,
+    signal,
+  );
+  if (outage && storageOutage === 'pause') await endOutage(ctx.store, triageId);
+  if (outcome.kind === 'done') return outcome.status;
+  if (outcome.recorded) await showProgress(ctx, triageId, job.parent?.id);
+  return outcome.recorded ? 'recorded' : 'already recorded';
+}
+
+/** A grid step that threw: parked (storage outage, shutdown), ended as cancelled, or failed. */
+async function gridStepFailed(
+  ctx: WorkerContext,
+  job: Job<TriageJobData>,
+  token: string | undefined,
+  jobLog: Logger,
+  signal: AbortSignal,
+  err: unknown,
+): Promise<string> {
+  if (err instanceof DelayedError) throw err;
+  if (err instanceof StorageUnavailableError && !signal.aborted) return await waitForStorage(ctx, job, token, err);
+  const stop: unknown = signal.reason;
+  if (signal.aborted && stop instanceof StopSignal) {
+    if (stop.reason === 'shutdown') {
+      jobLog.info('handing the grid back: shutting down');
+      return await park(job, token);
+    }
+    // The triage job ends it as cancelled (and refunds) once its grid jobs have stopped.
+    await ctx.store.finish(job.data.triageId, { status: 'cancelled' });
+    jobLog.info('cancelled');
+    return 'cancelled';
+  }
+  if (err instanceof TriageNotFoundError) throw new UnrecoverableError(err.message);
+  jobLog.error({ err }, 'grid step failed');
+  throw err;
+}
+
+/** Whether a failed job is done trying: unrecoverable, or out of attempts. */
+export function failedForGood(job: Pick<Job, 'attemptsMade' | 'opts'>, err: Error): boolean {
+  return err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+}
+
+/** A job failed for good fails its triage, which is refunded; a cancel is recorded by the grid that saw it. */
+function recordFailure(ctx: WorkerContext, job: Job<TriageJobData> | undefined, err: Error): void {
+  if (!job || err instanceof TriageCancelledError || !failedForGood(job, err)) return;
+  const { triageId } = job.data;
+  ctx.log.error({ triageId, err }, 'triage failed');
+  ctx.store
+    .finish(triageId, { status: 'failed', errorMessage: `Triage failed: ${err.message}` })
+    .then(() => refundIfUnserved(ctx, triageId))
+    .catch((e: unknown) => ctx.log.error({ err: e }, 'could not record the failure'));
+}
+
+/** The retention sweep: a BullMQ job scheduler, so that however many workers run it fires once per period. */
+async function startMaintenance(options: TriageWorkerOptions): Promise<Maintenance | null> {
+  const { store, log, connection, prefix, sweepEveryMs } = options;
+  if (!sweepEveryMs) return null;
+  const maintenance: Maintenance = {
+    queue: new Queue(MAINTENANCE_QUEUE, { connection, prefix }),
+    worker: new Worker(
+      MAINTENANCE_QUEUE,
+      () =>
+        sweepExpired({ store, storage: options.storage, log, ...(options.credits && { credits: options.credits }) }),
+      { connection, prefix, concurrency: 1, autorun: options.autorun ?? true },
+    ),
+  };
+  await maintenance.queue.upsertJobScheduler(
+    'retention-sweep',
+    { every: sweepEveryMs },
+    { name: 'sweep', opts: { removeOnComplete: 50, removeOnFail: 50 } },
+  );
+  maintenance.worker.on('error', (err) => log.error({ err }, 'maintenance worker error'));
+  return maintenance;
+}
+
+/** Memory as the operating system counts it, for the API's /metrics: the figure the budget is about. */
+async function startHeartbeat(store: TriageStore, everyMs = 10_000): Promise<Heartbeat> {
   const id = `${hostname()}:${process.pid}`;
   const startedAt = Date.now();
-  const heartbeat = async () => {
-    const beat: WorkerHeartbeat = {
+  const beat = async () => {
+    const heartbeat: WorkerHeartbeat = {
       rssBytes: process.memoryUsage.rss(),
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       startedAt,
       at: Date.now(),
     };
-    await store.heartbeat(id, beat);
+    await store.heartbeat(id, heartbeat);
   };
-  const beating = setInterval(() => void heartbeat().catch(() => {}), options.heartbeatMs ?? 10_000);
-  beating.unref();
-  await heartbeat().catch(() => {});
+  const timer = setInterval(() => void beat().catch(() => {}), everyMs);
+  timer.unref();
+  await beat().catch(() => {});
+  return { id, timer };
+}
 
-  return {
-    worker,
-    async close(deadlineMs = WORKER_SETTINGS.shutdownDeadlineMs.default) {
-      clearInterval(beating);
-      const timer = setTimeout(() => {
-        for (const running of active.values())
-          for (const controller of running) controller.abort(new StopSignal('shutdown'));
-      }, deadlineMs);
-      try {
-        await Promise.all([worker.close(), maintenance?.worker.close()]);
-        await Promise.all([maintenance?.queue.close(), queue.close()]);
-        await store.dropWorker(id).catch(() => {});
-      } finally {
-        clearTimeout(timer);
-        await options.subscriber.unsubscribe().catch(() => {});
-      }
-    },
-  };
+/** Stops taking jobs; steps still running at the deadline are stopped and their grids handed back. */
+async function closeWorker(
+  ctx: WorkerContext,
+  worker: Worker<TriageJobData>,
+  maintenance: Maintenance | null,
+  heartbeat: Heartbeat,
+  deadlineMs: number,
+): Promise<void> {
+  clearInterval(heartbeat.timer);
+  const timer = setTimeout(() => {
+    for (const running of ctx.active.values())
+      for (const controller of running) controller.abort(new StopSignal('shutdown'));
+  }, deadlineMs);
+  try {
+    await Promise.all([worker.close(), maintenance?.worker.close()]);
+    await Promise.all([maintenance?.queue.close(), ctx.queue.close()]);
+    await ctx.store.dropWorker(heartbeat.id).catch(() => {});
+  } finally {
+    clearTimeout(timer);
+    await ctx.options.subscriber.unsubscribe().catch(() => {});
+  }
 }

@@ -129,11 +129,11 @@ describe.each([
       'the CLI’s job three grids in',
       async () => {
         const res = await env.app.inject({ method: 'GET', url: '/api/triage/active', headers });
-        const found = (res.json() as { jobs: ActiveJob[] }).jobs[0];
+        const found = res.json<{ jobs: ActiveJob[] }>().jobs[0];
         if (!found) return undefined;
         const s = (
           await env.app.inject({ method: 'GET', url: `/api/triage/${found.job_id}/status`, headers })
-        ).json() as TriageStatus;
+        ).json<TriageStatus>();
         return s.grids_done >= 3 ? s : undefined;
       },
       120_000,

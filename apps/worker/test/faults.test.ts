@@ -268,7 +268,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
       const refStatus = await until(
         'the reference run',
         async () => {
-          const s = (await statusOf(refId)).json() as TriageStatus;
+          const s = (await statusOf(refId)).json<TriageStatus>();
           return ended(s) ? s : undefined;
         },
         WAIT_MS,
@@ -281,12 +281,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
       // The same photos again; Redis is killed once a few grids are recorded.
       const jobId = randomUUID();
       expect((await startJob(jobId, await stage(jobId))).statusCode).toBe(200);
-      await until(
-        'three grids',
-        async () => ((await statusOf(jobId)).json() as TriageStatus).grids_done >= 3,
-        WAIT_MS,
-        20,
-      );
+      await until('three grids', async () => (await statusOf(jobId)).json<TriageStatus>().grids_done >= 3, WAIT_MS, 20);
       // The outage must outlast the worker's lock: whatever lock it holds now (renewed or not) has expired
       // WORKER_LOCK_MS after the kill, on this machine's clock, which is the clock Redis expires keys by.
       const lockKey = `${env.prefix}:${TRIAGE_QUEUE}:${jobId}:lock`;
@@ -328,7 +323,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
         'the API to answer again',
         async () => {
           const res = await statusOf(jobId);
-          return res.statusCode === 200 ? (res.json() as TriageStatus) : undefined;
+          return res.statusCode === 200 ? res.json<TriageStatus>() : undefined;
         },
         30_000,
         100,
@@ -344,7 +339,7 @@ describe('Redis (with AOF) killed with SIGKILL and restarted mid-job', () => {
       const status = await until(
         'the job to end',
         async () => {
-          const s = (await statusOf(jobId)).json() as TriageStatus;
+          const s = (await statusOf(jobId)).json<TriageStatus>();
           return ended(s) ? s : undefined;
         },
         WAIT_MS,

@@ -258,12 +258,12 @@ export async function waitForWorkers(env: Env, count: number, timeoutMs = 15_000
 }
 
 /** The image work of a worker, as its start wires it (@triage/images). */
-export const IMAGES: ImageOps = {
+export const IMAGES = {
   thumbnail: thumbnailFromFile,
   thumbnailFromEmbedded,
   thumbnailFromDcScans,
   composeGrid,
-};
+} satisfies ImageOps;
 
 export interface InProcessWorker {
   worker: TriageWorker;

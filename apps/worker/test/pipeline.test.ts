@@ -39,7 +39,8 @@ class WatchedStorage extends LocalStorage {
       const signal = args[2]?.signal;
       if (!signal) throw new Error('a held read needs a signal to end it');
       held();
-      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      signal.throwIfAborted();
     }
     return super.readToFile(...args);
   }
