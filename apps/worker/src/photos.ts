@@ -283,6 +283,31 @@ async function isOutage(ctx: ReadContext, error: unknown): Promise<boolean> {
   return !(await ctx.storage.reachable(ctx.bucket, { signal: ctx.signal }));
 }
 
+/**
+ * Decodes a fetched photo; a read that storage answered "unavailable" (past the driver's own retries) while
+ * storage as a whole answers again is made once more from the start before the photo counts as failed. That
+ * covers an outage that ended between the failed read and the reachability check, and reads prefetched during
+ * it: without it they would fail photos storage can serve. An object that keeps failing still fails its photo.
+ */
+async function decodeOrReread(
+  ctx: ReadContext,
+  photo: PhotoInput,
+  fetched: Fetched,
+  want?: 'always' | 'if-unsure',
+): Promise<Omit<PhotoRead, 'ms'>> {
+  try {
+    return await decode(ctx, photo, fetched, want);
+  } catch (error) {
+    if (!(await worthRereading(ctx, error))) throw error;
+    return decode(ctx, photo, await fetchFile(ctx, photo, await plan(ctx, photo)), want);
+  }
+}
+
+async function worthRereading(ctx: ReadContext, error: unknown): Promise<boolean> {
+  if (ctx.signal.aborted || !(error instanceof StorageRequestError) || error.kind !== 'unavailable') return false;
+  return ctx.storage.reachable ? ctx.storage.reachable(ctx.bucket, { signal: ctx.signal }) : false;
+}
+
 async function discard(fetched: Promise<Fetched> | undefined): Promise<void> {
   const f = await fetched;
   if (f?.kind === 'file') await f.file.release();
@@ -311,7 +336,7 @@ export async function readThumbnails(
       next = i + 1 < photos.length ? fetchOf(i + 1) : undefined;
       const started = performance.now();
       try {
-        const read = await decode(ctx, photos[i]!, fetched, ctx.detail?.[i]);
+        const read = await decodeOrReread(ctx, photos[i]!, fetched, ctx.detail?.[i]);
         results.push({
           ...read,
           ms: performance.now() - started,

@@ -158,6 +158,31 @@ describe('a storage outage pauses the job, it does not drop photos', () => {
     expect(status.error_message).toBeNull();
   });
 
+  it('a photo whose reads answered 503 while the rest of storage answers is read again, not failed', async () => {
+    // The moment an outage ends between a failed read and the worker's reachability check, made exact: the
+    // driver's two attempts at the photo's first read fail, and storage answers the probe and what follows.
+    const { id, photos } = await upload(8);
+    fake.inject({ path: photos[3]!.path, times: 2, fault: { kind: 'status', status: 503 } });
+    await submit(env, id, photos, { layouts: SMALL_GRIDS, passes: 1 });
+    await startWorker();
+    const status = await waitForStatus(env, id, ended);
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(0);
+    expect(fake.log(undefined, photos[3]!.path).map((r) => r.status)).toEqual(expect.arrayContaining([503, 503]));
+  });
+
+  it('one object that keeps answering 503 while the rest of storage answers fails its photo only', async () => {
+    const { id, photos } = await upload(8);
+    fake.inject({ path: photos[3]!.path, fault: { kind: 'status', status: 503 } });
+    await submit(env, id, photos, { layouts: SMALL_GRIDS, passes: 1 });
+    await startWorker();
+    const status = await waitForStatus(env, id, ended);
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(1);
+    const [record] = await env.store.gridRecords(id);
+    expect(record!.failures).toEqual([expect.objectContaining({ reason: expect.stringMatching(/503/) })]);
+  });
+
   it('an outage longer than the limit fails the photos it hits, with the reason', async () => {
     const { id, photos } = await upload(12);
     await submit(env, id, photos, { layouts: SMALL_GRIDS, passes: 1 });
