@@ -10,7 +10,7 @@ import type { StorageDriver } from '@triage/storage';
 
 /** A file name safe in any archive tool: no folders, no control characters, never empty. */
 export function safeName(name: string, fallback: string): string {
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- removing control characters from a name is the point
   const base = (name.split(/[\\/]/).pop() ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim();
   return base === '' || base === '.' || base === '..' ? fallback : base.slice(0, 200);
 }

@@ -171,7 +171,7 @@ export function checkObjectPath(path: string): string {
   }
   if (path.startsWith('/') || /^[A-Za-z]:/.test(path))
     throw new InvalidPathError(`absolute paths are not allowed: ${path}`);
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- refusing control characters in a path is the point
   if (/[\\\u0000-\u001f\u007f]/.test(path))
     throw new InvalidPathError(`invalid characters in path: ${JSON.stringify(path)}`);
   // %25 too: a double-encoded escape (%252e%252e) becomes one wherever a path is decoded twice.
