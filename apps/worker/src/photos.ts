@@ -274,38 +274,50 @@ async function decode(
   }
 }
 
-/** Whether a read failed because of storage as a whole (so not this photo's fault). */
-async function isOutage(ctx: ReadContext, error: unknown): Promise<boolean> {
-  if (!(error instanceof StorageRequestError) || (ctx.outage ?? 'pause') === 'fail') return false;
-  if (error.kind === 'config') return true;
-  if (error.kind !== 'unavailable' || !ctx.storage.reachable) return false;
-  // One object may keep failing while the rest of storage answers: then only that photo fails.
-  return !(await ctx.storage.reachable(ctx.bucket, { signal: ctx.signal }));
+/**
+ * What a failed read means: storage as a whole is out (`outage`: the grid pauses), storage answers again so
+ * the read is worth making once more (`reread`: an outage that ended between the failed read and this check,
+ * or a read prefetched during it), or the photo's own failure. One object may keep failing while the rest of
+ * storage answers: after its second read it fails alone. Past the outage limit (`fail`), every failure is
+ * the photo's, without a probe.
+ */
+async function judgeFailedRead(ctx: ReadContext, error: unknown): Promise<'outage' | 'reread' | 'photo'> {
+  if (!(error instanceof StorageRequestError) || (ctx.outage ?? 'pause') === 'fail') return 'photo';
+  if (error.kind === 'config') return 'outage';
+  if (error.kind !== 'unavailable' || !ctx.storage.reachable) return 'photo';
+  return (await ctx.storage.reachable(ctx.bucket, { signal: ctx.signal })) ? 'reread' : 'outage';
 }
 
 /**
- * Decodes a fetched photo; a read that storage answered "unavailable" (past the driver's own retries) while
- * storage as a whole answers again is made once more from the start before the photo counts as failed. That
- * covers an outage that ended between the failed read and the reachability check, and reads prefetched during
- * it: without it they would fail photos storage can serve. An object that keeps failing still fails its photo.
+ * One photo's thumbnail from what was fetched for it, read once more from the start when judgeFailedRead
+ * says so (with the new read's capture time and both reads' bytes). A photo that cannot be read gets
+ * `thumb: null` and a reason; an outage throws StorageUnavailableError.
  */
-async function decodeOrReread(
+async function readPhoto(
   ctx: ReadContext,
   photo: PhotoInput,
-  fetched: Fetched,
-  want?: 'always' | 'if-unsure',
+  first: { fetched: Fetched; captured: number | undefined },
+  want: 'always' | 'if-unsure' | undefined,
+  describe: (error: unknown) => string,
 ): Promise<Omit<PhotoRead, 'ms'>> {
-  try {
-    return await decode(ctx, photo, fetched, want);
-  } catch (error) {
-    if (!(await worthRereading(ctx, error))) throw error;
-    return decode(ctx, photo, await fetchFile(ctx, photo, await plan(ctx, photo)), want);
+  let { fetched, captured } = first;
+  let spent = 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const read = await decode(ctx, photo, fetched, want);
+      return { ...read, bytes: spent + read.bytes, ...(read.thumb && captured !== undefined && { captured }) };
+    } catch (error) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const verdict = await judgeFailedRead(ctx, error);
+      if (verdict === 'outage') throw new StorageUnavailableError(describe(error), error);
+      if (verdict === 'photo' || attempt > 1)
+        return { thumb: null, reason: describe(error), error, source: null, bytes: spent + fetched.bytes };
+      spent += fetched.bytes;
+      const again = await plan(ctx, photo);
+      captured = again.captured;
+      fetched = await fetchFile(ctx, photo, again);
+    }
   }
-}
-
-async function worthRereading(ctx: ReadContext, error: unknown): Promise<boolean> {
-  if (ctx.signal.aborted || !(error instanceof StorageRequestError) || error.kind !== 'unavailable') return false;
-  return ctx.storage.reachable ? ctx.storage.reachable(ctx.bucket, { signal: ctx.signal }) : false;
 }
 
 async function discard(fetched: Promise<Fetched> | undefined): Promise<void> {
@@ -335,25 +347,8 @@ export async function readThumbnails(
       const { captured } = await planOf(i);
       next = i + 1 < photos.length ? fetchOf(i + 1) : undefined;
       const started = performance.now();
-      try {
-        const read = await decodeOrReread(ctx, photos[i]!, fetched, ctx.detail?.[i]);
-        results.push({
-          ...read,
-          ms: performance.now() - started,
-          ...(read.thumb && captured !== undefined && { captured }),
-        });
-      } catch (error) {
-        if (ctx.signal.aborted) throw ctx.signal.reason;
-        if (await isOutage(ctx, error)) throw new StorageUnavailableError(describe(error), error);
-        results.push({
-          thumb: null,
-          reason: describe(error),
-          error,
-          source: null,
-          bytes: fetched.bytes,
-          ms: performance.now() - started,
-        });
-      }
+      const read = await readPhoto(ctx, photos[i]!, { fetched, captured }, ctx.detail?.[i], describe);
+      results.push({ ...read, ms: performance.now() - started });
     }
     return results;
   } finally {

@@ -5,6 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sharp } from '@triage/images';
+import { withExif } from '@triage/images/testing';
 import type { PhotoInput } from '@triage/queue';
 import { SupabaseStorage } from '@triage/storage';
 import { FakeSupabase } from '@triage/storage/testing';
@@ -161,14 +162,20 @@ describe('a storage outage pauses the job, it does not drop photos', () => {
   it('a photo whose reads answered 503 while the rest of storage answers is read again, not failed', async () => {
     // The moment an outage ends between a failed read and the worker's reachability check, made exact: the
     // driver's two attempts at the photo's first read fail, and storage answers the probe and what follows.
+    // The photo carries a capture time, which the read made again must keep (it orders and groups scenes).
     const { id, photos } = await upload(8);
-    fake.inject({ path: photos[3]!.path, times: 2, fault: { kind: 'status', status: 503 } });
+    const dated = photos[3]!.path;
+    fake.put(BUCKET, dated, withExif(fake.get(BUCKET, dated)!.body, { captured: '2026:05:01 10:03:00' }), {
+      contentType: 'image/jpeg',
+    });
+    fake.inject({ path: dated, times: 2, fault: { kind: 'status', status: 503 } });
     await submit(env, id, photos, { layouts: SMALL_GRIDS, passes: 1 });
     await startWorker();
     const status = await waitForStatus(env, id, ended);
     expect(status.status).toBe('completed');
     expect(status.photos_failed).toBe(0);
-    expect(fake.log(undefined, photos[3]!.path).map((r) => r.status)).toEqual(expect.arrayContaining([503, 503]));
+    expect(fake.log(undefined, dated).map((r) => r.status)).toEqual(expect.arrayContaining([503, 503]));
+    expect((await env.store.coarseVerdicts(id)).get(3)?.captured).toBe(Date.UTC(2026, 4, 1, 10, 3));
   });
 
   it('one object that keeps answering 503 while the rest of storage answers fails its photo only', async () => {
