@@ -3,7 +3,8 @@
  * handed back unrecorded and the job waits, with a growing delay, then tries again. The outage is kept on
  * the triage's record (when it began, how many waits so far) so that any worker taking the job next knows
  * it, and the status shows it in `error_message` while the job is still processing. Once it has lasted
- * longer than the limit, the next try reads with `outage: 'fail'`: the photos it hits fail with the reason.
+ * longer than the limit, the next try reads with `outage: 'fail'`: the photos it hits fail with the reason,
+ * until storage answers again (a grid's photos served, or a probe), which ends the outage.
  */
 import type { OutageState, PausePolicy, TriageStore } from '@triage/queue';
 import { WORKER_SETTINGS } from './config.js';

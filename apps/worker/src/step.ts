@@ -75,7 +75,8 @@ export interface StepDeps {
 }
 
 export type StepOutcome =
-  | { kind: 'grid'; pass: Pass; grid: number; recorded: boolean }
+  /** `storageAnswers`: storage served one of the grid's photos, or answered a probe after it failed them all. */
+  | { kind: 'grid'; pass: Pass; grid: number; recorded: boolean; storageAnswers: boolean }
   | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled' };
 
 /** What a triage's own step found to do: grids of a pass to queue, or nothing more (it has ended). */
@@ -155,7 +156,7 @@ export async function runGridStep(
   if ('kind' in meta) return meta;
   const phase = pass === 'coarse' ? 'coarse_pass' : 'fine_pass';
   if (meta.phase !== phase || (await deps.store.recordedGrids(triageId, pass)).has(grid)) {
-    return { kind: 'grid', pass, grid, recorded: false };
+    return { kind: 'grid', pass, grid, recorded: false, storageAnswers: false };
   }
   return runGrid(deps, meta, pass, grid, signal);
 }
@@ -242,7 +243,17 @@ async function runGrid(
     line,
   );
   await deps.jobLog?.(line);
-  return { kind: 'grid', pass, grid, recorded };
+  return { kind: 'grid', pass, grid, recorded, storageAnswers: await storageAnswers(deps, meta, read, signal) };
+}
+
+/**
+ * Whether storage answers after this grid's reads: it served one of its photos, or, past an outage's limit
+ * (where failed reads make no probe), a probe after every photo failed says so.
+ */
+async function storageAnswers(deps: StepDeps, meta: TriageMeta, read: ReadGrid, signal: AbortSignal): Promise<boolean> {
+  if (read.failures.length < read.indexes.length) return true;
+  if (deps.storageOutage !== 'fail' || !deps.storage.reachable) return false;
+  return deps.storage.reachable(meta.bucket, { signal });
 }
 
 async function finalize(

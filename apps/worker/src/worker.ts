@@ -360,7 +360,7 @@ async function runGrid(
 ): Promise<string> {
   const { triageId } = job.data;
   const outage = await outageState(ctx.store, triageId);
-  // Past the limit, reads fail the photos an outage hits; the outage stays on record until a read waits again.
+  // Past the limit, reads fail the photos an outage hits, until storage answers again.
   const storageOutage = outageExpired(outage, ctx.outagePolicy) ? 'fail' : 'pause';
   const outcome = await runGridStep(
     {
@@ -375,7 +375,9 @@ async function runGrid(
     job.data.grid ?? 0,
     signal,
   );
-  if (outage && storageOutage === 'pause') await endOutage(ctx.store, triageId);
+  // The outage is over: its record and the status's message go, and a later outage waits from the start.
+  const answers = outcome.kind === 'grid' && outcome.storageAnswers;
+  if (outage && (storageOutage === 'pause' || answers)) await endOutage(ctx.store, triageId);
   if (outcome.kind === 'done') return outcome.status;
   if (outcome.recorded) await showProgress(ctx, triageId, job.parent?.id);
   return outcome.recorded ? 'recorded' : 'already recorded';

@@ -159,6 +159,23 @@ describe('a storage outage pauses the job, it does not drop photos', () => {
     expect(status.error_message).toBeNull();
   });
 
+  it('storage back after an outage past the limit: the outage leaves the record and the status (a later one waits again)', async () => {
+    // Made exact by the storage's answers, not by time: the first grid's photos keep answering 503 and the
+    // first reachability probe does too (an outage, noted at once past a 1 ms limit); every later probe
+    // answers, as does every other photo.
+    const { id, photos } = await upload(24);
+    const firstGrid = new Set(photos.slice(0, 12).map((p) => p.path));
+    fake.inject({ op: 'bucket', times: 1, fault: { kind: 'status', status: 503 } });
+    for (const path of firstGrid) fake.inject({ path, fault: { kind: 'status', status: 503 } });
+    await submit(env, id, photos, { layouts: SMALL_GRIDS, passes: 1 });
+    await startWorker({ outage: { limitMs: 1 } });
+    const status = await waitForStatus(env, id, ended);
+    expect(status.status).toBe('completed');
+    expect(status.photos_failed).toBe(12);
+    expect(status.error_message).toBeNull();
+    expect(await env.store.outage(id)).toBeNull();
+  });
+
   it('a photo whose reads answered 503 while the rest of storage answers is read again, not failed', async () => {
     // The moment an outage ends between a failed read and the worker's reachability check, made exact: the
     // driver's two attempts at the photo's first read fail, and storage answers the probe and what follows.
