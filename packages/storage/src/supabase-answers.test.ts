@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { InvalidPathError, ObjectNotFoundError, TransformRefusedError } from './driver.js';
 import { StorageRequestError, SupabaseStorage, TransformBreaker, type SupabaseStorageOptions } from './supabase.js';
 import { FakeSupabase } from './testing/fake-supabase.js';
+import { jpegLike as jpegOf } from './testing/jpeg-like.js';
 
 const KEY = 'service-role-key-answers';
 const ANON = 'anon-key-answers';
@@ -22,32 +23,7 @@ let fake: FakeSupabase;
 let bare: FakeSupabase;
 let temp: string;
 
-function jpegLike(size: number, width = 400, height = 300): Buffer {
-  const head = Buffer.from([
-    0xff,
-    0xd8,
-    0xff,
-    0xc0,
-    0x00,
-    0x11,
-    0x08,
-    height >> 8,
-    height & 255,
-    width >> 8,
-    width & 255,
-    0x03,
-    1,
-    0x22,
-    0,
-    2,
-    0x11,
-    1,
-    3,
-    0x11,
-    1,
-  ]);
-  return Buffer.concat([head, randomBytes(Math.max(0, size - head.length))]);
-}
+const jpegLike = (size: number, width = 400, height = 300) => jpegOf(size, width, height);
 
 function driver(options: Partial<SupabaseStorageOptions> = {}, server: FakeSupabase = fake): SupabaseStorage {
   return new SupabaseStorage({

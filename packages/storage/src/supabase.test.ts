@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { ObjectNotFoundError, TransformRefusedError } from './driver.js';
 import { StorageRequestError, SupabaseStorage, type SupabaseStorageOptions } from './supabase.js';
 import { FakeSupabase } from './testing/fake-supabase.js';
+import { jpegLike as jpegOf } from './testing/jpeg-like.js';
 
 const KEY = 'service-role-key-abc123-never-log-me';
 const BUCKET = 'photos';
@@ -19,33 +20,7 @@ const DIR = 'triage/user-1/job-1';
 let fake: FakeSupabase;
 let temp: string;
 
-function jpegLike(size: number, width = 4000, height = 3000): Buffer {
-  // A JPEG header with a real SOF0 (so the fake knows the pixel size), then random bytes.
-  const head = Buffer.from([
-    0xff,
-    0xd8,
-    0xff,
-    0xc0,
-    0x00,
-    0x11,
-    0x08,
-    height >> 8,
-    height & 255,
-    width >> 8,
-    width & 255,
-    0x03,
-    1,
-    0x22,
-    0,
-    2,
-    0x11,
-    1,
-    3,
-    0x11,
-    1,
-  ]);
-  return Buffer.concat([head, randomBytes(Math.max(0, size - head.length))]);
-}
+const jpegLike = (size: number, width = 4000, height = 3000) => jpegOf(size, width, height);
 
 function driver(options: Partial<SupabaseStorageOptions> = {}): SupabaseStorage {
   return new SupabaseStorage({

@@ -1,1 +1,2 @@
 export * from './fake-supabase.js';
+export * from './jpeg-like.js';
