@@ -259,12 +259,18 @@ export function orientedSize(width: number, height: number, orientation: number)
 }
 
 /**
- * Applies EXIF orientation 1–8 to a square raw RGB image (side × side × 3), returning a new buffer: what
- * an auto-orienting viewer shows. On a square, centre-cropping commutes with every orientation.
+ * Applies EXIF orientation 1–8 to a square raw RGB image (side × side × 3), returning a new buffer (or `out`,
+ * filled, when given: a caller's scratch buffer of the same length, not `rgb` itself): what an auto-orienting
+ * viewer shows. On a square, centre-cropping commutes with every orientation.
  */
-export function orientSquare(rgb: Uint8Array, side: number, orientation: number): Buffer {
+export function orientSquare(
+  rgb: Uint8Array,
+  side: number,
+  orientation: number,
+  out: Buffer = Buffer.allocUnsafe(rgb.length),
+): Buffer {
   if (rgb.length !== side * side * 3) throw new RangeError(`expected ${side * side * 3} bytes, got ${rgb.length}`);
-  const out = Buffer.allocUnsafe(rgb.length);
+  if (out.length !== rgb.length) throw new RangeError(`expected an output of ${rgb.length} bytes, got ${out.length}`);
   if (orientation < 2 || orientation > 8) {
     out.set(rgb);
     return out;

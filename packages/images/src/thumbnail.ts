@@ -1,5 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { JPEG_HEAD_BYTES, orientedSize, orientSquare, parseJpegHead, type EmbeddedThumbnail } from './exif.js';
+import { detailRegion, type DetailRegion } from './detail-region.js';
 import { decodeHeicInThread, HeicDecodeError } from './heic.js';
 import { INPUT_OPTIONS, MAX_INPUT_PIXELS, sharp, type OutputInfo, type Sharp } from './sharp.js';
 import { decodeProgressiveDc, readDcScans } from './progressive.js';
@@ -23,7 +24,8 @@ export interface Thumbnail {
    */
   from?: 'image' | 'embedded' | 'dc-scans';
   /**
-   * Focus and noise at full resolution, on a DETAIL_SIDE px square at the frame's centre, when asked for
+   * Focus and noise at full resolution, on a DETAIL_SIDE px square where the thumbnail shows detail, as high
+   * in the stored file as it can be (see detailRegion: the rows above it are what it costs), when asked for
    * (ThumbnailOptions.detail) and the photo was decoded from a baseline JPEG or a non-interlaced PNG file
    * (see STRIP_FORMATS): a thumbnail cannot show either (noise is averaged away, a slight defocus is below a pixel).
    */
@@ -34,8 +36,8 @@ export interface ThumbnailOptions {
   signal?: AbortSignal;
   /**
    * Also measure Thumbnail.detail: always (`true`), or only when the thumbnail leaves it open — a test of the
-   * thumbnail's own signals, made once they are measured. The square costs about half a full-resolution decode
-   * (see detailOf), so it is worth taking only where its answer can change a verdict.
+   * thumbnail's own signals, made once they are measured. The square costs up to a full-resolution decode
+   * (see detailRegion), so it is worth taking only where its answer can change a verdict.
    */
   detail?: boolean | ((thumb: Pick<Thumbnail, 'signals' | 'source'>) => boolean);
 }
@@ -156,24 +158,18 @@ export async function thumbnailFromFile(
   if (!STRIP_FORMATS.has(metadata.format) || metadata.isProgressive) return thumb;
   if (!(typeof options.detail === 'function' ? options.detail(thumb) : options.detail)) return thumb;
   options.signal?.throwIfAborted();
-  return { ...thumb, detail: await detailOf(path, metadata) };
+  const region = detailRegion(data, side, metadata.orientation ?? 1, metadata, DETAIL_SIDE);
+  return { ...thumb, detail: await detailOf(path, region) };
 }
 
 /**
- * Focus and noise on a square at the centre of the frame, at full resolution: a second pipeline, after the
- * thumbnail's (still one in flight). The square is cut from the stored image, not the upright one: both
- * measures are the same whichever way it is turned, and turning first would make libvips hold the whole
+ * Focus and noise on a square of the frame at full resolution (where: see detailRegion): a second pipeline,
+ * after the thumbnail's (still one in flight). The square is cut from the stored image, not the upright one:
+ * both measures are the same whichever way it is turned, and turning first would make libvips hold the whole
  * decoded image (72 MB for 24 MP); cut first, it decodes the rows down to the square's bottom and keeps only
- * a strip of them, so the square costs time (about half a full decode), not memory.
+ * a strip of them, so the square costs time (more the further down it sits), not memory.
  */
-async function detailOf(path: string, stored: { width: number; height: number }): Promise<Detail> {
-  const side = Math.min(DETAIL_SIDE, stored.width, stored.height);
-  const region = {
-    left: Math.floor((stored.width - side) / 2),
-    top: Math.floor((stored.height - side) / 2),
-    width: side,
-    height: side,
-  };
+async function detailOf(path: string, region: DetailRegion): Promise<Detail> {
   const { data, info } = await sharp(path, INPUT_OPTIONS)
     .extract(region)
     .flatten({ background: FLATTEN_BACKGROUND })
