@@ -113,7 +113,7 @@ export async function readGrid(
 }
 
 /**
- * Which of a fine grid's photos are worth the full-size square (about half a full decode each): those with
+ * Which of a fine grid's photos are worth the full-size square (a second decode down to its bottom edge): those with
  * another survivor of their scene, anywhere in the pass, always; the rest only if their thumbnail leaves
  * noise open (see ReadContext.detail).
  */

@@ -62,7 +62,7 @@ async function smooth(seed: number): Promise<SampleFile> {
 }
 
 /**
- * The full-size square (about half a full decode) is taken only where it decides something: for every
+ * The full-size square (a second decode down to its bottom edge) is taken only where it decides something: for every
  * fine-pass photo with another survivor of its scene, and for a lone one only when its thumbnail leaves noise
  * open (thumbnail noise from MAY_BE_NOISY). Returns the fine-pass photos measured and those spared.
  */

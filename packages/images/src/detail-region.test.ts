@@ -81,16 +81,22 @@ describe('detailRegion', () => {
       width: 200,
       height: 200,
     });
-    const corner = detailRegion(
+    // A tall narrow frame: a lattice of 2 × 2 blocks over its centre square; the detail is in the lower right.
+    const tall = detailRegion(
       checked(thumbSide, [{ x: 300, y: 300, w: 20, h: 20 }]),
       thumbSide,
       1,
       { width: 800, height: 4000 },
       DETAIL_SIDE,
     );
-    expect(corner.left + corner.width).toBeLessThanOrEqual(800);
-    expect(corner.top + corner.height).toBeLessThanOrEqual(4000);
-    expect(corner.top).toBeGreaterThan(1800);
+    expect(tall).toEqual({ left: 416, top: 2016, width: DETAIL_SIDE, height: DETAIL_SIDE });
+    // The top row of a 3800 px short side would start 2 px above the frame: clamped to it.
+    expect(detailRegion(checked(thumbSide, []), thumbSide, 1, { width: 5700, height: 3800 }, DETAIL_SIDE)).toEqual({
+      left: 2468,
+      top: 0,
+      width: DETAIL_SIDE,
+      height: DETAIL_SIDE,
+    });
   });
 });
 
@@ -103,18 +109,18 @@ describe('the full-resolution square through sharp', () => {
     await temp.cleanup();
   });
 
-  /** 2400 × 1600, flat but for a patch of 2 px checks in the upper left; `blur` px of defocus on the whole frame. */
+  /**
+   * 2400 × 1600, flat but for a brighter patch of 2 px checks in the upper left (at the thumbnail's scale the
+   * checks average out and the patch's edges are the detail); `blur` σ px of defocus on the whole frame.
+   */
   async function photo(name: string, blur: number): Promise<string> {
     const width = 2400;
     const height = 1600;
-    const data = Buffer.alloc(width * height * 3, 120);
+    const data = Buffer.alloc(width * height * 3, 90);
     for (let y = 250; y < 650; y++) {
       for (let x = 500; x < 900; x++) {
-        data.fill(
-          (Math.floor(x / 2) + Math.floor(y / 2)) % 2 === 0 ? 200 : 40,
-          (y * width + x) * 3,
-          (y * width + x) * 3 + 3,
-        );
+        const v = (Math.floor(x / 2) + Math.floor(y / 2)) % 2 === 0 ? 230 : 110;
+        data.fill(v, (y * width + x) * 3, (y * width + x) * 3 + 3);
       }
     }
     const image = sharp(data, { raw: { width, height, channels: 3 } });
@@ -123,10 +129,17 @@ describe('the full-resolution square through sharp', () => {
     return path;
   }
 
-  it('measures focus on the detail, so a soft copy reads soft beside its sharp twin even when the centre is blank', async () => {
-    const sharpDetail = (await thumbnailFromFile(await photo('sharp.jpg', 0), 233, { detail: true })).detail!;
-    const softDetail = (await thumbnailFromFile(await photo('soft.jpg', 3), 233, { detail: true })).detail!;
-    expect(sharpDetail.sharpness).toBeGreaterThan(0.5);
-    expect(softDetail.sharpness).toBeLessThan(0.35 * sharpDetail.sharpness);
+  it('measures focus on the detail, in the same place on a sharp frame and its soft twin, even when the centre is blank', async () => {
+    const paths = [await photo('sharp.jpg', 0), await photo('soft.jpg', 1.5)];
+    const crisp = await thumbnailFromFile(paths[0]!, 320, { detail: true });
+    const soft = await thumbnailFromFile(paths[1]!, 320, { detail: true });
+    // The same place for both (the thumbnail handed over at 320 px is the square the pipeline rendered) ...
+    const regions = [crisp, soft].map((t) => detailRegion(t.rgb, 320, 1, { width: 2400, height: 1600 }, DETAIL_SIDE));
+    expect(regions[1]).toEqual(regions[0]);
+    // ... on the patch, away from the blank centre.
+    const r = regions[0]!;
+    expect(r.left < 900 && r.left + r.width > 500 && r.top < 650 && r.top + r.height > 250).toBe(true);
+    expect(crisp.detail!.sharpness).toBeGreaterThan(0.5);
+    expect(soft.detail!.sharpness).toBeLessThan(0.35 * crisp.detail!.sharpness);
   });
 });

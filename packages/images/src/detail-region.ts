@@ -2,8 +2,9 @@
  * Where the fine pass's full-resolution square (Thumbnail.detail) is cut from the stored image.
  *
  * A baseline JPEG cannot be entered mid-stream: libjpeg decodes every row above the square's bottom edge, so
- * the square's cost is set by how far down the stored frame it sits (about 0.2 × a full decode at the top,
- * 0.8 × at the centre, 1.3 × at the bottom; see docs/benchmarks.md), not by its size. And focus can only be
+ * the square's cost is set by how far down the stored frame it sits (measured on 24 MP files: about 0.15 × a
+ * thumbnail's decode at the top, 0.64 × at the centre, 1.31 × at the bottom; see docs/benchmarks.md), not by
+ * its size. And focus can only be
  * told where the photo has detail: a square on blank sky or a smooth wall reads "soft" however sharp the shot.
  * So the square goes where the thumbnail shows detail, and among the places with enough of it, the one
  * fewest rows down the stored file.
@@ -65,10 +66,9 @@ export function detailRegion(
     if (pick < 0 || rowOf(k, n) < rowOf(pick, n)) pick = k;
     else if (rowOf(k, n) === rowOf(pick, n) && better(detail, k, pick, n, mid)) pick = k;
   }
-  // Block (bx, by) of the lattice, centred in the thumbnail, in stored pixels of the stored centre square.
-  const margin = Math.floor((thumbSide - n * block) / 2);
+  // Block (bx, by) of the lattice, in stored pixels of the stored centre square.
   const scale = short / thumbSide;
-  const at = (b: number) => (margin + (b + 0.5) * block) * scale - d / 2;
+  const at = (b: number) => (blockStart(b, thumbSide, block, n) + block / 2) * scale - d / 2;
   const x0 = (stored.width - short) / 2;
   const y0 = (stored.height - short) / 2;
   return {
@@ -77,6 +77,14 @@ export function detailRegion(
     width: d,
     height: d,
   };
+}
+
+/**
+ * Where block `b` of a lattice of `n` starts in the thumbnail: spread from edge to edge (neighbours may overlap by
+ * a pixel or two), so the first row is the top of the stored centre square, the cheapest place there is.
+ */
+function blockStart(b: number, side: number, block: number, n: number): number {
+  return Math.round((b * (side - block)) / (n - 1));
 }
 
 function rowOf(k: number, n: number): number {
@@ -100,20 +108,19 @@ function clamp(v: number, lo: number, hi: number): number {
 let storedScratch = Buffer.alloc(0);
 let lumaScratch = new Float32Array(0);
 
-/** Mean squared 4-neighbour Laplacian of luma inside each block of an n × n lattice centred in the square. */
+/** Mean squared 4-neighbour Laplacian of luma inside each block of an n × n lattice (see blockStart). */
 function blockDetail(rgb: Uint8Array, side: number, block: number, n: number): number[] {
   if (lumaScratch.length !== side * side) lumaScratch = new Float32Array(side * side);
   const luma = lumaScratch;
   for (let i = 0, p = 0; i < luma.length; i++, p += 3)
     luma[i] = 0.299 * rgb[p]! + 0.587 * rgb[p + 1]! + 0.114 * rgb[p + 2]!;
-  const margin = Math.floor((side - n * block) / 2);
   const out: number[] = [];
   for (let by = 0; by < n; by++) {
     for (let bx = 0; bx < n; bx++) {
       let sum = 0;
       let count = 0;
-      const y0 = margin + by * block;
-      const x0 = margin + bx * block;
+      const y0 = blockStart(by, side, block, n);
+      const x0 = blockStart(bx, side, block, n);
       for (let y = Math.max(1, y0); y < Math.min(side - 1, y0 + block); y++) {
         for (let x = Math.max(1, x0); x < Math.min(side - 1, x0 + block); x++) {
           const i = y * side + x;

@@ -271,6 +271,12 @@ export function orientSquare(
 ): Buffer {
   if (rgb.length !== side * side * 3) throw new RangeError(`expected ${side * side * 3} bytes, got ${rgb.length}`);
   if (out.length !== rgb.length) throw new RangeError(`expected an output of ${rgb.length} bytes, got ${out.length}`);
+  if (
+    out.buffer === rgb.buffer &&
+    out.byteOffset < rgb.byteOffset + rgb.length &&
+    rgb.byteOffset < out.byteOffset + out.length
+  )
+    throw new RangeError('the output overlaps the input');
   if (orientation < 2 || orientation > 8) {
     out.set(rgb);
     return out;
