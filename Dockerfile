@@ -88,7 +88,7 @@ ENV MALLOC_MMAP_THRESHOLD_=131072 \
     MALLOC_TRIM_THRESHOLD_=131072
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
   CMD ["node", "docker/healthcheck.mjs", "worker"]
-CMD ["node", "--max-semi-space-size=1", "--liftoff-only", "apps/worker/dist/main.js"]
+CMD ["node", "--max-semi-space-size=1", "--liftoff-only", "--expose-gc", "apps/worker/dist/main.js"]
 
 # ---------------------------------------------------------------------------------------------------
 # api: the HTTP API (Fastify) on $PORT; healthy while /readyz answers (the process serves, Redis answers).
