@@ -16,6 +16,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stat } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { DEFAULT_MODEL, profileFor } from '@triage/core';
 import { FakeAnthropic } from '@triage/vision/testing';
 import { writeSection } from '../report.js';
@@ -63,6 +64,8 @@ if (!sources.ok) {
 }
 
 const runs: QualityRun[] = [];
+/** The 1-minute load average before each worker run and after the last: whether other work shared the machine. */
+const loads: number[] = [];
 const fake = providers.includes('anthropic') ? await FakeAnthropic.start() : null;
 try {
   const chosen = values.sets?.split(',').map((x) => x.trim());
@@ -74,13 +77,17 @@ try {
     const files = await Promise.all(photos.map(async (p) => ({ ...p, size: (await stat(p.path)).size })));
     // Another model's taste is not measured: the local server stands in for the structure (grids, groups, prompts).
     const forSet = set.strengths === TUNED ? providers : providers.filter((p) => p === 'offline');
-    for (const provider of forSet) runs.push(await runOne(set, photos, files, provider as 'offline' | 'anthropic'));
+    for (const provider of forSet) {
+      loads.push(loadavg()[0]!);
+      runs.push(await runOne(set, photos, files, provider as 'offline' | 'anthropic'));
+    }
   }
 } finally {
   await fake?.close();
 }
 
-const section = renderQualitySection(runs, { target: values.target });
+loads.push(loadavg()[0]!);
+const section = renderQualitySection(runs, { target: values.target, loads });
 if (!values['no-report']) await writeSection(join(repoRoot, 'docs/benchmarks.md'), 'quality', section);
 log(`\n${section}`);
 

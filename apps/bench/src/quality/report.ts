@@ -10,13 +10,17 @@ export interface QualityRun {
   run: RunResult<RunPhoto>;
 }
 
-export function renderQualitySection(runs: readonly QualityRun[], options: { target: string }): string {
+export function renderQualitySection(
+  runs: readonly QualityRun[],
+  options: { target: string; loads: readonly number[] },
+): string {
   const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  const host = describeHost();
   const lines = [
     '<!-- bench:quality -->',
     `## Selection quality on real photographs — ${date} UTC`,
     '',
-    `${hostLine(describeHost(), '; the machine was shared with other heavy work during the run, so times are loose')}`,
+    hostLine(host, loadNote(options.loads, host.cores)),
     '',
     "Written by `npm run bench:quality`. Sets built from the photographs of Debian's desktop-background packages " +
       '(lomiri-wallpapers, mate-backgrounds, plasma-workspace-wallpapers), each scene once per set, 2400 px JPEGs; flaw ' +
@@ -53,4 +57,17 @@ export function renderQualitySection(runs: readonly QualityRun[], options: { tar
   }
   lines.push('<!-- /bench:quality -->');
   return lines.join('\n');
+}
+
+/**
+ * What the load average said around the worker runs: above the core count, other work (set generation
+ * included) shared the machine, and the times are loose; the picks and the memory are not.
+ */
+function loadNote(loads: readonly number[], cores: number): string {
+  if (loads.length === 0) return '';
+  const [lo, hi] = [Math.min(...loads), Math.max(...loads)].map((x) => x.toFixed(1));
+  const range = lo === hi ? lo : `${lo}–${hi}`;
+  return Math.max(...loads) > cores
+    ? `; 1-minute load average ${range} around the runs, above the ${cores} cores (this benchmark's own processes count in it): other work shared the machine, so times are loose`
+    : `; 1-minute load average ${range} around the runs`;
 }
