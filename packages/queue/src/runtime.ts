@@ -14,9 +14,9 @@
  *   its thumbnail item (taken 30 % slower) and 8-13 MB higher with a full 12 MP decode (taken ~20 % faster).
  *   No other WebAssembly runs in the worker.
  * - `--expose-gc`: lets the HEIC decoder collect the main thread's garbage before it starts its thread (see
- *   decodeHeicInThread): the thread adds 30–70 MB while it runs, so what the process holds at that moment sets
- *   the job's peak. On a 2,000-photo job the peak came at those decodes every time, 65 MB above a process whose
- *   dead Buffers awaited the collector by chance (105–135 MB).
+ *   decodeHeicInThread): the thread adds 19–68 MB while it runs, so what the process holds at that moment sets
+ *   the job's peak. In the traced 2,000-photo runs the peak came at a full HEIC decode, about 65 MB above a
+ *   process whose dead Buffers awaited the collector by chance (105–135 MB).
  * (`--max-old-space-size` was measured too and left out: the old generation stays ~16 MB, a cap changed nothing.)
  */
 export const WORKER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1', '--liftoff-only', '--expose-gc'];
