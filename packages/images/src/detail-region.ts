@@ -4,10 +4,9 @@
  * A baseline JPEG cannot be entered mid-stream: libjpeg decodes every row above the square's bottom edge, so
  * the square's cost is set by how far down the stored frame it sits (measured on 24 MP files: about 0.15 × a
  * thumbnail's decode at the top, 0.64 × at the centre, 1.31 × at the bottom; see docs/benchmarks.md), not by
- * its size. And focus can only be
- * told where the photo has detail: a square on blank sky or a smooth wall reads "soft" however sharp the shot.
- * So the square goes where the thumbnail shows detail, and among the places with enough of it, the one
- * fewest rows down the stored file.
+ * its size. And focus can only be told where the photo has detail: a square on blank sky or a smooth wall reads
+ * "soft" however sharp the shot. So the square goes where the thumbnail shows detail, and among the places with
+ * enough of it, the one fewest rows down the stored file.
  */
 import { orientSquare } from './exif.js';
 
