@@ -9,6 +9,7 @@
  * enough of it, the one fewest rows down the stored file.
  */
 import { orientSquare } from './exif.js';
+import { toLuma } from './signals.js';
 
 export interface DetailRegion {
   left: number;
@@ -101,18 +102,15 @@ function clamp(v: number, lo: number, hi: number): number {
 }
 
 /**
- * The stored-orientation copy of the thumbnail and its luma, reused from photo to photo (one thumbnail size per
- * worker): fresh ones per photo would be allocated and left to the garbage collector in the middle of a decode.
+ * The stored-orientation copy of the thumbnail, reused from photo to photo (one thumbnail size per worker): a
+ * fresh one per photo would be allocated and left to the garbage collector in the middle of a decode. Its luma
+ * goes in the signals' own scratch (toLuma).
  */
 let storedScratch = Buffer.alloc(0);
-let lumaScratch = new Float32Array(0);
 
 /** Mean squared 4-neighbour Laplacian of luma inside each block of an n × n lattice (see blockStart). */
 function blockDetail(rgb: Uint8Array, side: number, block: number, n: number): number[] {
-  if (lumaScratch.length !== side * side) lumaScratch = new Float32Array(side * side);
-  const luma = lumaScratch;
-  for (let i = 0, p = 0; i < luma.length; i++, p += 3)
-    luma[i] = 0.299 * rgb[p]! + 0.587 * rgb[p + 1]! + 0.114 * rgb[p + 2]!;
+  const luma = toLuma(rgb, side, side);
   const out: number[] = [];
   for (let by = 0; by < n; by++) {
     for (let bx = 0; bx < n; bx++) {

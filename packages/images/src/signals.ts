@@ -180,14 +180,17 @@ export function hashDistance(a: string, b: string): number {
 }
 
 /**
- * The luma plane, reused from call to call (computeSignals is synchronous and keeps nothing of it): a fresh
- * 0.8 MB array per photo would be mapped, faulted in and unmapped each time, and left for the garbage
- * collector between.
+ * The luma plane, reused from call to call (computeSignals, detailSignals and detailRegion are synchronous and
+ * keep nothing of it): a fresh 0.8 MB array per photo would be mapped, faulted in and unmapped each time, and
+ * left for the garbage collector between.
  */
 let lumaScratch = new Float64Array(0);
 
-/** BT.601 luma on the gamma-encoded values, the same weights JPEG uses; 0..255 floats. */
-function toLuma(rgb: Uint8Array, width: number, height: number): Float64Array {
+/**
+ * BT.601 luma on the gamma-encoded values, the same weights JPEG uses; 0..255 floats. The array is the shared
+ * scratch: valid until the next call, so read it before anything else asks for luma.
+ */
+export function toLuma(rgb: Uint8Array, width: number, height: number): Float64Array {
   if (lumaScratch.length < width * height) lumaScratch = new Float64Array(width * height);
   const luma = lumaScratch.subarray(0, width * height);
   for (let i = 0, p = 0; i < luma.length; i++, p += 3) {
